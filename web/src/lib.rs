@@ -1,0 +1,1 @@
+//! The scorch web server and its embedded flame-graph page (not built yet).
