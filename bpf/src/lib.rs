@@ -1,1 +1,21 @@
-//! BPF for scorch.
+//! Everything that makes and runs BPF for scorch.
+//!
+//! Design constraints:
+//! - No clang, no LLVM: programs are assembled here ([`insn`]) from Rust.
+//! - libbpf (through libbpf-rs and libbpf-sys) is the one path into the
+//!   kernel: maps are `MapHandle`s, programs load with `bpf_prog_load`,
+//!   attachments are links that detach when dropped.
+//! - Pure parts (instruction encoding, the sampler's code generation and key
+//!   layout) are unit-tested without privileges; the privileged parts are
+//!   exercised by the root integration tests.
+
+pub mod error;
+pub mod insn;
+pub mod mounts;
+pub mod perf_event;
+pub mod program;
+pub mod sampler;
+
+pub use error::{Error, Result};
+pub use perf_event::{online_cpus, Event, Rate};
+pub use sampler::{Count, Losses, Sampler, SamplerConfig, StackId, Target};
