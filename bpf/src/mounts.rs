@@ -12,8 +12,8 @@ pub const BPFFS: &str = "/sys/fs/bpf";
 
 /// Mounts tracefs and bpffs at their usual places when they are missing.
 pub fn ensure_mounted() -> Result<()> {
-    ensure(TRACEFS, "tracefs", libc::TRACEFS_MAGIC as i64)?;
-    ensure(BPFFS, "bpf", libc::BPF_FS_MAGIC as i64)
+    ensure(TRACEFS, "tracefs", libc::TRACEFS_MAGIC)?;
+    ensure(BPFFS, "bpf", libc::BPF_FS_MAGIC)
 }
 
 fn ensure(target: &str, fstype: &str, magic: i64) -> Result<()> {
