@@ -4,7 +4,152 @@
 //! operating system or of symbolization; it turns a [`Profile`] into bytes
 //! (folded stacks, bcc-style text, SVG flame graphs, pprof, JSON) and reads
 //! pprof back. Everything here can be used from tests and from the web layer.
+//!
+//! What you bring: a [`Profile`], usually made with a [`ProfileBuilder`]
+//! from symbolized stacks. What you get: [`write()`] renders it in any
+//! [`Format`]; the modules hold each format's details.
+//!
+//! - [`text`]: bcc `profile` output, byte for byte: folded stacks (`-f`),
+//!   the default multi-line report and the header line.
+//! - [`svg`]: an interactive flame graph, drawn by inferno.
+//! - [`pprof`]: gzipped `profile.proto`, and a decoder to read it back.
+//! - [`json`]: a compact form for the web page.
+//!
+//! Unknown is data: an address nobody could symbolize is still a frame
+//! (`libfoo.so+0x1a2b` or `[unknown]`), a stack that could not be recorded
+//! shows as `[Missed User Stack]`. No input makes a writer panic; a profile
+//! whose indices point nowhere shows those frames as `[unknown]`.
 
+pub mod json;
 pub mod model;
+pub mod pprof;
+pub mod svg;
+pub mod text;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::path::Path;
+use std::str::FromStr;
 
 pub use model::{FrameKind, Line, Location, Mapping, Meta, Profile, ProfileBuilder, Sample, Stack};
+pub use text::TextOptions;
+
+/// What can go wrong while writing or reading a profile.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The output could not be written (disk full, closed pipe, ...).
+    #[error("cannot write the profile: {0}")]
+    Io(#[from] io::Error),
+    /// inferno refused to draw the flame graph.
+    #[error("cannot draw the flame graph: {0} (the folded output, `-f`, still works)")]
+    FlameGraph(#[source] io::Error),
+    /// A format name that is none of ours.
+    #[error("unknown output format `{0}`: use one of folded, text, svg, pprof, json")]
+    UnknownFormat(String),
+    /// Gzipped pprof data could not be decompressed.
+    #[error("cannot decompress the gzipped pprof profile: {0}")]
+    Gzip(#[source] io::Error),
+    /// The bytes are not a pprof profile (nor a gzipped one).
+    #[error("cannot decode the pprof profile: {0}")]
+    PprofDecode(#[from] prost::DecodeError),
+    /// A decoded pprof profile refers to an id or string that it lacks.
+    #[error("invalid pprof profile: {0}")]
+    InvalidPprof(String),
+    /// JSON could not be read or written.
+    #[error("cannot read or write the JSON profile: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// An output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// bcc `profile -f`: one line per stack, for flame graph tools.
+    Folded,
+    /// bcc `profile` default output: multi-line stacks with counts.
+    Text,
+    /// Interactive SVG flame graph.
+    Svg,
+    /// Gzipped pprof `profile.proto`.
+    Pprof,
+    /// Compact JSON for the web page.
+    Json,
+}
+
+impl Format {
+    /// Every format, in the order they are listed to users.
+    pub const ALL: [Format; 5] = [
+        Format::Folded,
+        Format::Text,
+        Format::Svg,
+        Format::Pprof,
+        Format::Json,
+    ];
+
+    /// The format a file name asks for, by its extension: `.folded`,
+    /// `.collapsed`; `.txt`; `.svg`; `.pb.gz`, `.pb`, `.pprof`; `.json`.
+    pub fn from_extension(path: impl AsRef<Path>) -> Option<Format> {
+        let name = path.as_ref().file_name()?.to_str()?.to_ascii_lowercase();
+        const EXTENSIONS: [(&str, Format); 8] = [
+            (".folded", Format::Folded),
+            (".collapsed", Format::Folded),
+            (".txt", Format::Text),
+            (".svg", Format::Svg),
+            (".pb.gz", Format::Pprof),
+            (".pb", Format::Pprof),
+            (".pprof", Format::Pprof),
+            (".json", Format::Json),
+        ];
+        EXTENSIONS
+            .iter()
+            .find(|(ext, _)| name.len() > ext.len() && name.ends_with(ext))
+            .map(|&(_, format)| format)
+    }
+
+    /// The name of the format, as [`FromStr`] accepts it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Folded => "folded",
+            Format::Text => "text",
+            Format::Svg => "svg",
+            Format::Pprof => "pprof",
+            Format::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|format| format.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| Error::UnknownFormat(s.to_string()))
+    }
+}
+
+/// Writes `profile` in `format`.
+///
+/// `opts` selects stacks and decorations for the bcc-style formats (folded,
+/// text) and the flame graph; pprof and JSON always carry the whole profile.
+pub fn write<W: Write>(
+    profile: &Profile,
+    format: Format,
+    opts: &TextOptions,
+    writer: W,
+) -> Result<(), Error> {
+    match format {
+        Format::Folded => text::write_folded(profile, opts, writer),
+        Format::Text => text::write_text(profile, opts, writer),
+        Format::Svg => svg::write(profile, opts, writer),
+        Format::Pprof => pprof::write(profile, writer),
+        Format::Json => json::write(profile, writer),
+    }
+}

@@ -9,6 +9,9 @@
 
 use std::collections::HashMap;
 
+/// The name of a frame nothing is known about, as bcc prints it.
+pub const UNKNOWN: &str = "[unknown]";
+
 /// Which address space a location belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FrameKind {
@@ -33,6 +36,22 @@ pub struct Mapping {
     pub file: String,
     /// GNU build-id as lowercase hex, when the file has one.
     pub build_id: Option<String>,
+}
+
+impl Mapping {
+    /// How an unsymbolized address in this mapping is shown:
+    /// `module+0xoffset`, the offset being the address's file offset.
+    pub fn offset_name(&self, address: u64) -> String {
+        offset_name(&self.file, self.start, self.offset, address)
+    }
+}
+
+/// `module+0xoffset` for `address` in a mapping of `file` that starts at
+/// `start` with file offset `offset`.
+pub(crate) fn offset_name(file: &str, start: u64, offset: u64, address: u64) -> String {
+    let base = file.rsplit('/').next().unwrap_or(file);
+    let offset = address.wrapping_sub(start).wrapping_add(offset);
+    format!("{base}+{offset:#x}")
 }
 
 /// One source-level frame at a location.
@@ -133,32 +152,35 @@ pub struct Profile {
 }
 
 impl Profile {
-    /// Total number of samples.
+    /// Total number of samples (saturating at `u64::MAX`).
     pub fn total_count(&self) -> u64 {
-        self.samples.iter().map(|s| s.count).sum()
+        self.samples
+            .iter()
+            .fold(0u64, |total, s| total.saturating_add(s.count))
     }
 
     /// The name a location shows under in flat outputs: its outermost
-    /// function, else `module+0xoffset`, else `[unknown]`.
+    /// function, else `module+0xoffset`, else `[unknown]` (also for an index
+    /// that points at no location).
     pub fn location_name(&self, index: usize) -> String {
-        let location = &self.locations[index];
+        let Some(location) = self.locations.get(index) else {
+            return UNKNOWN.to_string();
+        };
         if let Some(line) = location.lines.last() {
             return line.function.clone();
         }
-        match location.mapping.map(|m| &self.mappings[m]) {
-            Some(m) => {
-                let base = m.file.rsplit('/').next().unwrap_or(&m.file);
-                let offset = location.address - m.start + m.offset;
-                format!("{base}+{offset:#x}")
-            }
-            None => "[unknown]".to_string(),
+        match location.mapping.and_then(|m| self.mappings.get(m)) {
+            Some(m) => m.offset_name(location.address),
+            None => UNKNOWN.to_string(),
         }
     }
 
     /// Every function name at a location, outermost first (the caller, then
     /// functions inlined into it), as flat outputs print them root first.
     pub fn location_names(&self, index: usize) -> Vec<String> {
-        let location = &self.locations[index];
+        let Some(location) = self.locations.get(index) else {
+            return vec![UNKNOWN.to_string()];
+        };
         if location.lines.is_empty() {
             return vec![self.location_name(index)];
         }
@@ -223,9 +245,15 @@ impl ProfileBuilder {
         let mut merged: Vec<Sample> = Vec::with_capacity(self.profile.samples.len());
         let mut index: HashMap<(u32, Option<u32>, String, Stack, Stack), usize> = HashMap::new();
         for s in self.profile.samples.drain(..) {
-            let key = (s.pid, s.tid, s.comm.clone(), s.user.clone(), s.kernel.clone());
+            let key = (
+                s.pid,
+                s.tid,
+                s.comm.clone(),
+                s.user.clone(),
+                s.kernel.clone(),
+            );
             match index.get(&key) {
-                Some(&i) => merged[i].count += s.count,
+                Some(&i) => merged[i].count = merged[i].count.saturating_add(s.count),
                 None => {
                     index.insert(key, merged.len());
                     merged.push(s);
