@@ -1,1 +1,385 @@
-//! Address → frame resolution.
+//! Address → frame resolution for scorch.
+//!
+//! A sampled stack is a list of bare instruction addresses. This crate turns
+//! each into a [`Resolved`] frame: the mapping it falls in, and the functions
+//! at that spot, innermost (inlined callee) first, with file and line when
+//! debug information has them.
+//!
+//! # Design constraints
+//!
+//! - **Processes exit before their samples are symbolized.** Samples are
+//!   resolved at the end of a run or of an agent window, when short-lived
+//!   processes are long gone. So a process is *captured* while it lives
+//!   ([`Symbolizer::capture`]): its executable mappings, an open handle on
+//!   every mapped file, its perf map. Resolution then uses file offsets in
+//!   those held files and needs nothing from the process.
+//! - **Files change under us.** A binary may be deleted, rebuilt in place or
+//!   live in another mount namespace. Handles come from
+//!   `/proc/PID/map_files`, so we read the very file the process mapped.
+//! - **Many processes, few binaries.** Files are keyed by identity (device,
+//!   inode, size, mtime), so libc mapped by a hundred processes is opened
+//!   and parsed once; results are cached per (file, offset).
+//! - **Processes change while they run.** `dlopen`, fresh JIT code, `exec`.
+//!   Capturing again is cheap (a no-op unless the pid's start time or
+//!   executable changed), and an address outside the snapshot makes us
+//!   re-read the process and its perf map, at most once a second.
+//! - **Unknown is data, not an error.** An address that cannot be named
+//!   comes back with no lines but with its mapping when it has one, so
+//!   outputs can still say `libfoo.so+0x1a2b`. Only whole operations fail:
+//!   reading the kernel symbols, capturing a process.
+//! - **Bounded memory for an agent that runs for weeks.** At most
+//!   4096 process snapshots are kept, the least recently used goes first;
+//!   a file is closed and forgotten when no kept snapshot maps it.
+//!
+//! # Where names come from
+//!
+//! | address in | resolved through | [`FrameKind`] |
+//! |---|---|---|
+//! | a file mapping (or the vDSO) | blazesym: DWARF, else ELF symbols | `User` |
+//! | anonymous executable memory, or no mapping | `/tmp/perf-PID.map` | `Jit` |
+//! | the kernel | `/proc/kallsyms` | `Kernel` |
+//!
+//! # Non-goals
+//!
+//! Unwinding (the BPF side delivers addresses), fetching debug information
+//! from debuginfod, and symbolizing for another machine. The `address` of a
+//! return address is taken as is: subtracting one to land inside the call
+//! instruction is the caller's choice.
+//!
+//! A [`Symbolizer`] is not `Send` (blazesym's cache is not): create it on the
+//! thread that symbolizes.
+
+mod elf;
+mod error;
+mod files;
+mod kallsyms;
+mod maps;
+mod perfmap;
+mod process;
+mod vdso;
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use scorch_formats::{FrameKind, Line, Mapping};
+
+use crate::elf::ElfResolver;
+pub use crate::error::Error;
+use crate::files::{FileId, FileTable, MappedFile};
+use crate::kallsyms::Kallsyms;
+use crate::perfmap::PerfMap;
+use crate::process::{Backing, Incarnation, Process, Region};
+
+/// How many process snapshots are kept before the least recently used goes.
+const MAX_PROCESSES: usize = 4096;
+
+/// How often at most a process is re-read because an address fell outside
+/// its snapshot (new libraries, new JIT code).
+const REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often at most kallsyms is re-read because an address was not in it
+/// (modules loaded since).
+const KALLSYMS_RELOAD_INTERVAL: Duration = Duration::from_secs(60);
+
+/// One address, with what is known about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    /// The address that was asked about.
+    pub address: u64,
+    /// The address space it belongs to.
+    pub kind: FrameKind,
+    /// The file mapping containing it; `None` for kernel, JIT and unmapped addresses.
+    pub mapping: Option<Mapping>,
+    /// Functions at the address, innermost first; empty when unresolved.
+    pub lines: Vec<Line>,
+}
+
+/// Resolves kernel and user addresses to frames; one per run, caching inside.
+#[derive(Debug)]
+pub struct Symbolizer {
+    kallsyms: Kallsyms,
+    kallsyms_read: Instant,
+    elf: ElfResolver,
+    files: FileTable,
+    processes: HashMap<u32, Process>,
+    /// Counter giving each use of a process its recency.
+    tick: u64,
+}
+
+/// A user address located in a snapshot: its frame so far, and the file
+/// offset still to symbolize when it is in a file.
+type Placed = (Resolved, Option<(Rc<MappedFile>, u64)>);
+
+/// The offsets of one file to symbolize in one call, and where the results go.
+struct Batch {
+    file: Rc<MappedFile>,
+    indices: Vec<usize>,
+    offsets: Vec<u64>,
+}
+
+impl Symbolizer {
+    /// Creates a symbolizer, reading the kernel's symbols.
+    pub fn new() -> Result<Self, Error> {
+        Ok(Self {
+            kallsyms: Kallsyms::load()?,
+            kallsyms_read: Instant::now(),
+            elf: ElfResolver::new(),
+            files: FileTable::default(),
+            processes: HashMap::new(),
+            tick: 0,
+        })
+    }
+
+    /// Snapshots a live process so its addresses still resolve after it
+    /// exits; does nothing if this run of the process is already captured.
+    pub fn capture(&mut self, pid: u32) -> Result<(), Error> {
+        let incarnation = Incarnation::read(pid)?;
+        if let Some(process) = self.processes.get_mut(&pid) {
+            if process.incarnation == Some(incarnation) {
+                self.tick += 1;
+                process.last_used = self.tick;
+                return Ok(());
+            }
+        }
+        let newer = Process::capture(pid, incarnation, &mut self.files)?;
+        if self
+            .processes
+            .get(&pid)
+            .is_none_or(|old| old.superseded_by(&newer))
+        {
+            self.insert(pid, newer);
+        }
+        Ok(())
+    }
+
+    /// Resolves user-space addresses of process `pid`, capturing it first
+    /// if it was not captured and still runs.
+    pub fn user(&mut self, pid: u32, addrs: &[u64]) -> Vec<Resolved> {
+        if !self.processes.contains_key(&pid) && self.capture(pid).is_err() {
+            // Gone before we saw it; a perf map it left behind still names JIT code.
+            let perf_map = PerfMap::load(pid);
+            self.insert(
+                pid,
+                Process {
+                    perf_map,
+                    refreshed: Some(Instant::now()),
+                    ..Process::default()
+                },
+            );
+        }
+        self.tick += 1;
+        if let Some(process) = self.processes.get_mut(&pid) {
+            process.last_used = self.tick;
+        }
+
+        let mut placed: Vec<Placed> = addrs.iter().map(|&a| self.place(pid, a)).collect();
+        let unexplained = |(r, _): &Placed| r.mapping.is_none() && r.lines.is_empty();
+        if placed.iter().any(unexplained) && self.refresh(pid) {
+            for entry in placed.iter_mut().filter(|p| unexplained(p)) {
+                *entry = self.place(pid, entry.0.address);
+            }
+        }
+
+        self.symbolize_files(placed)
+    }
+
+    /// Resolves kernel addresses through kallsyms.
+    pub fn kernel(&mut self, addrs: &[u64]) -> Vec<Resolved> {
+        if self.kallsyms_read.elapsed() >= KALLSYMS_RELOAD_INTERVAL
+            && addrs.iter().any(|&a| self.kallsyms.lookup(a).is_none())
+        {
+            // Modules may have been loaded since; if re-reading fails, the
+            // table we have is still the best there is.
+            if let Ok(kallsyms) = Kallsyms::load() {
+                self.kallsyms = kallsyms;
+            }
+            self.kallsyms_read = Instant::now();
+        }
+        addrs
+            .iter()
+            .map(|&address| Resolved {
+                address,
+                kind: FrameKind::Kernel,
+                mapping: None,
+                lines: self
+                    .kallsyms
+                    .lookup(address)
+                    .map(|name| vec![name_only(name)])
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Locates `address` in the snapshot of `pid`, naming it if it is JIT code.
+    fn place(&self, pid: u32, address: u64) -> Placed {
+        let process = self.processes.get(&pid);
+        let region = process.and_then(|p| p.region(address));
+        let mut resolved = Resolved {
+            address,
+            kind: FrameKind::User,
+            mapping: None,
+            lines: Vec::new(),
+        };
+        match region {
+            Some(
+                r @ Region {
+                    backing: Backing::File(file),
+                    ..
+                },
+            ) => {
+                resolved.mapping = Some(mapping(r, file.build_id()));
+                let offset = (address - r.start).wrapping_add(r.offset);
+                return (resolved, Some((Rc::clone(file), offset)));
+            }
+            Some(
+                r @ Region {
+                    backing: Backing::Opaque,
+                    ..
+                },
+            ) => resolved.mapping = Some(mapping(r, None)),
+            Some(Region {
+                backing: Backing::Anonymous,
+                ..
+            })
+            | None => {
+                if region.is_some() {
+                    resolved.kind = FrameKind::Jit;
+                }
+                let jit = process.and_then(|p| p.perf_map.as_ref()?.lookup(address));
+                if let Some(name) = jit {
+                    resolved.kind = FrameKind::Jit;
+                    resolved.lines.push(name_only(name));
+                }
+            }
+        }
+        (resolved, None)
+    }
+
+    /// Completes located addresses by symbolizing their file offsets, one
+    /// blazesym call per file.
+    fn symbolize_files(&mut self, placed: Vec<Placed>) -> Vec<Resolved> {
+        let (mut resolved, targets): (Vec<Resolved>, Vec<_>) = placed.into_iter().unzip();
+        let mut batches: HashMap<FileId, Batch> = HashMap::new();
+        for (i, target) in targets.into_iter().enumerate() {
+            if let Some((file, offset)) = target {
+                let batch = batches.entry(file.id).or_insert_with(|| Batch {
+                    file,
+                    indices: Vec::new(),
+                    offsets: Vec::new(),
+                });
+                batch.indices.push(i);
+                batch.offsets.push(offset);
+            }
+        }
+        for batch in batches.into_values() {
+            let lines = self.elf.resolve(&batch.file, &batch.offsets);
+            for (i, lines) in batch.indices.into_iter().zip(lines) {
+                resolved[i].lines = lines;
+            }
+        }
+        resolved
+    }
+
+    /// Re-reads a process whose snapshot missed an address, at most once per
+    /// [`REFRESH_INTERVAL`]; returns whether it did.
+    fn refresh(&mut self, pid: u32) -> bool {
+        let Some(process) = self.processes.get_mut(&pid) else {
+            return false;
+        };
+        let now = Instant::now();
+        if process
+            .refreshed
+            .is_some_and(|t| now.duration_since(t) < REFRESH_INTERVAL)
+        {
+            return false;
+        }
+        process.refreshed = Some(now);
+        let newer = Incarnation::read(pid).and_then(|i| Process::capture(pid, i, &mut self.files));
+        match newer {
+            Ok(newer) if process.superseded_by(&newer) => {
+                let perf_map = newer.perf_map.or(process.perf_map.take());
+                *process = Process {
+                    perf_map,
+                    refreshed: process.refreshed,
+                    last_used: process.last_used,
+                    ..newer
+                };
+                self.sweep();
+            }
+            _ => {
+                if process.perf_map.as_ref().is_none_or(PerfMap::changed) {
+                    if let Some(perf_map) = PerfMap::load(pid) {
+                        process.perf_map = Some(perf_map);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    /// Keeps `process` as the snapshot of `pid`, evicting the least recently
+    /// used one when full.
+    fn insert(&mut self, pid: u32, mut process: Process) {
+        self.tick += 1;
+        process.last_used = self.tick;
+        if !self.processes.contains_key(&pid) && self.processes.len() >= MAX_PROCESSES {
+            let oldest = self
+                .processes
+                .iter()
+                .min_by_key(|(_, p)| p.last_used)
+                .map(|(&pid, _)| pid);
+            if let Some(oldest) = oldest {
+                self.processes.remove(&oldest);
+            }
+        }
+        self.processes.insert(pid, process);
+        self.sweep();
+    }
+
+    /// Closes and forgets the files no kept snapshot maps any more.
+    fn sweep(&mut self) {
+        for file in self.files.sweep() {
+            self.elf.forget(&file);
+        }
+    }
+}
+
+/// The mapping of region `r` as the profile model describes it.
+fn mapping(r: &Region, build_id: Option<String>) -> Mapping {
+    Mapping {
+        start: r.start,
+        limit: r.end,
+        offset: r.offset,
+        file: r.path.clone(),
+        build_id,
+    }
+}
+
+/// A frame known only by its function name.
+fn name_only(name: &str) -> Line {
+    Line {
+        function: name.to_owned(),
+        file: None,
+        line: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_recently_used_process_is_evicted_first() {
+        let mut s = Symbolizer::new().unwrap();
+        for pid in 0..MAX_PROCESSES as u32 {
+            s.insert(pid, Process::default());
+        }
+        s.user(0, &[]); // pid 0 is used again, so pid 1 is now the oldest
+        s.insert(u32::MAX, Process::default());
+        assert_eq!(s.processes.len(), MAX_PROCESSES);
+        assert!(s.processes.contains_key(&0));
+        assert!(!s.processes.contains_key(&1));
+        assert!(s.processes.contains_key(&u32::MAX));
+    }
+}

@@ -1,0 +1,155 @@
+//! Kernel symbols from `/proc/kallsyms`.
+//!
+//! The kernel lists every symbol as `ADDRESS TYPE NAME [\tMODULE]`, without
+//! sizes. A text symbol (`t`, `T`, `w`, `W`) is taken to extend up to the
+//! next symbol of any type, so data symbols and the `_etext` marker bound the
+//! last function before them; an address below the first symbol or past the
+//! last one stays unresolved. Frames carry the bare function name, as bcc's
+//! ksym does. Without privilege the kernel shows every address as zero; those
+//! lines are skipped, which leaves an empty table and unresolved frames.
+
+use std::fs;
+use std::ops::Range;
+use std::path::Path;
+
+use crate::error::Error;
+
+/// Where the kernel publishes its symbols.
+const KALLSYMS: &str = "/proc/kallsyms";
+
+/// Text-typed symbols that mark the end of a region rather than a function.
+const END_MARKERS: [&str; 1] = ["_etext"];
+
+/// A sorted table of kernel symbols.
+#[derive(Debug, Default)]
+pub(crate) struct Kallsyms {
+    /// One entry per distinct address, sorted by address.
+    symbols: Vec<Symbol>,
+    /// Every function name, one after the other.
+    names: String,
+}
+
+/// One address of the table: a function start, or only a boundary.
+#[derive(Debug)]
+struct Symbol {
+    address: u64,
+    /// Where the function name lies in [`Kallsyms::names`]; empty for data
+    /// symbols and end markers.
+    name: Range<u32>,
+}
+
+impl Kallsyms {
+    /// Reads the running kernel's symbols.
+    pub(crate) fn load() -> Result<Self, Error> {
+        let text = fs::read(KALLSYMS).map_err(|e| Error::read(Path::new(KALLSYMS), e))?;
+        Ok(Self::parse(&String::from_utf8_lossy(&text)))
+    }
+
+    /// Builds a table from the text of `/proc/kallsyms`, skipping malformed lines.
+    pub(crate) fn parse(text: &str) -> Self {
+        let mut names = String::new();
+        let mut symbols = Vec::new();
+        for (address, name) in text.lines().filter_map(parse_line) {
+            let start = names.len();
+            names.push_str(name.unwrap_or_default());
+            let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(names.len())) else {
+                break;
+            };
+            symbols.push(Symbol {
+                address,
+                name: start..end,
+            });
+        }
+        // At each address keep one entry: the first function named there if any.
+        symbols.sort_by_key(|s| (s.address, s.name.is_empty()));
+        symbols.dedup_by_key(|s| s.address);
+        Self { symbols, names }
+    }
+
+    /// The name of the kernel function containing `address`.
+    pub(crate) fn lookup(&self, address: u64) -> Option<&str> {
+        let after = self.symbols.partition_point(|s| s.address <= address);
+        let symbol = self.symbols.get(after.checked_sub(1)?)?;
+        if after == self.symbols.len() && address != symbol.address {
+            return None;
+        }
+        let name = self
+            .names
+            .get(symbol.name.start as usize..symbol.name.end as usize)?;
+        (!name.is_empty()).then_some(name)
+    }
+}
+
+/// Parses `ADDRESS TYPE NAME [\tMODULE]` into the address and, for a
+/// function, its name; `None` for lines to skip.
+fn parse_line(line: &str) -> Option<(u64, Option<&str>)> {
+    let mut fields = line.split_ascii_whitespace();
+    let address = u64::from_str_radix(fields.next()?, 16).ok()?;
+    let kind = fields.next()?;
+    let name = fields.next()?;
+    if address == 0 || kind.eq_ignore_ascii_case("a") {
+        return None;
+    }
+    let text = matches!(kind, "t" | "T" | "w" | "W") && !END_MARKERS.contains(&name);
+    Some((address, text.then_some(name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+ffffffff81000000 T srso_alias_untrain_ret
+ffffffff81000000 T _stext
+ffffffff81000100 t helper
+ffffffff81000200 T schedule
+ffffffff81000300 D some_data
+ffffffff81000400 T _etext
+ffffffffc0001000 t mod_fn\t[my_module]
+ffffffffc0002000 d mod_data\t[my_module]
+";
+
+    #[test]
+    fn addresses_resolve_to_the_enclosing_function() {
+        let k = Kallsyms::parse(SAMPLE);
+        assert_eq!(k.lookup(0xffffffff81000000), Some("srso_alias_untrain_ret"));
+        assert_eq!(k.lookup(0xffffffff810000ff), Some("srso_alias_untrain_ret"));
+        assert_eq!(k.lookup(0xffffffff81000100), Some("helper"));
+        assert_eq!(k.lookup(0xffffffff81000234), Some("schedule"));
+        assert_eq!(k.lookup(0xffffffffc0001010), Some("mod_fn"));
+    }
+
+    #[test]
+    fn boundaries_and_edges_are_unresolved() {
+        let k = Kallsyms::parse(SAMPLE);
+        assert_eq!(k.lookup(0), None);
+        assert_eq!(k.lookup(0xffffffff80ffffff), None);
+        assert_eq!(k.lookup(0xffffffff81000300), None, "data symbol");
+        assert_eq!(k.lookup(0xffffffff81000500), None, "past _etext");
+        assert_eq!(k.lookup(0xffffffffc0002000), None, "module data");
+        assert_eq!(k.lookup(u64::MAX), None, "past the last symbol");
+    }
+
+    #[test]
+    fn last_symbol_resolves_only_at_its_address() {
+        let k = Kallsyms::parse("1000 T first\n2000 T last\n");
+        assert_eq!(k.lookup(0x2000), Some("last"));
+        assert_eq!(k.lookup(0x2001), None);
+    }
+
+    #[test]
+    fn hidden_and_malformed_lines_are_skipped() {
+        let text = "0000000000000000 T hidden\n\
+                    \n\
+                    xyz T bad_address\n\
+                    ffffffff81000000\n\
+                    ffffffff81000000 T\n\
+                    0000000000001000 A absolute\n\
+                    10000000000000000 T too_big\n\
+                    ffffffff81000000 T good\n";
+        let k = Kallsyms::parse(text);
+        assert_eq!(k.symbols.len(), 1);
+        assert_eq!(k.lookup(0xffffffff81000000), Some("good"));
+        assert_eq!(Kallsyms::parse("").lookup(1), None);
+    }
+}
