@@ -87,6 +87,13 @@ pub struct Losses {
     pub count_map_full: u64,
 }
 
+impl Losses {
+    /// Every stack or sample lost, whatever the reason.
+    pub fn total(&self) -> u64 {
+        self.stack_map_full + self.stack_collisions + self.count_map_full
+    }
+}
+
 /// A stack id as the BPF program recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StackId {

@@ -1,1 +1,37 @@
-fn main() {}
+//! The scorch binary: argument parsing and wiring, nothing else.
+//!
+//! Invoked as `profile` it behaves as bcc's `profile` tool; as `scorch` it
+//! takes subcommands.
+
+mod cli;
+mod collect;
+mod privileges;
+mod profile;
+mod signals;
+mod status;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let argv0 = std::env::args_os().next().unwrap_or_default();
+    let name = Path::new(&argv0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let result = match name.as_str() {
+        "profile" => profile::run(&cli::ProfileCli::parse().args),
+        _ => match cli::Cli::parse().command {
+            cli::Command::Profile(args) => profile::run(&args),
+        },
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

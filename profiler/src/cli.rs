@@ -1,0 +1,128 @@
+//! Command-line definitions: one place for every flag and its help.
+//!
+//! `profile` takes bcc's `profile` flags with bcc's meaning; the rest are
+//! scorch's additions and are listed after them.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// scorch: an eBPF CPU profiler with flame-graph output.
+#[derive(Debug, Parser)]
+#[command(name = "scorch", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// scorch's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sample on-CPU stacks (bcc `profile` compatible).
+    Profile(ProfileArgs),
+}
+
+/// The binary invoked as `profile`, as bcc's tool is.
+#[derive(Debug, Parser)]
+#[command(
+    name = "profile",
+    version,
+    about = "Profile CPU stack traces at a timed interval",
+    after_help = "examples:\n    \
+        ./profile             # profile stack traces at 49 Hertz until Ctrl-C\n    \
+        ./profile -F 99       # profile stack traces at 99 Hertz\n    \
+        ./profile -c 1000000  # profile stack traces every 1 in a million events\n    \
+        ./profile 5           # profile at 49 Hertz for 5 seconds only\n    \
+        ./profile -f 5        # output in folded format for flame graphs\n    \
+        ./profile -p 185      # only profile process with PID 185\n    \
+        ./profile -L 185      # only profile thread with TID 185\n    \
+        ./profile -U          # only show user space stacks (no kernel)\n    \
+        ./profile -K          # only show kernel space stacks (no user)\n    \
+        ./profile -o out.svg  # write a flame graph"
+)]
+pub struct ProfileCli {
+    /// Profiling options.
+    #[command(flatten)]
+    pub args: ProfileArgs,
+}
+
+/// Options of `profile`.
+#[derive(Debug, Args, Clone)]
+pub struct ProfileArgs {
+    /// Profile processes with these comma-separated PIDs only.
+    #[arg(
+        short = 'p',
+        long = "pid",
+        value_delimiter = ',',
+        conflicts_with = "tid"
+    )]
+    pub pid: Vec<u32>,
+
+    /// Profile threads with these comma-separated TIDs only.
+    #[arg(short = 'L', long = "tid", value_delimiter = ',')]
+    pub tid: Vec<u32>,
+
+    /// Show stacks from user space only (no kernel space stacks).
+    #[arg(
+        short = 'U',
+        long = "user-stacks-only",
+        conflicts_with = "kernel_stacks_only"
+    )]
+    pub user_stacks_only: bool,
+
+    /// Show stacks from kernel space only (no user space stacks).
+    #[arg(short = 'K', long = "kernel-stacks-only")]
+    pub kernel_stacks_only: bool,
+
+    /// Sample frequency, Hertz.
+    #[arg(short = 'F', long = "frequency", conflicts_with = "count",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub frequency: Option<u64>,
+
+    /// Sample period, number of events.
+    #[arg(short = 'c', long = "count", value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+
+    /// Insert delimiter between kernel/user stacks.
+    #[arg(short = 'd', long = "delimited")]
+    pub delimited: bool,
+
+    /// Add _[k] annotations to kernel frames.
+    #[arg(short = 'a', long = "annotations")]
+    pub annotations: bool,
+
+    /// Include CPU idle stacks.
+    #[arg(short = 'I', long = "include-idle")]
+    pub include_idle: bool,
+
+    /// Output folded format, one line per stack (for flame graphs).
+    #[arg(short = 'f', long = "folded")]
+    pub folded: bool,
+
+    /// The number of unique stack traces that can be stored and displayed.
+    #[arg(long = "stack-storage-size", default_value_t = 16384,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub stack_storage_size: u32,
+
+    /// CPU number to run profile on.
+    #[arg(short = 'C', long = "cpu")]
+    pub cpu: Option<u32>,
+
+    /// Duration of trace, in seconds (default: until Ctrl-C).
+    #[arg(value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration: Option<u64>,
+
+    /// Write the profile to FILE (format from the extension: .folded, .txt,
+    /// .svg, .pb.gz/.pprof, .json); repeat to write several formats.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: Vec<PathBuf>,
+
+    /// Output format, for stdout or files whose extension says nothing.
+    #[arg(long = "format", value_name = "folded|text|svg|pprof|json")]
+    pub format: Option<String>,
+
+    /// No status line on stderr.
+    #[arg(short = 'q', long = "quiet")]
+    pub quiet: bool,
+}

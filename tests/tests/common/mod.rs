@@ -1,0 +1,191 @@
+//! Shared helpers for end-to-end tests: the scorch binary, workloads built
+//! from `tests/workloads/`, and output parsers.
+
+#![allow(dead_code)] // Each test binary uses a different subset.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// The scorch binary built by this `cargo test` run.
+pub fn scorch() -> PathBuf {
+    // target/<profile>/deps/<test> → target/<profile>/scorch
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("scorch"))
+        .expect("target directory");
+    assert!(
+        bin.exists(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    bin
+}
+
+/// Panics with advice unless running as root: every test here loads BPF.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "these tests load BPF programs: run them as root (sudo)"
+    );
+}
+
+/// Serializes tests that measure CPU, so they do not steal each other's cores.
+pub fn cpu_lock() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn workloads_src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads")
+}
+
+fn build_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("workloads");
+    std::fs::create_dir_all(&dir).expect("workload build dir");
+    dir
+}
+
+/// Builds `tests/workloads/NAME.c` (once per test binary) and returns the executable.
+///
+/// `-O0`: gcc omits the frame pointer of leaf functions at -O1 and above even
+/// with `-fno-omit-frame-pointer`, which hides the leaf's caller from a
+/// frame-pointer unwinder.
+pub fn c_workload(name: &str) -> PathBuf {
+    build_once(name, |out| {
+        let src = workloads_src().join(format!("{name}.c"));
+        Command::new("gcc")
+            .args(["-O0", "-g", "-fno-omit-frame-pointer", "-o"])
+            .arg(out)
+            .arg(&src)
+            .status()
+    })
+}
+
+/// Builds `tests/workloads/NAME.rs` with frame pointers and returns the executable.
+pub fn rust_workload(name: &str) -> PathBuf {
+    build_once(name, |out| {
+        let src = workloads_src().join(format!("{name}.rs"));
+        Command::new("rustc")
+            .args([
+                "-C",
+                "opt-level=2",
+                "-C",
+                "force-frame-pointers=yes",
+                "-g",
+                "-o",
+            ])
+            .arg(out)
+            .arg(&src)
+            .status()
+    })
+}
+
+fn build_once(
+    name: &str,
+    build: impl FnOnce(&Path) -> std::io::Result<std::process::ExitStatus>,
+) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let out = build_dir().join(name);
+    let status = build(&out).unwrap_or_else(|e| panic!("cannot run the compiler for {name}: {e}"));
+    assert!(status.success(), "building workload {name} failed");
+    built.insert(name.to_string(), out.clone());
+    out
+}
+
+/// A running workload, killed when dropped.
+pub struct Workload {
+    pub child: Child,
+}
+
+impl Workload {
+    /// Starts `exe` with `args` and waits for it to print `ready`.
+    pub fn start(exe: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", exe.display()));
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("workload output");
+        assert_eq!(
+            line.trim(),
+            "ready",
+            "workload {} did not start",
+            exe.display()
+        );
+        Workload { child }
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs scorch with `args` to completion.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(scorch())
+        .args(args)
+        .output()
+        .expect("running scorch")
+}
+
+/// stdout and stderr of a run, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Parses folded lines into (stack, count).
+pub fn folded(text: &str) -> Vec<(String, u64)> {
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (stack, count) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("not a folded line: {l:?}"));
+            (
+                stack.to_string(),
+                count
+                    .parse()
+                    .unwrap_or_else(|_| panic!("bad count in {l:?}")),
+            )
+        })
+        .collect()
+}
+
+/// Total count of folded stacks that contain `needle`.
+pub fn count_containing(stacks: &[(String, u64)], needle: &str) -> u64 {
+    stacks
+        .iter()
+        .filter(|(s, _)| s.contains(needle))
+        .map(|(_, c)| c)
+        .sum()
+}

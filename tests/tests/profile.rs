@@ -1,0 +1,383 @@
+//! `scorch profile` end to end: real BPF on this kernel, real workloads.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Samples expected in `secs` seconds at `hz` of a thread that is always on CPU,
+/// with room for a busy 2-core machine.
+fn expect_busy(count: u64, hz: u64, secs: u64) {
+    let ideal = hz * secs;
+    assert!(
+        count >= ideal / 2 && count <= ideal + ideal / 5,
+        "{count} samples, expected about {ideal}"
+    );
+}
+
+#[test]
+fn c_call_chain_in_folded_output() {
+    require_root();
+    let _cpu = cpu_lock();
+    let burn = Workload::start(&c_workload("burn"), &[]);
+    let pid = burn.pid().to_string();
+    let out = run(&["profile", "-F", "99", "-p", &pid, "2", "-f"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        stacks.iter().all(|(s, _)| s.starts_with("burn;")),
+        "{stacks:?}"
+    );
+    let chain = count_containing(&stacks, "main;outer;inner");
+    expect_busy(chain, 99, 2);
+}
+
+#[test]
+fn rust_call_chain_in_folded_output() {
+    require_root();
+    let _cpu = cpu_lock();
+    let burn = Workload::start(&rust_workload("burn_rs"), &[]);
+    let pid = burn.pid().to_string();
+    let out = run(&["profile", "-F", "99", "-p", &pid, "2", "-f"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    let chain = count_containing(&stacks, "burn_rs::main;burn_rs::outer;burn_rs::inner");
+    expect_busy(chain, 99, 2);
+}
+
+#[test]
+fn kernel_only_stacks_of_a_syscall_workload() {
+    require_root();
+    let _cpu = cpu_lock();
+    let load = Workload::start(&c_workload("syscalls"), &[]);
+    let pid = load.pid().to_string();
+    let out = run(&["profile", "-K", "-F", "99", "-p", &pid, "1", "-f", "-a"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    // Every frame after the comm is a kernel frame, annotated.
+    for (stack, _) in &stacks {
+        let frames: Vec<&str> = stack.split(';').skip(1).collect();
+        assert!(
+            frames.iter().all(|f| f.ends_with("_[k]")),
+            "non-kernel frame in {stack}"
+        );
+    }
+    let in_syscalls = count_containing(&stacks, "do_syscall_64_[k]");
+    assert!(
+        in_syscalls >= 40,
+        "only {in_syscalls} samples in syscalls: {stacks:?}"
+    );
+    assert!(
+        !stacks.iter().any(|(s, _)| s.contains(";main")),
+        "user frames with -K"
+    );
+}
+
+#[test]
+fn pid_filter_excludes_other_busy_processes() {
+    require_root();
+    let _cpu = cpu_lock();
+    let wanted = Workload::start(&c_workload("burn"), &[]);
+    let other = Workload::start(&rust_workload("burn_rs"), &[]);
+    let pid = wanted.pid().to_string();
+    let out = run(&["profile", "-F", "99", "-p", &pid, "1", "-f"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert!(count_containing(&stacks, "outer;inner") > 0, "{stacks:?}");
+    assert!(
+        !stacks.iter().any(|(s, _)| s.contains("burn_rs")),
+        "{stacks:?}"
+    );
+    drop(other);
+}
+
+#[test]
+fn whole_host_profile_sees_every_busy_process() {
+    require_root();
+    let _cpu = cpu_lock();
+    let a = Workload::start(&c_workload("burn"), &[]);
+    let b = Workload::start(&rust_workload("burn_rs"), &[]);
+    let out = run(&["profile", "-F", "99", "-f", "1"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert!(count_containing(&stacks, "burn;") > 20, "{stacks:?}");
+    assert!(
+        count_containing(&stacks, "burn_rs::inner") > 20,
+        "{stacks:?}"
+    );
+    drop((a, b));
+}
+
+#[test]
+fn jit_frames_resolve_through_the_perf_map() {
+    require_root();
+    let _cpu = cpu_lock();
+    let jit = Workload::start(&c_workload("jit"), &[]);
+    let pid = jit.pid();
+    let out = run(&["profile", "-F", "99", "-p", &pid.to_string(), "1", "-f"]);
+    let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    let jitted = count_containing(&stacks, "jitted_hot_loop");
+    assert!(
+        jitted >= 50,
+        "JIT frames not named from the perf map: {stacks:?}"
+    );
+}
+
+#[test]
+fn a_target_that_exits_early_is_still_symbolized() {
+    require_root();
+    let _cpu = cpu_lock();
+    let burn = Workload::start(&c_workload("burn"), &["1"]);
+    let pid = burn.pid().to_string();
+    let started = Instant::now();
+    let out = run(&["profile", "-F", "99", "-p", &pid, "3", "-f"]);
+    let took = started.elapsed();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(
+        took < Duration::from_millis(2800),
+        "did not stop when the target exited ({took:?})"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("exited"), "no word of the exit: {stderr}");
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        count_containing(&stacks, "main;outer;inner") >= 40,
+        "{stacks:?}"
+    );
+}
+
+#[test]
+fn default_output_is_bcc_text() {
+    require_root();
+    let _cpu = cpu_lock();
+    let burn = Workload::start(&c_workload("burn"), &[]);
+    let pid = burn.pid();
+    let out = run(&["profile", "-F", "99", "-p", &pid.to_string(), "1"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let header = format!("Sampling at 99 Hertz of PID {pid} by user + kernel stack for 1 secs.");
+    assert_eq!(text.lines().next(), Some(header.as_str()));
+    assert!(
+        text.contains(&format!("    -                burn ({pid})\n")),
+        "{text}"
+    );
+    // bcc prints user frames leaf first: inner above outer above main.
+    let inner = text.find("    inner\n    outer\n    main\n");
+    assert!(inner.is_some(), "{text}");
+}
+
+#[test]
+fn svg_pprof_and_folded_from_one_run() {
+    require_root();
+    let _cpu = cpu_lock();
+    let burn = Workload::start(&c_workload("burn"), &[]);
+    let dir = tempdir("outputs");
+    let svg = dir.join("flame.svg");
+    let pprof = dir.join("cpu.pb.gz");
+    let fold = dir.join("stacks.folded");
+    let pid = burn.pid().to_string();
+    let out = run(&[
+        "profile",
+        "-F",
+        "99",
+        "-p",
+        &pid,
+        "1",
+        "-o",
+        svg.to_str().unwrap(),
+        "-o",
+        pprof.to_str().unwrap(),
+        "-o",
+        fold.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(out.stdout.is_empty(), "stdout should stay empty with -o");
+
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    assert!(svg_text.starts_with("<?xml"), "not an SVG document");
+    assert!(
+        svg_text.contains("inner") && svg_text.contains("outer"),
+        "frames missing from the SVG"
+    );
+    assert!(
+        svg_text.contains(&format!("PID {pid}")),
+        "title lacks the target"
+    );
+
+    let folded_text = std::fs::read_to_string(&fold).unwrap();
+    let total: u64 = folded(&folded_text).iter().map(|(_, c)| c).sum();
+
+    let decoded = scorch_formats::pprof::decode(&std::fs::read(&pprof).unwrap()).unwrap();
+    let stacks = scorch_formats::pprof::stacks(&decoded).expect("valid pprof");
+    let pprof_total: i64 = stacks.iter().map(|(_, v)| v[0]).sum();
+    assert_eq!(
+        pprof_total as u64, total,
+        "pprof and folded disagree on the sample count"
+    );
+    assert!(stacks.iter().any(|(s, _)| s.ends_with(&[
+        "main".to_string(),
+        "outer".into(),
+        "inner".into()
+    ])));
+}
+
+#[test]
+fn go_tool_pprof_reads_our_profile() {
+    require_root();
+    let _cpu = cpu_lock();
+    let burn = Workload::start(&c_workload("burn"), &[]);
+    let dir = tempdir("gopprof");
+    let pprof = dir.join("cpu.pprof");
+    let pid = burn.pid().to_string();
+    let out = run(&[
+        "profile",
+        "-F",
+        "99",
+        "-p",
+        &pid,
+        "1",
+        "-o",
+        pprof.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let top = Command::new("go")
+        .args(["tool", "pprof", "-top", "-sample_index=cpu"])
+        .arg(&pprof)
+        .env("HOME", &dir)
+        .output()
+        .expect("go tool pprof (Debian package golang-go)");
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(
+        top.status.success(),
+        "go tool pprof failed: {}",
+        String::from_utf8_lossy(&top.stderr)
+    );
+    let inner = text
+        .lines()
+        .find(|l| l.trim_end().ends_with(" inner"))
+        .unwrap_or_else(|| panic!("{text}"));
+    // The flat percentage of `inner` dominates a busy loop in it.
+    let flat_pct: f64 = inner
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(flat_pct > 50.0, "{text}");
+}
+
+#[test]
+fn ctrl_c_writes_what_was_collected() {
+    require_root();
+    let _cpu = cpu_lock();
+    let burn = Workload::start(&c_workload("burn"), &[]);
+    let child = Command::new(scorch())
+        .args(["profile", "-F", "99", "-f", "-p", &burn.pid().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1200));
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert!(count_containing(&stacks, "outer;inner") >= 40, "{stacks:?}");
+}
+
+#[test]
+fn invoked_as_profile_it_is_bccs_tool() {
+    require_root();
+    let _cpu = cpu_lock();
+    let dir = tempdir("argv0");
+    let link = dir.join("profile");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(scorch(), &link).unwrap();
+    let burn = Workload::start(&c_workload("burn"), &[]);
+    let out = Command::new(&link)
+        .args(["-F", "49", "-p", &burn.pid().to_string(), "1", "-f"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert!(count_containing(&stacks, "outer;inner") > 20, "{stacks:?}");
+}
+
+#[test]
+fn a_full_stack_map_is_reported_with_its_fix() {
+    require_root();
+    let _cpu = cpu_lock();
+    let a = Workload::start(&c_workload("burn"), &[]);
+    let b = Workload::start(&c_workload("syscalls"), &[]);
+    let out = run(&[
+        "profile",
+        "-F",
+        "199",
+        "--stack-storage-size",
+        "1",
+        "-f",
+        "1",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "stack traces could not be displayed. Consider increasing --stack-storage-size."
+        ),
+        "{stderr}"
+    );
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        stacks.iter().any(|(s, _)| s.contains("[Missed ")),
+        "{stacks:?}"
+    );
+    drop((a, b));
+}
+
+#[test]
+fn bad_input_fails_before_attaching() {
+    require_root();
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["profile", "-p", "999999999", "1"],
+            "PID 999999999 does not exist",
+        ),
+        (
+            &["profile", "-o", "/nonexistent/dir/out.svg", "1"],
+            "cannot write the output file /nonexistent/dir/out.svg",
+        ),
+        (
+            &["profile", "-o", "out.unknown", "1"],
+            "cannot tell the format",
+        ),
+        (&["profile", "-C", "4096", "1"], "CPU 4096 is not online"),
+    ];
+    for (args, message) in cases {
+        let started = Instant::now();
+        let out = run(args);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.trim().lines().count(),
+            1,
+            "not a one-line error: {stderr}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(900),
+            "{args:?} did not fail fast"
+        );
+    }
+}
+
+fn tempdir(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
