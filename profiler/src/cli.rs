@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// scorch: an eBPF CPU profiler with flame-graph output.
 #[derive(Debug, Parser)]
@@ -122,7 +122,21 @@ pub struct ProfileArgs {
     #[arg(long = "format", value_name = "folded|text|svg|pprof|json")]
     pub format: Option<String>,
 
+    /// Event that drives sampling: cpu-clock (software, works everywhere) or
+    /// cycles (hardware, needs a PMU).
+    #[arg(short = 'e', long = "event", value_enum, default_value_t = EventArg::CpuClock)]
+    pub event: EventArg,
+
     /// No status line on stderr.
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+}
+
+/// Sampling events `-e` accepts, named as perf names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventArg {
+    /// The software CPU clock.
+    CpuClock,
+    /// Hardware CPU cycles.
+    Cycles,
 }

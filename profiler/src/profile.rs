@@ -14,10 +14,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use scorch_bpf::{online_cpus, Event, Rate, Sampler, SamplerConfig, Target};
-use scorch_formats::{text, Format, Meta, TextOptions};
+use scorch_formats::{text, Format, Meta, Profile, TextOptions};
 use scorch_symbolizer::Symbolizer;
 
-use crate::cli::ProfileArgs;
+use crate::cli::{EventArg, ProfileArgs};
 use crate::collect::Collector;
 use crate::status::StatusLine;
 use crate::{privileges, signals};
@@ -53,40 +53,26 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         || outputs
             .iter()
             .any(|o| matches!(o.format, Format::Pprof | Format::Json));
-    let config = SamplerConfig {
-        target: target.clone(),
-        rate: match (args.frequency, args.count) {
-            (_, Some(n)) => Rate::Period(n),
-            (hz, None) => Rate::Frequency(hz.unwrap_or(DEFAULT_HZ)),
-        },
-        event: Event::CpuClock,
-        cpus,
-        user_stacks: text_opts.user,
-        kernel_stacks: text_opts.kernel,
-        include_idle: args.include_idle,
-        per_thread,
-        stack_storage_size: args.stack_storage_size,
-        max_keys: args.stack_storage_size.saturating_mul(2).max(10240),
-    };
+    let config = sampler_config(args, target.clone(), cpus, per_thread);
     let mut symbolizer = Symbolizer::new().context("starting the symbolizer")?;
     if let Target::Pids(pids) = &target {
         for &pid in pids {
-            symbolizer
-                .capture(pid)
-                .with_context(|| format!("reading the memory maps of PID {pid}"))?;
+            if let Err(err) = symbolizer.capture(pid) {
+                eprintln!("warning: {err}; user frames of PID {pid} will show as addresses");
+            }
         }
     }
 
     let duration = args.duration.map(Duration::from_secs);
+    signals::install();
+    let start_wall = SystemTime::now();
+    let mut sampler = Sampler::start(&config)?;
     let text_to_stdout = outputs
         .iter()
         .any(|o| o.path.is_none() && o.format == Format::Text);
     if text_to_stdout {
         println!("{}", header(args, &target, duration));
     }
-    signals::install();
-    let start_wall = SystemTime::now();
-    let mut sampler = Sampler::start(&config)?;
     let started = Instant::now();
     let end = sample(&sampler, &mut symbolizer, &target, duration, args.quiet);
     sampler.stop();
@@ -103,32 +89,75 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     }
 
     let counts = sampler.counts()?;
-    let meta = Meta {
-        target: target_description(&target),
-        start_unix_ns: start_wall
+    let meta = meta(&target, config.rate, start_wall, elapsed);
+    let profile = Collector::new(&sampler, &mut symbolizer, meta).build(&counts, per_thread)?;
+    let written = write_outputs(&profile, outputs, &text_opts);
+    report_losses(&sampler)?;
+    written
+}
+
+/// The sampler's configuration for `args`.
+fn sampler_config(args: &ProfileArgs, target: Target, cpus: Vec<u32>, per_thread: bool) -> SamplerConfig {
+    SamplerConfig {
+        target,
+        rate: match (args.frequency, args.count) {
+            (_, Some(n)) => Rate::Period(n),
+            (hz, None) => Rate::Frequency(hz.unwrap_or(DEFAULT_HZ)),
+        },
+        event: match args.event {
+            EventArg::CpuClock => Event::CpuClock,
+            EventArg::Cycles => Event::Cycles,
+        },
+        cpus,
+        user_stacks: !args.kernel_stacks_only,
+        kernel_stacks: !args.user_stacks_only,
+        include_idle: args.include_idle,
+        per_thread,
+        stack_storage_size: args.stack_storage_size,
+        // Distinct (pid, tid, stacks, comm) outnumber distinct stacks.
+        max_keys: args.stack_storage_size.saturating_mul(2).max(10240),
+    }
+}
+
+/// What the profile says about its own run.
+fn meta(target: &Target, rate: Rate, start: SystemTime, elapsed: Duration) -> Meta {
+    Meta {
+        target: target_description(target),
+        start_unix_ns: start
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0),
         duration_ns: elapsed.as_nanos() as u64,
-        frequency_hz: match config.rate {
+        frequency_hz: match rate {
             Rate::Frequency(hz) => Some(hz),
             Rate::Period(_) => None,
         },
-        sample_period: match config.rate {
+        sample_period: match rate {
             Rate::Period(n) => Some(n),
             Rate::Frequency(_) => None,
         },
-    };
-    let profile = Collector::new(&sampler, &mut symbolizer, meta).build(&counts, per_thread)?;
+    }
+}
+
+/// Writes every output; one that fails does not stop the others.
+fn write_outputs(profile: &Profile, outputs: Vec<Output>, opts: &TextOptions) -> anyhow::Result<()> {
+    let mut first_error = None;
     for mut output in outputs {
-        scorch_formats::write(&profile, output.format, &text_opts, &mut output.writer)
+        let result = scorch_formats::write(profile, output.format, opts, &mut output.writer)
+            .map_err(anyhow::Error::from)
             .and_then(|()| output.writer.flush().map_err(Into::into))
             .with_context(|| match &output.path {
                 Some(p) => format!("writing {}", p.display()),
                 None => "writing to stdout".to_string(),
-            })?;
+            });
+        if let Err(err) = result {
+            if first_error.is_some() {
+                eprintln!("error: {err:#}");
+            }
+            first_error.get_or_insert(err);
+        }
     }
-    report_losses(&sampler)
+    first_error.map_or(Ok(()), Err)
 }
 
 /// Why sampling ended.
