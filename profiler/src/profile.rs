@@ -97,7 +97,12 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
 }
 
 /// The sampler's configuration for `args`.
-fn sampler_config(args: &ProfileArgs, target: Target, cpus: Vec<u32>, per_thread: bool) -> SamplerConfig {
+fn sampler_config(
+    args: &ProfileArgs,
+    target: Target,
+    cpus: Vec<u32>,
+    per_thread: bool,
+) -> SamplerConfig {
     SamplerConfig {
         target,
         rate: match (args.frequency, args.count) {
@@ -140,7 +145,11 @@ fn meta(target: &Target, rate: Rate, start: SystemTime, elapsed: Duration) -> Me
 }
 
 /// Writes every output; one that fails does not stop the others.
-fn write_outputs(profile: &Profile, outputs: Vec<Output>, opts: &TextOptions) -> anyhow::Result<()> {
+fn write_outputs(
+    profile: &Profile,
+    outputs: Vec<Output>,
+    opts: &TextOptions,
+) -> anyhow::Result<()> {
     let mut first_error = None;
     for mut output in outputs {
         let result = scorch_formats::write(profile, output.format, opts, &mut output.writer)

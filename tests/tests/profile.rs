@@ -386,7 +386,12 @@ fn tempdir(name: &str) -> std::path::PathBuf {
 fn without_privileges_it_says_to_run_as_root() {
     require_root();
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(scorch())
         .args(["profile", "1"])
         .output()
@@ -402,7 +407,17 @@ fn hardware_cycles_sample_or_explain_the_missing_pmu() {
     require_root();
     let _cpu = cpu_lock();
     let burn = Workload::start(&c_workload("burn"), &[]);
-    let out = run(&["profile", "-e", "cycles", "-c", "10000000", "-p", &burn.pid().to_string(), "1", "-f"]);
+    let out = run(&[
+        "profile",
+        "-e",
+        "cycles",
+        "-c",
+        "10000000",
+        "-p",
+        &burn.pid().to_string(),
+        "1",
+        "-f",
+    ]);
     // A hardware PMU registers itself as the `cpu` event source.
     if std::path::Path::new("/sys/bus/event_source/devices/cpu").exists() {
         assert!(out.status.success(), "{}", describe(&out));
@@ -411,7 +426,10 @@ fn hardware_cycles_sample_or_explain_the_missing_pmu() {
     } else {
         assert!(!out.status.success(), "{}", describe(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("no hardware PMU") && stderr.contains("cpu-clock"), "{stderr}");
+        assert!(
+            stderr.contains("no hardware PMU") && stderr.contains("cpu-clock"),
+            "{stderr}"
+        );
     }
 }
 
@@ -426,7 +444,10 @@ fn mounts_tracefs_when_it_is_missing() {
             .any(|l| l.split_whitespace().nth(1) == Some("/sys/kernel/tracing"))
     };
     if mounted() {
-        let status = Command::new("umount").arg("/sys/kernel/tracing").status().unwrap();
+        let status = Command::new("umount")
+            .arg("/sys/kernel/tracing")
+            .status()
+            .unwrap();
         assert!(status.success(), "cannot unmount tracefs for the test");
     }
     let out = run(&["profile", "-f", "1"]);
@@ -439,7 +460,11 @@ fn status_line_on_a_terminal() {
     require_root();
     let _cpu = cpu_lock();
     let burn = Workload::start(&c_workload("burn"), &[]);
-    let command = format!("{} profile -F 99 -p {} 2 -o /dev/null --format folded", scorch().display(), burn.pid());
+    let command = format!(
+        "{} profile -F 99 -p {} 2 -o /dev/null --format folded",
+        scorch().display(),
+        burn.pid()
+    );
     // `script` runs the command on a pseudo-terminal, as a person would.
     let out = Command::new("script")
         .args(["-qfec", &command, "/dev/null"])
@@ -447,9 +472,23 @@ fn status_line_on_a_terminal() {
         .expect("script (bsdutils)");
     assert!(out.status.success(), "{}", describe(&out));
     let tty = String::from_utf8_lossy(&out.stdout);
-    assert!(tty.contains(" / 2s") && tty.contains(" samples ") && tty.contains(" lost"), "{tty:?}");
+    assert!(
+        tty.contains(" / 2s") && tty.contains(" samples ") && tty.contains(" lost"),
+        "{tty:?}"
+    );
     // Not a terminal: silent.
-    let out = run(&["profile", "-F", "99", "-p", &burn.pid().to_string(), "1", "-o", "/dev/null", "--format", "folded"]);
+    let out = run(&[
+        "profile",
+        "-F",
+        "99",
+        "-p",
+        &burn.pid().to_string(),
+        "1",
+        "-o",
+        "/dev/null",
+        "--format",
+        "folded",
+    ]);
     assert!(out.stderr.is_empty(), "{}", describe(&out));
 }
 
@@ -468,13 +507,53 @@ fn a_full_disk_fails_one_output_and_keeps_the_others() {
     let svg = tiny.join("flame.svg");
     let fold = tempdir("outputs-full").join("stacks.folded");
     let out = run(&[
-        "profile", "-F", "99", "-p", &burn.pid().to_string(), "1",
-        "-o", svg.to_str().unwrap(), "-o", fold.to_str().unwrap(),
+        "profile",
+        "-F",
+        "99",
+        "-p",
+        &burn.pid().to_string(),
+        "1",
+        "-o",
+        svg.to_str().unwrap(),
+        "-o",
+        fold.to_str().unwrap(),
     ]);
     let _ = Command::new("umount").arg(&tiny).status();
     assert!(!out.status.success(), "{}", describe(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("flame.svg") && stderr.contains("No space left on device"), "{stderr}");
+    assert!(
+        stderr.contains("flame.svg") && stderr.contains("No space left on device"),
+        "{stderr}"
+    );
     let stacks = folded(&std::fs::read_to_string(&fold).unwrap());
     assert!(count_containing(&stacks, "outer;inner") > 40, "{stacks:?}");
+}
+
+#[test]
+fn frames_without_symbols_keep_their_module_and_offset() {
+    require_root();
+    let _cpu = cpu_lock();
+    let stripped = tempdir("stripped").join("burn-stripped");
+    let status = Command::new("strip")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(c_workload("burn"))
+        .status()
+        .expect("strip (binutils)");
+    assert!(status.success());
+    let burn = Workload::start(&stripped, &[]);
+    let out = run(&[
+        "profile",
+        "-F",
+        "99",
+        "-p",
+        &burn.pid().to_string(),
+        "1",
+        "-f",
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    // A stripped executable still names its module: `burn-stripped+0x11a9`.
+    let unnamed = count_containing(&stacks, ";burn-stripped+0x");
+    assert!(unnamed >= 50, "{stacks:?}");
 }
