@@ -9,6 +9,7 @@
 //! lines are skipped, which leaves an empty table and unresolved frames.
 
 use std::fs;
+use std::io::{self, BufRead, BufReader};
 use std::ops::Range;
 use std::path::Path;
 
@@ -41,15 +42,25 @@ struct Symbol {
 impl Kallsyms {
     /// Reads the running kernel's symbols.
     pub(crate) fn load() -> Result<Self, Error> {
-        let text = fs::read(KALLSYMS).map_err(|e| Error::read(Path::new(KALLSYMS), e))?;
-        Ok(Self::parse(&String::from_utf8_lossy(&text)))
+        let file = fs::File::open(KALLSYMS).map_err(|e| Error::read(Path::new(KALLSYMS), e))?;
+        Self::parse(BufReader::new(file)).map_err(|e| Error::read(Path::new(KALLSYMS), e))
     }
 
-    /// Builds a table from the text of `/proc/kallsyms`, skipping malformed lines.
-    pub(crate) fn parse(text: &str) -> Self {
+    /// Builds the table from kallsyms text, line by line: the file is several
+    /// megabytes and is never held whole.
+    pub(crate) fn parse(mut reader: impl BufRead) -> io::Result<Self> {
         let mut names = String::new();
         let mut symbols = Vec::new();
-        for (address, name) in text.lines().filter_map(parse_line) {
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&line);
+            let Some((address, name)) = parse_line(&text) else {
+                continue;
+            };
             let start = names.len();
             names.push_str(name.unwrap_or_default());
             let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(names.len())) else {
@@ -60,10 +71,11 @@ impl Kallsyms {
                 name: start..end,
             });
         }
-        // At each address keep one entry: the first function named there if any.
         symbols.sort_by_key(|s| (s.address, s.name.is_empty()));
         symbols.dedup_by_key(|s| s.address);
-        Self { symbols, names }
+        symbols.shrink_to_fit();
+        names.shrink_to_fit();
+        Ok(Self { symbols, names })
     }
 
     /// The name of the kernel function containing `address`.
@@ -111,7 +123,7 @@ ffffffffc0002000 d mod_data\t[my_module]
 
     #[test]
     fn addresses_resolve_to_the_enclosing_function() {
-        let k = Kallsyms::parse(SAMPLE);
+        let k = Kallsyms::parse(SAMPLE.as_bytes()).unwrap();
         assert_eq!(k.lookup(0xffffffff81000000), Some("srso_alias_untrain_ret"));
         assert_eq!(k.lookup(0xffffffff810000ff), Some("srso_alias_untrain_ret"));
         assert_eq!(k.lookup(0xffffffff81000100), Some("helper"));
@@ -121,7 +133,7 @@ ffffffffc0002000 d mod_data\t[my_module]
 
     #[test]
     fn boundaries_and_edges_are_unresolved() {
-        let k = Kallsyms::parse(SAMPLE);
+        let k = Kallsyms::parse(SAMPLE.as_bytes()).unwrap();
         assert_eq!(k.lookup(0), None);
         assert_eq!(k.lookup(0xffffffff80ffffff), None);
         assert_eq!(k.lookup(0xffffffff81000300), None, "data symbol");
@@ -132,7 +144,7 @@ ffffffffc0002000 d mod_data\t[my_module]
 
     #[test]
     fn last_symbol_resolves_only_at_its_address() {
-        let k = Kallsyms::parse("1000 T first\n2000 T last\n");
+        let k = Kallsyms::parse("1000 T first\n2000 T last\n".as_bytes()).unwrap();
         assert_eq!(k.lookup(0x2000), Some("last"));
         assert_eq!(k.lookup(0x2001), None);
     }
@@ -147,9 +159,9 @@ ffffffffc0002000 d mod_data\t[my_module]
                     0000000000001000 A absolute\n\
                     10000000000000000 T too_big\n\
                     ffffffff81000000 T good\n";
-        let k = Kallsyms::parse(text);
+        let k = Kallsyms::parse(text.as_bytes()).unwrap();
         assert_eq!(k.symbols.len(), 1);
         assert_eq!(k.lookup(0xffffffff81000000), Some("good"));
-        assert_eq!(Kallsyms::parse("").lookup(1), None);
+        assert_eq!(Kallsyms::parse("".as_bytes()).unwrap().lookup(1), None);
     }
 }
