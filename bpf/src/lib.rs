@@ -18,4 +18,4 @@ pub mod sampler;
 
 pub use error::{Error, Result};
 pub use perf_event::{online_cpus, Event, Rate};
-pub use sampler::{Count, Losses, Sampler, SamplerConfig, StackId, Target};
+pub use sampler::{Count, Counters, Sampler, SamplerConfig, Snapshot, StackId, Target};

@@ -17,6 +17,8 @@ fn config(target: Target) -> SamplerConfig {
         per_thread: true,
         stack_storage_size: 16384,
         max_keys: 4096,
+        double_buffered: false,
+        track_pids: false,
     }
 }
 
@@ -32,33 +34,42 @@ fn spin(for_how_long: Duration) -> u64 {
 #[test]
 fn samples_this_process_with_stacks() {
     let me = std::process::id();
-    let sampler = Sampler::start(&config(Target::Pids(vec![me]))).expect("sampler starts");
+    let mut sampler = Sampler::start(&config(Target::Pids(vec![me]))).expect("sampler starts");
     spin(Duration::from_millis(600));
-    let counts = sampler.counts().expect("counts");
-    assert!(!counts.is_empty(), "no samples of a busy process");
+    sampler.stop();
+    let snapshot = sampler.drain().expect("drain");
+    assert!(!snapshot.counts.is_empty(), "no samples of a busy process");
     assert!(
-        counts.iter().all(|c| c.pid == me),
-        "the pid filter let others through: {counts:?}"
+        snapshot.counts.iter().all(|c| c.pid == me),
+        "the pid filter let others through: {:?}",
+        snapshot.counts
     );
-    let total: u64 = counts.iter().map(|c| c.count).sum();
+    let total = snapshot.total();
     // 600 ms at 199 Hz is ~119 samples; allow for a loaded machine.
     assert!(total >= 30, "only {total} samples in 600 ms at 199 Hz");
-    let with_user = counts.iter().find_map(|c| match c.user {
+    let with_user = snapshot.counts.iter().find_map(|c| match c.user {
         StackId::Id(id) => Some(id),
         _ => None,
     });
-    let stack = sampler
+    let stack = snapshot
         .stack(with_user.expect("a user stack"))
-        .unwrap()
-        .unwrap();
+        .expect("stack read");
     assert!(!stack.is_empty());
     // Hash collisions in the stack map are possible (bcc has them too) but
     // rare at the default size; a full map or a dropped sample is a bug here.
-    let losses = sampler.losses().unwrap();
-    assert_eq!((losses.stack_map_full, losses.count_map_full), (0, 0));
+    let counters = sampler.counters().unwrap();
+    assert_eq!((counters.stack_map_full, counters.count_map_full), (0, 0));
     assert!(
-        losses.stack_collisions * 20 <= total,
-        "{losses:?} of {total}"
+        counters.stack_collisions * 20 <= total,
+        "{counters:?} of {total}"
+    );
+    assert_eq!(
+        counters.recorded, total,
+        "the recorded counter disagrees with the counts"
+    );
+    assert!(
+        sampler.drain().unwrap().counts.is_empty(),
+        "a drained buffer is empty"
     );
 }
 
@@ -66,14 +77,41 @@ fn samples_this_process_with_stacks() {
 fn tid_filter_excludes_other_threads() {
     let other = std::thread::spawn(|| spin(Duration::from_millis(600)));
     let me = unsafe { libc::gettid() } as u32;
-    let sampler = Sampler::start(&config(Target::Tids(vec![me]))).expect("sampler starts");
+    let mut sampler = Sampler::start(&config(Target::Tids(vec![me]))).expect("sampler starts");
     spin(Duration::from_millis(600));
     other.join().unwrap();
-    let counts = sampler.counts().unwrap();
+    sampler.stop();
+    let counts = sampler.drain().unwrap().counts;
     assert!(!counts.is_empty());
     assert!(
         counts.iter().all(|c| c.tid == me),
         "other threads sampled: {counts:?}"
+    );
+}
+
+#[test]
+fn double_buffered_drains_lose_nothing_between_windows() {
+    let mut cfg = config(Target::Pids(vec![std::process::id()]));
+    cfg.double_buffered = true;
+    cfg.track_pids = true;
+    cfg.rate = Rate::Frequency(499);
+    let mut sampler = Sampler::start(&cfg).expect("sampler starts");
+    let mut drained = 0;
+    for _ in 0..5 {
+        spin(Duration::from_millis(150));
+        let window = sampler.drain().unwrap();
+        assert!(window.total() > 0, "a window of a busy process is empty");
+        drained += window.total();
+    }
+    sampler.stop();
+    drained += sampler.drain().unwrap().total() + sampler.drain().unwrap().total();
+    let counters = sampler.counters().unwrap();
+    assert_eq!(drained, counters.recorded, "samples fell between windows");
+    assert_eq!(counters.count_map_full, 0);
+    assert_eq!(sampler.take_seen_pids().unwrap(), vec![std::process::id()]);
+    assert!(
+        sampler.take_seen_pids().unwrap().is_empty(),
+        "seen pids are taken once"
     );
 }
 
@@ -94,9 +132,9 @@ fn a_full_stack_map_is_counted() {
     for n in 0..20 {
         deep(n);
     }
-    let losses = sampler.losses().unwrap();
+    let counters = sampler.counters().unwrap();
     assert!(
-        losses.stack_map_full + losses.stack_collisions > 0,
-        "a one-entry stack map lost nothing: {losses:?}"
+        counters.stack_map_full + counters.stack_collisions > 0,
+        "a one-entry stack map lost nothing: {counters:?}"
     );
 }

@@ -7,13 +7,13 @@
 
 use std::collections::HashMap;
 
-use scorch_bpf::{Count, Sampler, StackId};
+use scorch_bpf::{Count, Snapshot, StackId};
 use scorch_formats::{Location, Meta, Profile, ProfileBuilder, Sample, Stack};
 use scorch_symbolizer::{Resolved, Symbolizer};
 
 /// Everything needed to symbolize the counts of a finished run.
 pub struct Collector<'a> {
-    sampler: &'a Sampler,
+    snapshot: &'a Snapshot,
     symbolizer: &'a mut Symbolizer,
     builder: ProfileBuilder,
     kernel_stacks: HashMap<u32, Stack>,
@@ -22,9 +22,9 @@ pub struct Collector<'a> {
 
 impl<'a> Collector<'a> {
     /// Starts a profile with `meta`.
-    pub fn new(sampler: &'a Sampler, symbolizer: &'a mut Symbolizer, meta: Meta) -> Self {
+    pub fn new(snapshot: &'a Snapshot, symbolizer: &'a mut Symbolizer, meta: Meta) -> Self {
         Self {
-            sampler,
+            snapshot,
             symbolizer,
             builder: ProfileBuilder::new(meta),
             kernel_stacks: HashMap::new(),
@@ -32,12 +32,13 @@ impl<'a> Collector<'a> {
         }
     }
 
-    /// Symbolizes `counts` into the profile; `per_thread` keeps thread ids.
-    pub fn build(mut self, counts: &[Count], per_thread: bool) -> anyhow::Result<Profile> {
-        self.resolve_user_stacks(counts)?;
+    /// Symbolizes the snapshot's counts; `per_thread` keeps thread ids.
+    pub fn build(mut self, per_thread: bool) -> Profile {
+        let counts = &self.snapshot.counts;
+        self.resolve_user_stacks(counts);
         for count in counts {
             let kernel = match count.kernel {
-                StackId::Id(id) => self.kernel_stack(id)?,
+                StackId::Id(id) => self.kernel_stack(id),
                 StackId::Absent => Stack::Absent,
                 StackId::Missed => Stack::Missed,
             };
@@ -59,26 +60,26 @@ impl<'a> Collector<'a> {
                 count: count.count,
             });
         }
-        Ok(self.builder.build())
+        self.builder.build()
     }
 
-    fn kernel_stack(&mut self, id: u32) -> anyhow::Result<Stack> {
+    fn kernel_stack(&mut self, id: u32) -> Stack {
         if let Some(stack) = self.kernel_stacks.get(&id) {
-            return Ok(stack.clone());
+            return stack.clone();
         }
-        let stack = match self.sampler.stack(id)? {
+        let stack = match self.snapshot.stack(id) {
             None => Stack::Missed,
             Some(addrs) => {
-                let resolved = self.symbolizer.kernel(&lookup_addresses(&addrs));
-                Stack::Frames(self.intern(&addrs, resolved))
+                let resolved = self.symbolizer.kernel(&lookup_addresses(addrs));
+                Stack::Frames(self.intern(addrs, resolved))
             }
         };
         self.kernel_stacks.insert(id, stack.clone());
-        Ok(stack)
+        stack
     }
 
     /// Resolves every user stack of a process in one symbolizer call.
-    fn resolve_user_stacks(&mut self, counts: &[Count]) -> anyhow::Result<()> {
+    fn resolve_user_stacks(&mut self, counts: &[Count]) {
         let mut by_pid: HashMap<u32, Vec<u32>> = HashMap::new();
         for count in counts {
             if let StackId::Id(id) = count.user {
@@ -91,8 +92,8 @@ impl<'a> Collector<'a> {
             let mut stacks = Vec::with_capacity(ids.len());
             let mut lookups = Vec::new();
             for id in ids {
-                if let Some(addrs) = self.sampler.stack(id)? {
-                    lookups.extend(lookup_addresses(&addrs));
+                if let Some(addrs) = self.snapshot.stack(id) {
+                    lookups.extend(lookup_addresses(addrs));
                     stacks.push((id, addrs));
                 }
             }
@@ -104,18 +105,17 @@ impl<'a> Collector<'a> {
                 .zip(self.symbolizer.user(pid, &lookups))
                 .collect();
             for (id, addrs) in stacks {
-                let frames = lookup_addresses(&addrs)
+                let frames = lookup_addresses(addrs)
                     .iter()
                     .map(|a| resolved.get(a).cloned())
                     .collect::<Option<Vec<_>>>();
                 let stack = match frames {
-                    Some(frames) => Stack::Frames(self.intern(&addrs, frames)),
+                    Some(frames) => Stack::Frames(self.intern(addrs, frames)),
                     None => Stack::Missed,
                 };
                 self.user_stacks.insert((pid, id), stack);
             }
         }
-        Ok(())
     }
 
     /// Interns resolved frames as locations at their sampled addresses.

@@ -23,10 +23,8 @@ use crate::status::StatusLine;
 use crate::{privileges, signals};
 
 const DEFAULT_HZ: u64 = 49;
-/// How often the loop wakes to check for the end and new processes.
+/// How often the loop wakes to check for the end and capture new processes.
 const TICK: Duration = Duration::from_millis(100);
-/// How often newly seen processes are captured for later symbolization.
-const CAPTURE_EVERY: Duration = Duration::from_millis(500);
 
 /// An output destination with its format.
 struct Output {
@@ -88,9 +86,9 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         );
     }
 
-    let counts = sampler.counts()?;
+    let snapshot = sampler.drain()?;
     let meta = meta(&target, config.rate, start_wall, elapsed);
-    let profile = Collector::new(&sampler, &mut symbolizer, meta).build(&counts, per_thread)?;
+    let profile = Collector::new(&snapshot, &mut symbolizer, meta).build(per_thread);
     let written = write_outputs(&profile, outputs, &text_opts);
     report_losses(&sampler)?;
     written
@@ -121,6 +119,8 @@ fn sampler_config(
         stack_storage_size: args.stack_storage_size,
         // Distinct (pid, tid, stacks, comm) outnumber distinct stacks.
         max_keys: args.stack_storage_size.saturating_mul(2).max(10240),
+        double_buffered: false,
+        track_pids: true,
     }
 }
 
@@ -187,7 +187,6 @@ fn sample(
     let mut status = StatusLine::new(quiet);
     let started = Instant::now();
     let mut captured: HashSet<u32> = HashSet::new();
-    let mut last_capture = started;
     let end = loop {
         std::thread::sleep(TICK);
         let elapsed = started.elapsed();
@@ -200,19 +199,17 @@ fn sample(
         if !any_alive(target) {
             break End::TargetsExited;
         }
-        if last_capture.elapsed() >= CAPTURE_EVERY {
-            last_capture = Instant::now();
-            for pid in sampler.pids() {
-                // A process that already exited cannot be captured; its
-                // samples still show their addresses.
-                if captured.insert(pid) && pid != 0 {
-                    let _ = symbolizer.capture(pid);
-                }
+        // New processes are captured within a tick of their first sample.
+        for pid in sampler.take_seen_pids().unwrap_or_default() {
+            // A process that already exited cannot be captured; its samples
+            // still show their addresses.
+            if captured.insert(pid) && pid != 0 {
+                let _ = symbolizer.capture(pid);
             }
         }
         if status.enabled() {
-            let lost = sampler.losses().map(|l| l.total()).unwrap_or(0);
-            status.update(elapsed, duration, sampler.sample_total(), lost);
+            let counters = sampler.counters().unwrap_or_default();
+            status.update(elapsed, duration, counters.recorded, counters.lost());
         }
     };
     status.clear();
@@ -242,7 +239,7 @@ fn alive(id: u32) -> bool {
 
 /// Prints bcc's warnings about stacks and samples that were lost.
 fn report_losses(sampler: &Sampler) -> anyhow::Result<()> {
-    let losses = sampler.losses()?;
+    let losses = sampler.counters()?;
     let missing = losses.stack_map_full + losses.stack_collisions;
     if missing > 0 {
         // bcc advises only on a full map, but a larger map also makes hash

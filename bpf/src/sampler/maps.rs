@@ -1,0 +1,121 @@
+//! The sampler's maps: what the program writes and user space drains.
+//!
+//! A [`Buffer`] is one stack map plus one count map. A one-shot profile has
+//! a single buffer, read once at the end. A continuous profiler has two and
+//! an `active` switch: the program writes into the active one while user
+//! space drains and clears the other, so no sample falls between windows.
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
+
+use super::codegen::KEY_SIZE;
+use super::{map_error, SamplerConfig, Target, COUNTERS, MAX_DEPTH};
+use crate::error::{Error, Result};
+
+/// One stack map and the count map whose keys refer to it.
+#[derive(Debug)]
+pub(super) struct Buffer {
+    pub(super) stacks: MapHandle,
+    pub(super) counts: MapHandle,
+}
+
+/// One buffer, or two and the index of the one being written.
+#[derive(Debug)]
+pub(super) enum Buffers {
+    Single(Buffer),
+    Double {
+        pair: [Buffer; 2],
+        active: MapHandle,
+    },
+}
+
+/// Every map of a sampler.
+#[derive(Debug)]
+pub(super) struct Maps {
+    pub(super) buffers: Buffers,
+    /// Per-CPU counters, indexed by `Counter`.
+    pub(super) counters: MapHandle,
+    /// Ids to sample, when filtering.
+    pub(super) filter: Option<MapHandle>,
+    /// Process ids seen since user space last looked, when tracked.
+    pub(super) seen_pids: Option<MapHandle>,
+}
+
+/// Most processes tracked between two looks at the seen-pids map.
+const SEEN_PIDS: u32 = 8192;
+
+fn create(ty: MapType, name: &str, key: u32, value: u32, entries: u32) -> Result<MapHandle> {
+    let opts = libbpf_sys::bpf_map_create_opts {
+        sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+        ..Default::default()
+    };
+    MapHandle::create(ty, Some(name), key, value, entries, &opts).map_err(|e| {
+        let what = format!("creating BPF map `{name}` ({entries} entries)");
+        match e.kind() {
+            libbpf_rs::ErrorKind::PermissionDenied => Error::Permission { what },
+            _ => Error::sys(what, std::io::Error::other(e.to_string())),
+        }
+    })
+}
+
+impl Buffer {
+    fn create(config: &SamplerConfig, suffix: &str) -> Result<Self> {
+        Ok(Self {
+            stacks: create(
+                MapType::StackTrace,
+                &format!("scorch_stacks{suffix}"),
+                4,
+                (MAX_DEPTH * 8) as u32,
+                config.stack_storage_size,
+            )?,
+            counts: create(
+                MapType::Hash,
+                &format!("scorch_counts{suffix}"),
+                KEY_SIZE as u32,
+                8,
+                config.max_keys,
+            )?,
+        })
+    }
+}
+
+impl Maps {
+    pub(super) fn create(config: &SamplerConfig) -> Result<Self> {
+        let buffers = if config.double_buffered {
+            let active = create(MapType::Array, "scorch_active", 4, 4, 1)?;
+            Buffers::Double {
+                pair: [Buffer::create(config, "_a")?, Buffer::create(config, "_b")?],
+                active,
+            }
+        } else {
+            Buffers::Single(Buffer::create(config, "")?)
+        };
+        let filter = match &config.target {
+            Target::All => None,
+            Target::Pids(ids) | Target::Tids(ids) => {
+                let map = create(
+                    MapType::Hash,
+                    "scorch_filter",
+                    4,
+                    1,
+                    ids.len().max(1) as u32,
+                )?;
+                for id in ids {
+                    map.update(&id.to_ne_bytes(), &[1], MapFlags::ANY)
+                        .map_err(|e| map_error("filling the filter map", e))?;
+                }
+                Some(map)
+            }
+        };
+        let seen_pids = if config.track_pids {
+            Some(create(MapType::Hash, "scorch_seen", 4, 8, SEEN_PIDS)?)
+        } else {
+            None
+        };
+        Ok(Self {
+            buffers,
+            counters: create(MapType::PercpuArray, "scorch_counters", 4, 8, COUNTERS)?,
+            filter,
+            seen_pids,
+        })
+    }
+}

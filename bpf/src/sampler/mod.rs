@@ -1,0 +1,375 @@
+//! The sampling profiler's BPF side.
+//!
+//! One program runs on every cpu-clock sample on every CPU. It drops samples
+//! outside the target (idle, other processes or threads) and records the
+//! kernel and user stacks of the rest with `bpf_get_stackid` into a
+//! `STACK_TRACE` map, counting each distinct
+//! `(pid, tid, user stack, kernel stack, comm)` in a hash. Failures (stack
+//! map full, hash collisions, count map full) are counted per CPU so the
+//! user hears about every lost stack.
+//!
+//! The filter is baked into the generated code ([`codegen`]): a run that
+//! profiles one PID carries one lookup in a small hash, a whole-host run
+//! none. A continuous profiler asks for two buffers ([`maps`]) and
+//! [`Sampler::drain`]s one while the program writes the other; it also asks
+//! for the pids seen since it last looked, to capture new processes while
+//! they live.
+
+mod codegen;
+mod maps;
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::time::Duration;
+
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+use crate::error::{Error, Result};
+use crate::perf_event::{Event, PerfEventLink, Rate};
+use crate::program::{Program, ProgramType};
+use codegen::{KEY_COMM, KEY_KSTACK, KEY_PID, KEY_SIZE, KEY_TID, KEY_USTACK};
+use maps::{Buffer, Buffers, Maps};
+
+/// Stack depth kept per stack, as the kernel's default `perf_event_max_stack`.
+pub const MAX_DEPTH: usize = 127;
+
+/// How long a buffer is left alone after the switch, for programs still
+/// running on other CPUs to finish writing it (a run takes microseconds).
+const SWITCH_GRACE: Duration = Duration::from_millis(10);
+
+/// Which processes or threads to sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Every process on the host.
+    All,
+    /// These process ids (tgids).
+    Pids(Vec<u32>),
+    /// These thread ids.
+    Tids(Vec<u32>),
+}
+
+/// What the sampler collects and how.
+#[derive(Debug, Clone)]
+pub struct SamplerConfig {
+    /// Whom to sample.
+    pub target: Target,
+    /// Sampling rate.
+    pub rate: Rate,
+    /// Event that drives sampling.
+    pub event: Event,
+    /// CPUs to sample on.
+    pub cpus: Vec<u32>,
+    /// Keep user stacks.
+    pub user_stacks: bool,
+    /// Keep kernel stacks.
+    pub kernel_stacks: bool,
+    /// Keep samples of the idle task (tid 0).
+    pub include_idle: bool,
+    /// Keep counts per thread rather than per process.
+    pub per_thread: bool,
+    /// Number of distinct stacks the stack map can hold.
+    pub stack_storage_size: u32,
+    /// Number of distinct (pid, tid, stacks, comm) the count map can hold.
+    pub max_keys: u32,
+    /// Two buffers, so [`Sampler::drain`] can run while sampling goes on.
+    pub double_buffered: bool,
+    /// Remember the pids sampled, for [`Sampler::take_seen_pids`].
+    pub track_pids: bool,
+}
+
+/// What the program counts per CPU, by index in its counter array.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Counter {
+    /// The stack map was full (`-ENOMEM`) for a user stack.
+    UserStackMapFull = 0,
+    /// A user stack collided with another in the stack map (`-EEXIST`).
+    UserStackCollision = 1,
+    /// The stack map was full for a kernel stack.
+    KernelStackMapFull = 2,
+    /// A kernel stack collided with another in the stack map.
+    KernelStackCollision = 3,
+    /// The count map was full: the whole sample was dropped.
+    CountMapFull = 4,
+    /// A sample was counted.
+    Recorded = 5,
+}
+
+/// Number of [`Counter`]s.
+const COUNTERS: u32 = 6;
+
+/// The program's counters, summed over all CPUs since the start.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Samples counted.
+    pub recorded: u64,
+    /// Stacks not recorded because the stack map was full.
+    pub stack_map_full: u64,
+    /// Stacks not recorded because of a hash collision.
+    pub stack_collisions: u64,
+    /// Samples dropped entirely because the count map was full.
+    pub count_map_full: u64,
+}
+
+impl Counters {
+    /// Every stack or sample lost, whatever the reason.
+    pub fn lost(&self) -> u64 {
+        self.stack_map_full + self.stack_collisions + self.count_map_full
+    }
+}
+
+/// A stack id as the BPF program recorded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StackId {
+    /// Index into the stack map.
+    Id(u32),
+    /// No such stack (or not collected): `-EFAULT` from the helper.
+    Absent,
+    /// The stack was wanted but lost (map full or collision).
+    Missed,
+}
+
+impl StackId {
+    fn from_raw(raw: i32) -> Self {
+        match raw {
+            id if id >= 0 => StackId::Id(id as u32),
+            e if e == -libc::EFAULT => StackId::Absent,
+            _ => StackId::Missed,
+        }
+    }
+}
+
+/// One distinct sampled key and its count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Count {
+    /// Process id.
+    pub pid: u32,
+    /// Thread id (0 unless per-thread counts were asked for).
+    pub tid: u32,
+    /// Thread name.
+    pub comm: String,
+    /// User stack.
+    pub user: StackId,
+    /// Kernel stack.
+    pub kernel: StackId,
+    /// Number of samples.
+    pub count: u64,
+}
+
+/// The counts of one buffer and the stacks they refer to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Every distinct key with its count.
+    pub counts: Vec<Count>,
+    /// The addresses of every referenced stack, leaf first.
+    pub stacks: HashMap<u32, Vec<u64>>,
+}
+
+impl Snapshot {
+    /// The addresses of stack `id`, when it was recorded.
+    pub fn stack(&self, id: u32) -> Option<&[u64]> {
+        self.stacks.get(&id).map(Vec::as_slice)
+    }
+
+    /// Total samples in the snapshot.
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.count).sum()
+    }
+}
+
+/// A running sampler: its maps, program and attachments.
+#[derive(Debug)]
+pub struct Sampler {
+    maps: Maps,
+    /// Index of the buffer being written, when double-buffered.
+    active: u32,
+    // Dropping the links detaches the program; keep it after them.
+    links: Vec<PerfEventLink>,
+    _program: Program,
+}
+
+impl Sampler {
+    /// Creates the maps, loads the program and attaches it to every CPU in `config.cpus`.
+    pub fn start(config: &SamplerConfig) -> Result<Self> {
+        let maps = Maps::create(config)?;
+        let insns = codegen::program(config, &maps)?;
+        let program = Program::load(ProgramType::PerfEvent, "scorch_sample", &insns)?;
+        let links = config
+            .cpus
+            .iter()
+            .map(|&cpu| PerfEventLink::attach(&program, config.event, config.rate, cpu))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            maps,
+            active: 0,
+            links,
+            _program: program,
+        })
+    }
+
+    /// Detaches the program from every CPU; the maps stay readable.
+    pub fn stop(&mut self) {
+        self.links.clear();
+    }
+
+    /// Takes everything recorded since the last drain and clears it.
+    ///
+    /// Double-buffered, the program switches to the other buffer first and
+    /// keeps sampling; single-buffered, call it after [`Self::stop`] (or
+    /// accept that samples counted while draining may be lost).
+    pub fn drain(&mut self) -> Result<Snapshot> {
+        let buffer = match &self.maps.buffers {
+            Buffers::Single(only) => only,
+            Buffers::Double { pair, active } => {
+                let next = 1 - self.active;
+                active
+                    .update(&0u32.to_ne_bytes(), &next.to_ne_bytes(), MapFlags::ANY)
+                    .map_err(|e| map_error("switching sampler buffers", e))?;
+                let drained = self.active as usize;
+                self.active = next;
+                std::thread::sleep(SWITCH_GRACE);
+                &pair[drained]
+            }
+        };
+        drain_buffer(buffer)
+    }
+
+    /// Pids sampled since the last call (requires `track_pids`).
+    pub fn take_seen_pids(&self) -> Result<Vec<u32>> {
+        let Some(seen) = &self.maps.seen_pids else {
+            return Ok(Vec::new());
+        };
+        let keys: Vec<Vec<u8>> = seen.keys().collect();
+        let mut pids = Vec::with_capacity(keys.len());
+        for key in keys {
+            // Deleted, it is inserted again at the process's next sample.
+            let _ = seen.delete(&key);
+            if let Ok(bytes) = <[u8; 4]>::try_from(key.as_slice()) {
+                pids.push(u32::from_ne_bytes(bytes));
+            }
+        }
+        Ok(pids)
+    }
+
+    /// The program's counters, summed over CPUs.
+    pub fn counters(&self) -> Result<Counters> {
+        let read = |counter: Counter| -> Result<u64> {
+            let per_cpu = self
+                .maps
+                .counters
+                .lookup_percpu(&(counter as u32).to_ne_bytes(), MapFlags::ANY)
+                .map_err(|e| map_error("reading the sampler's counters", e))?
+                .unwrap_or_default();
+            Ok(per_cpu
+                .iter()
+                .filter_map(|v| v.get(..8))
+                .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or([0; 8])))
+                .sum())
+        };
+        Ok(Counters {
+            recorded: read(Counter::Recorded)?,
+            stack_map_full: read(Counter::UserStackMapFull)? + read(Counter::KernelStackMapFull)?,
+            stack_collisions: read(Counter::UserStackCollision)?
+                + read(Counter::KernelStackCollision)?,
+            count_map_full: read(Counter::CountMapFull)?,
+        })
+    }
+}
+
+/// Reads a buffer's counts and the stacks they use, then empties it.
+fn drain_buffer(buffer: &Buffer) -> Result<Snapshot> {
+    let keys: Vec<Vec<u8>> = buffer.counts.keys().collect();
+    let mut snapshot = Snapshot::default();
+    for key in &keys {
+        let value = buffer
+            .counts
+            .lookup(key, MapFlags::ANY)
+            .map_err(|e| map_error("reading the count map", e))?;
+        if let Some(count) = value.and_then(|v| decode_count(key, &v)) {
+            snapshot.counts.push(count);
+        }
+    }
+    for count in &snapshot.counts {
+        for id in [count.user, count.kernel] {
+            if let StackId::Id(id) = id {
+                if let Entry::Vacant(slot) = snapshot.stacks.entry(id) {
+                    if let Some(stack) = read_stack(&buffer.stacks, id)? {
+                        slot.insert(stack);
+                    }
+                }
+            }
+        }
+    }
+    for key in &keys {
+        let _ = buffer.counts.delete(key);
+    }
+    for id in snapshot.stacks.keys() {
+        let _ = buffer.stacks.delete(&id.to_ne_bytes());
+    }
+    Ok(snapshot)
+}
+
+/// The addresses of stack `id`, leaf first.
+fn read_stack(stacks: &MapHandle, id: u32) -> Result<Option<Vec<u64>>> {
+    let value = stacks
+        .lookup(&id.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|e| map_error("reading the stack map", e))?;
+    Ok(value.map(|v| {
+        v.chunks_exact(8)
+            .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+            .take_while(|&a| a != 0)
+            .collect()
+    }))
+}
+
+fn map_error(what: &str, e: libbpf_rs::Error) -> Error {
+    Error::sys(what, std::io::Error::other(e.to_string()))
+}
+
+fn decode_count(key: &[u8], value: &[u8]) -> Option<Count> {
+    let u32_at = |off: usize| -> Option<u32> {
+        Some(u32::from_ne_bytes(key.get(off..off + 4)?.try_into().ok()?))
+    };
+    let comm_bytes = key.get(KEY_COMM..KEY_SIZE)?;
+    let comm_end = comm_bytes
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(comm_bytes.len());
+    Some(Count {
+        pid: u32_at(KEY_PID)?,
+        tid: u32_at(KEY_TID)?,
+        comm: String::from_utf8_lossy(&comm_bytes[..comm_end]).into_owned(),
+        user: StackId::from_raw(u32_at(KEY_USTACK)? as i32),
+        kernel: StackId::from_raw(u32_at(KEY_KSTACK)? as i32),
+        count: u64::from_ne_bytes(value.get(..8)?.try_into().ok()?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_keys_written_by_the_program_layout() {
+        let mut key = [0u8; KEY_SIZE];
+        key[0..4].copy_from_slice(&42u32.to_ne_bytes());
+        key[4..8].copy_from_slice(&43u32.to_ne_bytes());
+        key[8..12].copy_from_slice(&7i32.to_ne_bytes());
+        key[12..16].copy_from_slice(&(-libc::EFAULT).to_ne_bytes());
+        key[16..20].copy_from_slice(b"bash");
+        let count = decode_count(&key, &9u64.to_ne_bytes()).unwrap();
+        assert_eq!(
+            count,
+            Count {
+                pid: 42,
+                tid: 43,
+                comm: "bash".into(),
+                user: StackId::Id(7),
+                kernel: StackId::Absent,
+                count: 9
+            }
+        );
+        key[8..12].copy_from_slice(&(-libc::ENOMEM).to_ne_bytes());
+        assert_eq!(decode_count(&key, &[1; 8]).unwrap().user, StackId::Missed);
+        assert_eq!(decode_count(&key[..10], &[1; 8]), None);
+    }
+}
