@@ -7,7 +7,7 @@
 //! location is one address, and its [`Line`]s are the function it is in plus
 //! any functions inlined at that address (innermost first).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The name of a frame nothing is known about, as bcc prints it.
 pub const UNKNOWN: &str = "[unknown]";
@@ -199,6 +199,51 @@ pub struct ProfileBuilder {
     profile: Profile,
     mapping_index: HashMap<Mapping, usize>,
     location_index: HashMap<Location, usize>,
+}
+
+impl Profile {
+    /// Splits the profile into one profile per key of its samples (e.g. per
+    /// process), each with only the locations and mappings it uses.
+    pub fn split_by<K: Ord>(&self, key: impl Fn(&Sample) -> K) -> BTreeMap<K, Profile> {
+        let mut parts: BTreeMap<K, (ProfileBuilder, HashMap<usize, usize>)> = BTreeMap::new();
+        for sample in &self.samples {
+            let (builder, moved) = parts
+                .entry(key(sample))
+                .or_insert_with(|| (ProfileBuilder::new(self.meta.clone()), HashMap::new()));
+            let mut remap = |stack: &Stack| match stack {
+                Stack::Frames(frames) => Stack::Frames(
+                    frames
+                        .iter()
+                        .filter_map(|&old| {
+                            if let Some(&new) = moved.get(&old) {
+                                return Some(new);
+                            }
+                            let mut location = self.locations.get(old)?.clone();
+                            location.mapping = location
+                                .mapping
+                                .and_then(|m| self.mappings.get(m))
+                                .map(|m| builder.mapping(m.clone()));
+                            let new = builder.location(location);
+                            moved.insert(old, new);
+                            Some(new)
+                        })
+                        .collect(),
+                ),
+                other => other.clone(),
+            };
+            let user = remap(&sample.user);
+            let kernel = remap(&sample.kernel);
+            builder.sample(Sample {
+                user,
+                kernel,
+                ..sample.clone()
+            });
+        }
+        parts
+            .into_iter()
+            .map(|(k, (builder, _))| (k, builder.build()))
+            .collect()
+    }
 }
 
 impl ProfileBuilder {
