@@ -20,6 +20,7 @@
 //! shows as `[Missed User Stack]`. No input makes a writer panic; a profile
 //! whose indices point nowhere shows those frames as `[unknown]`.
 
+pub mod flame;
 pub mod json;
 pub mod model;
 pub mod pprof;
