@@ -21,6 +21,84 @@ pub struct Cli {
 pub enum Command {
     /// Sample on-CPU stacks (bcc `profile` compatible).
     Profile(ProfileArgs),
+    /// Profile the whole host continuously, keep the history, serve the page.
+    Agent(AgentArgs),
+    /// Serve the page and API over an existing store, without profiling.
+    Serve(ServeArgs),
+}
+
+/// Options of `agent`.
+#[derive(Debug, Args, Clone)]
+pub struct AgentArgs {
+    /// Sample frequency, Hertz.
+    #[arg(short = 'F', long = "frequency", default_value_t = 19,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub frequency: u64,
+
+    /// Length of a stored window (e.g. 10s, 1m).
+    #[arg(long, default_value = "10s", value_parser = crate::units::parse_duration)]
+    pub window: std::time::Duration,
+
+    /// Directory of the profile store.
+    #[arg(long = "data-dir", default_value = "/var/lib/scorch")]
+    pub data_dir: PathBuf,
+
+    /// Address of the web page and API.
+    #[arg(long, default_value = "127.0.0.1:4040")]
+    pub listen: std::net::SocketAddr,
+
+    /// A label added to every series, KEY=VALUE; repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+
+    /// How long history is kept (e.g. 7d, 12h).
+    #[arg(long, default_value = "7d", value_parser = crate::units::parse_duration)]
+    pub retention: std::time::Duration,
+
+    /// Most disk the store may use (e.g. 2GiB); oldest windows go first.
+    #[arg(long = "max-disk", default_value = "2GiB", value_parser = crate::units::parse_size)]
+    pub max_disk: u64,
+
+    /// Distinct stacks a window can hold.
+    #[arg(long = "stack-storage-size", default_value_t = 16384,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub stack_storage_size: u32,
+
+    /// Log format.
+    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Options of `serve`.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Directory of the profile store.
+    #[arg(long = "data-dir", default_value = "/var/lib/scorch")]
+    pub data_dir: PathBuf,
+
+    /// Address of the web page and API.
+    #[arg(long, default_value = "127.0.0.1:4040")]
+    pub listen: std::net::SocketAddr,
+
+    /// Log format.
+    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// One JSON object per line, for machines.
+    Json,
+}
+
+fn parse_label(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{text}` is not KEY=VALUE")),
+    }
 }
 
 /// The binary invoked as `profile`, as bcc's tool is.

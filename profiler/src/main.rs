@@ -3,12 +3,17 @@
 //! Invoked as `profile` it behaves as bcc's `profile` tool; as `scorch` it
 //! takes subcommands.
 
+mod agent;
 mod cli;
 mod collect;
+mod logging;
 mod privileges;
 mod profile;
+mod serve;
+mod server;
 mod signals;
 mod status;
+mod units;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -25,6 +30,14 @@ fn main() -> ExitCode {
         "profile" => profile::run(&cli::ProfileCli::parse().args),
         _ => match cli::Cli::parse().command {
             cli::Command::Profile(args) => profile::run(&args),
+            cli::Command::Agent(args) => {
+                logging::init(args.log_format);
+                agent::run(&agent_config(args))
+            }
+            cli::Command::Serve(args) => {
+                logging::init(args.log_format);
+                serve::run(&args)
+            }
         },
     };
     match result {
@@ -51,4 +64,17 @@ fn one_line(err: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
+}
+
+fn agent_config(args: cli::AgentArgs) -> agent::AgentConfig {
+    agent::AgentConfig {
+        frequency_hz: args.frequency,
+        window: args.window,
+        data_dir: args.data_dir,
+        listen: args.listen,
+        labels: args.labels,
+        retention: args.retention,
+        max_disk_bytes: args.max_disk,
+        stack_storage_size: args.stack_storage_size,
+    }
 }

@@ -60,6 +60,7 @@ mod vdso;
 
 use std::collections::HashMap;
 use std::rc::Rc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use scorch_formats::{FrameKind, Line, Mapping};
@@ -98,7 +99,7 @@ pub struct Resolved {
 /// Resolves kernel and user addresses to frames; one per run, caching inside.
 #[derive(Debug)]
 pub struct Symbolizer {
-    kallsyms: Kallsyms,
+    kallsyms: KernelSymbols,
     kallsyms_read: Instant,
     elf: ElfResolver,
     files: FileTable,
@@ -118,17 +119,66 @@ struct Batch {
     offsets: Vec<u64>,
 }
 
+/// The kernel's symbol table, read on a thread of its own from the start:
+/// reading and indexing kallsyms takes tens of milliseconds, which a
+/// profile spends sampling instead of waiting.
+#[derive(Debug, Default)]
+struct KernelSymbols {
+    loading: Option<JoinHandle<Result<Kallsyms, Error>>>,
+    table: Kallsyms,
+}
+
+impl KernelSymbols {
+    fn start_loading() -> Self {
+        match std::thread::Builder::new()
+            .name("kallsyms".into())
+            .spawn(Kallsyms::load)
+        {
+            Ok(handle) => Self {
+                loading: Some(handle),
+                table: Kallsyms::default(),
+            },
+            // No thread to be had: read it here and now.
+            Err(_) => Self::ready(Kallsyms::load().unwrap_or_default()),
+        }
+    }
+
+    fn ready(table: Kallsyms) -> Self {
+        Self {
+            loading: None,
+            table,
+        }
+    }
+
+    /// The table, waiting for it if it is still being read. An unreadable
+    /// kallsyms gives an empty table: kernel frames stay unresolved.
+    fn table(&mut self) -> &Kallsyms {
+        if let Some(handle) = self.loading.take() {
+            if let Ok(Ok(table)) = handle.join() {
+                self.table = table;
+            }
+        }
+        &self.table
+    }
+}
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Symbolizer {
-    /// Creates a symbolizer, reading the kernel's symbols.
-    pub fn new() -> Result<Self, Error> {
-        Ok(Self {
-            kallsyms: Kallsyms::load()?,
+    /// Creates a symbolizer; the kernel's symbols start loading in the background.
+    pub fn new() -> Self {
+        Self {
+            kallsyms: KernelSymbols::start_loading(),
             kallsyms_read: Instant::now(),
             elf: ElfResolver::new(),
             files: FileTable::default(),
             processes: HashMap::new(),
             tick: 0,
-        })
+        }
     }
 
     /// Snapshots a live process so its addresses still resolve after it
@@ -187,23 +237,25 @@ impl Symbolizer {
     /// Resolves kernel addresses through kallsyms.
     pub fn kernel(&mut self, addrs: &[u64]) -> Vec<Resolved> {
         if self.kallsyms_read.elapsed() >= KALLSYMS_RELOAD_INTERVAL
-            && addrs.iter().any(|&a| self.kallsyms.lookup(a).is_none())
+            && addrs
+                .iter()
+                .any(|&a| self.kallsyms.table().lookup(a).is_none())
         {
             // Modules may have been loaded since; if re-reading fails, the
             // table we have is still the best there is.
             if let Ok(kallsyms) = Kallsyms::load() {
-                self.kallsyms = kallsyms;
+                self.kallsyms = KernelSymbols::ready(kallsyms);
             }
             self.kallsyms_read = Instant::now();
         }
+        let table = self.kallsyms.table();
         addrs
             .iter()
             .map(|&address| Resolved {
                 address,
                 kind: FrameKind::Kernel,
                 mapping: None,
-                lines: self
-                    .kallsyms
+                lines: table
                     .lookup(address)
                     .map(|name| vec![name_only(name)])
                     .unwrap_or_default(),
@@ -371,7 +423,7 @@ mod tests {
 
     #[test]
     fn the_least_recently_used_process_is_evicted_first() {
-        let mut s = Symbolizer::new().unwrap();
+        let mut s = Symbolizer::new();
         for pid in 0..MAX_PROCESSES as u32 {
             s.insert(pid, Process::default());
         }

@@ -34,7 +34,7 @@ fn perf_map_names_addresses_outside_file_mappings_even_after_exit() {
     )
     .unwrap();
 
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     s.capture(pid).unwrap();
     let check = |s: &mut Symbolizer| {
         let resolved = s.user(pid, &[0x1010, 0x1110, 0x1050]);
@@ -67,7 +67,7 @@ fn perf_map_written_after_capture_is_read_at_resolve_time() {
             .unwrap(),
     );
     let pid = sleeper.0.id();
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     s.capture(pid).unwrap();
     fs::write(format!("/tmp/perf-{pid}.map"), "2000 10 late_jit_fn\n").unwrap();
     let resolved = s.user(pid, &[0x2008]).remove(0);

@@ -24,7 +24,7 @@ fn kernel_functions_resolve_by_name() {
         println!("skipped: /proc/kallsyms hides addresses (run as root, kernel.kptr_restrict < 2)");
         return;
     };
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     let resolved = s.kernel(&[schedule, schedule + 0x10, 0, 1]);
     for r in &resolved[..2] {
         assert_eq!(r.kind, FrameKind::Kernel);

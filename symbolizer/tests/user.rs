@@ -38,7 +38,7 @@ fn names_files_lines_and_inlines_resolve_and_survive_exit() {
     let mut workload = Workload::spawn(&binary);
     let (pid, leaf, outer) = (workload.pid(), workload.addrs[0], workload.addrs[1]);
 
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     s.capture(pid).unwrap();
     s.capture(pid).unwrap(); // same process again: a no-op
 
@@ -92,7 +92,7 @@ fn binary_deleted_after_start_still_resolves() {
     let workload = Workload::spawn(&binary);
     fs::remove_file(&binary).unwrap();
 
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     let resolved = s.user(workload.pid(), &[workload.addrs[0]]).remove(0);
     assert_eq!(resolved.lines[0].function, "scorch_leaf");
     let mapping = resolved.mapping.unwrap();
@@ -112,7 +112,7 @@ fn stripped_binary_gives_unresolved_frames_that_name_their_file() {
     let workload = Workload::spawn(&stripped);
     let leaf = workload.addrs[0];
 
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     let resolved = s.user(workload.pid(), &[leaf]).remove(0);
     assert_eq!(resolved.kind, FrameKind::User);
     assert!(resolved.lines.is_empty(), "{resolved:?}");
@@ -132,7 +132,7 @@ fn vdso_functions_resolve() {
     let vdso_fn = workload.addrs[2];
     assert_ne!(vdso_fn, 0, "the fixture found no __vdso_clock_gettime");
 
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     let resolved = s.user(workload.pid(), &[vdso_fn]).remove(0);
     assert_eq!(resolved.mapping.unwrap().file, "[vdso]");
     assert!(
@@ -156,7 +156,7 @@ fn cpp_names_are_demangled() {
     compile("g++", &fixture("workload.cpp"), &binary);
     let workload = Workload::spawn(&binary);
 
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     let resolved = s.user(workload.pid(), &[workload.addrs[0]]).remove(0);
     let function = &resolved.lines.last().unwrap().function;
     assert!(
@@ -174,7 +174,7 @@ fn one_binary_mapped_by_many_processes_is_opened_once() {
     compile("gcc", &fixture("workload.c"), &binary);
     let workloads: Vec<Workload> = (0..3).map(|_| Workload::spawn(&binary)).collect();
 
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     for w in &workloads {
         let resolved = s.user(w.pid(), &[w.addrs[0]]).remove(0);
         assert_eq!(resolved.lines[0].function, "scorch_leaf");
@@ -194,7 +194,7 @@ fn an_exited_process_is_gone_and_its_addresses_unknown() {
     let pid = child.id();
     child.wait().unwrap();
 
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     let err = s.capture(pid).unwrap_err();
     assert!(matches!(err, Error::ProcessGone { .. }), "{err}");
     assert!(err.to_string().contains("capture a process while it runs"));
@@ -219,7 +219,7 @@ fn exec_is_noticed_and_the_new_program_resolves() {
         .spawn()
         .unwrap();
     let pid = shell.id();
-    let mut s = Symbolizer::new().unwrap();
+    let mut s = Symbolizer::new();
     s.capture(pid).unwrap();
     let exe = |pid: u32| fs::read_link(format!("/proc/{pid}/exe")).unwrap_or_default();
     let shell_exe = exe(pid);

@@ -1,1 +1,31 @@
-//! The scorch web server and its embedded flame-graph page (not built yet).
+//! The scorch web server: a JSON API over the profile store and the
+//! flame-graph page that uses it.
+//!
+//! Design constraints:
+//! - One router for `scorch agent` (store being written) and `scorch serve`
+//!   (store only read); the caller owns the runtime and the listener.
+//! - The store is synchronous; handlers hand its calls to the blocking pool.
+//! - Bad requests get a 4xx with `{"error": "..."}` before any store work;
+//!   nothing a client sends can panic the server.
+
+mod api;
+mod error;
+mod params;
+
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::Router;
+use scorch_store::Store;
+
+pub use error::ApiError;
+
+/// The server's routes over `store`.
+pub fn router(store: Arc<Store>) -> Router {
+    Router::new()
+        .route("/api/profile", get(api::profile))
+        .route("/api/timeline", get(api::timeline))
+        .route("/api/labels", get(api::labels))
+        .route("/api/label-values", get(api::label_values))
+        .with_state(store)
+}

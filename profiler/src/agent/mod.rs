@@ -1,0 +1,173 @@
+//! `scorch agent`: always-on whole-host profiling into the embedded store,
+//! with the web page served beside it.
+//!
+//! One thread samples: it captures new processes every tick, and at the end
+//! of every window drains the sampler's idle buffer (the program keeps
+//! writing the other), symbolizes it, splits it per process and writes the
+//! series to the store in one transaction. Retention runs every minute. The
+//! web server runs on its own small tokio runtime and reads the same store.
+//! SIGINT/SIGTERM end the current window early, write it, and exit.
+
+mod labels;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use scorch_bpf::{online_cpus, Event, Rate, Sampler, SamplerConfig, Target};
+use scorch_formats::Meta;
+use scorch_store::{Store, StoreOptions, Window};
+use scorch_symbolizer::Symbolizer;
+use tracing::{error, info, warn};
+
+use crate::collect::Collector;
+use crate::{privileges, server, signals};
+use labels::{hostname, ProcessLabels};
+
+/// How often the loop wakes to capture new processes and check for the end.
+const TICK: Duration = Duration::from_millis(100);
+/// How often old windows are deleted.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
+/// Everything the agent needs, validated.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Sampling frequency.
+    pub frequency_hz: u64,
+    /// Length of a stored window.
+    pub window: Duration,
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// Where the web server listens.
+    pub listen: SocketAddr,
+    /// Labels added to every series.
+    pub labels: Vec<(String, String)>,
+    /// How long windows are kept.
+    pub retention: Duration,
+    /// Most bytes the store may use.
+    pub max_disk_bytes: u64,
+    /// Distinct stacks per window the stack map can hold.
+    pub stack_storage_size: u32,
+}
+
+/// Runs the agent until SIGINT or SIGTERM.
+pub fn run(config: &AgentConfig) -> anyhow::Result<()> {
+    privileges::check()?;
+    scorch_bpf::mounts::ensure_mounted()?;
+    let store = open_store(config)?;
+    let server = server::spawn(Arc::clone(&store), config.listen)?;
+    info!(listen = %config.listen, data_dir = %config.data_dir.display(), "serving the flame-graph page at http://{}", config.listen);
+    signals::install();
+    let result = sample_forever(config, &store);
+    server.stop();
+    result
+}
+
+fn open_store(config: &AgentConfig) -> anyhow::Result<Arc<Store>> {
+    let options = StoreOptions::new(config.retention, config.max_disk_bytes);
+    let store = Store::open(&config.data_dir, options)
+        .with_context(|| format!("opening the profile store in {}", config.data_dir.display()))?;
+    let report = store.open_report();
+    if let Some(recovery) = &report.recovery {
+        warn!(
+            ?recovery,
+            "the store was damaged: the damaged file was set aside and its readable data kept"
+        );
+    }
+    Ok(Arc::new(store))
+}
+
+/// Samples window after window until a stop is requested.
+fn sample_forever(config: &AgentConfig, store: &Store) -> anyhow::Result<()> {
+    let sampler_config = SamplerConfig {
+        target: Target::All,
+        rate: Rate::Frequency(config.frequency_hz),
+        event: Event::CpuClock,
+        cpus: online_cpus()?,
+        user_stacks: true,
+        kernel_stacks: true,
+        include_idle: false,
+        per_thread: false,
+        stack_storage_size: config.stack_storage_size,
+        max_keys: config.stack_storage_size.saturating_mul(2).max(10240),
+        double_buffered: true,
+        track_pids: true,
+    };
+    let mut sampler = Sampler::start(&sampler_config)?;
+    let mut symbolizer = Symbolizer::new();
+    let mut processes = ProcessLabels::default();
+    let host = hostname();
+    let mut window_start = SystemTime::now();
+    let mut window_clock = Instant::now();
+    let mut last_retention = Instant::now();
+    let mut lost_before = 0;
+    info!(hz = config.frequency_hz, window = ?config.window, "profiling every process");
+    loop {
+        std::thread::sleep(TICK);
+        for pid in sampler.take_seen_pids().unwrap_or_default() {
+            processes.capture(pid);
+            let _ = symbolizer.capture(pid);
+        }
+        let stopping = signals::stop_requested();
+        if !stopping && window_clock.elapsed() < config.window {
+            continue;
+        }
+        let window_end = SystemTime::now();
+        window_clock = Instant::now();
+        let snapshot = sampler.drain()?;
+        let meta = Meta {
+            frequency_hz: Some(config.frequency_hz),
+            ..Meta::default()
+        };
+        let profile = Collector::new(&snapshot, &mut symbolizer, meta).build(false);
+        let (start, end) = (unix_ns(window_start), unix_ns(window_end));
+        window_start = window_end;
+        let windows: Vec<Window> = profile
+            .split_by(|s| (s.pid, s.comm.clone()))
+            .into_iter()
+            .map(|((pid, comm), profile)| Window {
+                start_unix_ns: start,
+                end_unix_ns: end,
+                labels: processes.labels(pid, &comm, &host, &config.labels),
+                profile,
+            })
+            .collect();
+        match store.write_windows(&windows) {
+            Ok(_) => info!(
+                series = windows.len(),
+                samples = snapshot.total(),
+                "window written"
+            ),
+            // A full disk or a failing write must not stop profiling: the
+            // next window tries again, and retention may free space.
+            Err(err) => error!(%err, "window not written"),
+        }
+        let lost = sampler.counters().map(|c| c.lost()).unwrap_or(0);
+        if lost > lost_before {
+            warn!(
+                lost = lost - lost_before,
+                "stacks or samples lost in this window; raise --stack-storage-size"
+            );
+            lost_before = lost;
+        }
+        if last_retention.elapsed() >= RETENTION_EVERY {
+            last_retention = Instant::now();
+            match store.enforce_retention(unix_ns(SystemTime::now())) {
+                Ok(report) => info!(?report, "retention"),
+                Err(err) => error!(%err, "retention failed"),
+            }
+        }
+        if stopping {
+            info!("stopped; the last window is written");
+            return Ok(());
+        }
+    }
+}
+
+fn unix_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}

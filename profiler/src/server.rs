@@ -1,0 +1,58 @@
+//! The web server on a small tokio runtime of its own, so the sampling
+//! thread stays a plain thread.
+
+use std::future::IntoFuture;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use scorch_store::Store;
+use tokio::sync::oneshot;
+
+/// A running server; [`Server::stop`] shuts it down gracefully.
+pub struct Server {
+    stop: oneshot::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+/// Binds `listen` (so a taken port fails here, at start) and serves `store`.
+pub fn spawn(store: Arc<Store>, listen: SocketAddr) -> anyhow::Result<Server> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the web server's runtime")?;
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .with_context(|| {
+            format!("cannot listen on {listen}; is another scorch running? choose another --listen")
+        })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("scorch-web".into())
+        .spawn(move || {
+            let app = scorch_web::router(store);
+            let result = runtime.block_on(
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .into_future(),
+            );
+            if let Err(err) = result {
+                tracing::error!(%err, "the web server stopped");
+            }
+        })
+        .context("starting the web server thread")?;
+    Ok(Server { stop, thread })
+}
+
+impl Server {
+    /// Stops accepting requests, finishes the ones in flight, and joins.
+    pub fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}

@@ -1,0 +1,315 @@
+//! The dictionaries: strings, mappings, locations, stacks and traces,
+//! interned by content and looked up by id.
+//!
+//! A window blob holds only trace ids and counts, so what makes a window
+//! cheap to store and a merge cheap to compute is that everything else is
+//! stored once, here. The writer interns an entry by its encoded bytes:
+//! first in a bounded in-memory cache keyed by fingerprint, then by `hash`
+//! in the table, then by inserting it. Each use also raises the entry's
+//! `gen` (hour of the window that used it) when older, at most once per
+//! entry and hour; garbage collection deletes entries whose `gen` precedes
+//! every stored window.
+//!
+//! The invariant that makes collection safe: an entry's `gen` is never
+//! older than the `gen` of anything that refers to it. The writer keeps it
+//! by raising an entry's references whenever it raises the entry; a cache
+//! hit on an entry already marked with the current generation
+//! ([`DictWriter::current`]) can skip its references because they were
+//! raised together with it.
+//!
+//! Readers resolve ids through [`DictCache`], a bounded cache of decoded
+//! entries. Entries never change and ids are never reused, so a cached entry
+//! is always right, whoever wrote or deleted what since.
+
+use std::sync::Arc;
+
+use rusqlite::{Connection, OptionalExtension};
+
+use crate::cache::{stable_hash, FingerprintKeys, IdMap, TwoGen};
+use crate::codec::{self, DecodeError, LocationEntry, MappingEntry, TraceEntry};
+use crate::error::{Error, SqlContext};
+
+/// A dictionary table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    String = 0,
+    Mapping = 1,
+    Location = 2,
+    Stack = 3,
+    Trace = 4,
+}
+
+impl Kind {
+    /// The table's name.
+    pub(crate) fn table(self) -> &'static str {
+        crate::schema::DICT_TABLES[self as usize]
+    }
+}
+
+/// One statement per dictionary table, in [`Kind`] order.
+macro_rules! per_table {
+    ($before:literal, $after:literal) => {
+        [
+            concat!($before, "dict_string", $after),
+            concat!($before, "dict_mapping", $after),
+            concat!($before, "dict_location", $after),
+            concat!($before, "dict_stack", $after),
+            concat!($before, "dict_trace", $after),
+        ]
+    };
+}
+
+const FIND: [&str; 5] = per_table!("SELECT id, gen, data FROM ", " WHERE hash = ?1");
+const INSERT: [&str; 5] = per_table!("INSERT INTO ", " (hash, gen, data) VALUES (?1, ?2, ?3)");
+const TOUCH: [&str; 5] = per_table!("UPDATE ", " SET gen = ?2 WHERE id = ?1 AND gen < ?2");
+const GET: [&str; 5] = per_table!("SELECT data FROM ", " WHERE id = ?1");
+const RANGE: [&str; 5] = per_table!(
+    "SELECT id, data FROM ",
+    " WHERE id BETWEEN ?1 AND ?2 ORDER BY id"
+);
+
+/// An interned entry as the writer knows it.
+#[derive(Debug, Clone, Copy)]
+struct Interned {
+    id: i64,
+    gen: i64,
+}
+
+/// The writer's side: content fingerprint → id, per table.
+pub(crate) struct DictWriter {
+    caches: [TwoGen<u128, Interned>; 5],
+    keys: FingerprintKeys,
+}
+
+impl DictWriter {
+    /// A writer caching up to `capacity` entries per table.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            caches: std::array::from_fn(|_| TwoGen::new(capacity)),
+            keys: FingerprintKeys::new(),
+        }
+    }
+
+    /// The keys fingerprints are made with.
+    pub(crate) fn keys(&self) -> &FingerprintKeys {
+        &self.keys
+    }
+
+    /// The id cached under `fingerprint` if the entry is already marked with
+    /// generation `gen` or later: then it and everything it refers to are
+    /// known to be up to date, and need no lookup at all.
+    pub(crate) fn current(&mut self, kind: Kind, fingerprint: u128, gen: i64) -> Option<i64> {
+        self.caches[kind as usize]
+            .get(&fingerprint)
+            .filter(|entry| entry.gen >= gen)
+            .map(|entry| entry.id)
+    }
+
+    /// The id of the entry with bytes `data` (identified in the cache by
+    /// `fingerprint`), inserted if new; its `gen` is raised to at least `gen`.
+    pub(crate) fn intern(
+        &mut self,
+        conn: &Connection,
+        kind: Kind,
+        fingerprint: u128,
+        data: &[u8],
+        gen: i64,
+    ) -> Result<i64, Error> {
+        let cache = &mut self.caches[kind as usize];
+        if let Some(mut entry) = cache.get(&fingerprint) {
+            if entry.gen < gen {
+                touch(conn, kind, &mut entry, gen)?;
+                cache.insert(fingerprint, entry);
+            }
+            return Ok(entry.id);
+        }
+        let hash = stable_hash(data);
+        let found = {
+            let mut stmt = conn
+                .prepare_cached(FIND[kind as usize])
+                .ctx("looking up a dictionary entry")?;
+            let mut rows = stmt.query([hash]).ctx("looking up a dictionary entry")?;
+            let mut found = None;
+            while let Some(row) = rows.next().ctx("looking up a dictionary entry")? {
+                let same = row
+                    .get_ref(2)
+                    .ctx("looking up a dictionary entry")?
+                    .as_blob()
+                    .is_ok_and(|stored| stored == data);
+                if same {
+                    let id: i64 = row.get(0).ctx("looking up a dictionary entry")?;
+                    let stored_gen: i64 = row.get(1).ctx("looking up a dictionary entry")?;
+                    found = Some(Interned {
+                        id,
+                        gen: stored_gen,
+                    });
+                    break;
+                }
+            }
+            found
+        };
+        let entry = match found {
+            Some(mut entry) => {
+                touch(conn, kind, &mut entry, gen)?;
+                entry
+            }
+            None => {
+                conn.prepare_cached(INSERT[kind as usize])
+                    .and_then(|mut s| s.execute((hash, gen, data)))
+                    .ctx("adding a dictionary entry")?;
+                Interned {
+                    id: conn.last_insert_rowid(),
+                    gen,
+                }
+            }
+        };
+        cache.insert(fingerprint, entry);
+        Ok(entry.id)
+    }
+
+    /// Forgets every cached id: after a rolled-back transaction (whose ids
+    /// may be handed out again) and after garbage collection.
+    pub(crate) fn clear(&mut self) {
+        for cache in &mut self.caches {
+            cache.clear();
+        }
+    }
+}
+
+/// Raises an entry's `gen` to `gen` if it is older.
+fn touch(conn: &Connection, kind: Kind, entry: &mut Interned, gen: i64) -> Result<(), Error> {
+    if entry.gen < gen {
+        conn.prepare_cached(TOUCH[kind as usize])
+            .and_then(|mut s| s.execute((entry.id, gen)))
+            .ctx("updating a dictionary entry")?;
+        entry.gen = gen;
+    }
+    Ok(())
+}
+
+/// The readers' side: id → decoded entry, per table, shared by all queries.
+pub(crate) struct DictCache {
+    pub(crate) strings: TwoGen<i64, Arc<str>>,
+    pub(crate) mappings: TwoGen<i64, MappingEntry>,
+    pub(crate) locations: TwoGen<i64, Arc<LocationEntry>>,
+    pub(crate) stacks: TwoGen<i64, Arc<[i64]>>,
+    pub(crate) traces: TwoGen<i64, TraceEntry>,
+}
+
+impl DictCache {
+    /// A cache of up to `capacity` entries per table.
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            strings: TwoGen::new(capacity),
+            mappings: TwoGen::new(capacity),
+            locations: TwoGen::new(capacity),
+            stacks: TwoGen::new(capacity),
+            traces: TwoGen::new(capacity),
+        }
+    }
+}
+
+/// Decodes a string entry.
+pub(crate) fn decode_string(data: &[u8]) -> Result<Arc<str>, DecodeError> {
+    std::str::from_utf8(data)
+        .map(Arc::from)
+        .map_err(|_| DecodeError("string is not UTF-8"))
+}
+
+/// Decodes a location entry.
+pub(crate) fn decode_location(data: &[u8]) -> Result<Arc<LocationEntry>, DecodeError> {
+    LocationEntry::decode(data).map(Arc::new)
+}
+
+/// Decodes a stack entry.
+pub(crate) fn decode_stack(data: &[u8]) -> Result<Arc<[i64]>, DecodeError> {
+    codec::decode_stack(data).map(Arc::from)
+}
+
+/// Resolves ids of one table: from the cache, else from the database. A
+/// missing or undecodable entry is corruption.
+pub(crate) fn resolve<V: Clone>(
+    conn: &Connection,
+    kind: Kind,
+    cache: &mut TwoGen<i64, V>,
+    ids: impl IntoIterator<Item = i64>,
+    decode: fn(&[u8]) -> Result<V, DecodeError>,
+) -> Result<IdMap<V>, Error> {
+    let mut out = IdMap::default();
+    let mut missing = Vec::new();
+    for id in ids {
+        if out.contains_key(&id) {
+            continue;
+        }
+        match cache.get(&id) {
+            Some(v) => {
+                out.insert(id, v);
+            }
+            None => missing.push(id),
+        }
+    }
+    missing.sort_unstable();
+    missing.dedup();
+    let (Some(&first), Some(&last)) = (missing.first(), missing.last()) else {
+        return Ok(out);
+    };
+    let action = "reading the dictionary";
+    let undecodable = |id: i64, e: DecodeError| {
+        Error::corrupt(format!(
+            "{} entry {id} cannot be decoded: {e}",
+            kind.table()
+        ))
+    };
+    // Dense ids (a cold cache wanting most of a table) are read in one
+    // range scan, in file order; sparse ones by point lookups.
+    let span = (last - first).saturating_add(1);
+    if (missing.len() as i64).saturating_mul(4) >= span {
+        let mut stmt = conn.prepare_cached(RANGE[kind as usize]).ctx(action)?;
+        let mut rows = stmt.query((first, last)).ctx(action)?;
+        let mut wanted = missing.iter().peekable();
+        while let Some(row) = rows.next().ctx(action)? {
+            let id: i64 = row.get(0).ctx(action)?;
+            while wanted.next_if(|&&w| w < id).is_some() {}
+            if wanted.next_if_eq(&&id).is_none() {
+                continue;
+            }
+            let data = row.get_ref(1).ctx(action)?.as_blob().ok();
+            let value = data
+                .map(decode)
+                .ok_or_else(|| {
+                    Error::corrupt(format!("{} entry {id} is not a blob", kind.table()))
+                })?
+                .map_err(|e| undecodable(id, e))?;
+            cache.insert(id, value.clone());
+            out.insert(id, value);
+        }
+    } else {
+        let mut stmt = conn.prepare_cached(GET[kind as usize]).ctx(action)?;
+        for &id in &missing {
+            let value = stmt
+                .query_row([id], |row| Ok(row.get_ref(0)?.as_blob().ok().map(decode)))
+                .optional()
+                .ctx(action)?;
+            let value = match value {
+                Some(Some(Ok(v))) => v,
+                Some(Some(Err(e))) => return Err(undecodable(id, e)),
+                Some(None) => {
+                    return Err(Error::corrupt(format!(
+                        "{} entry {id} is not a blob",
+                        kind.table()
+                    )))
+                }
+                None => break,
+            };
+            cache.insert(id, value.clone());
+            out.insert(id, value);
+        }
+    }
+    if let Some(id) = missing.iter().find(|id| !out.contains_key(id)) {
+        return Err(Error::corrupt(format!(
+            "{} entry {id} is used by a stored window but missing",
+            kind.table()
+        )));
+    }
+    Ok(out)
+}

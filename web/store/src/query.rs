@@ -1,0 +1,387 @@
+//! Reading: merged profiles, label lists and timelines.
+//!
+//! A query selects the series whose labels match every filter, then the
+//! windows of those series that start in `[from, until)`. Merging them is
+//! summing counts per trace id across the window blobs, which is a tight
+//! loop over varints into an array indexed by id; only the distinct traces
+//! of the result are then turned back into samples (see `materialise`).
+//! Concurrent queries share the dictionary cache and take turns for that
+//! last step. A query runs in
+//! one read transaction, so it sees one consistent state of the store
+//! however the writer and retention move on meanwhile.
+//!
+//! A window whose blob cannot be decoded (damage that SQLite's checks do not
+//! see, caught by zstd's checksum) is left out of the result and reported to
+//! the store, whose next retention run deletes it.
+
+use std::collections::BTreeSet;
+use std::sync::Mutex;
+
+use rusqlite::Connection;
+use scorch_formats::{Meta, Profile};
+
+use crate::cache::IdMap;
+use crate::codec::BlobDecoder;
+use crate::dict::DictCache;
+use crate::error::{Error, SqlContext};
+use crate::materialise;
+
+/// Most buckets a timeline may have.
+const MAX_BUCKETS: u64 = 100_000;
+
+/// Which windows to read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Query {
+    /// Windows starting at or after this time (ns since the Unix epoch).
+    pub from_unix_ns: u64,
+    /// Windows starting before this time (ns since the Unix epoch).
+    pub until_unix_ns: u64,
+    /// `(key, value)` pairs a series must all have; none selects all.
+    pub label_filters: Vec<(String, String)>,
+}
+
+impl Query {
+    /// Windows in `[from, until)` of every series.
+    pub fn range(from_unix_ns: u64, until_unix_ns: u64) -> Self {
+        Self {
+            from_unix_ns,
+            until_unix_ns,
+            label_filters: Vec::new(),
+        }
+    }
+
+    /// Adds a `key = value` filter.
+    pub fn label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.label_filters.push((key.into(), value.into()));
+        self
+    }
+
+    /// The time range as SQLite integers, checked.
+    fn bounds(&self) -> Result<(i64, i64), Error> {
+        if self.until_unix_ns <= self.from_unix_ns {
+            return Err(Error::InvalidQuery(format!(
+                "the range [{}, {}) is empty: `until` must be after `from`",
+                self.from_unix_ns, self.until_unix_ns
+            )));
+        }
+        let clamp = |t: u64| t.min(i64::MAX as u64) as i64;
+        Ok((clamp(self.from_unix_ns), clamp(self.until_unix_ns)))
+    }
+}
+
+/// Total samples of the windows starting in one time bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bucket {
+    /// Start of the bucket, ns since the Unix epoch.
+    pub start_unix_ns: u64,
+    /// Samples in windows that start in this bucket.
+    pub samples: u64,
+}
+
+/// The series matching all filters; `None` when there are no filters.
+fn matching_series(
+    conn: &Connection,
+    filters: &[(String, String)],
+) -> Result<Option<Vec<i64>>, Error> {
+    let mut result: Option<BTreeSet<i64>> = None;
+    let mut stmt = conn
+        .prepare_cached("SELECT series_id FROM series_label WHERE key = ?1 AND value = ?2")
+        .ctx("selecting series")?;
+    for (key, value) in filters {
+        let ids = stmt
+            .query_map((key, value), |r| r.get::<_, i64>(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<BTreeSet<i64>>>())
+            .ctx("selecting series")?;
+        result = Some(match result {
+            None => ids,
+            Some(previous) => previous.intersection(&ids).copied().collect(),
+        });
+    }
+    Ok(result.map(|set| set.into_iter().collect()))
+}
+
+/// Calls `f` for the windows of `series` (all when `None`) starting in
+/// `[from, until)`, with the columns of `columns` (which must select from
+/// `window_meta w`, and may join `window_blob b`).
+fn for_each_window(
+    conn: &Connection,
+    series: Option<&[i64]>,
+    (from, until): (i64, i64),
+    columns: &str,
+    mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let action = "reading windows";
+    match series {
+        None => {
+            let sql = format!("{columns} WHERE w.start_ns >= ?1 AND w.start_ns < ?2");
+            let mut stmt = conn.prepare_cached(&sql).ctx(action)?;
+            let mut rows = stmt.query((from, until)).ctx(action)?;
+            while let Some(row) = rows.next().ctx(action)? {
+                f(row)?;
+            }
+        }
+        Some(series) => {
+            let sql = format!(
+                "{columns} WHERE w.series_id = ?3 AND w.start_ns >= ?1 AND w.start_ns < ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql).ctx(action)?;
+            for &id in series {
+                let mut rows = stmt.query((from, until, id)).ctx(action)?;
+                while let Some(row) = rows.next().ctx(action)? {
+                    f(row)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A value all merged windows agree on, or not.
+#[derive(Clone, Copy)]
+enum Agreed<T> {
+    Unset,
+    Same(T),
+    Mixed,
+}
+
+impl<T: PartialEq + Copy> Agreed<T> {
+    fn add(&mut self, value: T) {
+        *self = match *self {
+            Agreed::Unset => Agreed::Same(value),
+            Agreed::Same(v) if v == value => Agreed::Same(v),
+            _ => Agreed::Mixed,
+        };
+    }
+
+    fn get(self) -> Option<T> {
+        match self {
+            Agreed::Same(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// Id ranges up to this size are merged in a dense array (8 MiB).
+const MAX_DENSE: i64 = 1 << 20;
+
+/// Sums counts per trace id. Trace ids are handed out in order and
+/// collected from the oldest, so the ids in use are usually a compact range:
+/// then the sums live in an array indexed by id, the cheapest possible
+/// update. A store whose traces span more ids uses a hash map.
+enum Merger {
+    Dense {
+        first: i64,
+        counts: Vec<u64>,
+        /// Ids outside the range (none, unless the store is damaged).
+        others: IdMap<u64>,
+    },
+    Sparse(IdMap<u64>),
+}
+
+impl Merger {
+    /// A merger for the trace ids of the current snapshot.
+    fn new(conn: &Connection) -> Result<Self, Error> {
+        let (first, last): (Option<i64>, Option<i64>) = conn
+            .query_row("SELECT min(id), max(id) FROM dict_trace", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .ctx("reading the trace id range")?;
+        Ok(match (first, last) {
+            (Some(first), Some(last)) if (0..MAX_DENSE).contains(&(last - first)) => {
+                Merger::Dense {
+                    first,
+                    counts: vec![0; (last - first + 1) as usize],
+                    others: IdMap::default(),
+                }
+            }
+            _ => Merger::Sparse(IdMap::default()),
+        })
+    }
+
+    #[inline]
+    fn add(&mut self, id: i64, count: u64) {
+        let slot = match self {
+            Merger::Dense {
+                first,
+                counts,
+                others,
+            } => match usize::try_from(id - *first)
+                .ok()
+                .and_then(|i| counts.get_mut(i))
+            {
+                Some(slot) => slot,
+                None => others.entry(id).or_insert(0),
+            },
+            Merger::Sparse(map) => map.entry(id).or_insert(0),
+        };
+        *slot = slot.saturating_add(count);
+    }
+
+    /// The non-zero sums, by ascending id.
+    fn into_sorted(self) -> Vec<(i64, u64)> {
+        let mut sums: Vec<(i64, u64)> = match self {
+            Merger::Dense {
+                first,
+                counts,
+                others,
+            } => counts
+                .into_iter()
+                .zip(first..)
+                .map(|(count, id)| (id, count))
+                .chain(others)
+                .collect(),
+            Merger::Sparse(map) => map.into_iter().collect(),
+        };
+        sums.retain(|&(_, count)| count > 0);
+        sums.sort_unstable();
+        sums
+    }
+}
+
+/// Runs a query: merge, then materialise.
+pub(crate) fn merged_profile(
+    conn: &mut Connection,
+    cache: &Mutex<DictCache>,
+    damaged: &Mutex<BTreeSet<i64>>,
+    query: &Query,
+) -> Result<Profile, Error> {
+    let bounds = query.bounds()?;
+    let tx = conn.transaction().ctx("starting a read")?;
+    let series = matching_series(&tx, &query.label_filters)?;
+    let mut decoder = BlobDecoder::new().map_err(|source| Error::Zstd { source })?;
+    let mut merged = Merger::new(&tx)?;
+    let mut span: Option<(u64, u64)> = None;
+    let mut frequency = Agreed::Unset;
+    let mut period = Agreed::Unset;
+    let mut bad = Vec::new();
+    for_each_window(
+        &tx,
+        series.as_deref(),
+        bounds,
+        "SELECT w.id, w.start_ns, w.end_ns, w.frequency_hz, w.sample_period, b.data \
+         FROM window_meta w JOIN window_blob b ON b.window_id = w.id",
+        |row| {
+            let id: i64 = row.get(0).ctx("reading windows")?;
+            let blob = row
+                .get_ref(5)
+                .ctx("reading windows")?
+                .as_blob()
+                .ok()
+                .map(|b| decoder.decode(b));
+            let Some(Ok(traces)) = blob else {
+                bad.push(id);
+                return Ok(());
+            };
+            for &(trace, count) in traces {
+                merged.add(trace, count);
+            }
+            let start = row.get::<_, i64>(1).ctx("reading windows")?.max(0) as u64;
+            let end = row.get::<_, i64>(2).ctx("reading windows")?.max(0) as u64;
+            span = Some(span.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
+            frequency.add(row.get::<_, Option<i64>>(3).ctx("reading windows")?);
+            period.add(row.get::<_, Option<i64>>(4).ctx("reading windows")?);
+            Ok(())
+        },
+    )?;
+    if !bad.is_empty() {
+        damaged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(bad);
+    }
+    let (start, end) = span.unwrap_or((query.from_unix_ns, query.from_unix_ns));
+    let meta = Meta {
+        target: describe(&query.label_filters),
+        start_unix_ns: start,
+        duration_ns: end.saturating_sub(start),
+        frequency_hz: frequency.get().flatten().map(|f| f as u64),
+        sample_period: period.get().flatten().map(|p| p as u64),
+    };
+    let traces = merged.into_sorted();
+    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    materialise::profile(&tx, &mut cache, &traces, meta)
+}
+
+/// What the profile's `target` says: the filters, or all series.
+fn describe(filters: &[(String, String)]) -> String {
+    if filters.is_empty() {
+        return "all series".to_string();
+    }
+    filters
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Total samples per `step` from `from` to `until`, every bucket listed.
+pub(crate) fn timeline(
+    conn: &mut Connection,
+    query: &Query,
+    step_ns: u64,
+) -> Result<Vec<Bucket>, Error> {
+    let bounds = query.bounds()?;
+    if step_ns == 0 {
+        return Err(Error::InvalidQuery(
+            "the timeline step must be positive".into(),
+        ));
+    }
+    let span = query.until_unix_ns - query.from_unix_ns;
+    let count = span.div_ceil(step_ns);
+    if count > MAX_BUCKETS {
+        return Err(Error::InvalidQuery(format!(
+            "{count} timeline buckets are too many (at most {MAX_BUCKETS}): use a larger step or a shorter range"
+        )));
+    }
+    let mut buckets: Vec<Bucket> = (0..count)
+        .map(|i| Bucket {
+            start_unix_ns: query.from_unix_ns + i * step_ns,
+            samples: 0,
+        })
+        .collect();
+    let tx = conn.transaction().ctx("starting a read")?;
+    let series = matching_series(&tx, &query.label_filters)?;
+    for_each_window(
+        &tx,
+        series.as_deref(),
+        bounds,
+        "SELECT w.start_ns, w.total FROM window_meta w",
+        |row| {
+            let start = row.get::<_, i64>(0).ctx("reading windows")? as u64;
+            let total = row.get::<_, i64>(1).ctx("reading windows")?.max(0) as u64;
+            let i = (start.saturating_sub(query.from_unix_ns) / step_ns) as usize;
+            if let Some(bucket) = buckets.get_mut(i) {
+                bucket.samples = bucket.samples.saturating_add(total);
+            }
+            Ok(())
+        },
+    )?;
+    Ok(buckets)
+}
+
+/// Label keys of series that have windows, sorted.
+pub(crate) fn label_keys(conn: &Connection) -> Result<Vec<String>, Error> {
+    conn.prepare_cached(
+        "SELECT DISTINCT l.key FROM series_label l WHERE EXISTS \
+         (SELECT 1 FROM window_meta w WHERE w.series_id = l.series_id) ORDER BY l.key",
+    )
+    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+    .ctx("listing label keys")
+}
+
+/// Values of `key` in series with windows starting in `[from, until)`, sorted.
+pub(crate) fn label_values(
+    conn: &Connection,
+    key: &str,
+    from_unix_ns: u64,
+    until_unix_ns: u64,
+) -> Result<Vec<String>, Error> {
+    let (from, until) = Query::range(from_unix_ns, until_unix_ns).bounds()?;
+    conn.prepare_cached(
+        "SELECT DISTINCT l.value FROM series_label l WHERE l.key = ?1 AND EXISTS \
+         (SELECT 1 FROM window_meta w WHERE w.series_id = l.series_id \
+          AND w.start_ns >= ?2 AND w.start_ns < ?3) ORDER BY l.value",
+    )
+    .and_then(|mut s| s.query_map((key, from, until), |r| r.get(0))?.collect())
+    .ctx("listing label values")
+}

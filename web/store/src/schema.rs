@@ -1,0 +1,224 @@
+//! The database schema, its version, and the checks made when opening.
+//!
+//! ```text
+//! dict_string   (id, hash, gen, data)   UTF-8 text: functions, files, comms, build ids
+//! dict_mapping  (id, hash, gen, data)   start, limit, offset, file, build id
+//! dict_location (id, hash, gen, data)   address, mapping, kind, lines (function, file, line)
+//! dict_stack    (id, hash, gen, data)   location ids, leaf first
+//! dict_trace    (id, hash, gen, data)   pid, tid, comm, user stack, kernel stack
+//! series        (id, labels)            one row per distinct label set
+//! series_label  (key, value, series_id) the labels again, indexed for filters
+//! window_meta   (id, series_id, start_ns, end_ns, total, bytes,
+//!                frequency_hz, sample_period)
+//! window_blob   (window_id, data)       zstd (trace id, count) columns
+//! ```
+//!
+//! Dictionary rows are immutable: `data` is the entry (see `codec`), `hash`
+//! its [`stable_hash`](crate::cache::stable_hash) for lookup by content, and
+//! `gen` the newest hour (of window start time) in which a window used it,
+//! which is what garbage collection goes by. Ids are `AUTOINCREMENT`, so an
+//! id is never reused after deletion and caches keyed by id never go stale.
+//!
+//! The format version is `PRAGMA user_version`; `PRAGMA application_id`
+//! marks the file as ours so we never touch another program's database.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+
+use crate::error::{Error, SqlContext};
+
+/// The format version this build writes and reads.
+pub(crate) const SCHEMA_VERSION: i64 = 1;
+
+/// `PRAGMA application_id` of a scorch store: "SCRS".
+pub(crate) const APPLICATION_ID: i64 = 0x5343_5253;
+
+/// The dictionary tables, in dependency order (an entry refers only to
+/// entries of tables before it).
+pub(crate) const DICT_TABLES: [&str; 5] = [
+    "dict_string",
+    "dict_mapping",
+    "dict_location",
+    "dict_stack",
+    "dict_trace",
+];
+
+const TABLES: &str = "
+CREATE TABLE series (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    labels BLOB NOT NULL UNIQUE
+);
+CREATE TABLE series_label (
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    series_id INTEGER NOT NULL,
+    PRIMARY KEY (key, value, series_id)
+) WITHOUT ROWID;
+CREATE INDEX series_label_series ON series_label(series_id);
+CREATE TABLE window_meta (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    series_id INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    total INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    frequency_hz INTEGER,
+    sample_period INTEGER
+);
+CREATE INDEX window_time ON window_meta(start_ns);
+CREATE INDEX window_series_time ON window_meta(series_id, start_ns, total);
+CREATE TABLE window_blob (
+    window_id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
+);
+";
+
+/// Per-connection settings, for readers and the writer alike.
+pub(crate) fn configure(conn: &Connection) -> Result<(), Error> {
+    conn.busy_timeout(Duration::from_secs(5))
+        .ctx("configuring the connection")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    // 8 MiB of page cache per connection (the OS caches the file too);
+    // temporary b-trees in memory.
+    conn.pragma_update(None, "cache_size", -8_192)
+        .ctx("configuring the connection")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")
+        .ctx("configuring the connection")?;
+    Ok(())
+}
+
+/// Writer settings: WAL, durable against a crash of the process (not of the
+/// machine: `synchronous=NORMAL`), and a WAL file truncated back to 64 MiB
+/// after a checkpoint that reset it.
+pub(crate) fn configure_writer(conn: &Connection) -> Result<(), Error> {
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
+        .ctx("switching to WAL mode")?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::NoWal {
+            path: Default::default(),
+            mode,
+        });
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")
+        .ctx("setting synchronous mode")?;
+    conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
+        .ctx("setting the WAL size limit")?;
+    Ok(())
+}
+
+/// What was found in the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// An empty database (new, or created by a run that died before the
+    /// schema was committed).
+    Empty,
+    /// A scorch store of our version.
+    Store,
+}
+
+/// Reads the file's identity and version; fails for another program's
+/// database or a newer format.
+pub(crate) fn identify(conn: &Connection) -> Result<Found, Error> {
+    let app: i64 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .ctx("reading the database header")?;
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .ctx("reading the database header")?;
+    let objects: i64 = conn
+        .query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))
+        .ctx("reading the schema")?;
+    if app == 0 && version == 0 && objects == 0 {
+        return Ok(Found::Empty);
+    }
+    if app != APPLICATION_ID {
+        return Err(Error::NotAStore {
+            path: Default::default(),
+        });
+    }
+    if version > SCHEMA_VERSION {
+        return Err(Error::NewerFormat {
+            path: Default::default(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version < SCHEMA_VERSION {
+        // Version 1 is the first; ours are always stamped with one.
+        return Err(Error::corrupt(format!(
+            "a scorch store header with format version {version}, which never existed"
+        )));
+    }
+    Ok(Found::Store)
+}
+
+/// Creates the schema in an empty database, in one transaction.
+pub(crate) fn create(conn: &Connection) -> Result<(), Error> {
+    // Must precede the first table; lets retention give pages back to the OS.
+    conn.pragma_update(None, "auto_vacuum", "INCREMENTAL")
+        .ctx("enabling incremental vacuum")?;
+    configure_writer(conn)?;
+    let tx = conn.unchecked_transaction().ctx("creating the schema")?;
+    for table in DICT_TABLES {
+        tx.execute_batch(&format!(
+            "CREATE TABLE {table} (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 hash INTEGER NOT NULL,
+                 gen INTEGER NOT NULL,
+                 data BLOB NOT NULL
+             );
+             CREATE INDEX {table}_hash ON {table}(hash);
+             CREATE INDEX {table}_gen ON {table}(gen);"
+        ))
+        .ctx("creating the schema")?;
+    }
+    tx.execute_batch(TABLES).ctx("creating the schema")?;
+    tx.pragma_update(None, "application_id", APPLICATION_ID)
+        .ctx("stamping the application id")?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .ctx("stamping the format version")?;
+    tx.commit().ctx("creating the schema")
+}
+
+/// How the check at open went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckOutcome {
+    /// The database was new: nothing to check.
+    NewDatabase,
+    /// `PRAGMA quick_check` found no problem.
+    Passed,
+    /// The time budget ran out before the check finished; nothing was found
+    /// in the part that was checked.
+    OutOfTime,
+    /// The check was skipped (a zero time budget).
+    Skipped,
+}
+
+/// Runs `PRAGMA quick_check` for at most `budget`; a problem is
+/// [`Error::Corrupt`].
+pub(crate) fn quick_check(conn: &Connection, budget: Duration) -> Result<CheckOutcome, Error> {
+    if budget.is_zero() {
+        return Ok(CheckOutcome::Skipped);
+    }
+    let deadline = Instant::now() + budget;
+    conn.progress_handler(10_000, Some(move || Instant::now() > deadline));
+    let result = (|| {
+        let mut stmt = conn.prepare("PRAGMA quick_check(10)")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>()
+    })();
+    conn.progress_handler(0, None::<fn() -> bool>);
+    match result {
+        Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Ok(CheckOutcome::Passed),
+        Ok(rows) => Err(Error::corrupt(format!(
+            "integrity check: {}",
+            rows.join("; ")
+        ))),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::OperationInterrupted) => {
+            Ok(CheckOutcome::OutOfTime)
+        }
+        Err(e) => Err(crate::error::classify(e, "checking the integrity")),
+    }
+}

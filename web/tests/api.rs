@@ -1,0 +1,211 @@
+//! The JSON API over a real store: answers, formats and bad requests.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use scorch_formats::{FrameKind, Line, Location, Meta, ProfileBuilder, Sample, Stack};
+use scorch_store::{Store, StoreOptions, Window};
+use tower::ServiceExt;
+
+const SEC: u64 = 1_000_000_000;
+const T0: u64 = 1_700_000_000 * SEC;
+
+fn window(start: u64, comm: &str, frames: &[&str], count: u64) -> Window {
+    let mut b = ProfileBuilder::new(Meta {
+        frequency_hz: Some(19),
+        ..Meta::default()
+    });
+    let locations: Vec<usize> = frames
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            b.location(Location {
+                address: 0x1000 + i as u64,
+                mapping: None,
+                kind: FrameKind::User,
+                lines: vec![Line {
+                    function: name.to_string(),
+                    file: None,
+                    line: None,
+                }],
+            })
+        })
+        .collect();
+    b.sample(Sample {
+        pid: 42,
+        tid: None,
+        comm: comm.into(),
+        user: Stack::Frames(locations.into_iter().rev().collect()),
+        kernel: Stack::Absent,
+        count,
+    });
+    Window {
+        start_unix_ns: start,
+        end_unix_ns: start + 10 * SEC,
+        labels: BTreeMap::from([
+            ("comm".to_string(), comm.to_string()),
+            ("host".to_string(), "h1".to_string()),
+        ]),
+        profile: b.build(),
+    }
+}
+
+fn store() -> Arc<Store> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("scorch-web-api-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(
+        &dir,
+        StoreOptions::new(Duration::from_secs(7 * 86400), 1 << 30),
+    )
+    .unwrap();
+    store
+        .write_windows(&[
+            window(T0, "app", &["main", "work"], 6),
+            window(T0 + 10 * SEC, "app", &["main", "idle"], 2),
+            window(T0 + 20 * SEC, "db", &["main", "query"], 5),
+        ])
+        .unwrap();
+    Arc::new(store)
+}
+
+async fn get(store: &Arc<Store>, uri: &str) -> (StatusCode, String, Vec<u8>) {
+    let response = scorch_web::router(Arc::clone(store))
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, content_type, body)
+}
+
+fn json(body: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(body).unwrap()
+}
+
+#[tokio::test]
+async fn profile_json_merges_the_range_and_filters() {
+    let store = store();
+    let range = format!("from={T0}&until={}", T0 + 60 * SEC);
+    let (status, _, body) = get(&store, &format!("/api/profile?{range}")).await;
+    assert_eq!(status, StatusCode::OK);
+    let tree = json(&body);
+    assert_eq!(tree["meta"]["samples"], 13);
+    let names: Vec<&str> = tree["names"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    for name in ["all", "app", "db", "main", "work", "idle", "query"] {
+        assert!(names.contains(&name), "{name} missing: {names:?}");
+    }
+    assert_eq!(tree["nodes"]["total"][0], 13);
+
+    let (_, _, body) = get(&store, &format!("/api/profile?{range}&label=comm:db")).await;
+    assert_eq!(json(&body)["meta"]["samples"], 5);
+    // Only the first window.
+    let (_, _, body) = get(
+        &store,
+        &format!("/api/profile?from={T0}&until={}", T0 + 5 * SEC),
+    )
+    .await;
+    assert_eq!(json(&body)["meta"]["samples"], 6);
+}
+
+#[tokio::test]
+async fn profile_exports_folded_pprof_and_svg() {
+    let store = store();
+    let range = format!("from={T0}&until={}&label=comm:app", T0 + 60 * SEC);
+    let (status, content_type, body) =
+        get(&store, &format!("/api/profile?{range}&format=folded")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/plain"));
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "app;main;idle 2\napp;main;work 6\n"
+    );
+
+    let (_, _, body) = get(&store, &format!("/api/profile?{range}&format=pprof")).await;
+    let decoded = scorch_formats::pprof::decode(&body).unwrap();
+    let total: i64 = scorch_formats::pprof::stacks(&decoded)
+        .unwrap()
+        .iter()
+        .map(|(_, v)| v[0])
+        .sum();
+    assert_eq!(total, 8);
+
+    let (_, content_type, body) = get(&store, &format!("/api/profile?{range}&format=svg")).await;
+    assert_eq!(content_type, "image/svg+xml");
+    assert!(String::from_utf8(body).unwrap().contains("work"));
+}
+
+#[tokio::test]
+async fn timeline_and_labels() {
+    let store = store();
+    let uri = format!(
+        "/api/timeline?from={T0}&until={}&step={}",
+        T0 + 30 * SEC,
+        10 * SEC
+    );
+    let (status, _, body) = get(&store, &uri).await;
+    assert_eq!(status, StatusCode::OK);
+    let timeline = json(&body);
+    assert_eq!(timeline["step"], 10 * SEC);
+    let samples: Vec<u64> = timeline["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[1].as_u64().unwrap())
+        .collect();
+    assert_eq!(samples.iter().sum::<u64>(), 13);
+    assert!(samples.contains(&6) && samples.contains(&5), "{samples:?}");
+
+    let (_, _, body) = get(&store, "/api/labels").await;
+    assert_eq!(json(&body)["keys"], serde_json::json!(["comm", "host"]));
+    let uri = format!(
+        "/api/label-values?key=comm&from={T0}&until={}",
+        T0 + 60 * SEC
+    );
+    let (_, _, body) = get(&store, &uri).await;
+    assert_eq!(json(&body)["values"], serde_json::json!(["app", "db"]));
+}
+
+#[tokio::test]
+async fn bad_requests_get_a_4xx_with_a_message() {
+    let store = store();
+    let cases = [
+        ("/api/profile?from=10&until=5", "must be before"),
+        ("/api/profile?from=x", "`from`"),
+        ("/api/profile?label=nope:1", "unknown label `nope`"),
+        ("/api/profile?format=xml", "unknown format"),
+        ("/api/timeline?step=0", "`step`"),
+        ("/api/timeline?from=0&until=100000000000&step=1", "buckets"),
+        ("/api/label-values", "`key` is missing"),
+        ("/api/profile?label=%ZZ", "key:value"),
+    ];
+    for (uri, message) in cases {
+        let (status, content_type, body) = get(&store, uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(content_type.starts_with("application/json"), "{uri}");
+        let error = json(&body)["error"].as_str().unwrap().to_string();
+        assert!(error.contains(message), "{uri}: {error}");
+    }
+}
