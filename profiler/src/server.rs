@@ -8,6 +8,7 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 use scorch_store::Store;
+use scorch_web::LiveProfiler;
 use tokio::sync::oneshot;
 
 /// A running server; [`Server::stop`] shuts it down gracefully.
@@ -16,8 +17,13 @@ pub struct Server {
     thread: JoinHandle<()>,
 }
 
-/// Binds `listen` (so a taken port fails here, at start) and serves `store`.
-pub fn spawn(store: Arc<Store>, listen: SocketAddr) -> anyhow::Result<Server> {
+/// Binds `listen` (so a taken port fails here, at start) and serves `store`,
+/// and live profiles when `live` is given.
+pub fn spawn(
+    store: Arc<Store>,
+    live: Option<Arc<dyn LiveProfiler>>,
+    listen: SocketAddr,
+) -> anyhow::Result<Server> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .max_blocking_threads(2)
@@ -33,7 +39,7 @@ pub fn spawn(store: Arc<Store>, listen: SocketAddr) -> anyhow::Result<Server> {
     let thread = std::thread::Builder::new()
         .name("scorch-web".into())
         .spawn(move || {
-            let app = scorch_web::router(store);
+            let app = scorch_web::router(store, live);
             let result = runtime.block_on(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {

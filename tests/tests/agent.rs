@@ -195,3 +195,48 @@ fn a_corrupt_store_is_set_aside_and_the_agent_runs() {
     assert!(status.success(), "{log}");
     assert!(log.contains("damaged"), "{log}");
 }
+
+#[test]
+fn go_tool_pprof_pulls_a_live_profile_from_the_agent() {
+    require_root();
+    let _cpu = cpu_lock();
+    let dir = data_dir("pull");
+    let burn = Workload::start(&c_workload("burn"), &[]);
+    let agent = Agent::start(&dir);
+    let home = data_dir("pull-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let url = format!(
+        "http://{}/debug/pprof/profile?seconds=2&pid={}",
+        agent.addr,
+        burn.pid()
+    );
+    let top = Command::new("go")
+        .args(["tool", "pprof", "-top", &url])
+        .env("HOME", &home)
+        .env("PPROF_TMPDIR", &home)
+        .output()
+        .expect("go tool pprof (Debian package golang-go)");
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(
+        top.status.success(),
+        "{}\n{}",
+        text,
+        String::from_utf8_lossy(&top.stderr)
+    );
+    let inner = text
+        .lines()
+        .find(|l| l.trim_end().ends_with(" inner"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let flat_pct: f64 = inner
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('%')
+        .parse()
+        .unwrap();
+    assert!(flat_pct > 50.0, "{text}");
+    // Bad requests are refused with a message, and the agent keeps serving.
+    let (status, body) = get(&agent.addr, "/debug/pprof/profile?seconds=0").unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("`seconds`"), "{body}");
+}

@@ -10,22 +10,42 @@
 
 mod api;
 mod error;
+mod live;
 mod params;
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
 use scorch_store::Store;
 
 pub use error::ApiError;
+pub use live::LiveProfiler;
 
-/// The server's routes over `store`.
-pub fn router(store: Arc<Store>) -> Router {
+/// What handlers share.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    store: Arc<Store>,
+    live: Option<live::Live>,
+}
+
+impl FromRef<AppState> for Arc<Store> {
+    fn from_ref(state: &AppState) -> Self {
+        Arc::clone(&state.store)
+    }
+}
+
+/// The server's routes over `store`; `live` serves `/debug/pprof/profile`.
+pub fn router(store: Arc<Store>, live: Option<Arc<dyn LiveProfiler>>) -> Router {
     Router::new()
         .route("/api/profile", get(api::profile))
         .route("/api/timeline", get(api::timeline))
         .route("/api/labels", get(api::labels))
         .route("/api/label-values", get(api::label_values))
-        .with_state(store)
+        .route("/debug/pprof/profile", get(live::pprof_profile))
+        .with_state(AppState {
+            store,
+            live: live.map(live::Live::new),
+        })
 }

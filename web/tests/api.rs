@@ -76,7 +76,7 @@ fn store() -> Arc<Store> {
 }
 
 async fn get(store: &Arc<Store>, uri: &str) -> (StatusCode, String, Vec<u8>) {
-    let response = scorch_web::router(Arc::clone(store))
+    let response = scorch_web::router(Arc::clone(store), None)
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
         .await
         .unwrap();

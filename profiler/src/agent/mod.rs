@@ -9,6 +9,7 @@
 //! SIGINT/SIGTERM end the current window early, write it, and exit.
 
 mod labels;
+mod live;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,7 +58,10 @@ pub fn run(config: &AgentConfig) -> anyhow::Result<()> {
     privileges::check()?;
     scorch_bpf::mounts::ensure_mounted()?;
     let store = open_store(config)?;
-    let server = server::spawn(Arc::clone(&store), config.listen)?;
+    let live = live::LiveSampler {
+        stack_storage_size: config.stack_storage_size,
+    };
+    let server = server::spawn(Arc::clone(&store), Some(Arc::new(live)), config.listen)?;
     info!(listen = %config.listen, data_dir = %config.data_dir.display(), "serving the flame-graph page at http://{}", config.listen);
     signals::install();
     let result = sample_forever(config, &store);

@@ -84,8 +84,8 @@ impl Writer {
         options: &StoreOptions,
         reserve: Reserve,
     ) -> Result<Self, Error> {
-        let encoder = BlobEncoder::new(options.compression_level)
-            .map_err(|source| Error::Zstd { source })?;
+        let encoder =
+            BlobEncoder::new(options.compression_level).map_err(|source| Error::Zstd { source })?;
         Ok(Self {
             conn,
             dict: DictWriter::new(options.cache_entries),

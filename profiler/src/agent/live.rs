@@ -1,0 +1,66 @@
+//! The agent's answer to `/debug/pprof/profile`: a sampler of its own for
+//! the requested seconds, independent of the windows being stored.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use scorch_bpf::{online_cpus, Event, Rate, Sampler, SamplerConfig, Target};
+use scorch_formats::{Meta, Profile};
+use scorch_symbolizer::Symbolizer;
+use scorch_web::LiveProfiler;
+
+use crate::collect::Collector;
+
+/// Go's net/http/pprof samples at 100 Hz; 99 avoids lockstep with timers.
+const HZ: u64 = 99;
+/// How often new processes are captured while sampling.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Takes live profiles on request.
+pub struct LiveSampler {
+    /// Distinct stacks a live profile can hold.
+    pub stack_storage_size: u32,
+}
+
+impl LiveProfiler for LiveSampler {
+    fn profile(&self, duration: Duration, pid: Option<u32>) -> Result<Profile, String> {
+        let target = pid.map_or(Target::All, |p| Target::Pids(vec![p]));
+        let config = SamplerConfig {
+            target: target.clone(),
+            rate: Rate::Frequency(HZ),
+            event: Event::CpuClock,
+            cpus: online_cpus().map_err(|e| e.to_string())?,
+            user_stacks: true,
+            kernel_stacks: true,
+            include_idle: false,
+            per_thread: true,
+            stack_storage_size: self.stack_storage_size,
+            max_keys: self.stack_storage_size.saturating_mul(2).max(10240),
+            double_buffered: false,
+            track_pids: true,
+        };
+        let mut symbolizer = Symbolizer::new();
+        let start = SystemTime::now();
+        let mut sampler = Sampler::start(&config).map_err(|e| e.to_string())?;
+        let mut waited = Duration::ZERO;
+        while waited < duration {
+            std::thread::sleep(TICK);
+            waited += TICK;
+            for pid in sampler.take_seen_pids().unwrap_or_default() {
+                let _ = symbolizer.capture(pid);
+            }
+        }
+        sampler.stop();
+        let snapshot = sampler.drain().map_err(|e| e.to_string())?;
+        let meta = Meta {
+            target: pid.map_or("all threads".into(), |p| format!("PID {p}")),
+            start_unix_ns: start
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0),
+            duration_ns: duration.as_nanos() as u64,
+            frequency_hz: Some(HZ),
+            sample_period: None,
+        };
+        Ok(Collector::new(&snapshot, &mut symbolizer, meta).build(true))
+    }
+}
