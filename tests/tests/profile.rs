@@ -64,10 +64,13 @@ fn kernel_only_stacks_of_a_syscall_workload() {
             "non-kernel frame in {stack}"
         );
     }
+    // The workload splits its time between user and kernel mode; samples in
+    // user mode have no kernel stack and show as the bare command name.
     let in_syscalls = count_containing(&stacks, "do_syscall_64_[k]");
+    let total: u64 = stacks.iter().map(|(_, c)| c).sum();
     assert!(
-        in_syscalls >= 40,
-        "only {in_syscalls} samples in syscalls: {stacks:?}"
+        in_syscalls >= 15 && in_syscalls * 10 >= total * 3,
+        "only {in_syscalls} of {total} samples in syscalls: {stacks:?}"
     );
     assert!(
         !stacks.iter().any(|(s, _)| s.contains(";main")),
@@ -121,8 +124,9 @@ fn jit_frames_resolve_through_the_perf_map() {
     assert!(out.status.success(), "{}", describe(&out));
     let stacks = folded(&String::from_utf8_lossy(&out.stdout));
     let jitted = count_containing(&stacks, "jitted_hot_loop");
+    let total: u64 = stacks.iter().map(|(_, c)| c).sum();
     assert!(
-        jitted >= 50,
+        jitted >= 15 && jitted * 10 >= total * 9,
         "JIT frames not named from the perf map: {stacks:?}"
     );
 }
@@ -555,5 +559,6 @@ fn frames_without_symbols_keep_their_module_and_offset() {
     let stacks = folded(&String::from_utf8_lossy(&out.stdout));
     // A stripped executable still names its module: `burn-stripped+0x11a9`.
     let unnamed = count_containing(&stacks, ";burn-stripped+0x");
-    assert!(unnamed >= 50, "{stacks:?}");
+    let total: u64 = stacks.iter().map(|(_, c)| c).sum();
+    assert!(unnamed >= 15 && unnamed * 10 >= total * 9, "{stacks:?}");
 }
