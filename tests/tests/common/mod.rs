@@ -136,6 +136,23 @@ impl Workload {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// CPU time the workload has used so far (user + system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).expect("workload stat");
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .expect("stat format")
+            .1
+            .split(' ')
+            .collect();
+        // utime and stime are fields 14 and 15 of stat, 12 and 13 after the command.
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        ticks as f64 / hz
+    }
 }
 
 impl Drop for Workload {
