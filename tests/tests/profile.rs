@@ -571,3 +571,51 @@ fn frames_without_symbols_keep_their_module_and_offset() {
     let total: u64 = stacks.iter().map(|(_, c)| c).sum();
     assert!(unnamed >= 5 && unnamed * 10 >= total * 9, "{stacks:?}");
 }
+
+#[test]
+fn thread_filter_event_count_user_only_and_delimiter() {
+    require_root();
+    let _cpu = cpu_lock();
+    let burn = Workload::start(&c_workload("burn"), &[]);
+    // The main thread's TID is the PID; a period of 10,000,000 cpu-clock
+    // events (ns) is one sample per 10 ms of CPU.
+    let tid = burn.pid().to_string();
+    let cpu_before = burn.cpu_seconds();
+    let out = run(&[
+        "profile", "-L", &tid, "-c", "10000000", "-U", "-d", "-f", "2",
+    ]);
+    let cpu = burn.cpu_seconds() - cpu_before;
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        stacks.iter().all(|(s, _)| s.starts_with("burn;")),
+        "{stacks:?}"
+    );
+    // -U: no kernel frames, so no delimiter either.
+    assert!(!stacks.iter().any(|(s, _)| s.contains(";-;")), "{stacks:?}");
+    expect_cpu_time(count_containing(&stacks, "main;outer;inner"), 100, cpu);
+}
+
+#[test]
+fn one_cpu_and_idle_samples() {
+    require_root();
+    let _cpu = cpu_lock();
+    // Nothing of ours runs: CPU 0 is mostly idle, and its idle task is `swapper/0`.
+    let out = run(&["profile", "-C", "0", "-I", "-K", "-F", "99", "-f", "1"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        count_containing(&stacks, "swapper/0;") > 0,
+        "no idle samples with -I: {stacks:?}"
+    );
+    assert!(
+        !stacks.iter().any(|(s, _)| s.starts_with("swapper/1")),
+        "-C 0 sampled CPU 1: {stacks:?}"
+    );
+    let out = run(&["profile", "-C", "0", "-K", "-F", "99", "-f", "1"]);
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert!(
+        !stacks.iter().any(|(s, _)| s.starts_with("swapper/")),
+        "idle sampled without -I: {stacks:?}"
+    );
+}
