@@ -10,7 +10,10 @@
 //! changed with `SCORCH_BENCH_WINDOWS`, `SCORCH_BENCH_STACKS`,
 //! `SCORCH_BENCH_POOL`, `SCORCH_BENCH_FRAMES`, and the number of warm
 //! queries with `SCORCH_BENCH_QUERIES`; `SCORCH_BENCH_DIR` picks where the
-//! store goes (default: the temporary directory). Run as a test
+//! store goes (default: the temporary directory). With `SCORCH_BENCH_KEEP=1`
+//! the store is kept, and the next run with the same sizes skips writing
+//! and only measures the queries (a kept store skips the retention run,
+//! which would delete its first hour). Run as a test
 //! (`cargo test --benches`), it does a small smoke run instead.
 
 use std::collections::BTreeMap;
@@ -137,13 +140,18 @@ fn pool(rng: &mut Rng, frames: usize, size: usize) -> Vec<Trace> {
         .collect()
 }
 
-fn samples(rng: &mut Rng, pool: &[Trace], stacks: usize) -> Vec<Sample> {
-    let first = rng.below(pool.len());
-    (0..stacks.min(pool.len()))
-        .map(|k| {
-            // A window sees a contiguous run of the pool, wrapping around,
-            // shifted each window: every trace is seen over the day.
-            let t = &pool[(first + k * 7) % pool.len()];
+/// A window's samples: `stacks` distinct traces drawn at random from the
+/// pool (a partial shuffle of `order`), most seen once, some hot.
+fn samples(rng: &mut Rng, pool: &[Trace], order: &mut [usize], stacks: usize) -> Vec<Sample> {
+    let n = stacks.min(pool.len());
+    for k in 0..n {
+        let j = k + rng.below(order.len() - k);
+        order.swap(k, j);
+    }
+    order[..n]
+        .iter()
+        .map(|&i| {
+            let t = &pool[i];
             let skew = rng.below(100);
             Sample {
                 pid: t.pid,
@@ -171,25 +179,121 @@ fn main() {
     let stacks = env("SCORCH_BENCH_STACKS", if full { 2000 } else { 100 });
     let pool_size = env("SCORCH_BENCH_POOL", if full { 20_000 } else { 500 });
     let frames = env("SCORCH_BENCH_FRAMES", if full { 50_000 } else { 2_000 });
+    let keep = std::env::var_os("SCORCH_BENCH_KEEP").is_some();
     let dir = std::env::var_os("SCORCH_BENCH_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir)
-        .join(format!("scorch-store-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+        .join(format!(
+            "scorch-store-bench-{windows}x{stacks}-{pool_size}-{frames}{}",
+            if keep {
+                String::new()
+            } else {
+                format!("-{}", std::process::id())
+            }
+        ));
+    let reuse = keep && dir.join(scorch_store::DB_FILE).exists();
+    if !reuse {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     println!(
         "scorch-store merge benchmark: {windows} windows x {stacks} stacks \
          (pool {pool_size} traces, {frames} frames) in {}",
         dir.display()
     );
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    let universe = universe(frames);
-    let pool = pool(&mut rng, frames, pool_size);
     let mut options = StoreOptions::default();
     options.max_disk_bytes = 64 << 30;
     options.retention = Duration::from_secs(24 * 3600);
 
-    let store = Store::open(&dir, options.clone()).expect("open the store");
+    if reuse {
+        println!("write:     skipped, reusing the store of an earlier run");
+    } else {
+        write(&dir, &options, windows, stacks, pool_size, frames);
+    }
+
+    let day = Query::range(T0, T0 + windows as u64 * TEN_S).label("host", "bench");
+    let store = Store::open(&dir, options).expect("reopen the store");
+    // What every merge must add up to: the window totals.
+    let total_samples: u64 = store
+        .timeline(&day, Duration::from_secs(3600))
+        .expect("timeline")
+        .iter()
+        .map(|b| b.samples)
+        .sum();
+    let warm_runs = env("SCORCH_BENCH_QUERIES", 2);
+    for run in std::iter::once("cold").chain(std::iter::repeat_n("warm", warm_runs)) {
+        let started = Instant::now();
+        let profile = store.query(&day).expect("query");
+        let took = started.elapsed();
+        assert_eq!(profile.total_count(), total_samples);
+        println!(
+            "query all: {} ({run} dictionary cache) for {windows} windows -> {} distinct stacks, \
+             {} locations, {} samples",
+            secs(took),
+            profile.samples.len(),
+            profile.locations.len(),
+            profile.total_count()
+        );
+    }
+    let started = Instant::now();
+    let hour = store
+        .query(&Query::range(T0, T0 + 360 * TEN_S).label("host", "bench"))
+        .expect("query");
+    println!(
+        "query 1h:  {} for the first 360 windows -> {} distinct stacks",
+        secs(started.elapsed()),
+        hour.samples.len()
+    );
+    let started = Instant::now();
+    let buckets = store
+        .timeline(&day, Duration::from_secs(60))
+        .expect("timeline");
+    println!(
+        "timeline:  {} for {} one-minute buckets",
+        secs(started.elapsed()),
+        buckets.len()
+    );
+    let started = Instant::now();
+    let values = store
+        .label_values("host", T0, T0 + windows as u64 * TEN_S)
+        .expect("label values");
+    println!(
+        "labels:    {} for label_values ({} value)",
+        secs(started.elapsed()),
+        values.len()
+    );
+    if !keep {
+        // Retention one hour past the day: the first hour goes.
+        let started = Instant::now();
+        let report = store
+            .enforce_retention(T0 + (windows as u64 + 360) * TEN_S)
+            .expect("retention");
+        println!(
+            "retention: {} deleting {} windows and {} dictionary entries",
+            secs(started.elapsed()),
+            report.expired_windows,
+            report.dictionary_entries
+        );
+    }
+    drop(store);
+    if !keep {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Writes the day of windows and prints write throughput and size.
+fn write(
+    dir: &std::path::Path,
+    options: &StoreOptions,
+    windows: usize,
+    stacks: usize,
+    pool_size: usize,
+    frames: usize,
+) {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let universe = universe(frames);
+    let pool = pool(&mut rng, frames, pool_size);
+    let store = Store::open(dir, options.clone()).expect("open the store");
     let labels: BTreeMap<String, String> = [("host".to_string(), "bench".to_string())].into();
     let mut window = Window {
         start_unix_ns: 0,
@@ -197,13 +301,12 @@ fn main() {
         labels,
         profile: universe,
     };
+    let mut order: Vec<usize> = (0..pool.len()).collect();
     let mut writing = Duration::ZERO;
-    let mut total_samples = 0u64;
     for i in 0..windows as u64 {
         window.start_unix_ns = T0 + i * TEN_S;
         window.end_unix_ns = T0 + (i + 1) * TEN_S;
-        window.profile.samples = samples(&mut rng, &pool, stacks);
-        total_samples += window.profile.total_count();
+        window.profile.samples = samples(&mut rng, &pool, &mut order, stacks);
         let started = Instant::now();
         store.write_window(&window).expect("write a window");
         writing += started.elapsed();
@@ -227,61 +330,4 @@ fn main() {
         stats.dictionary_entries
     );
     drop(store);
-
-    let day = Query::range(T0, T0 + windows as u64 * TEN_S).label("host", "bench");
-    let store = Store::open(&dir, options).expect("reopen the store");
-    let warm_runs = env("SCORCH_BENCH_QUERIES", 2);
-    for run in std::iter::once("cold").chain(std::iter::repeat_n("warm", warm_runs)) {
-        let started = Instant::now();
-        let profile = store.query(&day).expect("query");
-        let took = started.elapsed();
-        assert_eq!(profile.total_count(), total_samples);
-        println!(
-            "query 24h: {} ({run} dictionary cache) -> {} distinct stacks, {} locations, {} samples",
-            secs(took),
-            profile.samples.len(),
-            profile.locations.len(),
-            profile.total_count()
-        );
-    }
-    let started = Instant::now();
-    let hour = store
-        .query(&Query::range(T0, T0 + 360 * TEN_S).label("host", "bench"))
-        .expect("query");
-    println!(
-        "query 1h:  {} -> {} distinct stacks",
-        secs(started.elapsed()),
-        hour.samples.len()
-    );
-    let started = Instant::now();
-    let buckets = store
-        .timeline(&day, Duration::from_secs(60))
-        .expect("timeline");
-    println!(
-        "timeline:  {} for {} one-minute buckets",
-        secs(started.elapsed()),
-        buckets.len()
-    );
-    let started = Instant::now();
-    let values = store
-        .label_values("host", T0, T0 + windows as u64 * TEN_S)
-        .expect("label values");
-    println!(
-        "labels:    {} for label_values ({} value)",
-        secs(started.elapsed()),
-        values.len()
-    );
-    // Retention one hour past the day: the first hour goes.
-    let started = Instant::now();
-    let report = store
-        .enforce_retention(T0 + (windows as u64 + 360) * TEN_S)
-        .expect("retention");
-    println!(
-        "retention: {} deleting {} windows and {} dictionary entries",
-        secs(started.elapsed()),
-        report.expired_windows,
-        report.dictionary_entries
-    );
-    drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
 }

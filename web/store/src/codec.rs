@@ -53,6 +53,20 @@ impl<'a> Reader<'a> {
     /// The next unsigned varint.
     #[inline]
     pub(crate) fn uvarint(&mut self) -> Result<u64, DecodeError> {
+        // Most varints in a window blob are one byte: small id deltas and
+        // small counts.
+        match self.buf.get(self.pos) {
+            Some(&byte) if byte < 0x80 => {
+                self.pos += 1;
+                Ok(u64::from(byte))
+            }
+            _ => self.long_uvarint(),
+        }
+    }
+
+    /// A varint of any length.
+    #[cold]
+    fn long_uvarint(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         let mut shift = 0u32;
         loop {

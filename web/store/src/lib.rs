@@ -35,9 +35,12 @@
 //!
 //! // The writer thread, every 10 s: one window per process, one transaction.
 //! match store.write_windows(&windows_of_this_tick()) {
-//!     // Retention makes room (and drops what is expired or over the limit).
-//!     Err(Error::DiskFull { .. }) => drop(store.enforce_retention(now_unix_ns())?),
-//!     other => drop(other?),
+//!     Ok(_ids) => {}
+//!     // This tick is lost; retention makes room for the next ones.
+//!     Err(Error::DiskFull { .. }) => {
+//!         store.enforce_retention(now_unix_ns())?;
+//!     }
+//!     Err(e) => return Err(e),
 //! }
 //! // Every few minutes, from the same thread.
 //! store.enforce_retention(now_unix_ns())?;
@@ -80,6 +83,19 @@
 //! - **Versioned format**: `PRAGMA user_version`; a newer file is refused
 //!   with [`Error::NewerFormat`], never misread.
 //!
+//! # How it stays fast and small
+//!
+//! - Writing: a window's locations are recognised by a 128-bit fingerprint
+//!   of their content, so a frame seen before costs one probe of an
+//!   in-memory table, not a database lookup; dictionary rows are only
+//!   touched when new, or once an hour to mark them used.
+//! - Querying: trace ids are dense, so the merge sums into an array indexed
+//!   by id (at most 8 MiB; a hash map beyond); the timeline reads only the
+//!   per-window totals; a cold dictionary cache is filled by range scans.
+//! - Memory: the writer's and the readers' caches hold at most
+//!   [`StoreOptions::cache_entries`] entries per dictionary table each;
+//!   every SQLite connection keeps at most 8 MiB of pages.
+//!
 //! # Non-goals
 //!
 //! A distributed or multi-host database (at fleet scale the agent pushes
@@ -91,10 +107,9 @@
 //!
 //! `schema` (tables, version, checks), `codec` (byte layouts), `dict`
 //! (interning and lookup), `write`, `query` (selection and merge),
-//! `materialise` (ids back to a profile), `retention`, `open` and
-//! `salvage` (opening and corruption), `reserve` (space for a full disk),
-//! `pool` (read connections), `cache`,
-//! `lock`, `error`, `options`.
+//! `materialise` (ids back to a profile), `retention`, `open` and `salvage`
+//! (opening and corruption), `reserve` (space for a full disk), `pool`
+//! (read connections), `cache`, `lock`, `error`, `options`.
 
 mod cache;
 mod codec;
@@ -143,6 +158,7 @@ pub const FORMAT_VERSION: i64 = schema::SCHEMA_VERSION;
 
 /// Counts and sizes, for status pages and benchmarks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Stored windows.
     pub windows: u64,

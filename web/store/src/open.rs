@@ -21,6 +21,7 @@ use crate::schema::{self, CheckOutcome, Found};
 
 /// How opening went.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OpenReport {
     /// The integrity check of the database in use.
     pub check: CheckOutcome,
@@ -30,6 +31,7 @@ pub struct OpenReport {
 
 /// A corrupt database that was moved aside and replaced.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Recovery {
     /// What was wrong with it.
     pub problem: String,

@@ -36,6 +36,7 @@ const MAX_SIZE_ROUNDS: usize = 64;
 
 /// What a retention run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RetentionReport {
     /// Windows deleted for being older than the retention.
     pub expired_windows: u64,

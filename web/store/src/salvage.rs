@@ -28,6 +28,7 @@ const MAX_FAILURES: u32 = 4096;
 
 /// What was copied out of a corrupt database.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SalvageReport {
     /// Windows copied, complete with everything they refer to.
     pub windows: u64,

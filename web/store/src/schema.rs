@@ -89,8 +89,9 @@ pub(crate) fn configure(conn: &Connection) -> Result<(), Error> {
 }
 
 /// Writer settings: WAL, durable against a crash of the process (not of the
-/// machine: `synchronous=NORMAL`), and a WAL file truncated back to 64 MiB
-/// after a checkpoint that reset it.
+/// machine: `synchronous=NORMAL`), and a WAL file truncated back to 16 MiB
+/// after a checkpoint that reset it (a big transaction can grow it past the
+/// 4 MiB at which SQLite checkpoints).
 pub(crate) fn configure_writer(conn: &Connection) -> Result<(), Error> {
     let mode: String = conn
         .query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))
@@ -103,7 +104,7 @@ pub(crate) fn configure_writer(conn: &Connection) -> Result<(), Error> {
     }
     conn.pragma_update(None, "synchronous", "NORMAL")
         .ctx("setting synchronous mode")?;
-    conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
+    conn.pragma_update(None, "journal_size_limit", 16i64 << 20)
         .ctx("setting the WAL size limit")?;
     Ok(())
 }
@@ -184,6 +185,7 @@ pub(crate) fn create(conn: &Connection) -> Result<(), Error> {
 
 /// How the check at open went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CheckOutcome {
     /// The database was new: nothing to check.
     NewDatabase,

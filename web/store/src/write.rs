@@ -39,7 +39,7 @@ pub(crate) fn gen_of(start_ns: u64) -> i64 {
 }
 
 /// One profile of one series over one time span, as the agent writes it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
     /// Start of the window, nanoseconds since the Unix epoch.
     pub start_unix_ns: u64,
