@@ -11,6 +11,7 @@
 mod api;
 mod error;
 mod live;
+mod page;
 mod params;
 
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub fn router(store: Arc<Store>, live: Option<Arc<dyn LiveProfiler>>) -> Router 
         .route("/api/labels", get(api::labels))
         .route("/api/label-values", get(api::label_values))
         .route("/debug/pprof/profile", get(live::pprof_profile))
+        .route("/", get(page::index))
+        .route("/{file}", get(page::asset))
         .with_state(AppState {
             store,
             live: live.map(live::Live::new),

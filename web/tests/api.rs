@@ -209,3 +209,32 @@ async fn bad_requests_get_a_4xx_with_a_message() {
         assert!(error.contains(message), "{uri}: {error}");
     }
 }
+
+#[tokio::test]
+async fn serves_every_file_of_the_page() {
+    let store = store();
+    let (status, content_type, body) = get(&store, "/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/html"));
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("<title>scorch</title>"));
+    let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("page");
+    for entry in std::fs::read_dir(page).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap().to_string();
+        let (status, _, body) = get(&store, &format!("/{name}")).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "{name} is not embedded: add it to web/src/page.rs"
+        );
+        assert_eq!(
+            body,
+            std::fs::read(&path).unwrap(),
+            "{name} differs from web/page"
+        );
+    }
+    let (status, _, _) = get(&store, "/nope.js").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
