@@ -11,10 +11,14 @@
 
 pub mod error;
 pub mod insn;
+pub mod map;
 pub mod mounts;
 pub mod perf_event;
 pub mod program;
+pub mod ringbuf;
+pub mod run_once;
 pub mod sampler;
+pub mod tracepoint;
 
 pub use error::{Error, Result};
 pub use perf_event::{online_cpus, Event, Rate};

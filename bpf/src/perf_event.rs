@@ -42,6 +42,12 @@ impl PerfEventLink {
     /// Opens `event` on `cpu` for all processes at `rate` and attaches `program`.
     pub fn attach(program: &Program, event: Event, rate: Rate, cpu: u32) -> Result<Self> {
         let event_fd = open_event(event, rate, cpu)?;
+        Self::link(program, event_fd, &format!("the perf event of CPU {cpu}"))
+    }
+
+    /// Attaches `program` to the open perf event `event_fd` (described by
+    /// `what` in errors), taking ownership of it.
+    pub(crate) fn link(program: &Program, event_fd: OwnedFd, what: &str) -> Result<Self> {
         // SAFETY: both fds are valid; opts may be null.
         let link = unsafe {
             libbpf_sys::bpf_link_create(
@@ -53,10 +59,7 @@ impl PerfEventLink {
         };
         if link < 0 {
             return Err(Error::sys(
-                format!(
-                    "attaching BPF program `{}` to the perf event of CPU {cpu}",
-                    program.name()
-                ),
+                format!("attaching BPF program `{}` to {what}", program.name()),
                 std::io::Error::from_raw_os_error(-link),
             ));
         }

@@ -15,12 +15,19 @@ use crate::insn::Insn;
 pub enum ProgramType {
     /// Runs on a perf event overflow (`bpf_perf_event_data` context).
     PerfEvent,
+    /// Runs on a tracepoint hit (the tracepoint's record as context).
+    Tracepoint,
+    /// Runs on a raw tracepoint (its `u64` arguments as context); also
+    /// what scorch runs once from user space with `BPF_PROG_TEST_RUN`.
+    RawTracepoint,
 }
 
 impl ProgramType {
     fn raw(self) -> libbpf_sys::bpf_prog_type {
         match self {
             ProgramType::PerfEvent => libbpf_sys::BPF_PROG_TYPE_PERF_EVENT,
+            ProgramType::Tracepoint => libbpf_sys::BPF_PROG_TYPE_TRACEPOINT,
+            ProgramType::RawTracepoint => libbpf_sys::BPF_PROG_TYPE_RAW_TRACEPOINT,
         }
     }
 }

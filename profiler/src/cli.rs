@@ -25,6 +25,105 @@ pub enum Command {
     Agent(AgentArgs),
     /// Serve the page and API over an existing store, without profiling.
     Serve(ServeArgs),
+    /// Run a bpftrace program (bpftrace compatible).
+    Trace(TraceArgs),
+}
+
+/// The binary invoked as `bpftrace`, so `#!/usr/bin/env bpftrace` scripts run.
+#[derive(Debug, Parser)]
+#[command(
+    name = "bpftrace",
+    version,
+    about = "The bpftrace language, compiled by scorch without LLVM",
+    after_help = "examples:\n    \
+        bpftrace -l 'tracepoint:syscalls:sys_enter_*'\n    \
+        bpftrace -e 'BEGIN { printf(\"hello world\\n\"); }'\n    \
+        bpftrace -e 't:syscalls:sys_enter_openat { printf(\"%s %s\\n\", comm, str(args.filename)); }'\n    \
+        bpftrace -e 't:syscalls:sys_enter_read { @[comm] = hist(args.count); }'\n    \
+        bpftrace -c 'ls /tmp' -e 't:syscalls:sys_enter_openat /comm == \"ls\"/ { @ = count(); }'\n    \
+        bpftrace script.bt 42"
+)]
+pub struct BpftraceCli {
+    /// Tracing options.
+    #[command(flatten)]
+    pub args: TraceArgs,
+}
+
+/// Options of `trace`, with bpftrace's letters and meanings.
+#[derive(Debug, Args, Clone)]
+pub struct TraceArgs {
+    /// The program to run.
+    #[arg(short = 'e', value_name = "PROGRAM")]
+    pub program: Option<String>,
+
+    /// A program file (unless -e is given), then the positional parameters
+    /// `$1`, `$2`, ….
+    #[arg(
+        value_name = "FILE|ARG",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub rest: Vec<String>,
+
+    /// Output format.
+    #[arg(short = 'f', value_enum, default_value = "text")]
+    pub format: TraceFormat,
+
+    /// Write the program's output to FILE instead of stdout.
+    #[arg(short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Stop when the process with this PID exits.
+    #[arg(short = 'p', value_name = "PID", conflicts_with = "command")]
+    pub pid: Option<u32>,
+
+    /// Run COMMAND once the probes are attached, and stop when it exits.
+    #[arg(short = 'c', value_name = "COMMAND")]
+    pub command: Option<String>,
+
+    /// Print attach details, and the whole verifier log when a program is rejected.
+    #[arg(short = 'v')]
+    pub verbose: bool,
+
+    /// Compile only: print the maps and the BPF instructions of every probe.
+    #[arg(short = 'd', long = "dry-run")]
+    pub dry_run: bool,
+
+    /// Do not print the `Attached N probes` line.
+    #[arg(short = 'q')]
+    pub quiet: bool,
+
+    /// Buffering of the output.
+    #[arg(short = 'B', value_enum, default_value = "line")]
+    pub buffering: Buffering,
+
+    /// Allow functions with side effects outside tracing.
+    #[arg(long = "unsafe")]
+    pub unsafe_: bool,
+
+    /// List the probes matching PATTERN (all when omitted) and exit.
+    #[arg(short = 'l', value_name = "PATTERN", num_args = 0..=1, default_missing_value = "*")]
+    pub list: Option<String>,
+}
+
+/// `trace -f`: how output is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceFormat {
+    /// bpftrace's text.
+    Text,
+    /// One JSON object per line, as `bpftrace -f json`.
+    Json,
+}
+
+/// `trace -B`: when output reaches its destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Buffering {
+    /// After every line.
+    Line,
+    /// When the buffer is full.
+    Full,
+    /// After every write.
+    None,
 }
 
 /// Options of `agent`.

@@ -1,7 +1,7 @@
 //! The scorch binary: argument parsing and wiring, nothing else.
 //!
-//! Invoked as `profile` it behaves as bcc's `profile` tool; as `scorch` it
-//! takes subcommands.
+//! Invoked as `profile` it behaves as bcc's `profile` tool, as `bpftrace`
+//! as bpftrace; as `scorch` it takes subcommands.
 
 mod agent;
 mod cli;
@@ -13,6 +13,7 @@ mod serve;
 mod server;
 mod signals;
 mod status;
+mod trace;
 mod units;
 
 use std::path::Path;
@@ -28,7 +29,9 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     let result = match name.as_str() {
         "profile" => profile::run(&cli::ProfileCli::parse().args),
+        "bpftrace" => return exit_status(trace::run(&cli::BpftraceCli::parse().args)),
         _ => match cli::Cli::parse().command {
+            cli::Command::Trace(args) => return exit_status(trace::run(&args)),
             cli::Command::Profile(args) => profile::run(&args),
             cli::Command::Agent(args) => {
                 logging::init(args.log_format);
@@ -40,8 +43,13 @@ fn main() -> ExitCode {
             }
         },
     };
+    exit_status(result.map(|()| ExitCode::SUCCESS))
+}
+
+/// The status to exit with, printing the error if there is one.
+fn exit_status(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {}", one_line(&err));
             ExitCode::FAILURE

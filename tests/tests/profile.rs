@@ -596,17 +596,35 @@ fn thread_filter_event_count_user_only_and_delimiter() {
     expect_cpu_time(count_containing(&stacks, "main;outer;inner"), 100, cpu);
 }
 
+/// Seconds CPU `cpu` has spent idle since boot, from /proc/stat.
+fn idle_seconds(cpu: u32) -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let line = stat
+        .lines()
+        .find(|l| l.starts_with(&format!("cpu{cpu} ")))
+        .expect("cpu line in /proc/stat");
+    // cpuN user nice system idle ...
+    let idle: f64 = line.split_whitespace().nth(4).unwrap().parse().unwrap();
+    // SAFETY: sysconf has no preconditions.
+    idle / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
 #[test]
 fn one_cpu_and_idle_samples() {
     require_root();
     let _cpu = cpu_lock();
-    // Nothing of ours runs: CPU 0 is mostly idle, and its idle task is `swapper/0`.
-    let out = run(&["profile", "-C", "0", "-I", "-K", "-F", "99", "-f", "1"]);
+    // CPU 0's idle task is `swapper/0`: with -I its samples match the time
+    // CPU 0 spent idle, whatever else the machine is doing.
+    let idle_before = idle_seconds(0);
+    let out = run(&["profile", "-C", "0", "-I", "-K", "-F", "99", "-f", "2"]);
+    let idle = idle_seconds(0) - idle_before;
     assert!(out.status.success(), "{}", describe(&out));
     let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    let swapper = count_containing(&stacks, "swapper/0");
+    let expected = idle * 99.0;
     assert!(
-        count_containing(&stacks, "swapper/0;") > 0,
-        "no idle samples with -I: {stacks:?}"
+        swapper as f64 >= expected * 0.4 - 3.0 && swapper as f64 <= expected * 1.3 + 5.0,
+        "{swapper} idle samples for {idle:.2} s idle at 99 Hz: {stacks:?}"
     );
     assert!(
         !stacks.iter().any(|(s, _)| s.starts_with("swapper/1")),

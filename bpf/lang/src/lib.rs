@@ -1,8 +1,9 @@
-//! The bpftrace language for scorch: the front end.
+//! The bpftrace language for scorch: compiler and runtime.
 //!
 //! `scorch trace` runs bpftrace programs without bpftrace, LLVM or clang.
-//! This crate turns program text into something the rest of the compiler
-//! can trust, in passes that each do one job:
+//! This crate turns program text into BPF programs and runs them, in
+//! passes that each do one job and can each be dumped as text for golden
+//! tests, as ply does:
 //!
 //! 1. **Lexing** (the internal `lexer` module): text to tokens. The
 //!    text mixes two languages — C-like code in action blocks and probe
@@ -10,33 +11,43 @@
 //!    so the lexer has a mode for each, chosen by the parser.
 //! 2. **Parsing** ([`parse`]): tokens to an [`ast::Program`], C operator
 //!    precedence, every node with its [`Span`], every expression with an
-//!    [`ast::ExprId`] for the side tables of later passes.
-//! 3. Later slices: name resolution and macro expansion, type checking
-//!    against BTF, lowering to an IR, BPF code generation. Each stage can
-//!    be dumped as text ([`dump`] for the AST) for golden tests and
-//!    `--dry-run` style output, as ply does.
+//!    [`ast::ExprId`] for the side tables of later passes ([`dump`]).
+//! 3. **Semantic analysis** ([`sema`]): probe specs expanded against the
+//!    kernel's tracepoints, names resolved, the type of every expression
+//!    and of every map inferred across probes ([`sema::dump`]).
+//! 4. **Code generation** ([`codegen`]): BPF instructions for each probe,
+//!    with virtual registers on `r6`–`r8` and the stack, and per-CPU scratch
+//!    memory for strings, keys and events ([`codegen::dump`]).
+//! 5. **Running** ([`runtime`]): maps created, programs loaded and
+//!    attached, ring-buffer events and maps printed by [`output`] exactly
+//!    as bpftrace prints them.
+//!
+//! Everything up to code generation is pure: the kernel is reached through
+//! [`sema::Kernel`], which tests answer from a copied tracefs directory.
 //!
 //! # Design constraints
 //!
 //! - **Current bpftrace, old scripts too.** The syntax is that of bpftrace
 //!   0.2x (`begin`, `let`, `for`, macros, `args.x`, config blocks, duration
 //!   literals) and older forms keep parsing (`BEGIN`, `->`, `unroll`,
-//!   `#include`, struct definitions).
-//! - **Errors are data.** A syntax error is a [`Diagnostic`] with a precise
-//!   span, a plain message and, where we can tell, a note or a help line.
-//!   The parser recovers and reports as many as it can in one run;
-//!   [`Diagnostic::render`] prints them like rustc and bpftrace, with the
-//!   source line and a caret.
-//! - **Any input is safe.** No input makes the front end panic, loop
+//!   `#include`, struct definitions). Output is byte for byte bpftrace's.
+//! - **Errors are data.** A syntax or type error is a [`Diagnostic`] with a
+//!   precise span, a plain message and, where we can tell, a note or a
+//!   help line ("did you mean …"). Passes recover and report as many as
+//!   they can in one run; [`Diagnostic::render`] prints them like rustc and
+//!   bpftrace, with the source line and a caret.
+//! - **Any input is safe.** No input makes the compiler panic, loop
 //!   forever or overflow the stack: recursion and tree height are bounded
 //!   ([`MAX_DEPTH`]) and nothing indexes by input-derived values unchecked.
+//! - **Code the verifier accepts first time**: null-checked lookups,
+//!   zeroed keys, no dead code, kernel memory read through helpers only.
 //!
-//! # Non-goals of the front end
+//! # Not yet
 //!
-//! It does not know what `pid` or `count()` are, which struct fields exist,
-//! or whether `kprobe:vfs_read` can be attached: builtins are identifiers,
-//! calls are names with arguments, probe spec parts stay raw text. Those
-//! checks need BTF and the running kernel and belong to later passes.
+//! Probe kinds other than `begin`, `end`, `tracepoint`, `interval` and
+//! `profile`; stacks, `ksym`/`usym` and the other functions bpftrace has;
+//! macros, `fn` subprograms and `for` loops. Each is reported as "not
+//! supported by scorch yet" at the place it is written.
 //!
 //! # Example
 //!
@@ -63,11 +74,16 @@
 //! ```
 
 pub mod ast;
+pub mod codegen;
 pub mod diag;
 pub mod dump;
 mod lexer;
+pub mod output;
 mod parser;
+pub mod printf;
 pub mod provider;
+pub mod runtime;
+pub mod sema;
 pub mod span;
 mod suggest;
 mod token;
@@ -76,4 +92,5 @@ pub mod visit;
 pub use diag::{render_all, Diagnostic, Severity};
 pub use parser::{parse, MAX_DEPTH};
 pub use provider::ProbeKind;
+pub use runtime::{run, OutputFormat, RunError, RunOptions};
 pub use span::{LineCol, SourceFile, Span};

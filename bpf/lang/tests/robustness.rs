@@ -1,18 +1,27 @@
 //! The front end must survive any input: no panic, no hang, no stack
 //! overflow, and every diagnostic must render. These tests feed it every
 //! prefix of the corpus, deterministic random mutations of it, and
-//! pathological nesting. (A libFuzzer target lives in `fuzz/`.)
+//! pathological nesting; whatever parses also goes through semantic
+//! analysis and code generation. (A libFuzzer target lives in `fuzz/`.)
 
+use std::collections::HashMap;
 use std::fs;
+use std::io;
 use std::path::Path;
+use std::sync::OnceLock;
 
-use scorch_lang::{dump, parse, render_all, SourceFile, Span};
+use scorch_lang::{dump, parse, render_all, sema, Diagnostic, SourceFile, Span};
 
 /// Every corpus program, valid and invalid, as bytes.
 fn corpus() -> Vec<(String, Vec<u8>)> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
     let mut programs = Vec::new();
-    for dir in ["valid", "invalid"] {
+    for dir in [
+        "corpus/valid",
+        "corpus/invalid",
+        "sema/valid",
+        "sema/invalid",
+    ] {
         let mut paths: Vec<_> = fs::read_dir(root.join(dir))
             .expect("corpus directory")
             .map(|e| e.expect("directory entry").path())
@@ -35,10 +44,74 @@ fn survive(bytes: &[u8]) {
     match parse(&file) {
         Ok(program) => {
             assert!(!dump::dump(&program).is_empty());
+            match sema::analyze(&program, kernel(), &["abc".to_string()]) {
+                Ok(analysis) => {
+                    sema::dump::dump(&analysis);
+                    match scorch_lang::codegen::compile(&program, &analysis) {
+                        Ok(compiled) => {
+                            scorch_lang::codegen::dump(&compiled);
+                        }
+                        Err(diagnostics) => check_diagnostics(&diagnostics, &file, len, true),
+                    }
+                    check_diagnostics(&analysis.warnings, &file, len, false);
+                }
+                Err(diagnostics) => check_diagnostics(&diagnostics, &file, len, true),
+            }
         }
-        Err(diagnostics) => {
-            assert!(!diagnostics.is_empty());
-            for d in &diagnostics {
+        Err(diagnostics) => check_diagnostics(&diagnostics, &file, len, true),
+    }
+}
+
+/// The fixture tracefs, read once: thousands of runs share it.
+struct Memory {
+    tracepoints: Vec<(String, String)>,
+    formats: HashMap<(String, String), String>,
+}
+
+impl sema::Kernel for Memory {
+    fn tracepoints(&self) -> io::Result<Vec<(String, String)>> {
+        Ok(self.tracepoints.clone())
+    }
+
+    fn tracepoint_format(&self, category: &str, name: &str) -> io::Result<String> {
+        self.formats
+            .get(&(category.to_string(), name.to_string()))
+            .cloned()
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+}
+
+fn kernel() -> &'static Memory {
+    static KERNEL: OnceLock<Memory> = OnceLock::new();
+    KERNEL.get_or_init(|| {
+        use sema::Kernel as _;
+        let fs = sema::TraceFs::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tracefs"
+        ));
+        let tracepoints = fs.tracepoints().expect("fixture tracepoints");
+        let formats = tracepoints
+            .iter()
+            .map(|(c, n)| {
+                (
+                    (c.clone(), n.clone()),
+                    fs.tracepoint_format(c, n).expect("fixture format"),
+                )
+            })
+            .collect();
+        Memory {
+            tracepoints,
+            formats,
+        }
+    })
+}
+
+/// Every diagnostic points inside the text and renders.
+fn check_diagnostics(diagnostics: &[Diagnostic], file: &SourceFile, len: u32, errors: bool) {
+    {
+        {
+            assert!(!errors || !diagnostics.is_empty());
+            for d in diagnostics {
                 assert!(
                     d.span.start <= d.span.end && d.span.end <= len,
                     "{d:?} outside {len}"
@@ -51,7 +124,8 @@ fn survive(bytes: &[u8]) {
                     );
                 }
             }
-            assert!(render_all(&diagnostics, &file).contains("error: "));
+            let text = render_all(diagnostics, file);
+            assert!(!errors || text.contains("error: "));
         }
     }
 }

@@ -1,0 +1,300 @@
+//! bpftrace's `-f json` output: one JSON object per line.
+//!
+//! ```text
+//! {"type": "attached_probes", "data": {"probes": 1}}
+//! {"type": "printf", "data": "a 5\n"}
+//! {"type": "map", "data": {"@x": {"bash,123": 1}}}
+//! {"type": "hist", "data": {"@z": {"k": [{"min": 4, "max": 7, "count": 1}]}}}
+//! {"type": "stats", "data": {"@s": {"count": 1, "average": 4, "total": 4}}}
+//! ```
+//!
+//! Keys become one string (fields joined by `,`); strings are escaped as
+//! bpftrace escapes them. Unlike bpftrace 0.17, no blank lines are printed
+//! at exit: every line of the output is a JSON object.
+
+use std::fmt::Write as _;
+
+use super::{text, MapData, Reduced, Value};
+use crate::sema::{AggKind, Type};
+
+/// `s` as a JSON string literal, escaped as bpftrace does.
+pub fn string(s: &[u8]) -> String {
+    let s = String::from_utf8_lossy(s);
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A value as JSON: numbers bare, strings quoted, tuples as arrays.
+pub fn value(v: &Value) -> String {
+    match v {
+        Value::Str(s) => string(s),
+        Value::Ptr(_) => string(text::value(v).as_bytes()),
+        Value::Tuple(items) => {
+            let items: Vec<String> = items.iter().map(value).collect();
+            format!("[{}]", items.join(","))
+        }
+        other => text::value(other),
+    }
+}
+
+/// A line `{"type": TYPE, "data": DATA}`.
+pub fn message(ty: &str, data: &str) -> String {
+    format!("{{\"type\": \"{ty}\", \"data\": {data}}}\n")
+}
+
+/// The `printf` output line.
+pub fn printf(text: &[u8]) -> String {
+    message("printf", &string(text))
+}
+
+/// The message type of a map: `map`, `hist` or `stats`.
+fn kind(value: &Type) -> &'static str {
+    match value {
+        Type::Agg(AggKind::Hist | AggKind::Lhist { .. }) => "hist",
+        Type::Agg(AggKind::Avg | AggKind::Stats) => "stats",
+        _ => "map",
+    }
+}
+
+/// One entry's value as JSON.
+fn reduced(ty: &Type, r: &Reduced, div: u32) -> String {
+    match (ty, r) {
+        (Type::Agg(AggKind::Lhist { min, max, step }), Reduced::Buckets(b)) => {
+            lhist(b, *min, *max, *step)
+        }
+        (_, Reduced::Buckets(b)) => hist(b, div),
+        (Type::Agg(AggKind::Stats), &Reduced::Stats { count, total }) => {
+            let average = Reduced::average(count, total);
+            format!("{{\"count\": {count}, \"average\": {average}, \"total\": {total}}}")
+        }
+        (_, &Reduced::Stats { count, total }) => {
+            (Reduced::average(count, total) / i64::from(div)).to_string()
+        }
+        (_, Reduced::Value(Value::Int(i))) => (i / i64::from(div)).to_string(),
+        (_, Reduced::Value(Value::Uint(u))) => (u / u64::from(div)).to_string(),
+        (_, Reduced::Value(v)) => value(v),
+        (_, Reduced::Extreme(x)) => (x / i64::from(div)).to_string(),
+    }
+}
+
+/// The map as one line, or nothing when it is empty.
+pub fn map(data: &MapData, top: u32, div: u32) -> String {
+    let shown = data.shown(top);
+    if shown.is_empty() {
+        return String::new();
+    }
+    let div = div.max(1);
+    let ty = &data.info.value;
+    let name = string(format!("@{}", data.info.name).as_bytes());
+    let body = if data.info.keys.is_empty() {
+        shown
+            .iter()
+            .map(|e| reduced(ty, &e.value, div))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        let elems: Vec<String> = shown
+            .iter()
+            .map(|e| {
+                let key: Vec<String> = e.key.iter().map(text::value).collect();
+                format!(
+                    "{}: {}",
+                    string(key.join(",").as_bytes()),
+                    reduced(ty, &e.value, div)
+                )
+            })
+            .collect();
+        format!("{{{}}}", elems.join(", "))
+    };
+    message(kind(ty), &format!("{{{name}: {body}}}"))
+}
+
+fn buckets<F: Fn(usize) -> String>(counts: &[u64], bounds: F, div: u64) -> String {
+    let Some(first) = counts.iter().position(|&c| c > 0) else {
+        return "[]".to_string();
+    };
+    let last = counts.iter().rposition(|&c| c > 0).unwrap_or(first);
+    let elems: Vec<String> = (first..=last)
+        .map(|i| format!("{{{}\"count\": {}}}", bounds(i), counts[i] / div))
+        .collect();
+    format!("[{}]", elems.join(", "))
+}
+
+fn hist(counts: &[u64], div: u32) -> String {
+    buckets(
+        counts,
+        |i| match i {
+            0 => "\"max\": -1, ".to_string(),
+            1 => "\"min\": 0, \"max\": 0, ".to_string(),
+            2 => "\"min\": 1, \"max\": 1, ".to_string(),
+            _ => {
+                let low = 1u64.checked_shl(i as u32 - 2).unwrap_or(0);
+                let high = 1u64.checked_shl(i as u32 - 1).unwrap_or(0).wrapping_sub(1);
+                format!("\"min\": {low}, \"max\": {high}, ")
+            }
+        },
+        u64::from(div.max(1)),
+    )
+}
+
+fn lhist(counts: &[u64], min: i64, max: i64, step: i64) -> String {
+    let over = ((max - min) / step.max(1)) as usize + 1;
+    buckets(
+        counts,
+        |i| {
+            if i == 0 {
+                format!("\"max\": {}, ", min - 1)
+            } else if i == over {
+                format!("\"min\": {max}, ")
+            } else {
+                let low = (i as i64 - 1) * step + min;
+                format!("\"min\": {low}, \"max\": {}, ", low + step - 1)
+            }
+        },
+        1,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Entry;
+    use crate::sema::MapInfo;
+
+    fn data(
+        name: &str,
+        keys: Vec<Type>,
+        value: Type,
+        entries: Vec<(Vec<Value>, Reduced)>,
+    ) -> MapData {
+        MapData {
+            info: MapInfo {
+                name: name.into(),
+                keys,
+                value,
+                max_entries: None,
+            },
+            entries: entries
+                .into_iter()
+                .map(|(key, value)| Entry {
+                    key,
+                    raw_key: Vec::new(),
+                    value,
+                })
+                .collect(),
+        }
+    }
+
+    // Expected lines are bpftrace 0.17's `-f json` output for the same data.
+    #[test]
+    fn maps_like_bpftrace() {
+        let d = data(
+            "x",
+            vec![Type::Str(16), Type::U64],
+            Type::Agg(AggKind::Count),
+            vec![(
+                vec![Value::Str(b"bpftrace".to_vec()), Value::Uint(32145)],
+                Reduced::Value(Value::Uint(1)),
+            )],
+        );
+        assert_eq!(
+            map(&d, 0, 0),
+            "{\"type\": \"map\", \"data\": {\"@x\": {\"bpftrace,32145\": 1}}}\n"
+        );
+        let d = data(
+            "y",
+            vec![],
+            Type::I64,
+            vec![(vec![], Reduced::Value(Value::Int(3)))],
+        );
+        assert_eq!(
+            map(&d, 0, 0),
+            "{\"type\": \"map\", \"data\": {\"@y\": 3}}\n"
+        );
+        let d = data(
+            "t",
+            vec![],
+            Type::Tuple(vec![]),
+            vec![(
+                vec![],
+                Reduced::Value(Value::Tuple(vec![
+                    Value::Int(1),
+                    Value::Str(b"a b".to_vec()),
+                ])),
+            )],
+        );
+        assert_eq!(
+            map(&d, 0, 0),
+            "{\"type\": \"map\", \"data\": {\"@t\": [1,\"a b\"]}}\n"
+        );
+        let empty = data("e", vec![Type::I64], Type::I64, vec![]);
+        assert_eq!(map(&empty, 0, 0), "");
+    }
+
+    #[test]
+    fn hist_lhist_and_stats() {
+        let mut b = vec![0u64; 65];
+        b[4] = 1;
+        let d = data(
+            "z",
+            vec![Type::Str(2)],
+            Type::Agg(AggKind::Hist),
+            vec![(vec![Value::Str(b"k".to_vec())], Reduced::Buckets(b))],
+        );
+        assert_eq!(
+            map(&d, 0, 0),
+            "{\"type\": \"hist\", \"data\": {\"@z\": {\"k\": [{\"min\": 4, \"max\": 7, \"count\": 1}]}}}\n"
+        );
+        let d = data(
+            "l",
+            vec![],
+            Type::Agg(AggKind::Lhist {
+                min: 0,
+                max: 10,
+                step: 1,
+            }),
+            vec![(
+                vec![],
+                Reduced::Buckets(vec![0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+            )],
+        );
+        assert_eq!(
+            map(&d, 0, 0),
+            "{\"type\": \"hist\", \"data\": {\"@l\": [{\"min\": 3, \"max\": 3, \"count\": 1}]}}\n"
+        );
+        let d = data(
+            "s",
+            vec![],
+            Type::Agg(AggKind::Stats),
+            vec![(vec![], Reduced::Stats { count: 1, total: 4 })],
+        );
+        assert_eq!(
+            map(&d, 0, 0),
+            "{\"type\": \"stats\", \"data\": {\"@s\": {\"count\": 1, \"average\": 4, \"total\": 4}}}\n"
+        );
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(string(b"a\"b\\\n\t\x01"), "\"a\\\"b\\\\\\n\\t\\u0001\"");
+        assert_eq!(
+            printf(b"a 5\n"),
+            "{\"type\": \"printf\", \"data\": \"a 5\\n\"}\n"
+        );
+    }
+}

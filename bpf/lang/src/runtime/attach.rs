@@ -1,0 +1,79 @@
+//! Attaching loaded programs to their events.
+//!
+//! Every attachment is a link value that detaches when dropped; a run
+//! keeps them in one vector and stops tracing by clearing it.
+
+use scorch_bpf::perf_event::PerfEventLink;
+use scorch_bpf::program::Program;
+use scorch_bpf::tracepoint::TracepointLink;
+use scorch_bpf::{Event, Rate as PerfRate};
+
+use super::RunError;
+use crate::codegen::ProgramDef;
+use crate::sema::{Attach, Rate};
+
+/// Everything attached; dropping it detaches all.
+#[derive(Debug, Default)]
+pub(super) struct Attachments {
+    _tracepoints: Vec<TracepointLink>,
+    _perf_events: Vec<PerfEventLink>,
+}
+
+fn perf_rate(rate: Rate) -> PerfRate {
+    match rate {
+        Rate::Hz(hz) => PerfRate::Frequency(hz),
+        Rate::PeriodNs(ns) => PerfRate::Period(ns),
+    }
+}
+
+/// Attaches `program` to every attach point of `def` (nothing for
+/// `begin`/`end`, which run once), adding the links to `to`.
+pub(super) fn attach(
+    def: &ProgramDef,
+    program: &Program,
+    tracefs: &str,
+    to: &mut Attachments,
+    verbose: &mut dyn FnMut(String),
+) -> Result<(), RunError> {
+    let fail = |what: String, e: scorch_bpf::Error| RunError::Bpf(format!("attaching {what}: {e}"));
+    for instance in &def.instances {
+        match &instance.attach {
+            Attach::Begin | Attach::End => {}
+            Attach::Tracepoint {
+                category,
+                name,
+                format,
+            } => {
+                let id = match format.id {
+                    Some(id) => u64::from(id),
+                    None => scorch_bpf::tracepoint::id(tracefs, category, name)
+                        .map_err(|e| fail(instance.name.clone(), e))?,
+                };
+                let link = TracepointLink::attach(program, category, name, id)
+                    .map_err(|e| fail(instance.name.clone(), e))?;
+                verbose(format!("attached {} (tracepoint id {id})", instance.name));
+                to._tracepoints.push(link);
+            }
+            Attach::Interval(rate) | Attach::Profile(rate) => {
+                let cpus = scorch_bpf::online_cpus().map_err(|e| fail(instance.name.clone(), e))?;
+                let cpus: Vec<u32> = if matches!(instance.attach, Attach::Interval(_)) {
+                    cpus.into_iter().take(1).collect()
+                } else {
+                    cpus
+                };
+                for &cpu in &cpus {
+                    let link =
+                        PerfEventLink::attach(program, Event::CpuClock, perf_rate(*rate), cpu)
+                            .map_err(|e| fail(instance.name.clone(), e))?;
+                    to._perf_events.push(link);
+                }
+                verbose(format!(
+                    "attached {} on {} CPU(s)",
+                    instance.name,
+                    cpus.len()
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,477 @@
+//! Function calls, checked by family: aggregations, map operations,
+//! output, strings and flow.
+
+use super::check::Checker;
+use super::functions::{self, Function, Lookup};
+use super::maps::display;
+use super::types::{AggKind, Type};
+use super::{Const, PrintfInfo};
+use crate::ast::{Expr, ExprKind, Name};
+use crate::diag::Diagnostic;
+use crate::printf::{self, ArgKind};
+use crate::span::Span;
+
+/// Where a call appears, which decides what it may return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Use {
+    /// Its value is discarded.
+    Statement,
+    /// Its value is used in an expression.
+    Value,
+    /// It is assigned to a map: aggregations are allowed.
+    MapValue,
+}
+
+/// Most buckets `lhist` may have, as in bpftrace.
+const MAX_LHIST_BUCKETS: i64 = 1000;
+
+impl Checker<'_> {
+    pub(super) fn call(&mut self, e: &Expr, func: &Name, args: &[Expr], used: Use) -> Option<Type> {
+        let f = match functions::lookup(&func.name) {
+            Lookup::Known(f) => f,
+            Lookup::NotSupported => {
+                self.error(Diagnostic::error(
+                    func.span,
+                    format!(
+                        "the function `{}` is not supported by scorch yet",
+                        func.name
+                    ),
+                ));
+                return None;
+            }
+            Lookup::Unknown(near) => {
+                let mut d =
+                    Diagnostic::error(func.span, format!("unknown function `{}`", func.name));
+                if let Some(near) = near {
+                    d = d.with_help(format!("did you mean `{near}`?"));
+                }
+                self.error(d);
+                return None;
+            }
+        };
+        self.out.calls.insert(e.id, f);
+        if f.is_aggregation() && used != Use::MapValue {
+            self.error(
+                Diagnostic::error(
+                    e.span,
+                    format!("{}() can only be assigned to a map", func.name),
+                )
+                .with_help(format!("write `@name = {}(…)`", func.name)),
+            );
+            for arg in args {
+                self.expr(arg);
+            }
+            return None;
+        }
+        let ty = match f {
+            Function::Count => self
+                .arity(e, func, args, 0, 0)
+                .then_some(Type::Agg(AggKind::Count)),
+            Function::Sum
+            | Function::Avg
+            | Function::Min
+            | Function::Max
+            | Function::Stats
+            | Function::Hist => self.aggregation(e, f, func, args),
+            Function::Lhist => self.lhist(e, func, args),
+            Function::Delete => self.delete(e, func, args),
+            Function::Clear | Function::Zero => {
+                if self.arity(e, func, args, 1, 1) {
+                    self.whole_map(&args[0], &func.name);
+                }
+                Some(Type::Void)
+            }
+            Function::Print => self.print(e, func, args),
+            Function::Printf => self.printf(e, func, args),
+            Function::Time => self.time(e, func, args),
+            Function::Str => self.str_call(e, func, args),
+            Function::Exit => {
+                if self.arity(e, func, args, 0, 1) {
+                    if let Some(code) = args.first() {
+                        self.int_arg(code, "exit code");
+                    }
+                }
+                Some(Type::Void)
+            }
+            Function::HasKey => {
+                if !self.arity(e, func, args, 2, 2) {
+                    return None;
+                }
+                let ExprKind::Map(name) = &args[0].kind else {
+                    self.error(Diagnostic::error(
+                        args[0].span,
+                        "has_key() takes a map as its first argument",
+                    ));
+                    return None;
+                };
+                self.map_keys(&args[0], name, &args[1..]);
+                Some(Type::U64)
+            }
+        };
+        if used == Use::Value && ty == Some(Type::Void) {
+            self.error(Diagnostic::error(
+                e.span,
+                format!("{}() does not return a value", func.name),
+            ));
+            return None;
+        }
+        ty
+    }
+
+    /// Checks that between `min` and `max` arguments were given.
+    fn arity(&mut self, e: &Expr, func: &Name, args: &[Expr], min: usize, max: usize) -> bool {
+        if (min..=max).contains(&args.len()) {
+            return true;
+        }
+        let wanted = match (min, max) {
+            (0, 0) => "no arguments".to_string(),
+            (a, b) if a == b => format!("{a} argument{}", if a == 1 { "" } else { "s" }),
+            (a, b) => format!("{a} to {b} arguments"),
+        };
+        self.error(Diagnostic::error(
+            e.span,
+            format!("{}() takes {wanted} ({} given)", func.name, args.len()),
+        ));
+        false
+    }
+
+    fn int_arg(&mut self, arg: &Expr, what: &str) -> Option<Type> {
+        let ty = self.expr(arg)?;
+        if !ty.is_int() {
+            self.error(Diagnostic::error(
+                arg.span,
+                format!("the {what} must be an integer, not {ty}"),
+            ));
+            return None;
+        }
+        Some(ty)
+    }
+
+    fn aggregation(&mut self, e: &Expr, f: Function, func: &Name, args: &[Expr]) -> Option<Type> {
+        if f == Function::Hist && args.len() == 2 {
+            self.error(Diagnostic::error(
+                args[1].span,
+                "hist() with a bucket precision is not supported by scorch yet",
+            ));
+            return None;
+        }
+        if !self.arity(e, func, args, 1, 1) {
+            return None;
+        }
+        let ty = self.int_arg(&args[0], "value")?;
+        let signed = ty.as_int().is_some_and(|i| i.signed);
+        Some(Type::Agg(match f {
+            Function::Sum => AggKind::Sum { signed },
+            Function::Avg => AggKind::Avg,
+            Function::Min => AggKind::Min,
+            Function::Max => AggKind::Max,
+            Function::Stats => AggKind::Stats,
+            _ => AggKind::Hist,
+        }))
+    }
+
+    fn lhist(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 4, 4) {
+            return None;
+        }
+        self.int_arg(&args[0], "value")?;
+        let mut bounds = [0i64; 3];
+        for (slot, (arg, what)) in bounds
+            .iter_mut()
+            .zip(args[1..].iter().zip(["min", "max", "step"]))
+        {
+            let Some(v) = self.const_int(arg) else {
+                self.error(Diagnostic::error(
+                    arg.span,
+                    format!("lhist() {what} must be an integer constant"),
+                ));
+                return None;
+            };
+            *slot = v;
+        }
+        let [min, max, step] = bounds;
+        let problem = if min < 0 {
+            Some("lhist() min must be non-negative")
+        } else if max <= min {
+            Some("lhist() max must be greater than min")
+        } else if step <= 0 {
+            Some("lhist() step must be positive")
+        } else if (max - min) / step > MAX_LHIST_BUCKETS {
+            Some("lhist() would have more than 1000 buckets")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.error(Diagnostic::error(e.span, problem));
+            return None;
+        }
+        Some(Type::Agg(AggKind::Lhist { min, max, step }))
+    }
+
+    /// Checks an argument that names a whole map: `clear(@m)`.
+    fn whole_map(&mut self, arg: &Expr, func: &str) -> Option<Type> {
+        let ExprKind::Map(name) = &arg.kind else {
+            self.error(Diagnostic::error(
+                arg.span,
+                format!("{func}() takes a map, such as `@name`"),
+            ));
+            return None;
+        };
+        let ty = self.maps.value(name).cloned();
+        if ty.is_none() {
+            self.error(Diagnostic::error(
+                arg.span,
+                format!("undefined map {}", display(name)),
+            ));
+        }
+        if let Some(ty) = &ty {
+            self.set_type(arg, ty);
+        }
+        ty
+    }
+
+    fn delete(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 2) {
+            return None;
+        }
+        let target = &args[0];
+        let name = match (&target.kind, args.len()) {
+            (ExprKind::MapAccess { map, keys }, 1) => {
+                self.map_keys(target, &map.name, keys);
+                &map.name
+            }
+            (ExprKind::Map(name), 1) => {
+                self.map_keys(target, name, &[]);
+                name
+            }
+            (ExprKind::Map(name), _) => {
+                self.map_keys(target, name, &args[1..]);
+                name
+            }
+            _ => {
+                self.error(Diagnostic::error(
+                    target.span,
+                    "delete() takes a map element, such as `@name[key]`",
+                ));
+                return None;
+            }
+        };
+        if let Some(ty) = self.maps.value(name).cloned() {
+            if matches!(ty, Type::Agg(k) if k.is_histogram()) {
+                self.error(Diagnostic::error(
+                    target.span,
+                    "delete() of one key of a hist() or lhist() map is not supported by scorch yet; use clear()",
+                ));
+            }
+            self.set_type(target, &ty);
+        } else {
+            self.error(Diagnostic::error(
+                target.span,
+                format!("undefined map {}", display(name)),
+            ));
+        }
+        Some(Type::Void)
+    }
+
+    fn print(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 3) {
+            return None;
+        }
+        if let ExprKind::Map(_) = &args[0].kind {
+            self.whole_map(&args[0], "print");
+            for (arg, what) in args[1..].iter().zip(["top", "div"]) {
+                match self.const_int(arg) {
+                    Some(v) if (0..=i64::from(u32::MAX)).contains(&v) => {}
+                    _ => self.error(Diagnostic::error(
+                        arg.span,
+                        format!("print() {what} must be a non-negative integer constant"),
+                    )),
+                }
+            }
+            return Some(Type::Void);
+        }
+        if args.len() > 1 {
+            self.error(Diagnostic::error(
+                args[1].span,
+                "print() of a value takes one argument",
+            ));
+        }
+        let ty = self.expr(&args[0])?;
+        if !ty.is_storable() {
+            self.error(Diagnostic::error(
+                args[0].span,
+                format!("cannot print a value of type {ty}"),
+            ));
+        }
+        Some(Type::Void)
+    }
+
+    fn format_literal<'x>(&mut self, arg: &'x Expr, func: &str) -> Option<&'x [u8]> {
+        match &arg.kind {
+            ExprKind::Str(bytes) => {
+                self.set_type(arg, &Type::Str(bytes.len() as u32 + 1));
+                Some(bytes)
+            }
+            _ => {
+                self.expr(arg);
+                self.error(Diagnostic::error(
+                    arg.span,
+                    format!("the first argument of {func}() must be a string literal"),
+                ));
+                None
+            }
+        }
+    }
+
+    fn printf(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        let Some(first) = args.first() else {
+            self.arity(e, func, args, 1, usize::MAX);
+            return None;
+        };
+        let rest: Vec<Option<Type>> = args[1..].iter().map(|a| self.expr(a)).collect();
+        let bytes = self.format_literal(first, "printf")?;
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        let format = match printf::Format::parse(&text) {
+            Ok(f) => f,
+            Err(err) => {
+                self.error(Diagnostic::error(
+                    literal_span(first, err.offset),
+                    format!("invalid printf format: {}", err.message),
+                ));
+                return None;
+            }
+        };
+        let specs: Vec<&printf::Spec> = format.specs().collect();
+        if specs.len() != rest.len() {
+            let which = if specs.len() < rest.len() {
+                "many"
+            } else {
+                "few"
+            };
+            self.error(Diagnostic::error(
+                e.span,
+                format!(
+                    "printf: too {which} arguments for format string ({} given, {} expected)",
+                    rest.len(),
+                    specs.len()
+                ),
+            ));
+            return None;
+        }
+        let mut types = Vec::with_capacity(rest.len());
+        for ((spec, ty), arg) in specs.iter().zip(&rest).zip(&args[1..]) {
+            let ty = ty.clone()?;
+            let ok = match spec.arg_kind() {
+                ArgKind::Str => ty.is_str(),
+                ArgKind::Int => ty.is_scalar(),
+                ArgKind::Ptr => ty.is_scalar(),
+            };
+            if !ok {
+                let wanted = if spec.arg_kind() == ArgKind::Str {
+                    "a string"
+                } else {
+                    "an integer"
+                };
+                self.error(Diagnostic::error(
+                    arg.span,
+                    format!("printf: %{} expects {wanted}, not {ty}", spec.conv),
+                ));
+                return None;
+            }
+            types.push(ty);
+        }
+        let index = self.out.printfs.len();
+        self.out.printfs.push(PrintfInfo {
+            format,
+            args: types,
+        });
+        self.out.formats.insert(e.id, index);
+        Some(Type::Void)
+    }
+
+    fn time(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 0, 1) {
+            return None;
+        }
+        let format = match args.first() {
+            Some(arg) => String::from_utf8_lossy(self.format_literal(arg, "time")?).into_owned(),
+            None => "%H:%M:%S\n".to_string(),
+        };
+        let index = self.out.time_formats.len();
+        self.out.time_formats.push(format);
+        self.out.formats.insert(e.id, index);
+        Some(Type::Void)
+    }
+
+    fn str_call(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 2) {
+            return None;
+        }
+        let len = match args.get(1) {
+            None => None,
+            Some(arg) => match self.const_int(arg) {
+                // `len` characters, plus the NUL, within `max_strlen`.
+                Some(n) if n >= 1 => {
+                    Some((n as u64 + 1).min(u64::from(self.config.max_strlen)) as u32)
+                }
+                _ => {
+                    self.error(Diagnostic::error(
+                        arg.span,
+                        "str() length must be a positive integer constant",
+                    ));
+                    return None;
+                }
+            },
+        };
+        let source = self.expr(&args[0])?;
+        if let Some(Const::Str(bytes)) = self.out.consts.get(&args[0].id).cloned() {
+            // `str($1)`: the parameter, cut to `len` characters.
+            let mut bytes = bytes;
+            if let Some(len) = len {
+                bytes.truncate(len as usize - 1);
+            }
+            let ty = Type::Str(bytes.len() as u32 + 1);
+            self.out.consts.insert(e.id, Const::Str(bytes));
+            return Some(ty);
+        }
+        if let (Some(Const::Int(v)), ExprKind::Param(_)) =
+            (self.out.consts.get(&args[0].id).cloned(), &args[0].kind)
+        {
+            let mut bytes = v.to_string().into_bytes();
+            if let Some(len) = len {
+                bytes.truncate(len as usize - 1);
+            }
+            let ty = Type::Str(bytes.len() as u32 + 1);
+            self.out.consts.insert(e.id, Const::Str(bytes));
+            return Some(ty);
+        }
+        match source {
+            Type::Str(size) => Some(Type::Str(len.map_or(size, |l| l.min(size)))),
+            Type::Ptr { .. } | Type::Int(_) => {
+                Some(Type::Str(len.unwrap_or(self.config.max_strlen)))
+            }
+            other => {
+                self.error(Diagnostic::error(
+                    args[0].span,
+                    format!("str() reads a string from a pointer, not from {other}"),
+                ));
+                None
+            }
+        }
+    }
+}
+
+/// The span of byte `offset` of a string literal's value, for errors
+/// inside format strings (exact when the literal has no escapes).
+fn literal_span(literal: &Expr, offset: usize) -> Span {
+    let start = literal
+        .span
+        .start
+        .saturating_add(1)
+        .saturating_add(offset as u32);
+    if start < literal.span.end {
+        Span::new(start, start + 1)
+    } else {
+        literal.span
+    }
+}

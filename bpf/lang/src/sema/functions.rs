@@ -1,0 +1,176 @@
+//! Builtin functions: the ones scorch compiles and the ones it only knows.
+//!
+//! Functions fall into families, as in ply: aggregations that only make
+//! sense assigned to a map (`count`, `hist`, …), map operations (`delete`,
+//! `clear`, `zero`, `print`), output (`printf`, `time`), strings (`str`)
+//! and flow (`exit`). The checks for each family live in `check.rs`; this
+//! file names them and keeps the list used for "did you mean" hints.
+
+/// A function scorch compiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Function {
+    /// `count()`
+    Count,
+    /// `sum(x)`
+    Sum,
+    /// `avg(x)`
+    Avg,
+    /// `min(x)`
+    Min,
+    /// `max(x)`
+    Max,
+    /// `stats(x)`
+    Stats,
+    /// `hist(x)`
+    Hist,
+    /// `lhist(x, min, max, step)`
+    Lhist,
+    /// `delete(@m[k])` or `delete(@m, k)`
+    Delete,
+    /// `clear(@m)`
+    Clear,
+    /// `zero(@m)`
+    Zero,
+    /// `print(@m[, top[, div]])` or `print(value)`
+    Print,
+    /// `printf(fmt, …)`
+    Printf,
+    /// `time([fmt])`
+    Time,
+    /// `str(p[, len])`
+    Str,
+    /// `exit([code])`
+    Exit,
+    /// `has_key(@m, k)`
+    HasKey,
+}
+
+impl Function {
+    /// Whether the function's value can only be assigned to a map.
+    pub fn is_aggregation(self) -> bool {
+        matches!(
+            self,
+            Function::Count
+                | Function::Sum
+                | Function::Avg
+                | Function::Min
+                | Function::Max
+                | Function::Stats
+                | Function::Hist
+                | Function::Lhist
+        )
+    }
+}
+
+/// Every function bpftrace documents, for suggestions and "not yet" errors.
+const ALL: &[&str] = &[
+    "avg",
+    "buf",
+    "cat",
+    "cgroupid",
+    "cgroup_path",
+    "clear",
+    "count",
+    "delete",
+    "exit",
+    "has_key",
+    "hist",
+    "join",
+    "kaddr",
+    "kptr",
+    "ksym",
+    "len",
+    "lhist",
+    "macaddr",
+    "max",
+    "min",
+    "ntop",
+    "offsetof",
+    "override",
+    "path",
+    "percpu_kaddr",
+    "printf",
+    "print",
+    "pton",
+    "reg",
+    "signal",
+    "sizeof",
+    "skboutput",
+    "stats",
+    "str",
+    "strerror",
+    "strftime",
+    "strncmp",
+    "strcontains",
+    "sum",
+    "system",
+    "time",
+    "uaddr",
+    "uptr",
+    "usym",
+    "zero",
+    "debugf",
+    "errorf",
+    "warnf",
+    "bswap",
+    "nsecs",
+    "kstack",
+    "ustack",
+    "tseries",
+    "unwatch",
+    "socket_cookie",
+    "pid",
+    "tid",
+];
+
+/// What is known about a function name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    /// Compiled by scorch.
+    Known(Function),
+    /// A bpftrace function scorch does not compile yet.
+    NotSupported,
+    /// Not a function; maybe a near name.
+    Unknown(Option<&'static str>),
+}
+
+/// What `name` is.
+pub fn lookup(name: &str) -> Lookup {
+    let f = match name {
+        "count" => Function::Count,
+        "sum" => Function::Sum,
+        "avg" => Function::Avg,
+        "min" => Function::Min,
+        "max" => Function::Max,
+        "stats" => Function::Stats,
+        "hist" => Function::Hist,
+        "lhist" => Function::Lhist,
+        "delete" => Function::Delete,
+        "clear" => Function::Clear,
+        "zero" => Function::Zero,
+        "print" => Function::Print,
+        "printf" => Function::Printf,
+        "time" => Function::Time,
+        "str" => Function::Str,
+        "exit" => Function::Exit,
+        "has_key" => Function::HasKey,
+        _ if ALL.contains(&name) => return Lookup::NotSupported,
+        _ => return Lookup::Unknown(crate::suggest::closest(name, ALL.iter().copied())),
+    };
+    Lookup::Known(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookups() {
+        assert_eq!(lookup("count"), Lookup::Known(Function::Count));
+        assert_eq!(lookup("ksym"), Lookup::NotSupported);
+        assert_eq!(lookup("prinft"), Lookup::Unknown(Some("printf")));
+        assert_eq!(lookup("cuont"), Lookup::Unknown(Some("count")));
+        assert!(Function::Hist.is_aggregation());
+        assert!(!Function::Print.is_aggregation());
+    }
+}

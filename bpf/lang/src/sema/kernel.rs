@@ -1,0 +1,100 @@
+//! What the compiler asks of the running kernel, behind one trait.
+//!
+//! Semantic analysis needs a few facts that only the kernel has: which
+//! tracepoints exist and what their records look like. [`Kernel`] is that
+//! question list; [`TraceFs`] answers it from a tracefs directory — the
+//! live `/sys/kernel/tracing`, or a copied slice of it in tests, so the
+//! analysis stays a pure function of its inputs.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The kernel facts semantic analysis needs.
+pub trait Kernel {
+    /// Every tracepoint, as `(category, name)`.
+    fn tracepoints(&self) -> io::Result<Vec<(String, String)>>;
+    /// The text of a tracepoint's format file.
+    fn tracepoint_format(&self, category: &str, name: &str) -> io::Result<String>;
+}
+
+/// A tracefs directory: `available_events` and `events/CAT/NAME/format`.
+#[derive(Debug, Clone)]
+pub struct TraceFs {
+    root: PathBuf,
+}
+
+impl TraceFs {
+    /// The tracefs mounted at `root` (or a copy of one).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        TraceFs { root: root.into() }
+    }
+
+    /// The directory this reads.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
+fn read(path: &Path) -> io::Result<String> {
+    std::fs::read_to_string(path)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display())))
+}
+
+impl Kernel for TraceFs {
+    fn tracepoints(&self) -> io::Result<Vec<(String, String)>> {
+        let text = read(&self.root.join("available_events"))?;
+        Ok(text
+            .lines()
+            .filter_map(|line| line.trim().split_once(':'))
+            .map(|(cat, name)| (cat.to_string(), name.to_string()))
+            .collect())
+    }
+
+    fn tracepoint_format(&self, category: &str, name: &str) -> io::Result<String> {
+        // Names come from the program: never let them walk out of events/.
+        let clean = |s: &str| !s.is_empty() && !s.contains('/') && s != "." && s != "..";
+        if !clean(category) || !clean(name) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no tracepoint {category}:{name}"),
+            ));
+        }
+        read(
+            &self
+                .root
+                .join("events")
+                .join(category)
+                .join(name)
+                .join("format"),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> TraceFs {
+        TraceFs::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tracefs"
+        ))
+    }
+
+    #[test]
+    fn lists_and_reads_the_fixture() {
+        let fs = fixture();
+        let all = fs.tracepoints().unwrap();
+        assert!(all.contains(&("syscalls".into(), "sys_enter_openat".into())));
+        assert!(fs
+            .tracepoint_format("sched", "sched_switch")
+            .unwrap()
+            .starts_with("name: sched_switch\n"));
+        let err = fs.tracepoint_format("sched", "nope").unwrap_err();
+        assert!(
+            err.to_string().contains("events/sched/nope/format"),
+            "{err}"
+        );
+        assert!(fs.tracepoint_format("..", "x").is_err());
+    }
+}

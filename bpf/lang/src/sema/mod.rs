@@ -1,0 +1,286 @@
+//! Semantic analysis: names resolved, types inferred, probes expanded.
+//!
+//! The parser knows the shape of a program; this pass knows what it means.
+//! It answers, for the code generator, every question whose answer is not
+//! in the text alone:
+//!
+//! - **Probes**: which attach points a spec stands for (wildcards expanded
+//!   against the kernel's tracepoint list) and what `args` holds there
+//!   (from each tracepoint's format file) — see [`probes`], [`tracepoint`].
+//! - **Names**: which builtin an identifier is (and whether it exists in
+//!   this kind of probe), which function a call is, which declaration a
+//!   `$var` refers to ([`scope`]).
+//! - **Types**: of every expression ([`types`]), and of every map's keys
+//!   and values across all probes ([`maps`]). Types flow between probes
+//!   through maps (`@a = @b` in one probe, `@b = comm` in another), so the
+//!   checker walks the program repeatedly, without reporting, until no map
+//!   or variable type changes; a last walk reports what is still wrong.
+//!
+//! Like the parser, the pass collects every error it can and never
+//! panics. It is pure: the kernel is reached only through [`Kernel`], which
+//! tests answer from a copied tracefs directory.
+
+pub mod builtins;
+mod calls;
+mod check;
+pub mod dump;
+mod expr;
+pub mod functions;
+pub mod kernel;
+pub mod maps;
+pub mod probes;
+pub mod scope;
+pub mod tracepoint;
+pub mod types;
+
+use std::collections::HashMap;
+
+use crate::ast::{ConfigValue, ExprId, Item, Program};
+use crate::diag::Diagnostic;
+use crate::printf;
+use crate::provider::ProbeKind;
+use crate::span::Span;
+pub use builtins::Builtin;
+pub use functions::Function;
+pub use kernel::{Kernel, TraceFs};
+pub use maps::MapInfo;
+pub use probes::{Attach, Instance, Rate};
+pub use scope::{VarId, VarInfo};
+pub use types::{AddrSpace, AggKind, IntType, Type};
+
+/// Settings a program can change in its `config` block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Size of strings read by `str()` (bpftrace's `max_strlen`).
+    pub max_strlen: u32,
+    /// Entries of each map (bpftrace's `max_map_keys`).
+    pub max_map_keys: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_strlen: 64,
+            max_map_keys: 4096,
+        }
+    }
+}
+
+/// A value known at compile time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Const {
+    /// An integer.
+    Int(i64),
+    /// A string's bytes, without NUL.
+    Str(Vec<u8>),
+}
+
+/// One `printf` call site: its format and the types of its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrintfInfo {
+    /// The parsed format.
+    pub format: printf::Format,
+    /// The argument types, in order.
+    pub args: Vec<Type>,
+}
+
+/// One probe of the program, in source order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeInfo {
+    /// Its attach points, in spec order.
+    pub instances: Vec<Instance>,
+    /// Whether the body reads something that differs per attach point
+    /// (`args`, `probe`), so that each needs its own program.
+    pub per_instance: bool,
+}
+
+impl ProbeInfo {
+    /// The distinct kinds of its attach points.
+    pub fn kinds(&self) -> Vec<ProbeKind> {
+        let mut kinds: Vec<ProbeKind> = Vec::new();
+        for i in &self.instances {
+            let kind = match i.attach {
+                Attach::Begin => ProbeKind::Begin,
+                Attach::End => ProbeKind::End,
+                Attach::Tracepoint { .. } => ProbeKind::Tracepoint,
+                Attach::Interval(_) => ProbeKind::Interval,
+                Attach::Profile(_) => ProbeKind::Profile,
+            };
+            if !kinds.contains(&kind) {
+                kinds.push(kind);
+            }
+        }
+        kinds
+    }
+}
+
+/// Everything semantic analysis found out, for code generation.
+#[derive(Debug, Clone, Default)]
+pub struct Analysis {
+    /// The type of every expression, by [`ExprId`] (`Void` if unvisited).
+    pub types: Vec<Type>,
+    /// Every map, in order of first appearance.
+    pub maps: Vec<MapInfo>,
+    /// Every scratch variable, by [`VarId`].
+    pub vars: Vec<VarInfo>,
+    /// The variable each `$var` expression refers to.
+    pub var_refs: HashMap<ExprId, VarId>,
+    /// The variable each `let` declares, by the span of its name.
+    pub let_vars: HashMap<Span, VarId>,
+    /// The builtin each builtin identifier is.
+    pub builtins: HashMap<ExprId, Builtin>,
+    /// The function each call is.
+    pub calls: HashMap<ExprId, Function>,
+    /// Expressions whose value is known at compile time.
+    pub consts: HashMap<ExprId, Const>,
+    /// `printf` call sites, indexed by [`Analysis::formats`].
+    pub printfs: Vec<PrintfInfo>,
+    /// `time()` formats, indexed by [`Analysis::formats`].
+    pub time_formats: Vec<String>,
+    /// For `printf` and `time` calls: the index of their format.
+    pub formats: HashMap<ExprId, usize>,
+    /// The probes, in source order.
+    pub probes: Vec<ProbeInfo>,
+    /// Settings from the `config` block.
+    pub config: Config,
+    /// Warnings: the program runs, but maybe not as meant.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Analysis {
+    /// The type of `id`.
+    pub fn ty(&self, id: ExprId) -> &Type {
+        self.types.get(id.index()).unwrap_or(&Type::Void)
+    }
+
+    /// The map called `name`.
+    pub fn map(&self, name: &str) -> Option<(usize, &MapInfo)> {
+        self.maps.iter().enumerate().find(|(_, m)| m.name == name)
+    }
+}
+
+/// Most diagnostics reported for one program; past this, more are noise.
+const MAX_DIAGNOSTICS: usize = 50;
+
+/// How many silent walks may pass before types must have settled.
+const MAX_INFERENCE_WALKS: usize = 8;
+
+/// Analyzes `program`, with `params` as its positional parameters.
+///
+/// Returns the analysis (with any warnings), or every error and warning.
+pub fn analyze(
+    program: &Program,
+    kernel: &dyn Kernel,
+    params: &[String],
+) -> Result<Analysis, Vec<Diagnostic>> {
+    let mut diags = Vec::new();
+    let mut config = Config::default();
+    let mut maps = maps::MapTable::default();
+    for item in &program.items {
+        preamble(item, &mut config, &mut maps, &mut diags);
+    }
+
+    let mut resolver = probes::Resolver::new(kernel);
+    let mut probe_infos = Vec::new();
+    for probe in program.probes() {
+        let mut instances = Vec::new();
+        for spec in &probe.specs {
+            match resolver.resolve(spec) {
+                Ok(found) => instances.extend(found),
+                Err(d) => diags.push(d),
+            }
+        }
+        probe_infos.push(ProbeInfo {
+            instances,
+            per_instance: false,
+        });
+    }
+    if diags.iter().any(Diagnostic::is_error) {
+        diags.truncate(MAX_DIAGNOSTICS);
+        return Err(diags);
+    }
+
+    let mut vars = scope::Vars::default();
+    for _ in 0..MAX_INFERENCE_WALKS {
+        let before = (maps.snapshot(), vars.snapshot());
+        let mut silent = check::Checker::new(params, &config, &mut maps, &mut vars, false);
+        silent.program(program, &mut probe_infos);
+        if (maps.snapshot(), vars.snapshot()) == before {
+            break;
+        }
+    }
+    let mut reporting = check::Checker::new(params, &config, &mut maps, &mut vars, true);
+    reporting.program(program, &mut probe_infos);
+    let mut analysis = reporting.finish();
+    diags.append(&mut analysis.warnings);
+    if diags.iter().any(Diagnostic::is_error) {
+        diags.sort_by_key(|d| (d.span.start, !d.is_error()));
+        diags.truncate(MAX_DIAGNOSTICS);
+        return Err(diags);
+    }
+    analysis.warnings = diags;
+    analysis.maps = maps.finish();
+    analysis.vars = vars.infos.clone();
+    analysis.probes = probe_infos;
+    analysis.config = config;
+    Ok(analysis)
+}
+
+/// Handles the items before the probes.
+fn preamble(
+    item: &Item,
+    config: &mut Config,
+    maps: &mut maps::MapTable,
+    diags: &mut Vec<Diagnostic>,
+) {
+    match item {
+        Item::Preproc(_) | Item::CDecl(_) | Item::Probe(_) => {}
+        Item::Config(c) => {
+            for entry in &c.entries {
+                let key = entry.key.name.to_ascii_lowercase();
+                let key = key.strip_prefix("bpftrace_").unwrap_or(&key);
+                let value = match entry.value {
+                    ConfigValue::Int(v) => u32::try_from(v).ok(),
+                    _ => None,
+                };
+                match (key, value) {
+                    ("max_strlen", Some(v)) if (1..=1024).contains(&v) => config.max_strlen = v,
+                    ("max_map_keys", Some(v)) if v >= 1 => config.max_map_keys = v,
+                    ("max_strlen" | "max_map_keys", _) => diags.push(Diagnostic::error(
+                        entry.value_span,
+                        format!("invalid value for `{}`", entry.key.name),
+                    )),
+                    _ => diags.push(Diagnostic::warning(
+                        entry.key.span,
+                        format!("config `{}` has no effect in scorch", entry.key.name),
+                    )),
+                }
+            }
+        }
+        Item::MapDecl(m) => {
+            if matches!(
+                m.kind.name.as_str(),
+                "hash" | "lruhash" | "percpuhash" | "percpulruhash"
+            ) {
+                maps.declare(&m.map.name, m.max_entries);
+            } else {
+                diags.push(Diagnostic::error(
+                    m.kind.span,
+                    format!("unknown map type `{}`", m.kind.name),
+                ));
+            }
+        }
+        Item::Import(x) => diags.push(Diagnostic::error(
+            x.span,
+            "`import` is not supported by scorch yet",
+        )),
+        Item::Macro(x) => diags.push(Diagnostic::error(
+            x.span,
+            "macros are not supported by scorch yet",
+        )),
+        Item::Subprog(x) => diags.push(Diagnostic::error(
+            x.span,
+            "`fn` subprograms are not supported by scorch yet",
+        )),
+    }
+}

@@ -1,0 +1,309 @@
+//! Probe specs resolved into attach points.
+//!
+//! One written spec can stand for many attach points
+//! (`t:syscalls:sys_enter_*`) and every attach point needs facts from the
+//! kernel (a tracepoint's id and record layout). This pass turns each
+//! [`ProbeSpec`] into [`Instance`]s, reading those facts once through the
+//! [`Kernel`] and reporting unknown names with the nearest known one.
+//!
+//! Probe kinds handled: `begin`/`end`, `tracepoint`, `interval` and
+//! `profile`; the others are reported as not supported yet.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::kernel::Kernel;
+use super::tracepoint::{parse_format, Format};
+use crate::ast::ProbeSpec;
+use crate::diag::Diagnostic;
+use crate::provider::ProbeKind;
+
+/// How often a timed probe fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rate {
+    /// This many times per second.
+    Hz(u64),
+    /// Once every this many nanoseconds.
+    PeriodNs(u64),
+}
+
+/// Where one instance of a probe attaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attach {
+    /// Once, before everything else.
+    Begin,
+    /// Once, at the end.
+    End,
+    /// A kernel tracepoint.
+    Tracepoint {
+        /// Its category (`syscalls`).
+        category: String,
+        /// Its name (`sys_enter_openat`).
+        name: String,
+        /// Its record layout and id.
+        format: Arc<Format>,
+    },
+    /// A timer on one CPU.
+    Interval(Rate),
+    /// A timer on every CPU.
+    Profile(Rate),
+}
+
+/// One attach point of a probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    /// The full probe name, as the `probe` builtin prints it.
+    pub name: String,
+    /// Where it attaches.
+    pub attach: Attach,
+}
+
+/// Expands specs, caching kernel facts between them.
+pub(super) struct Resolver<'k> {
+    kernel: &'k dyn Kernel,
+    tracepoints: Option<Result<Vec<(String, String)>, String>>,
+    formats: HashMap<(String, String), Arc<Format>>,
+}
+
+impl<'k> Resolver<'k> {
+    pub(super) fn new(kernel: &'k dyn Kernel) -> Self {
+        Resolver {
+            kernel,
+            tracepoints: None,
+            formats: HashMap::new(),
+        }
+    }
+
+    /// The instances `spec` stands for.
+    pub(super) fn resolve(&mut self, spec: &ProbeSpec) -> Result<Vec<Instance>, Diagnostic> {
+        let parts: Vec<&str> = spec.parts.iter().map(|p| p.text.as_str()).collect();
+        match spec.kind {
+            ProbeKind::Begin | ProbeKind::End => {
+                if !parts.is_empty() {
+                    return Err(Diagnostic::error(
+                        spec.span,
+                        format!("`{}` takes no arguments", spec.provider.name),
+                    ));
+                }
+                let (name, attach) = if spec.kind == ProbeKind::Begin {
+                    ("BEGIN", Attach::Begin)
+                } else {
+                    ("END", Attach::End)
+                };
+                Ok(vec![Instance {
+                    name: name.into(),
+                    attach,
+                }])
+            }
+            ProbeKind::Tracepoint => self.tracepoint(spec, &parts),
+            ProbeKind::Interval | ProbeKind::Profile => {
+                let rate = timer_rate(spec, &parts)?;
+                let attach = if spec.kind == ProbeKind::Interval {
+                    Attach::Interval(rate)
+                } else {
+                    Attach::Profile(rate)
+                };
+                Ok(vec![Instance {
+                    name: format!("{}:{}", spec.kind.name(), parts.join(":")),
+                    attach,
+                }])
+            }
+            other => Err(Diagnostic::error(
+                spec.provider.span,
+                format!("`{other}` probes are not supported by scorch yet"),
+            )
+            .with_help("supported probe types: begin, end, tracepoint, interval, profile")),
+        }
+    }
+
+    fn tracepoint(
+        &mut self,
+        spec: &ProbeSpec,
+        parts: &[&str],
+    ) -> Result<Vec<Instance>, Diagnostic> {
+        let [category, name] = parts else {
+            return Err(Diagnostic::error(
+                spec.span,
+                "a tracepoint probe is written `tracepoint:CATEGORY:NAME`",
+            ));
+        };
+        let all = self.tracepoints(spec)?;
+        let matches: Vec<(String, String)> = all
+            .iter()
+            .filter(|(c, n)| glob(category, c) && glob(name, n))
+            .cloned()
+            .collect();
+        if matches.is_empty() {
+            let wanted = format!("{category}:{name}");
+            let mut d = Diagnostic::error(spec.span, format!("tracepoint not found: {wanted}"));
+            let known: Vec<String> = all.iter().map(|(c, n)| format!("{c}:{n}")).collect();
+            if let Some(near) = crate::suggest::closest(&wanted, known.iter().map(String::as_str)) {
+                d = d.with_help(format!("did you mean `tracepoint:{near}`?"));
+            } else {
+                d = d.with_help("list tracepoints with `scorch trace -l 'tracepoint:*'`");
+            }
+            return Err(d);
+        }
+        let mut out = Vec::with_capacity(matches.len());
+        for (category, name) in matches {
+            let format = self.format(spec, &category, &name)?;
+            out.push(Instance {
+                name: format!("tracepoint:{category}:{name}"),
+                attach: Attach::Tracepoint {
+                    category,
+                    name,
+                    format,
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    fn tracepoints(&mut self, spec: &ProbeSpec) -> Result<&[(String, String)], Diagnostic> {
+        let kernel = self.kernel;
+        let list = self.tracepoints.get_or_insert_with(|| {
+            kernel
+                .tracepoints()
+                .map_err(|e| e.to_string())
+                .map(|mut v| {
+                    v.sort();
+                    v.dedup();
+                    v
+                })
+        });
+        match list {
+            Ok(list) => Ok(list),
+            Err(e) => Err(Diagnostic::error(
+                spec.span,
+                format!("cannot list tracepoints: {e}"),
+            )
+            .with_help("tracefs must be mounted at /sys/kernel/tracing (scorch mounts it when run as root)")),
+        }
+    }
+
+    fn format(
+        &mut self,
+        spec: &ProbeSpec,
+        category: &str,
+        name: &str,
+    ) -> Result<Arc<Format>, Diagnostic> {
+        let key = (category.to_string(), name.to_string());
+        if let Some(format) = self.formats.get(&key) {
+            return Ok(format.clone());
+        }
+        let text = self.kernel.tracepoint_format(category, name).map_err(|e| {
+            Diagnostic::error(
+                spec.span,
+                format!("cannot read the format of tracepoint {category}:{name}: {e}"),
+            )
+        })?;
+        let format = Arc::new(parse_format(category, &text));
+        self.formats.insert(key, format.clone());
+        Ok(format)
+    }
+}
+
+/// `interval:ms:100`, `interval:100ms`, `profile:hz:99`, `profile:99`.
+fn timer_rate(spec: &ProbeSpec, parts: &[&str]) -> Result<Rate, Diagnostic> {
+    let usage = || {
+        Diagnostic::error(
+            spec.span,
+            format!("cannot understand the rate of `{}`", spec.raw),
+        )
+        .with_help(format!(
+            "write `{0}:hz:N`, `{0}:s:N`, `{0}:ms:N` or `{0}:us:N`",
+            spec.kind.name()
+        ))
+    };
+    let (unit, count) = match parts {
+        [unit, count] => (*unit, *count),
+        [one] => {
+            let split = one.find(|c: char| !c.is_ascii_digit()).unwrap_or(one.len());
+            let (count, unit) = one.split_at(split);
+            let unit = if unit.is_empty() && spec.kind == ProbeKind::Profile {
+                "hz"
+            } else {
+                unit
+            };
+            (unit, count)
+        }
+        _ => return Err(usage()),
+    };
+    let count: u64 = parse_count(count).ok_or_else(usage)?;
+    if count == 0 {
+        return Err(Diagnostic::error(spec.span, "the rate must be at least 1"));
+    }
+    let ns = |mult: u64| {
+        count
+            .checked_mul(mult)
+            .map(Rate::PeriodNs)
+            .ok_or_else(|| Diagnostic::error(spec.span, "the period is too long"))
+    };
+    match unit {
+        "hz" => Ok(Rate::Hz(count)),
+        "s" => ns(1_000_000_000),
+        "ms" => ns(1_000_000),
+        "us" => ns(1_000),
+        "ns" if spec.kind == ProbeKind::Interval => ns(1),
+        _ => Err(usage()),
+    }
+}
+
+/// A decimal count, allowing `1e6` and `1_000` as bpftrace does.
+fn parse_count(text: &str) -> Option<u64> {
+    let text = text.replace('_', "");
+    if let Some((mantissa, exp)) = text.split_once('e') {
+        let m: u64 = mantissa.parse().ok()?;
+        let e: u32 = exp.parse().ok()?;
+        return m.checked_mul(10u64.checked_pow(e)?);
+    }
+    text.parse().ok()
+}
+
+/// Shell-style match with `*` and `?`.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globbing() {
+        assert!(glob("sys_enter_*", "sys_enter_openat"));
+        assert!(glob("*", ""));
+        assert!(glob("sys_?nter_read", "sys_enter_read"));
+        assert!(glob("*open*", "sys_enter_openat"));
+        assert!(!glob("sys_enter_*", "sys_exit_read"));
+        assert!(!glob("a", "ab"));
+        assert!(glob("a*b*c", "axxbyyc"));
+        assert!(!glob("a*b*c", "axxbyy"));
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("1e6"), Some(1_000_000));
+        assert_eq!(parse_count("1_000"), Some(1000));
+        assert_eq!(parse_count("x"), None);
+        assert_eq!(parse_count("9e99"), None);
+    }
+}

@@ -1,0 +1,563 @@
+//! Real programs on the running kernel, output compared exactly.
+//!
+//! Each test runs a program with [`scorch_lang::run`] in this process,
+//! starts a workload once the probes are attached (the `Attached` line on
+//! stderr is the signal), and compares stdout with the text bpftrace
+//! prints for the same program. Workloads run on their own thread and
+//! programs filter on that thread's id, so other activity on the machine
+//! never changes the result.
+//!
+//! Needs root; skips with the reason printed otherwise. Runs are
+//! serialized: one of them sends SIGINT to this process.
+
+use std::io::{Read, Write};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use scorch_lang::{run, OutputFormat, RunError, RunOptions, SourceFile};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn privileged() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped: tracing needs root (CAP_BPF, CAP_PERFMON)");
+    }
+    root
+}
+
+/// Collects stderr and reports when the probes are attached.
+struct Stderr {
+    text: Arc<Mutex<Vec<u8>>>,
+    attached: Option<mpsc::Sender<()>>,
+}
+
+impl Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut text = self.text.lock().unwrap();
+        text.extend_from_slice(buf);
+        let seen = String::from_utf8_lossy(&text).contains("Attached");
+        drop(text);
+        if seen {
+            if let Some(tx) = self.attached.take() {
+                let _ = tx.send(());
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a run printed and returned.
+struct Outcome {
+    result: Result<u8, RunError>,
+    out: String,
+    err: String,
+}
+
+/// Runs `program` with `opts`; `workload` gets its own thread id first
+/// (to put in the program) and runs once the probes are attached.
+fn trace_with(
+    program: impl FnOnce(i32) -> String,
+    opts: RunOptions,
+    workload: impl FnOnce() + Send + 'static,
+) -> Outcome {
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let worker = std::thread::Builder::new()
+        .name("scorch-worker".into())
+        .spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            let _ = tid_tx.send(unsafe { libc::gettid() });
+            if go_rx.recv_timeout(Duration::from_secs(20)).is_ok() {
+                workload();
+            }
+        })
+        .expect("worker thread");
+    let tid = tid_rx.recv().expect("worker tid");
+    let source = SourceFile::inline(program(tid));
+    let text = Arc::new(Mutex::new(Vec::new()));
+    let mut err = Stderr {
+        text: text.clone(),
+        attached: Some(go_tx),
+    };
+    let mut out = Vec::new();
+    let result = run(&source, &opts, &mut out, &mut err);
+    drop(err);
+    worker.join().expect("workload thread");
+    let err = String::from_utf8_lossy(&text.lock().unwrap()).into_owned();
+    Outcome {
+        result,
+        out: String::from_utf8_lossy(&out).into_owned(),
+        err,
+    }
+}
+
+fn trace(program: impl FnOnce(i32) -> String, workload: impl FnOnce() + Send + 'static) -> Outcome {
+    trace_with(program, RunOptions::default(), workload)
+}
+
+fn read_sizes(sizes: &'static [usize]) -> impl FnOnce() + Send + 'static {
+    move || {
+        let mut zero = std::fs::File::open("/dev/zero").expect("/dev/zero");
+        let mut buf = vec![0u8; 8192];
+        for &n in sizes {
+            zero.read_exact(&mut buf[..n]).expect("read /dev/zero");
+        }
+    }
+}
+
+#[test]
+fn counts_opens_by_comm() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |tid| {
+            format!(
+                "t:syscalls:sys_enter_openat /tid == {tid}/ {{ @[comm] = count(); @files[str(args.filename)] = count(); }}
+                 t:syscalls:sys_enter_openat /tid == {tid} && str(args.filename) == \"/dev/null\"/ {{ exit(); }}"
+            )
+        },
+        || {
+            for _ in 0..3 {
+                let _ = std::fs::File::open("/etc/hostname");
+            }
+            let _ = std::fs::File::open("/dev/null");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(
+        o.out,
+        "\n\n@[scorch-worker]: 4\n@files[/dev/null]: 1\n@files[/etc/hostname]: 3\n"
+    );
+    assert_eq!(o.err, "Attached 2 probes\n");
+}
+
+#[test]
+fn interval_exits() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let started = std::time::Instant::now();
+    let o = trace(|_| "interval:ms:100 { exit(); }".into(), || {});
+    assert_eq!(o.result, Ok(0));
+    assert_eq!(o.out, "\n\n");
+    assert_eq!(o.err, "Attached 1 probe\n");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn hist_of_read_sizes() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |tid| {
+            format!(
+                "t:syscalls:sys_enter_read /tid == {tid}/ {{ @bytes = hist(args.count); @lin = lhist(args.count, 0, 200, 50);
+                   @s = stats(args.count); @a = avg(args.count); @lo = min(args.count); @hi = max(args.count); @sum = sum(args.count);
+                   if (args.count == 4096) {{ exit(); }} }}"
+            )
+        },
+        read_sizes(&[1, 2, 4, 100, 4096]),
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    let bar = "@".repeat(52);
+    let blank = " ".repeat(52);
+    let row = |label: &str, n: u32| {
+        format!(
+            "{label:<16}{n:>8} |{}|\n",
+            if n == 1 { &bar } else { &blank }
+        )
+    };
+    let mut expected = String::from("\n\n@a: 840\n\n@bytes: \n");
+    expected.push_str(&row("[1]", 1));
+    expected.push_str(&row("[2, 4)", 1));
+    expected.push_str(&row("[4, 8)", 1));
+    for label in ["[8, 16)", "[16, 32)", "[32, 64)"] {
+        expected.push_str(&row(label, 0));
+    }
+    expected.push_str(&row("[64, 128)", 1));
+    for label in [
+        "[128, 256)",
+        "[256, 512)",
+        "[512, 1K)",
+        "[1K, 2K)",
+        "[2K, 4K)",
+    ] {
+        expected.push_str(&row(label, 0));
+    }
+    expected.push_str(&row("[4K, 8K)", 1));
+    expected.push_str("\n@hi: 4096\n@lin: \n");
+    let three = format!("{:<52}", "@".repeat(52));
+    expected.push_str(&format!("[0, 50)                3 |{three}|\n"));
+    expected.push_str(&row("[50, 100)", 0));
+    let third = format!("{:<52}", "@".repeat(17));
+    expected.push_str(&format!("[100, 150)             1 |{third}|\n"));
+    expected.push_str(&row("[150, 200)", 0));
+    expected.push_str(&format!("[200, ...)             1 |{third}|\n"));
+    expected.push_str("\n@lo: 1\n@s: count 5, average 840, total 4203\n\n@sum: 4203\n");
+    assert_eq!(o.out, expected);
+}
+
+#[test]
+fn printf_of_a_tracepoint_string() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |tid| {
+            format!(
+                "t:syscalls:sys_enter_openat /tid == {tid}/ {{
+                   printf(\"%-12s|%d|%s|%5d|%x\\n\", str(args.filename), args.dfd, str(args.filename, 4), 42, args.flags & 0x3);
+                   exit(); }}"
+            )
+        },
+        || {
+            let _ = std::fs::File::open("/etc/hostname");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    // str(p, 4) keeps 4 characters, as bpftrace 0.17 does.
+    assert_eq!(o.out, "/etc/hostname|-100|/etc|   42|0\n\n\n");
+}
+
+#[test]
+fn begin_end_variables_and_control_flow() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace_with(
+        |_| {
+            r#"BEGIN {
+                 $i = 0; $odd = 0;
+                 while ($i < 10) { $i++; if ($i % 2 == 0) { continue; } $odd += $i; }
+                 unroll (3) { @u++; }
+                 @t = (1, "two", $odd > 20 ? "big" : "small");
+                 @m[$1, str($2)] = $odd;
+                 printf("%d %s %d\n", $odd, $odd > 20 ? "big" : "small", $#);
+                 exit(7);
+               }
+               END { printf("end %d\n", @u); delete(@u); }"#
+                .into()
+        },
+        RunOptions::with_params(vec!["5".into(), "five".into()]),
+        || {},
+    );
+    assert_eq!(o.result, Ok(7), "{}", o.err);
+    assert_eq!(
+        o.out,
+        "25 big 2\nend 3\n\n\n@m[5, five]: 25\n@t: (1, two, big)\n\n"
+    );
+    assert!(
+        o.err.starts_with(
+            "stdin:3:46: warning: signed operands for `%` can lead to undefined behavior"
+        ),
+        "{}",
+        o.err
+    );
+    assert!(o.err.ends_with("\nAttached 2 probes\n"), "{}", o.err);
+}
+
+#[test]
+fn print_clear_zero_and_time() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |_| {
+            r#"BEGIN { @a[1] = 1; @a[2] = 2; @c = count(); @c = count(); @h = hist(3);
+                       print(@a); print(@c); print(@h); print(@a, 1); print(@c, 0, 2); print(42); print("s"); print((1, "x"));
+                       clear(@a); zero(@c); time("%%Y\n"); exit(); }"#
+                .into()
+        },
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    let bar = "@".repeat(52);
+    assert_eq!(
+        o.out,
+        format!(
+            "@a[1]: 1\n@a[2]: 2\n@c: 2\n@h: \n[2, 4)                 1 |{bar}|\n\n@a[2]: 2\n@c: 1\n42\ns\n(1, x)\n%Y\n\n\n\n@c: 0\n@h: \n[2, 4)                 1 |{bar}|\n\n"
+        )
+    );
+}
+
+#[test]
+fn json_output() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut opts = RunOptions::default();
+    opts.format = OutputFormat::Json;
+    let o = trace_with(
+        |_| {
+            r#"BEGIN { printf("a \"%d\"\n", 5); @x["k", 2] = count(); @y = 3; @z["k"] = hist(5); @s = stats(4);
+                       @l = lhist(3, 0, 10, 1); @e[1] = 1; delete(@e[1]); print(5); exit(); }"#
+                .into()
+        },
+        opts,
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(
+        o.out,
+        concat!(
+            "{\"type\": \"attached_probes\", \"data\": {\"probes\": 1}}\n",
+            "{\"type\": \"printf\", \"data\": \"a \\\"5\\\"\\n\"}\n",
+            "{\"type\": \"value\", \"data\": 5}\n",
+            "{\"type\": \"hist\", \"data\": {\"@l\": [{\"min\": 3, \"max\": 3, \"count\": 1}]}}\n",
+            "{\"type\": \"stats\", \"data\": {\"@s\": {\"count\": 1, \"average\": 4, \"total\": 4}}}\n",
+            "{\"type\": \"map\", \"data\": {\"@x\": {\"k,2\": 1}}}\n",
+            "{\"type\": \"map\", \"data\": {\"@y\": 3}}\n",
+            "{\"type\": \"hist\", \"data\": {\"@z\": {\"k\": [{\"min\": 4, \"max\": 7, \"count\": 1}]}}}\n",
+        )
+    );
+    assert_eq!(o.err, "");
+}
+
+#[test]
+fn interrupt_runs_end_and_prints_maps() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |_| "BEGIN { @started = 1; } END { printf(\"bye\\n\"); @ended = 1; }".into(),
+        || {
+            // SAFETY: signalling our own process; run() handles SIGINT.
+            unsafe { libc::kill(libc::getpid(), libc::SIGINT) };
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "bye\n\n\n@ended: 1\n@started: 1\n");
+}
+
+#[test]
+fn stops_when_the_traced_process_exits() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut child = std::process::Command::new("sleep")
+        .arg("0.3")
+        .spawn()
+        .expect("sleep");
+    let mut opts = RunOptions::default();
+    opts.pid = Some(child.id());
+    let started = std::time::Instant::now();
+    let o = trace_with(|_| "END { printf(\"done\\n\"); }".into(), opts, || {});
+    let _ = child.wait();
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "done\n\n\n");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn lost_events_are_counted() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // 300 events of ~4 KiB sent before anyone reads: more than the 1 MiB
+    // ring buffer holds. The exit() is lost too, so a timer ends the run.
+    let many = vec!["%s"; 60].join("");
+    let args = vec!["$s"; 60].join(", ");
+    let o = trace(
+        move |_| {
+            format!(
+                "BEGIN {{ $s = \"0123456789012345678901234567890123456789012345678901234567890\";
+                   $i = 0; while ($i < 300) {{ printf(\"{many}\\n\", {args}); $i++; }} }}
+                 interval:ms:300 {{ exit(); }}"
+            )
+        },
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    let lost = o
+        .err
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Lost ")?
+                .strip_suffix(" events")?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no `Lost N events` line in {:?}", o.err));
+    let printed = o.out.lines().filter(|l| l.len() == 61 * 60).count() as u64;
+    assert_eq!(printed + lost, 300, "every event is printed or counted");
+    assert!(lost > 0);
+}
+
+#[test]
+fn errors_name_the_problem() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |_| "t:syscalls:sys_enter_opnat { @ = count(); }".into(),
+        || {},
+    );
+    let Err(RunError::Program(text)) = o.result else {
+        panic!("expected a program error, got {:?}", o.result);
+    };
+    assert_eq!(
+        text,
+        "stdin:1:1: error: tracepoint not found: syscalls:sys_enter_opnat\n\
+         t:syscalls:sys_enter_opnat { @ = count(); }\n\
+         ^~~~~~~~~~~~~~~~~~~~~~~~~~\n\
+         help: did you mean `tracepoint:syscalls:sys_enter_openat`?\n"
+    );
+
+    let o = trace(|_| "BEGIN { @x = 1; } END { @x = comm; }".into(), || {});
+    let Err(RunError::Program(text)) = o.result else {
+        panic!("expected a program error, got {:?}", o.result);
+    };
+    assert!(text.starts_with("stdin:1:30: error: type mismatch for @x: assigning string[16] to a map that holds int64\n"), "{text}");
+    assert!(
+        text.contains("stdin:1:14: note: @x first holds int64 here\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn verifier_rejections_are_summarized() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A loop the verifier has to walk a million instructions into.
+    let o = trace(
+        |_| "BEGIN { $i = 0; while ($i < 100000000) { $i++; } }".into(),
+        || {},
+    );
+    match o.result {
+        Err(RunError::Verifier {
+            probe,
+            summary,
+            log,
+        }) => {
+            assert_eq!(probe, "BEGIN");
+            assert!(
+                summary.contains("too large") || summary.contains("complex"),
+                "{summary}"
+            );
+            assert!(log.len() > summary.len());
+        }
+        other => panic!("expected a verifier rejection, got {other:?}"),
+    }
+}
+
+#[test]
+fn profile_samples_every_cpu() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let spin = || {
+        let end = std::time::Instant::now() + Duration::from_millis(400);
+        let mut x = 0u64;
+        while std::time::Instant::now() < end {
+            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+        }
+    };
+    let o = trace(
+        |_| {
+            "profile:hz:199 { @[cpu] = count(); @total = count(); } interval:ms:500 { exit(); }"
+                .into()
+        },
+        spin,
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.err, "Attached 2 probes\n");
+    // `@[N]: count` per CPU that sampled, then the total, all counts > 0.
+    let lines: Vec<&str> = o
+        .out
+        .strip_prefix("\n\n")
+        .expect("leading blank lines")
+        .lines()
+        .collect();
+    let (total, per_cpu) = lines.split_last().expect("some output");
+    let count = |line: &str, prefix: &str| -> u64 {
+        line.strip_prefix(prefix)
+            .and_then(|rest| rest.split_once("]: ").map(|(_, n)| n).or(Some(rest)))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected line {line:?} in {:?}", o.out))
+    };
+    let sum: u64 = per_cpu.iter().map(|l| count(l, "@[")).sum();
+    assert!(!per_cpu.is_empty());
+    assert_eq!(count(total, "@total: "), sum);
+    assert!(
+        sum >= 20,
+        "only {sum} samples in 500 ms at 199 Hz with a busy thread"
+    );
+}
+
+#[test]
+fn full_maps_are_reported() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |_| {
+            "config = { max_map_keys = 2 }
+             BEGIN { @m[1] = 1; @m[2] = 2; @m[3] = 3; @c[1] = count(); @c[2] = count(); @c[3] = count(); exit(); }"
+                .into()
+        },
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "\n\n@c[1]: 1\n@c[2]: 1\n@m[1]: 1\n@m[2]: 2\n");
+    assert_eq!(
+        o.err,
+        "Attached 1 probe\nwarning: 2 map update(s) were dropped because a map was full (2 entries); \
+         raise the limit with `config = { max_map_keys = N }`\n"
+    );
+}
+
+#[test]
+fn traces_a_command_until_it_exits() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut opts = RunOptions::default();
+    opts.command = vec![
+        "cat".into(),
+        "/etc/hostname".into(),
+        "/etc/os-release".into(),
+    ];
+    let o = trace_with(
+        |_| {
+            r#"t:syscalls:sys_enter_openat /comm == "cat"/ { @[str(args.filename)] = count(); }
+               END { printf("done\n"); }"#
+                .into()
+        },
+        opts,
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert!(o.out.starts_with("done\n\n\n"), "{}", o.out);
+    for file in ["/etc/hostname", "/etc/os-release"] {
+        assert!(
+            o.out.contains(&format!("@[{file}]: 1\n")),
+            "{file} missing in {}",
+            o.out
+        );
+    }
+}
