@@ -146,6 +146,10 @@ pub struct AgentArgs {
     #[arg(long, default_value = "127.0.0.1:4040")]
     pub listen: std::net::SocketAddr,
 
+    /// File holding a token every request must carry (Bearer header or ?token=).
+    #[arg(long = "auth-token-file", value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
+
     /// A label added to every series, KEY=VALUE; repeatable.
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
@@ -178,6 +182,10 @@ pub struct ServeArgs {
     /// Address of the web page and API.
     #[arg(long, default_value = "127.0.0.1:4040")]
     pub listen: std::net::SocketAddr,
+
+    /// File holding a token every request must carry (Bearer header or ?token=).
+    #[arg(long = "auth-token-file", value_name = "FILE")]
+    pub auth_token_file: Option<PathBuf>,
 
     /// Log format.
     #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]

@@ -80,6 +80,7 @@ fn agent_config(args: cli::AgentArgs) -> agent::AgentConfig {
         window: args.window,
         data_dir: args.data_dir,
         listen: args.listen,
+        auth_token_file: args.auth_token_file,
         labels: args.labels,
         retention: args.retention,
         max_disk_bytes: args.max_disk,

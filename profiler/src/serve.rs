@@ -13,7 +13,14 @@ use crate::{server, signals};
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let store = Store::open_read_only(&args.data_dir, StoreOptions::default())
         .with_context(|| format!("opening the profile store in {}", args.data_dir.display()))?;
-    let server = server::spawn(Arc::new(store), None, args.listen)?;
+    let server = server::spawn(
+        Arc::new(store),
+        None,
+        &server::Listen {
+            addr: args.listen,
+            token_file: args.auth_token_file.clone(),
+        },
+    )?;
     info!(
         "serving {} at http://{}",
         args.data_dir.display(),

@@ -3,6 +3,7 @@
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -17,13 +18,43 @@ pub struct Server {
     thread: JoinHandle<()>,
 }
 
-/// Binds `listen` (so a taken port fails here, at start) and serves `store`,
-/// and live profiles when `live` is given.
+/// Where and how to serve.
+pub struct Listen {
+    /// Address to bind.
+    pub addr: SocketAddr,
+    /// File holding the token every request must carry.
+    pub token_file: Option<PathBuf>,
+}
+
+/// Binds the address (so a taken port fails here, at start) and serves
+/// `store`, and live profiles when `live` is given.
 pub fn spawn(
     store: Arc<Store>,
     live: Option<Arc<dyn LiveProfiler>>,
-    listen: SocketAddr,
+    listen: &Listen,
 ) -> anyhow::Result<Server> {
+    let token = match &listen.token_file {
+        Some(path) => {
+            let token = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the token file {}", path.display()))?
+                .trim()
+                .to_string();
+            anyhow::ensure!(
+                !token.is_empty(),
+                "the token file {} is empty",
+                path.display()
+            );
+            Some(token)
+        }
+        None => None,
+    };
+    if token.is_none() && !listen.addr.ip().is_loopback() {
+        tracing::warn!(
+            "listening on {} without --auth-token-file: anyone who can reach it can read every profile",
+            listen.addr
+        );
+    }
+    let addr = listen.addr;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .max_blocking_threads(2)
@@ -31,15 +62,15 @@ pub fn spawn(
         .build()
         .context("starting the web server's runtime")?;
     let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(listen))
+        .block_on(tokio::net::TcpListener::bind(addr))
         .with_context(|| {
-            format!("cannot listen on {listen}; is another scorch running? choose another --listen")
+            format!("cannot listen on {addr}; is another scorch running? choose another --listen")
         })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("scorch-web".into())
         .spawn(move || {
-            let app = scorch_web::router(store, live);
+            let app = scorch_web::router(store, live, token);
             let result = runtime.block_on(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {

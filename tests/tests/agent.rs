@@ -18,28 +18,29 @@ struct Agent {
 
 impl Agent {
     fn start(data_dir: &Path) -> Agent {
+        Self::start_with(data_dir, "127.0.0.1", &[])
+    }
+
+    /// An agent listening on `host` at a free port, with `extra` arguments.
+    fn start_with(data_dir: &Path, host: &str, extra: &[&str]) -> Agent {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let addr = format!("127.0.0.1:{port}");
+        let listen = format!("{host}:{port}");
         let child = Command::new(scorch())
-            .args([
-                "agent",
-                "-F",
-                "49",
-                "--window",
-                "1s",
-                "--listen",
-                &addr,
-                "--data-dir",
-            ])
+            .args(["agent", "-F", "49", "--window", "1s", "--listen", &listen])
+            .args(extra)
+            .arg("--data-dir")
             .arg(data_dir)
             .stderr(Stdio::piped())
             .spawn()
             .expect("starting the agent");
-        let agent = Agent { child, addr };
+        let agent = Agent {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        };
         let deadline = Instant::now() + Duration::from_secs(10);
         while get(&agent.addr, "/api/labels").is_none() {
             assert!(Instant::now() < deadline, "the agent did not start serving");
@@ -239,4 +240,34 @@ fn go_tool_pprof_pulls_a_live_profile_from_the_agent() {
     let (status, body) = get(&agent.addr, "/debug/pprof/profile?seconds=0").unwrap();
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("`seconds`"), "{body}");
+}
+
+#[test]
+fn a_token_guards_the_server_and_open_listening_is_warned_about() {
+    require_root();
+    let _cpu = cpu_lock();
+    let dir = data_dir("token");
+    std::fs::create_dir_all(&dir).unwrap();
+    let token_file = dir.join("token");
+    std::fs::write(&token_file, "s3cret\n").unwrap();
+    let agent = Agent::start_with(
+        &dir.join("store"),
+        "127.0.0.1",
+        &["--auth-token-file", token_file.to_str().unwrap()],
+    );
+    let (status, body) = get(&agent.addr, "/api/labels").unwrap();
+    assert_eq!(status, 401, "{body}");
+    let (status, _) = get(&agent.addr, "/api/labels?token=s3cret").unwrap();
+    assert_eq!(status, 200);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("without --auth-token-file"), "{log}");
+
+    let agent = Agent::start_with(&data_dir("open"), "0.0.0.0", &[]);
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(
+        log.contains("without --auth-token-file"),
+        "no warning for 0.0.0.0: {log}"
+    );
 }

@@ -9,6 +9,7 @@
 //!   nothing a client sends can panic the server.
 
 mod api;
+mod auth;
 mod error;
 mod live;
 mod page;
@@ -37,9 +38,14 @@ impl FromRef<AppState> for Arc<Store> {
     }
 }
 
-/// The server's routes over `store`; `live` serves `/debug/pprof/profile`.
-pub fn router(store: Arc<Store>, live: Option<Arc<dyn LiveProfiler>>) -> Router {
-    Router::new()
+/// The server's routes over `store`; `live` serves `/debug/pprof/profile`;
+/// with `token`, every request must carry it.
+pub fn router(
+    store: Arc<Store>,
+    live: Option<Arc<dyn LiveProfiler>>,
+    token: Option<String>,
+) -> Router {
+    let router = Router::new()
         .route("/api/profile", get(api::profile))
         .route("/api/timeline", get(api::timeline))
         .route("/api/labels", get(api::labels))
@@ -50,5 +56,12 @@ pub fn router(store: Arc<Store>, live: Option<Arc<dyn LiveProfiler>>) -> Router 
         .with_state(AppState {
             store,
             live: live.map(live::Live::new),
-        })
+        });
+    match token {
+        Some(token) => router.layer(axum::middleware::from_fn_with_state(
+            Arc::<str>::from(token),
+            auth::require_token,
+        )),
+        None => router,
+    }
 }

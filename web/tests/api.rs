@@ -76,7 +76,7 @@ fn store() -> Arc<Store> {
 }
 
 async fn get(store: &Arc<Store>, uri: &str) -> (StatusCode, String, Vec<u8>) {
-    let response = scorch_web::router(Arc::clone(store), None)
+    let response = scorch_web::router(Arc::clone(store), None, None)
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -237,4 +237,42 @@ async fn serves_every_file_of_the_page() {
     }
     let (status, _, _) = get(&store, "/nope.js").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_token_guards_every_request() {
+    let store = store();
+    let app = scorch_web::router(Arc::clone(&store), None, Some("s3cret".into()));
+    let status_of = |request: Request<Body>| {
+        let app = app.clone();
+        async move { app.oneshot(request).await.unwrap().status() }
+    };
+    let plain = Request::get("/api/labels").body(Body::empty()).unwrap();
+    assert_eq!(status_of(plain).await, StatusCode::UNAUTHORIZED);
+    let wrong = Request::get("/")
+        .header("authorization", "Bearer nope")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(status_of(wrong).await, StatusCode::UNAUTHORIZED);
+    let bearer = Request::get("/api/labels")
+        .header("authorization", "Bearer s3cret")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(status_of(bearer).await, StatusCode::OK);
+    let query = Request::get("/?token=s3cret").body(Body::empty()).unwrap();
+    let response = app.clone().oneshot(query).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The page's own requests then carry the cookie.
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let by_cookie = Request::get("/api/labels")
+        .header("cookie", cookie)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(status_of(by_cookie).await, StatusCode::OK);
 }

@@ -136,7 +136,7 @@ fn the_page_works_in_chromium_against_the_real_server() {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = scorch_web::router(Arc::new(store), None);
+    let app = scorch_web::router(Arc::new(store), None, None);
     runtime.spawn(async move { axum::serve(listener, app).await });
 
     let out = Command::new("node")

@@ -43,6 +43,8 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// Where the web server listens.
     pub listen: SocketAddr,
+    /// File holding the token every request must carry.
+    pub auth_token_file: Option<PathBuf>,
     /// Labels added to every series.
     pub labels: Vec<(String, String)>,
     /// How long windows are kept.
@@ -61,7 +63,11 @@ pub fn run(config: &AgentConfig) -> anyhow::Result<()> {
     let live = live::LiveSampler {
         stack_storage_size: config.stack_storage_size,
     };
-    let server = server::spawn(Arc::clone(&store), Some(Arc::new(live)), config.listen)?;
+    let listen = server::Listen {
+        addr: config.listen,
+        token_file: config.auth_token_file.clone(),
+    };
+    let server = server::spawn(Arc::clone(&store), Some(Arc::new(live)), &listen)?;
     info!(listen = %config.listen, data_dir = %config.data_dir.display(), "serving the flame-graph page at http://{}", config.listen);
     signals::install();
     let result = sample_forever(config, &store);
