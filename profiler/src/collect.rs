@@ -1,7 +1,8 @@
 //! Turns what the sampler counted into a symbolized [`Profile`].
 //!
 //! Stacks are resolved once per distinct stack id; user addresses are
-//! batched per process so each binary is searched once per run. Return
+//! batched per process and kernel addresses all together, so each binary
+//! (and kallsyms) is searched once per run. Return
 //! addresses (every frame but the leaf) are looked up one byte earlier, so a
 //! call that ends a function is attributed to its caller's line, as perf does.
 
@@ -36,9 +37,14 @@ impl<'a> Collector<'a> {
     pub fn build(mut self, per_thread: bool) -> Profile {
         let counts = &self.snapshot.counts;
         self.resolve_user_stacks(counts);
+        self.resolve_kernel_stacks(counts);
         for count in counts {
             let kernel = match count.kernel {
-                StackId::Id(id) => self.kernel_stack(id),
+                StackId::Id(id) => self
+                    .kernel_stacks
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or(Stack::Missed),
                 StackId::Absent => Stack::Absent,
                 StackId::Missed => Stack::Missed,
             };
@@ -63,22 +69,18 @@ impl<'a> Collector<'a> {
         self.builder.build()
     }
 
-    fn kernel_stack(&mut self, id: u32) -> Stack {
-        if let Some(stack) = self.kernel_stacks.get(&id) {
-            return stack.clone();
+    /// Resolves every kernel stack in one symbolizer call.
+    fn resolve_kernel_stacks(&mut self, counts: &[Count]) {
+        let ids = counts.iter().filter_map(|c| match c.kernel {
+            StackId::Id(id) => Some(id),
+            _ => None,
+        });
+        for (id, stack) in self.resolve(ids, |s, addrs| s.kernel(addrs)) {
+            self.kernel_stacks.insert(id, stack);
         }
-        let stack = match self.snapshot.stack(id) {
-            None => Stack::Missed,
-            Some(addrs) => {
-                let resolved = self.symbolizer.kernel(&lookup_addresses(addrs));
-                Stack::Frames(self.intern(addrs, resolved))
-            }
-        };
-        self.kernel_stacks.insert(id, stack.clone());
-        stack
     }
 
-    /// Resolves every user stack of a process in one symbolizer call.
+    /// Resolves the user stacks of each process in one symbolizer call.
     fn resolve_user_stacks(&mut self, counts: &[Count]) {
         let mut by_pid: HashMap<u32, Vec<u32>> = HashMap::new();
         for count in counts {
@@ -86,25 +88,42 @@ impl<'a> Collector<'a> {
                 by_pid.entry(count.pid).or_default().push(id);
             }
         }
-        for (pid, mut ids) in by_pid {
-            ids.sort_unstable();
-            ids.dedup();
-            let mut stacks = Vec::with_capacity(ids.len());
-            let mut lookups = Vec::new();
-            for id in ids {
-                if let Some(addrs) = self.snapshot.stack(id) {
-                    lookups.extend(lookup_addresses(addrs));
-                    stacks.push((id, addrs));
-                }
+        for (pid, ids) in by_pid {
+            for (id, stack) in self.resolve(ids.into_iter(), |s, addrs| s.user(pid, addrs)) {
+                self.user_stacks.insert((pid, id), stack);
             }
-            lookups.sort_unstable();
-            lookups.dedup();
-            let resolved: HashMap<u64, Resolved> = lookups
-                .iter()
-                .copied()
-                .zip(self.symbolizer.user(pid, &lookups))
-                .collect();
-            for (id, addrs) in stacks {
+        }
+    }
+
+    /// Symbolizes the distinct addresses of stacks `ids` with one call of
+    /// `symbolize`, then builds each stack from the results.
+    fn resolve(
+        &mut self,
+        ids: impl Iterator<Item = u32>,
+        symbolize: impl FnOnce(&mut Symbolizer, &[u64]) -> Vec<Resolved>,
+    ) -> Vec<(u32, Stack)> {
+        let mut ids: Vec<u32> = ids.collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let snapshot = self.snapshot;
+        let stacks: Vec<(u32, &[u64])> = ids
+            .into_iter()
+            .filter_map(|id| Some((id, snapshot.stack(id)?)))
+            .collect();
+        let mut lookups: Vec<u64> = stacks
+            .iter()
+            .flat_map(|(_, a)| lookup_addresses(a))
+            .collect();
+        lookups.sort_unstable();
+        lookups.dedup();
+        let resolved: HashMap<u64, Resolved> = lookups
+            .iter()
+            .copied()
+            .zip(symbolize(self.symbolizer, &lookups))
+            .collect();
+        stacks
+            .into_iter()
+            .map(|(id, addrs)| {
                 let frames = lookup_addresses(addrs)
                     .iter()
                     .map(|a| resolved.get(a).cloned())
@@ -113,9 +132,9 @@ impl<'a> Collector<'a> {
                     Some(frames) => Stack::Frames(self.intern(addrs, frames)),
                     None => Stack::Missed,
                 };
-                self.user_stacks.insert((pid, id), stack);
-            }
-        }
+                (id, stack)
+            })
+            .collect()
     }
 
     /// Interns resolved frames as locations at their sampled addresses.

@@ -52,7 +52,7 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
             .iter()
             .any(|o| matches!(o.format, Format::Pprof | Format::Json));
     let config = sampler_config(args, target.clone(), cpus, per_thread);
-    let mut symbolizer = Symbolizer::new();
+    let mut symbolizer = Symbolizer::one_shot();
     if let Target::Pids(pids) = &target {
         for &pid in pids {
             if let Err(err) = symbolizer.capture(pid) {

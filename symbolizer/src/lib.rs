@@ -119,16 +119,26 @@ struct Batch {
     offsets: Vec<u64>,
 }
 
+/// How kernel addresses are named.
+#[derive(Debug)]
+enum KernelSymbols {
+    /// A table of every kernel symbol, for symbolizers that run for long.
+    Table(LoadingTable),
+    /// One pass over kallsyms per [`Symbolizer::kernel`] call, keeping only
+    /// the names asked for: for runs that symbolize once, at the end.
+    OnDemand,
+}
+
 /// The kernel's symbol table, read on a thread of its own from the start:
 /// reading and indexing kallsyms takes tens of milliseconds, which a
 /// profile spends sampling instead of waiting.
 #[derive(Debug, Default)]
-struct KernelSymbols {
+struct LoadingTable {
     loading: Option<JoinHandle<Result<Kallsyms, Error>>>,
     table: Kallsyms,
 }
 
-impl KernelSymbols {
+impl LoadingTable {
     fn start_loading() -> Self {
         match std::thread::Builder::new()
             .name("kallsyms".into())
@@ -152,7 +162,7 @@ impl KernelSymbols {
 
     /// The table, waiting for it if it is still being read. An unreadable
     /// kallsyms gives an empty table: kernel frames stay unresolved.
-    fn table(&mut self) -> &Kallsyms {
+    fn get(&mut self) -> &Kallsyms {
         if let Some(handle) = self.loading.take() {
             if let Ok(Ok(table)) = handle.join() {
                 self.table = table;
@@ -169,10 +179,22 @@ impl Default for Symbolizer {
 }
 
 impl Symbolizer {
-    /// Creates a symbolizer; the kernel's symbols start loading in the background.
+    /// Creates a symbolizer for long runs; a table of the kernel's symbols
+    /// starts loading in the background.
     pub fn new() -> Self {
+        Self::with_kernel_symbols(KernelSymbols::Table(LoadingTable::start_loading()))
+    }
+
+    /// Creates a symbolizer for a run that symbolizes once, at its end: no
+    /// kernel symbol table is kept; each [`Self::kernel`] call reads
+    /// kallsyms once for the addresses it is given, so pass them all at once.
+    pub fn one_shot() -> Self {
+        Self::with_kernel_symbols(KernelSymbols::OnDemand)
+    }
+
+    fn with_kernel_symbols(kallsyms: KernelSymbols) -> Self {
         Self {
-            kallsyms: KernelSymbols::start_loading(),
+            kallsyms,
             kallsyms_read: Instant::now(),
             elf: ElfResolver::new(),
             files: FileTable::default(),
@@ -236,29 +258,36 @@ impl Symbolizer {
 
     /// Resolves kernel addresses through kallsyms.
     pub fn kernel(&mut self, addrs: &[u64]) -> Vec<Resolved> {
-        if self.kallsyms_read.elapsed() >= KALLSYMS_RELOAD_INTERVAL
-            && addrs
-                .iter()
-                .any(|&a| self.kallsyms.table().lookup(a).is_none())
-        {
-            // Modules may have been loaded since; if re-reading fails, the
-            // table we have is still the best there is.
-            if let Ok(kallsyms) = Kallsyms::load() {
-                self.kallsyms = KernelSymbols::ready(kallsyms);
+        let names = match &mut self.kallsyms {
+            KernelSymbols::OnDemand => {
+                kallsyms::resolve_once(addrs).unwrap_or_else(|_| vec![None; addrs.len()])
             }
-            self.kallsyms_read = Instant::now();
-        }
-        let table = self.kallsyms.table();
+            KernelSymbols::Table(table) => {
+                if self.kallsyms_read.elapsed() >= KALLSYMS_RELOAD_INTERVAL
+                    && addrs.iter().any(|&a| table.get().lookup(a).is_none())
+                {
+                    // Modules may have been loaded since; if re-reading
+                    // fails, the table we have is still the best there is.
+                    if let Ok(kallsyms) = Kallsyms::load() {
+                        *table = LoadingTable::ready(kallsyms);
+                    }
+                    self.kallsyms_read = Instant::now();
+                }
+                let table = table.get();
+                addrs
+                    .iter()
+                    .map(|&a| table.lookup(a).map(str::to_string))
+                    .collect()
+            }
+        };
         addrs
             .iter()
-            .map(|&address| Resolved {
+            .zip(names)
+            .map(|(&address, name)| Resolved {
                 address,
                 kind: FrameKind::Kernel,
                 mapping: None,
-                lines: table
-                    .lookup(address)
-                    .map(|name| vec![name_only(name)])
-                    .unwrap_or_default(),
+                lines: name.map(|n| vec![name_only(&n)]).unwrap_or_default(),
             })
             .collect()
     }

@@ -38,3 +38,31 @@ fn kernel_functions_resolve_by_name() {
         assert!(r.lines.is_empty(), "{r:?}");
     }
 }
+
+#[test]
+fn one_shot_and_table_name_every_kernel_address_alike() {
+    let Some(schedule) = kallsyms_address("schedule") else {
+        println!("skipped: /proc/kallsyms hides addresses (run as root, kernel.kptr_restrict < 2)");
+        return;
+    };
+    // Addresses spread over kernel text around a known function, plus edges.
+    let mut addrs: Vec<u64> = (0..2000u64)
+        .map(|i| schedule - 0x10_0000 + i * 0x433)
+        .collect();
+    addrs.extend([0, 1, u64::MAX, schedule]);
+    let table: Vec<_> = Symbolizer::new()
+        .kernel(&addrs)
+        .into_iter()
+        .map(|r| r.lines)
+        .collect();
+    let once: Vec<_> = Symbolizer::one_shot()
+        .kernel(&addrs)
+        .into_iter()
+        .map(|r| r.lines)
+        .collect();
+    assert_eq!(table, once);
+    assert!(
+        table.iter().filter(|l| !l.is_empty()).count() > 1000,
+        "few kernel names resolved"
+    );
+}

@@ -38,7 +38,7 @@ impl LiveProfiler for LiveSampler {
             double_buffered: false,
             track_pids: true,
         };
-        let mut symbolizer = Symbolizer::new();
+        let mut symbolizer = Symbolizer::one_shot();
         let start = SystemTime::now();
         let mut sampler = Sampler::start(&config).map_err(|e| e.to_string())?;
         let mut waited = Duration::ZERO;
