@@ -257,31 +257,16 @@ fn go_tool_pprof_reads_our_profile() {
         pprof.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", describe(&out));
-    let top = Command::new("go")
-        .args(["tool", "pprof", "-top", "-sample_index=cpu"])
-        .arg(&pprof)
-        .env("HOME", &dir)
-        .output()
-        .expect("go tool pprof (Debian package golang-go)");
-    let text = String::from_utf8_lossy(&top.stdout);
-    assert!(
-        top.status.success(),
-        "go tool pprof failed: {}",
-        String::from_utf8_lossy(&top.stderr)
-    );
-    let inner = text
-        .lines()
-        .find(|l| l.trim_end().ends_with(" inner"))
-        .unwrap_or_else(|| panic!("{text}"));
     // The flat percentage of `inner` dominates a busy loop in it.
-    let flat_pct: f64 = inner
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .trim_end_matches('%')
-        .parse()
-        .unwrap();
-    assert!(flat_pct > 50.0, "{text}");
+    let flat_pct = go_pprof_flat_percent(
+        &["-sample_index=cpu", pprof.to_str().unwrap()],
+        &dir,
+        "inner",
+    );
+    assert!(
+        flat_pct > 50.0,
+        "inner has only {flat_pct}% of a busy loop in it"
+    );
 }
 
 #[test]

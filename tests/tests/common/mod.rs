@@ -206,3 +206,30 @@ pub fn count_containing(stacks: &[(String, u64)], needle: &str) -> u64 {
         .map(|(_, c)| c)
         .sum()
 }
+
+/// Runs `go tool pprof -top ARGS` (Debian's golang-go) with a private HOME,
+/// and returns the flat percentage of `function` in its table.
+pub fn go_pprof_flat_percent(args: &[&str], home: &Path, function: &str) -> f64 {
+    let top = Command::new("go")
+        .args(["tool", "pprof", "-top"])
+        .args(args)
+        .env("HOME", home)
+        .env("PPROF_TMPDIR", home)
+        .output()
+        .expect("go tool pprof (Debian package golang-go)");
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(
+        top.status.success(),
+        "go tool pprof failed: {text}\n{}",
+        String::from_utf8_lossy(&top.stderr)
+    );
+    let row = text
+        .lines()
+        .find(|l| l.trim_end().ends_with(&format!(" {function}")))
+        .unwrap_or_else(|| panic!("{function} is not in go tool pprof's table:\n{text}"));
+    // flat  flat%  sum%  cum  cum%  name
+    row.split_whitespace()
+        .nth(1)
+        .and_then(|pct| pct.trim_end_matches('%').parse().ok())
+        .unwrap_or_else(|| panic!("no flat% in {row:?}"))
+}
