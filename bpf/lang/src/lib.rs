@@ -45,8 +45,9 @@
 //! # Not yet
 //!
 //! Probe kinds other than `begin`, `end`, `tracepoint`, `interval` and
-//! `profile`; stacks, `ksym`/`usym` and the other functions bpftrace has;
-//! macros, `fn` subprograms and `for` loops. Each is reported as "not
+//! `profile`; `uaddr` and the other functions bpftrace has beyond stacks
+//! (`kstack`, `ustack`), `ksym`, `usym` and `kaddr`; macros, `fn`
+//! subprograms and `for` loops. Each is reported as "not
 //! supported by scorch yet" at the place it is written.
 //!
 //! # Example

@@ -1,8 +1,8 @@
 //! Builtin variables and the dispatch of function calls.
 
-use scorch_bpf::insn::{Alu, Insn, Size, R0, R1, R2, R3};
+use scorch_bpf::insn::{Alu, Insn, Size, R0, R1, R10, R2, R3};
 
-use super::emit::VReg;
+use super::emit::{VReg, FP_CTX, SCRATCH};
 use super::gen::{tag, CgResult, Gen};
 use super::layout::EventKind;
 use crate::ast::Expr;
@@ -28,6 +28,7 @@ impl Gen<'_> {
             Builtin::Curtask => helper(libbpf_sys::BPF_FUNC_get_current_task),
             Builtin::Jiffies => helper(libbpf_sys::BPF_FUNC_jiffies64),
             Builtin::Comm | Builtin::Probe | Builtin::Args => None,
+            Builtin::Kstack | Builtin::Ustack => return self.stack(e),
         };
         if let Some(id) = call {
             self.e.call(id);
@@ -89,9 +90,76 @@ impl Gen<'_> {
             Function::Delete => self.delete(e, args)?,
             Function::Str => return self.str_call(e, args).map(Some),
             Function::HasKey => return self.has_key(e, args).map(Some),
+            Function::Kstack | Function::Ustack => return self.stack(e).map(Some),
+            Function::Ksym | Function::Kaddr => {
+                let arg = args
+                    .first()
+                    .ok_or_else(|| self.internal("ksym() without an argument"))?;
+                if f == Function::Kaddr {
+                    return Err(self.internal("kaddr() without its address"));
+                }
+                return self.expr(arg).map(Some);
+            }
+            Function::Usym => return self.usym(e, args).map(Some),
             _ => return Err(self.internal("an aggregation outside a map assignment")),
         }
         Ok(None)
+    }
+
+    /// `kstack`/`ustack`: `get_stackid` into the map for its limit; user
+    /// stacks carry the pid in the high 32 bits, as in bpftrace.
+    fn stack(&mut self, e: &Expr) -> CgResult<VReg> {
+        let Type::Stack(st) = self.ty(e) else {
+            return Err(self.internal("a stack without a stack type"));
+        };
+        let map = self
+            .compiled
+            .stack_map(st.limit)
+            .ok_or_else(|| self.internal("a stack without its map"))?;
+        let flags = if st.user {
+            libbpf_sys::BPF_F_USER_STACK as i32
+        } else {
+            0
+        };
+        self.e.asm.emit([Insn::load(Size::DW, R1, R10, FP_CTX)]);
+        self.e.map(R2, map);
+        self.e.asm.emit([Insn::mov64_imm(R3, flags)]);
+        self.e.call(libbpf_sys::BPF_FUNC_get_stackid);
+        // The id as an unsigned 32-bit number (errors included).
+        self.e.truncate(R0, 4);
+        let v = self.e.alloc()?;
+        self.e.set(v, R0);
+        if st.user {
+            self.e.call(libbpf_sys::BPF_FUNC_get_current_pid_tgid);
+            self.e.asm.emit([
+                Insn::alu64_imm(Alu::Rsh, R0, 32),
+                Insn::alu64_imm(Alu::Lsh, R0, 32),
+            ]);
+            let r = self.e.get(v, R1);
+            self.e.asm.emit([Insn::alu64_reg(Alu::Or, R0, r)]);
+            self.e.set(v, R0);
+        }
+        Ok(v)
+    }
+
+    /// `usym(addr)`: the address and the current pid, 16 bytes in scratch.
+    fn usym(&mut self, e: &Expr, args: &[Expr]) -> CgResult<VReg> {
+        let arg = args
+            .first()
+            .ok_or_else(|| self.internal("usym() without an argument"))?;
+        let slot = self.e.slot(e.id.0, tag::VALUE, 16)?;
+        let v = self.expr(arg)?;
+        let r = self.e.get(v, R1);
+        self.e
+            .asm
+            .emit([Insn::store_reg(Size::DW, SCRATCH, slot as i16, r)]);
+        self.e.call(libbpf_sys::BPF_FUNC_get_current_pid_tgid);
+        self.e.asm.emit([
+            Insn::alu64_imm(Alu::Rsh, R0, 32),
+            Insn::store_reg(Size::DW, SCRATCH, slot as i16 + 8, R0),
+        ]);
+        self.e.set_scratch_ptr(v, slot);
+        Ok(v)
     }
 
     /// `str(p[, len])`: a string read from memory (or cut from another).

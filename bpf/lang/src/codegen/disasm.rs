@@ -97,6 +97,7 @@ fn helper_name(id: i32) -> String {
         libbpf_sys::BPF_FUNC_get_current_pid_tgid => "get_current_pid_tgid",
         libbpf_sys::BPF_FUNC_get_current_uid_gid => "get_current_uid_gid",
         libbpf_sys::BPF_FUNC_get_current_comm => "get_current_comm",
+        libbpf_sys::BPF_FUNC_get_stackid => "get_stackid",
         libbpf_sys::BPF_FUNC_get_current_task => "get_current_task",
         libbpf_sys::BPF_FUNC_get_numa_node_id => "get_numa_node_id",
         libbpf_sys::BPF_FUNC_probe_read_str => "probe_read_str",

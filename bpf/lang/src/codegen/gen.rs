@@ -394,6 +394,7 @@ impl<'a> Gen<'a> {
                     self.convert(src, src_off + *oa as i16, ta, dst, dst_off + *ob as i16, tb);
                 }
             }
+            (Type::Usym, _) => self.e.copy_mem(dst, dst_off, src, src_off, 16),
             _ => {
                 // Integers and pointers are stored as 8 bytes.
                 self.e.copy_mem(dst, dst_off, src, src_off, 8);

@@ -145,7 +145,7 @@ mod tests {
         assert_eq!((key(&m).size, key_size(&m)), (8, 8));
         let m = map(
             vec![Type::Int(IntType::U32), Type::Str(16)],
-            Type::Agg(AggKind::Hist),
+            Type::Agg(AggKind::Hist { bits: 0 }),
         );
         let k = key(&m);
         assert_eq!(k.fields[0], (0, Type::U64));

@@ -309,7 +309,8 @@ impl Gen<'_> {
             _ => None,
         };
         let bucket = match (kind, value) {
-            (AggKind::Hist, Some(v)) => Some(self.log2_bucket(v)?),
+            (AggKind::Hist { bits: 0 }, Some(v)) => Some(self.log2_bucket(v)?),
+            (AggKind::Hist { bits }, Some(v)) => Some(self.log2_sub_bucket(v, bits)?),
             (AggKind::Lhist { min, max, step }, Some(v)) => {
                 Some(self.linear_bucket(v, min, max, step)?)
             }
@@ -322,7 +323,7 @@ impl Gen<'_> {
         let skip = self.e.asm.label();
         self.entry(map, key, layout::value_size(&info.value), skip)?;
         match (kind, value) {
-            (AggKind::Count | AggKind::Hist | AggKind::Lhist { .. }, _) => {
+            (AggKind::Count | AggKind::Hist { .. } | AggKind::Lhist { .. }, _) => {
                 self.e.asm.emit([
                     Insn::load(Size::DW, R1, R0, 0),
                     Insn::alu64_imm(Alu::Add, R1, 1),
@@ -403,6 +404,54 @@ impl Gen<'_> {
             ]);
             self.e.asm.place(next);
         }
+        self.e.asm.place(done);
+        self.e.set(b, R0);
+        Ok(b)
+    }
+
+    /// The `hist(v, k)` bucket of `v` for `k > 0`, as bpftrace 0.21+:
+    /// 0 for negatives, `v + 1` below `2^k`, else with `p = log2(v)`,
+    /// `((p - k) << k) + (v >> (p - k)) + 1`.
+    fn log2_sub_bucket(&mut self, v: VReg, bits: u8) -> CgResult<VReg> {
+        let k = i32::from(bits);
+        let b = self.e.alloc()?;
+        let done = self.e.asm.label();
+        let r = self.e.get(v, R1);
+        self.e
+            .asm
+            .emit([Insn::mov64_reg(R1, r), Insn::mov64_imm(R0, 0)]);
+        self.e.asm.jump(Insn::jmp_imm(Cond::Slt, R1, 0, 0), done);
+        self.e
+            .asm
+            .emit([Insn::mov64_reg(R0, R1), Insn::alu64_imm(Alu::Add, R0, 1)]);
+        self.e
+            .asm
+            .jump(Insn::jmp_imm(Cond::Lt, R1, 1 << k, 0), done);
+        // r3 = floor(log2(v)), from a copy in r4.
+        self.e
+            .asm
+            .emit([Insn::mov64_reg(R4, R1), Insn::mov64_imm(R3, 0)]);
+        for shift in [32, 16, 8, 4, 2, 1] {
+            let next = self.e.asm.label();
+            self.e.asm.emit([
+                Insn::mov64_reg(R2, R4),
+                Insn::alu64_imm(Alu::Rsh, R2, shift),
+            ]);
+            self.e.asm.jump(Insn::jmp_imm(Cond::Eq, R2, 0, 0), next);
+            self.e.asm.emit([
+                Insn::mov64_reg(R4, R2),
+                Insn::alu64_imm(Alu::Add, R3, shift),
+            ]);
+            self.e.asm.place(next);
+        }
+        self.e.asm.emit([
+            Insn::alu64_imm(Alu::Sub, R3, k),
+            Insn::mov64_reg(R0, R3),
+            Insn::alu64_imm(Alu::Lsh, R0, k),
+            Insn::alu64_reg(Alu::Rsh, R1, R3),
+            Insn::alu64_reg(Alu::Add, R0, R1),
+            Insn::alu64_imm(Alu::Add, R0, 1),
+        ]);
         self.e.asm.place(done);
         self.e.set(b, R0);
         Ok(b)

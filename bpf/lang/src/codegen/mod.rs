@@ -44,6 +44,8 @@ pub const COUNTER_MAP_FULL: u32 = 1;
 pub const COUNTERS: u32 = 2;
 /// Size of the ring buffer that carries events to user space.
 pub const EVENTS_SIZE: u32 = 1 << 20;
+/// Entries of each stack-trace map (bpftrace's default map size).
+pub const STACK_ENTRIES: u32 = 4096;
 
 /// The kind of a BPF map.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +60,8 @@ pub enum MapKind {
     PercpuArray,
     /// `BPF_MAP_TYPE_RINGBUF`
     RingBuf,
+    /// Stack traces by id, for `kstack`/`ustack`.
+    StackTrace,
 }
 
 /// What a map is for.
@@ -73,6 +77,8 @@ pub enum MapRole {
     Globals,
     /// Scratch memory of program `n`.
     Scratch(usize),
+    /// Stack traces of up to this many frames.
+    Stacks(u32),
 }
 
 /// A map the programs need.
@@ -150,6 +156,37 @@ pub struct Compiled {
     pub counters: usize,
     /// Index of the globals map in `maps`.
     pub globals: usize,
+    /// Stack-trace maps: frame limit and index in `maps`.
+    pub stack_maps: Vec<(u32, usize)>,
+}
+
+impl Compiled {
+    /// The stack-trace map for stacks of `limit` frames.
+    pub fn stack_map(&self, limit: u32) -> Option<usize> {
+        self.stack_maps
+            .iter()
+            .find(|(l, _)| *l == limit)
+            .map(|(_, i)| *i)
+    }
+}
+
+/// Every stack frame limit used in the program, in increasing order.
+fn stack_limits(analysis: &Analysis) -> Vec<u32> {
+    fn walk(ty: &Type, out: &mut Vec<u32>) {
+        match ty {
+            Type::Stack(st) if !out.contains(&st.limit) => out.push(st.limit),
+            Type::Tuple(items) => items.iter().for_each(|t| walk(t, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    analysis.types.iter().for_each(|t| walk(t, &mut out));
+    for m in &analysis.maps {
+        m.keys.iter().for_each(|t| walk(t, &mut out));
+        walk(&m.value, &mut out);
+    }
+    out.sort_unstable();
+    out
 }
 
 /// Generates the programs and maps of an analyzed program.
@@ -209,6 +246,19 @@ pub fn compile(program: &Program, analysis: &Analysis) -> Result<Compiled, Vec<D
         1,
     ));
 
+    let mut stack_maps = Vec::new();
+    for limit in stack_limits(analysis) {
+        stack_maps.push((limit, maps.len()));
+        maps.push(internal(
+            &format!(".stacks{limit}"),
+            MapRole::Stacks(limit),
+            MapKind::StackTrace,
+            4,
+            8 * limit,
+            STACK_ENTRIES,
+        ));
+    }
+
     let mut compiled = Compiled {
         maps,
         programs: Vec::new(),
@@ -219,6 +269,7 @@ pub fn compile(program: &Program, analysis: &Analysis) -> Result<Compiled, Vec<D
         events,
         counters,
         globals,
+        stack_maps,
     };
     let mut errors = Vec::new();
     for (index, (probe, info)) in program.probes().zip(&analysis.probes).enumerate() {

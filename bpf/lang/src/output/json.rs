@@ -43,7 +43,7 @@ pub fn string(s: &[u8]) -> String {
 pub fn value(v: &Value) -> String {
     match v {
         Value::Str(s) => string(s),
-        Value::Ptr(_) => string(text::value(v).as_bytes()),
+        Value::Ptr(_) | Value::Stack(_) | Value::Sym(_) => string(text::value(v).as_bytes()),
         Value::Tuple(items) => {
             let items: Vec<String> = items.iter().map(value).collect();
             format!("[{}]", items.join(","))
@@ -65,7 +65,7 @@ pub fn printf(text: &[u8]) -> String {
 /// The message type of a map: `map`, `hist` or `stats`.
 fn kind(value: &Type) -> &'static str {
     match value {
-        Type::Agg(AggKind::Hist | AggKind::Lhist { .. }) => "hist",
+        Type::Agg(AggKind::Hist { .. } | AggKind::Lhist { .. }) => "hist",
         Type::Agg(AggKind::Avg | AggKind::Stats) => "stats",
         _ => "map",
     }
@@ -76,6 +76,9 @@ fn reduced(ty: &Type, r: &Reduced, div: u32) -> String {
     match (ty, r) {
         (Type::Agg(AggKind::Lhist { min, max, step }), Reduced::Buckets(b)) => {
             lhist(b, *min, *max, *step)
+        }
+        (Type::Agg(AggKind::Hist { bits }), Reduced::Buckets(b)) if *bits > 0 => {
+            hist_bits(b, div, *bits)
         }
         (_, Reduced::Buckets(b)) => hist(b, div),
         (Type::Agg(AggKind::Stats), &Reduced::Stats { count, total }) => {
@@ -111,7 +114,7 @@ pub fn map(data: &MapData, top: u32, div: u32) -> String {
         let elems: Vec<String> = shown
             .iter()
             .map(|e| {
-                let key: Vec<String> = e.key.iter().map(text::value).collect();
+                let key: Vec<String> = e.key.iter().map(text::key_field).collect();
                 format!(
                     "{}: {}",
                     string(key.join(",").as_bytes()),
@@ -145,6 +148,31 @@ fn hist(counts: &[u64], div: u32) -> String {
             _ => {
                 let low = 1u64.checked_shl(i as u32 - 2).unwrap_or(0);
                 let high = 1u64.checked_shl(i as u32 - 1).unwrap_or(0).wrapping_sub(1);
+                format!("\"min\": {low}, \"max\": {high}, ")
+            }
+        },
+        u64::from(div.max(1)),
+    )
+}
+
+/// `hist(x, bits)` buckets as bpftrace 0.21+ writes them.
+fn hist_bits(counts: &[u64], div: u32, bits: u8) -> String {
+    let n = 1u64 << bits;
+    let start = |i: u64| {
+        let power = (i >> bits).saturating_sub(1);
+        (1u64 << power.min(63)).wrapping_mul(n + (i & (n - 1)))
+    };
+    buckets(
+        counts,
+        |i| {
+            let i = i as u64;
+            if i == 0 {
+                "\"max\": -1, ".to_string()
+            } else if i <= 2 << bits {
+                format!("\"min\": {0}, \"max\": {0}, ", i - 1)
+            } else {
+                let low = start(i - 1);
+                let high = start(i).wrapping_sub(1);
                 format!("\"min\": {low}, \"max\": {high}, ")
             }
         },
@@ -253,7 +281,7 @@ mod tests {
         let d = data(
             "z",
             vec![Type::Str(2)],
-            Type::Agg(AggKind::Hist),
+            Type::Agg(AggKind::Hist { bits: 0 }),
             vec![(vec![Value::Str(b"k".to_vec())], Reduced::Buckets(b))],
         );
         assert_eq!(

@@ -17,7 +17,7 @@ pub mod text;
 use std::cmp::Ordering;
 
 use crate::codegen::layout;
-use crate::sema::{AggKind, MapInfo, Type};
+use crate::sema::{AggKind, MapInfo, StackMode, StackType, Type};
 
 /// A decoded integer, string or tuple.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +32,67 @@ pub enum Value {
     Str(Vec<u8>),
     /// A tuple.
     Tuple(Vec<Value>),
+    /// A `kstack` or `ustack`.
+    Stack(Stack),
+    /// A `ksym()` or `usym()`.
+    Sym(Sym),
+}
+
+/// An address to print as the name of its symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sym {
+    /// A user address (`usym`).
+    pub user: bool,
+    /// The address.
+    pub addr: u64,
+    /// For user addresses, the process.
+    pub pid: u32,
+    /// The symbol's name once resolved; `0x…` when there is none.
+    pub name: Option<String>,
+}
+
+/// A stack as stored, and its frames once user space has resolved them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stack {
+    /// Which stack and how it prints.
+    pub ty: StackType,
+    /// The stored word: the stack id, and for user stacks the pid above it.
+    pub raw: u64,
+    /// Each frame's address and name, innermost first; `None` until
+    /// resolved, and when the id names no stack (bpftrace prints nothing).
+    pub frames: Option<Vec<(u64, String)>>,
+}
+
+impl Stack {
+    /// The id in the stack-trace map (negative ids are errors).
+    pub fn id(&self) -> i32 {
+        self.raw as u32 as i32
+    }
+
+    /// The process a user stack belongs to.
+    pub fn pid(&self) -> u32 {
+        (self.raw >> 32) as u32
+    }
+
+    /// bpftrace's text: a newline, then one line per frame — `name+off`
+    /// after `indent` spaces, `\tADDR name+off` in perf mode, bare hex
+    /// in raw mode. Empty when the stack could not be read.
+    pub fn render(&self, indent: usize) -> String {
+        use std::fmt::Write as _;
+        let Some(frames) = &self.frames else {
+            return String::new();
+        };
+        let mut out = String::from("\n");
+        let limit = self.ty.limit as usize;
+        for (addr, name) in frames.iter().take(limit) {
+            let _ = match self.ty.mode {
+                StackMode::Bpftrace => writeln!(out, "{:indent$}{name}", ""),
+                StackMode::Perf => writeln!(out, "\t{addr:x} {name}"),
+                StackMode::Raw => writeln!(out, "{addr:x}"),
+            };
+        }
+        out
+    }
 }
 
 impl Value {
@@ -46,6 +107,20 @@ impl Value {
         match ty {
             Type::Int(int) if int.signed => Value::Int(word() as i64),
             Type::Ptr { .. } => Value::Ptr(word()),
+            Type::Ksym | Type::Usym => Value::Sym(Sym {
+                user: *ty == Type::Usym,
+                addr: word(),
+                pid: bytes
+                    .get(8..12)
+                    .and_then(|b| b.try_into().ok())
+                    .map_or(0, u32::from_ne_bytes),
+                name: None,
+            }),
+            Type::Stack(ty) => Value::Stack(Stack {
+                ty: *ty,
+                raw: word(),
+                frames: None,
+            }),
             Type::Str(size) => {
                 let end = (*size as usize).min(bytes.len());
                 let s = &bytes[..end];
@@ -72,6 +147,8 @@ impl Value {
             (Value::Int(a), Value::Int(b)) => a.cmp(b),
             (Value::Uint(a) | Value::Ptr(a), Value::Uint(b) | Value::Ptr(b)) => a.cmp(b),
             (Value::Str(a), Value::Str(b)) => a.cmp(b),
+            (Value::Stack(a), Value::Stack(b)) => a.raw.cmp(&b.raw),
+            (Value::Sym(a), Value::Sym(b)) => (a.addr, a.pid).cmp(&(b.addr, b.pid)),
             (Value::Tuple(a), Value::Tuple(b)) => a
                 .iter()
                 .zip(b)
@@ -81,6 +158,12 @@ impl Value {
             _ => Ordering::Equal,
         }
     }
+}
+
+/// How many buckets `hist(x, bits)` has: one for negatives, then
+/// `2^bits` per power of two up to `2^63`.
+pub fn hist_buckets(bits: u8) -> usize {
+    ((64 - usize::from(bits)) << bits) + 1
 }
 
 /// What one key of a map holds, reduced over CPUs.
@@ -160,6 +243,7 @@ impl MapData {
                 let user = key_fields.size as usize;
                 let width = match kind {
                     AggKind::Lhist { min, max, step } => ((max - min) / step).max(0) as usize + 2,
+                    AggKind::Hist { bits } => hist_buckets(*bits),
                     _ => 65,
                 };
                 for (key, values) in raw {
@@ -314,7 +398,10 @@ mod tests {
 
     #[test]
     fn histograms_group_buckets_by_key() {
-        let m = info(vec![Type::Int(IntType::U32)], Type::Agg(AggKind::Hist));
+        let m = info(
+            vec![Type::Int(IntType::U32)],
+            Type::Agg(AggKind::Hist { bits: 0 }),
+        );
         let key = |k: i64, b: i64| [word(k), word(b)].concat();
         let raw = vec![
             (key(1, 3), vec![word(2)]),

@@ -33,6 +33,26 @@ pub fn value(v: &Value) -> String {
             let items: Vec<String> = items.iter().map(value).collect();
             format!("({})", items.join(", "))
         }
+        Value::Stack(stack) => stack.render(VALUE_INDENT),
+        Value::Sym(sym) => match &sym.name {
+            Some(name) => name.clone(),
+            // C++'s `(void *)0` prints as `0`.
+            None if sym.addr == 0 => "0".to_string(),
+            None => format!("{:#x}", sym.addr),
+        },
+    }
+}
+
+/// Indent of stack frames in `printf`, `print` and map values.
+pub const VALUE_INDENT: usize = 8;
+/// Indent of stack frames in map keys (`@[\n    f+1\n]: 3`).
+pub const KEY_INDENT: usize = 4;
+
+/// A map key field as bpftrace prints it.
+pub fn key_field(v: &Value) -> String {
+    match v {
+        Value::Stack(stack) => stack.render(KEY_INDENT),
+        other => value(other),
     }
 }
 
@@ -41,7 +61,7 @@ fn key(name: &str, key: &[Value]) -> String {
     if key.is_empty() {
         format!("@{name}")
     } else {
-        let fields: Vec<String> = key.iter().map(value).collect();
+        let fields: Vec<String> = key.iter().map(key_field).collect();
         format!("@{name}[{}]", fields.join(", "))
     }
 }
@@ -68,6 +88,9 @@ pub fn map(data: &MapData, top: u32, div: u32) -> String {
                     let rows = match (&e.value, kind) {
                         (Reduced::Buckets(b), AggKind::Lhist { min, max, step }) => {
                             lhist(b, *min, *max, *step)
+                        }
+                        (Reduced::Buckets(b), AggKind::Hist { bits }) if *bits > 0 => {
+                            hist_bits(b, div, *bits)
                         }
                         (Reduced::Buckets(b), _) => hist(b, div),
                         _ => String::new(),
@@ -149,6 +172,51 @@ pub fn hist(buckets: &[u64], div: u32) -> String {
                 power_label(i as u32 - 2),
                 power_label(i as u32 - 1)
             ),
+        };
+        out.push_str(&row(&label, count / u64::from(div.max(1)), count, max));
+    }
+    out
+}
+
+/// The lower bound of bucket `index - 1` of `hist(x, bits)`: each power
+/// of two `2^p` is split in `n = 2^bits` intervals of `2^(p - bits)`.
+/// With a K/M/G/T/P/E suffix for the largest power of 1024, as
+/// bpftrace's `hist_index_label`.
+fn hist_bits_label(index: u32, bits: u8) -> String {
+    let n = 1u64 << bits;
+    let interval = u64::from(index) & (n - 1);
+    let mut power = (index >> bits).saturating_sub(1);
+    let decade = power / 10;
+    let suffix = ["", "K", "M", "G", "T", "P", "E"]
+        .get(decade as usize)
+        .copied()
+        .unwrap_or("");
+    power -= 10 * decade;
+    format!("{}{suffix}", (1u64 << power) * (n + interval))
+}
+
+/// The rows of a `hist(x, bits)` with `bits > 0` (bpftrace 0.21+):
+/// `(..., 0)`, single values `[v]` below `2^(bits + 1)`, then
+/// `[lo, hi)` sub-intervals.
+pub fn hist_bits(buckets: &[u64], div: u32, bits: u8) -> String {
+    let Some(first) = buckets.iter().position(|&c| c > 0) else {
+        return String::new();
+    };
+    let last = buckets.iter().rposition(|&c| c > 0).unwrap_or(first);
+    let max = buckets.iter().copied().max().unwrap_or(1);
+    let mut out = String::new();
+    for (i, &count) in buckets.iter().enumerate().take(last + 1).skip(first) {
+        let i32_ = i as u32;
+        let label = if i == 0 {
+            "(..., 0)".to_string()
+        } else if i32_ <= (2 << bits) {
+            format!("[{}]", i - 1)
+        } else {
+            format!(
+                "[{}, {})",
+                hist_bits_label(i32_ - 1, bits),
+                hist_bits_label(i32_, bits)
+            )
         };
         out.push_str(&row(&label, count / u64::from(div.max(1)), count, max));
     }
@@ -301,7 +369,7 @@ mod tests {
         let d = data(
             "h",
             vec![],
-            Type::Agg(AggKind::Hist),
+            Type::Agg(AggKind::Hist { bits: 0 }),
             vec![(vec![], Reduced::Buckets(b))],
         );
         let bar = "@".repeat(52);
@@ -324,6 +392,68 @@ mod tests {
         );
         assert_eq!(power_label(23), "8M");
         assert_eq!(power_label(41), "2T");
+    }
+
+    #[test]
+    fn hist_sub_bucket_labels() {
+        // bpftrace's own example: k = 2, index 27 starts at 224.
+        assert_eq!(hist_bits_label(27, 2), "224");
+        assert_eq!(hist_bits_label(8, 2), "8");
+        // 2^20 with k = 1 starts at index (20 << 1); the suffix follows
+        // the interval size (2^19), so bpftrace says `1024K`, not `1M`.
+        assert_eq!(hist_bits_label(20 << 1, 1), "1024K");
+        assert_eq!(hist_bits_label((20 << 1) + 1, 1), "1536K");
+        let mut b = vec![0u64; crate::output::hist_buckets(1)];
+        b[3] = 1; // [2]
+        b[6] = 2; // [6, 8)
+        let half = format!("{:<52}", "@".repeat(26));
+        let empty = " ".repeat(52);
+        let full = "@".repeat(52);
+        let want = format!(
+            "[2]                    1 |{half}|\n[3]                    0 |{empty}|\n\
+             [4, 6)                 0 |{empty}|\n[6, 8)                 2 |{full}|\n"
+        );
+        assert_eq!(hist_bits(&b, 1, 1), want);
+    }
+
+    #[test]
+    fn stacks_print_as_bpftrace_does() {
+        use crate::output::Stack;
+        use crate::sema::{StackMode, StackType};
+        let stack = |mode| Stack {
+            ty: StackType {
+                user: false,
+                mode,
+                limit: 2,
+            },
+            raw: 7,
+            frames: Some(vec![
+                (0xffff_ffff_8100_0010, "a+16".into()),
+                (0xffff_ffff_8100_0020, "b+32".into()),
+                (0xffff_ffff_8100_0030, "c+48".into()),
+            ]),
+        };
+        assert_eq!(
+            value(&Value::Stack(stack(StackMode::Bpftrace))),
+            "\n        a+16\n        b+32\n"
+        );
+        assert_eq!(
+            key_field(&Value::Stack(stack(StackMode::Bpftrace))),
+            "\n    a+16\n    b+32\n"
+        );
+        assert_eq!(
+            value(&Value::Stack(stack(StackMode::Perf))),
+            "\n\tffffffff81000010 a+16\n\tffffffff81000020 b+32\n"
+        );
+        assert_eq!(
+            value(&Value::Stack(stack(StackMode::Raw))),
+            "\nffffffff81000010\nffffffff81000020\n"
+        );
+        let unread = Stack {
+            frames: None,
+            ..stack(StackMode::Bpftrace)
+        };
+        assert_eq!(value(&Value::Stack(unread)), "");
     }
 
     #[test]

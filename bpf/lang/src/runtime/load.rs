@@ -32,6 +32,7 @@ pub(super) fn load(compiled: &Compiled, start_ns: u64) -> Result<Loaded, RunErro
             MapKind::Array => MapType::Array,
             MapKind::PercpuArray => MapType::PercpuArray,
             MapKind::RingBuf => MapType::RingBuf,
+            MapKind::StackTrace => MapType::StackTrace,
         };
         let map =
             scorch_bpf::map::create(ty, &def.name, def.key_size, def.value_size, def.max_entries)

@@ -24,6 +24,7 @@ mod events;
 mod load;
 mod session;
 mod signals;
+mod stacks;
 
 use std::io::Write;
 
@@ -181,6 +182,7 @@ pub fn run(
         out,
         err,
         cpus: libbpf_rs::num_possible_cpus().unwrap_or(1),
+        stacks: stacks::Stacks::default(),
     };
     signals::install();
 

@@ -20,7 +20,7 @@ use super::{OutputFormat, RunError};
 use crate::codegen::{layout, Compiled, ProgKind, COUNTER_LOST, COUNTER_MAP_FULL};
 use crate::output::{json, text, MapData, RawEntries, Value};
 use crate::printf::Arg;
-use crate::sema::{Attach, Type};
+use crate::sema::Attach;
 
 /// How long one wait for events lasts before signals are checked.
 const POLL: Duration = Duration::from_millis(100);
@@ -39,6 +39,7 @@ pub(super) struct Session<'a> {
     pub(super) out: &'a mut dyn Write,
     pub(super) err: &'a mut dyn Write,
     pub(super) cpus: usize,
+    pub(super) stacks: super::stacks::Stacks,
 }
 
 fn io(e: std::io::Error) -> RunError {
@@ -134,7 +135,14 @@ impl Session<'_> {
                     .args
                     .iter()
                     .zip(offsets)
-                    .map(|(ty, off)| arg(record.get(off as usize..).unwrap_or(&[]), ty))
+                    .map(|(ty, off)| {
+                        let bytes = record.get(off as usize..).unwrap_or(&[]);
+                        let mut v = Value::decode(bytes, &ty.widened());
+                        self.stacks.capture(&v);
+                        self.stacks
+                            .resolve(&mut v, self.compiled, &self.loaded.maps);
+                        arg(v)
+                    })
                     .collect();
                 let bytes = info.format.render(&args);
                 match self.format {
@@ -163,7 +171,10 @@ impl Session<'_> {
                     return Ok(Flow::Continue);
                 };
                 let (offsets, _) = layout::record(std::slice::from_ref(ty));
-                let v = Value::decode(record.get(offsets[0] as usize..).unwrap_or(&[]), ty);
+                let mut v = Value::decode(record.get(offsets[0] as usize..).unwrap_or(&[]), ty);
+                self.stacks.capture(&v);
+                self.stacks
+                    .resolve(&mut v, self.compiled, &self.loaded.maps);
                 let line = match self.format {
                     OutputFormat::Text => format!("{}\n", text::value(&v)),
                     OutputFormat::Json => json::message("value", &json::value(&v)),
@@ -206,7 +217,9 @@ impl Session<'_> {
                 .map(|(k, v)| (k, vec![v]))
                 .collect()
         };
-        let data = MapData::new(info, raw);
+        let mut data = MapData::new(info, raw);
+        self.stacks
+            .resolve_entries(&mut data.entries, self.compiled, &self.loaded.maps);
         let rendered = match self.format {
             OutputFormat::Text => text::map(&data, top, div),
             OutputFormat::Json => json::map(&data, top, div),
@@ -274,12 +287,13 @@ impl Session<'_> {
     }
 }
 
-/// A printf argument read from an event record.
-fn arg(bytes: &[u8], ty: &Type) -> Arg {
-    match Value::decode(bytes, &ty.widened()) {
+/// A printf argument decoded from an event record.
+fn arg(v: Value) -> Arg {
+    match v {
         Value::Str(s) => Arg::Str(s),
         Value::Int(i) => Arg::Int(i as u64),
         Value::Uint(u) | Value::Ptr(u) => Arg::Int(u),
+        v @ (Value::Stack(_) | Value::Sym(_)) => Arg::Str(text::value(&v).into_bytes()),
         Value::Tuple(_) => Arg::Int(0),
     }
 }

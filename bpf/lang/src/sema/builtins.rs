@@ -6,7 +6,7 @@
 //! from every builtin bpftrace knows, so `pdi` suggests `pid` even where
 //! scorch does not implement all of them yet.
 
-use super::types::{IntType, Type};
+use super::types::{IntType, StackMode, StackType, Type};
 use crate::provider::ProbeKind;
 
 /// A builtin variable scorch compiles.
@@ -42,6 +42,10 @@ pub enum Builtin {
     Args,
     /// The probe's full name.
     Probe,
+    /// The kernel stack.
+    Kstack,
+    /// The user stack.
+    Ustack,
 }
 
 /// Every builtin bpftrace documents, for suggestions.
@@ -105,6 +109,22 @@ pub fn lookup(name: &str, kind: ProbeKind) -> Result<(Builtin, Type), Unavailabl
         "curtask" => (Builtin::Curtask, Type::U64),
         "jiffies" => (Builtin::Jiffies, Type::U64),
         "probe" => (Builtin::Probe, Type::Str(0)),
+        "kstack" | "ustack" => {
+            let user = name == "ustack";
+            let ty = Type::Stack(StackType {
+                user,
+                mode: StackMode::Bpftrace,
+                limit: StackType::MAX_LIMIT,
+            });
+            (
+                if user {
+                    Builtin::Ustack
+                } else {
+                    Builtin::Kstack
+                },
+                ty,
+            )
+        }
         "args" => {
             if kind != ProbeKind::Tracepoint {
                 return Err(Unavailable::NotInProbe(
@@ -161,9 +181,12 @@ mod tests {
             Err(Unavailable::Unknown(Some("pid")))
         );
         assert_eq!(
-            lookup("kstack", ProbeKind::Begin),
-            Err(Unavailable::NotSupported)
+            lookup("sarg0", ProbeKind::Interval).map(|_| ()),
+            Err(Unavailable::NotInProbe(
+                "this builtin needs a kprobe, uprobe or fentry probe"
+            ))
         );
+        assert!(lookup("kstack", ProbeKind::Profile).is_ok());
         assert_eq!(
             lookup("comm", ProbeKind::Profile),
             Ok((Builtin::Comm, Type::Str(16)))

@@ -4,7 +4,7 @@
 use super::check::Checker;
 use super::functions::{self, Function, Lookup};
 use super::maps::display;
-use super::types::{AggKind, Type};
+use super::types::{AggKind, StackMode, StackType, Type};
 use super::{Const, PrintfInfo};
 use crate::ast::{Expr, ExprKind, Name};
 use crate::diag::Diagnostic;
@@ -93,6 +93,28 @@ impl Checker<'_> {
                 }
                 Some(Type::Void)
             }
+            Function::Ksym | Function::Usym => {
+                if !self.arity(e, func, args, 1, 1) {
+                    return None;
+                }
+                let ty = self.expr(&args[0])?;
+                if !ty.is_int() && !matches!(ty, Type::Ptr { .. }) {
+                    self.error(Diagnostic::error(
+                        args[0].span,
+                        format!("{}() takes an address, not {ty}", func.name),
+                    ));
+                    return None;
+                }
+                Some(if f == Function::Ksym {
+                    Type::Ksym
+                } else {
+                    Type::Usym
+                })
+            }
+            Function::Kaddr => self.kaddr(e, func, args),
+            Function::Kstack | Function::Ustack => {
+                self.stack_call(e, func, args, f == Function::Ustack)
+            }
             Function::HasKey => {
                 if !self.arity(e, func, args, 2, 2) {
                     return None;
@@ -116,6 +138,97 @@ impl Checker<'_> {
             return None;
         }
         ty
+    }
+
+    /// `kstack(mode)`, `kstack(limit)`, `kstack(mode, limit)`: the mode a
+    /// bare name (`bpftrace`, `perf`, `raw`), the limit an integer literal.
+    fn stack_call(&mut self, e: &Expr, func: &Name, args: &[Expr], user: bool) -> Option<Type> {
+        if !self.arity(e, func, args, 0, 2) {
+            return None;
+        }
+        let mut st = StackType {
+            user,
+            mode: StackMode::Bpftrace,
+            limit: StackType::MAX_LIMIT,
+        };
+        for (i, arg) in args.iter().enumerate() {
+            match &arg.kind {
+                ExprKind::Ident(mode) if i == 0 => {
+                    st.mode = match mode.as_str() {
+                        "bpftrace" => StackMode::Bpftrace,
+                        "perf" => StackMode::Perf,
+                        "raw" => StackMode::Raw,
+                        _ => {
+                            self.error(
+                                Diagnostic::error(arg.span, format!("unknown stack mode `{mode}`"))
+                                    .with_help("use `bpftrace`, `perf` or `raw`"),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                ExprKind::Int(n) if i + 1 == args.len() => {
+                    if !(1..=u64::from(StackType::MAX_LIMIT)).contains(n) {
+                        self.error(Diagnostic::error(
+                            arg.span,
+                            format!(
+                                "{}() limit must be between 1 and {}",
+                                func.name,
+                                StackType::MAX_LIMIT
+                            ),
+                        ));
+                        return None;
+                    }
+                    st.limit = *n as u32;
+                }
+                _ => {
+                    self.error(Diagnostic::error(
+                        arg.span,
+                        format!(
+                            "{}() takes a stack mode and a limit, both literals: `{}(perf, 8)`",
+                            func.name, func.name
+                        ),
+                    ));
+                    return None;
+                }
+            }
+        }
+        Some(Type::Stack(st))
+    }
+
+    /// `kaddr("name")`: the symbol's address, known at compile time.
+    fn kaddr(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 1) {
+            return None;
+        }
+        let ExprKind::Str(name) = &args[0].kind else {
+            self.error(Diagnostic::error(
+                args[0].span,
+                "kaddr() takes a string literal: `kaddr(\"jiffies\")`",
+            ));
+            return None;
+        };
+        let name = String::from_utf8_lossy(name).into_owned();
+        match self.kernel.kernel_symbol(&name) {
+            Ok(Some(addr)) => {
+                self.out.consts.insert(e.id, Const::Int(addr as i64));
+                Some(Type::U64)
+            }
+            Ok(None) => {
+                self.error(Diagnostic::error(
+                    args[0].span,
+                    format!("no kernel symbol `{name}`"),
+                ));
+                None
+            }
+            Err(err) => {
+                self.error(Diagnostic::error(
+                    args[0].span,
+                    format!("cannot look up kernel symbol `{name}`: {err}"),
+                ));
+                None
+            }
+        }
     }
 
     /// Checks that between `min` and `max` arguments were given.
@@ -148,15 +261,22 @@ impl Checker<'_> {
     }
 
     fn aggregation(&mut self, e: &Expr, f: Function, func: &Name, args: &[Expr]) -> Option<Type> {
-        if f == Function::Hist && args.len() == 2 {
-            self.error(Diagnostic::error(
-                args[1].span,
-                "hist() with a bucket precision is not supported by scorch yet",
-            ));
+        let most = if f == Function::Hist { 2 } else { 1 };
+        if !self.arity(e, func, args, 1, most) {
             return None;
         }
-        if !self.arity(e, func, args, 1, 1) {
-            return None;
+        let mut bits = 0u8;
+        if let Some(arg) = args.get(1) {
+            match self.const_int(arg) {
+                Some(k @ 0..=5) => bits = k as u8,
+                _ => {
+                    self.error(Diagnostic::error(
+                        arg.span,
+                        "hist() bits must be an integer constant from 0 to 5",
+                    ));
+                    return None;
+                }
+            }
         }
         let ty = self.int_arg(&args[0], "value")?;
         let signed = ty.as_int().is_some_and(|i| i.signed);
@@ -166,7 +286,7 @@ impl Checker<'_> {
             Function::Min => AggKind::Min,
             Function::Max => AggKind::Max,
             Function::Stats => AggKind::Stats,
-            _ => AggKind::Hist,
+            _ => AggKind::Hist { bits },
         }))
     }
 
@@ -362,7 +482,9 @@ impl Checker<'_> {
         for ((spec, ty), arg) in specs.iter().zip(&rest).zip(&args[1..]) {
             let ty = ty.clone()?;
             let ok = match spec.arg_kind() {
-                ArgKind::Str => ty.is_str(),
+                ArgKind::Str => {
+                    ty.is_str() || matches!(ty, Type::Stack(_) | Type::Ksym | Type::Usym)
+                }
                 ArgKind::Int => ty.is_scalar(),
                 ArgKind::Ptr => ty.is_scalar(),
             };

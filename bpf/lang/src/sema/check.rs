@@ -16,6 +16,8 @@ use crate::provider::ProbeKind;
 /// One walk over a program.
 pub(super) struct Checker<'a> {
     pub(super) params: &'a [String],
+    /// The kernel, for `kaddr()`.
+    pub(super) kernel: &'a dyn super::Kernel,
     pub(super) config: &'a Config,
     pub(super) maps: &'a mut MapTable,
     pub(super) vars: &'a mut Vars,
@@ -35,6 +37,7 @@ pub(super) struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub(super) fn new(
+        kernel: &'a dyn super::Kernel,
         params: &'a [String],
         config: &'a Config,
         maps: &'a mut MapTable,
@@ -42,6 +45,7 @@ impl<'a> Checker<'a> {
         report: bool,
     ) -> Self {
         Checker {
+            kernel,
             params,
             config,
             maps,

@@ -43,6 +43,16 @@ pub enum Function {
     Exit,
     /// `has_key(@m, k)`
     HasKey,
+    /// `kstack([mode][, limit])`
+    Kstack,
+    /// `ustack([mode][, limit])`
+    Ustack,
+    /// `ksym(addr)`
+    Ksym,
+    /// `usym(addr)`
+    Usym,
+    /// `kaddr("name")`
+    Kaddr,
 }
 
 impl Function {
@@ -154,6 +164,11 @@ pub fn lookup(name: &str) -> Lookup {
         "str" => Function::Str,
         "exit" => Function::Exit,
         "has_key" => Function::HasKey,
+        "kstack" => Function::Kstack,
+        "ustack" => Function::Ustack,
+        "ksym" => Function::Ksym,
+        "usym" => Function::Usym,
+        "kaddr" => Function::Kaddr,
         _ if ALL.contains(&name) => return Lookup::NotSupported,
         _ => return Lookup::Unknown(crate::suggest::closest(name, ALL.iter().copied())),
     };
@@ -167,7 +182,8 @@ mod tests {
     #[test]
     fn lookups() {
         assert_eq!(lookup("count"), Lookup::Known(Function::Count));
-        assert_eq!(lookup("ksym"), Lookup::NotSupported);
+        assert_eq!(lookup("ksym"), Lookup::Known(Function::Ksym));
+        assert_eq!(lookup("uaddr"), Lookup::NotSupported);
         assert_eq!(lookup("prinft"), Lookup::Unknown(Some("printf")));
         assert_eq!(lookup("cuont"), Lookup::Unknown(Some("count")));
         assert!(Function::Hist.is_aggregation());

@@ -15,6 +15,23 @@ pub trait Kernel {
     fn tracepoints(&self) -> io::Result<Vec<(String, String)>>;
     /// The text of a tracepoint's format file.
     fn tracepoint_format(&self, category: &str, name: &str) -> io::Result<String>;
+    /// The address of kernel symbol `name`, for `kaddr()`.
+    fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
+        let _ = name;
+        Ok(None)
+    }
+}
+
+/// The address of `name` in `/proc/kallsyms`-format text.
+pub fn kallsyms_lookup(text: &str, name: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let mut f = line.split_whitespace();
+        let addr = f.next()?;
+        let _kind = f.next()?;
+        (f.next()? == name)
+            .then(|| u64::from_str_radix(addr, 16).ok())
+            .flatten()
+    })
 }
 
 /// A tracefs directory: `available_events` and `events/CAT/NAME/format`.
@@ -41,6 +58,17 @@ fn read(path: &Path) -> io::Result<String> {
 }
 
 impl Kernel for TraceFs {
+    /// From `kallsyms` beside a copied tracefs, else `/proc/kallsyms`.
+    fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
+        let copy = self.root.join("kallsyms");
+        let path = if copy.exists() {
+            copy
+        } else {
+            PathBuf::from("/proc/kallsyms")
+        };
+        Ok(kallsyms_lookup(&read(&path)?, name))
+    }
+
     fn tracepoints(&self) -> io::Result<Vec<(String, String)>> {
         let text = read(&self.root.join("available_events"))?;
         Ok(text

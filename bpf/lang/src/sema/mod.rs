@@ -46,7 +46,7 @@ pub use kernel::{Kernel, TraceFs};
 pub use maps::MapInfo;
 pub use probes::{Attach, Instance, Rate};
 pub use scope::{VarId, VarInfo};
-pub use types::{AddrSpace, AggKind, IntType, Type};
+pub use types::{AddrSpace, AggKind, IntType, StackMode, StackType, Type};
 
 /// Settings a program can change in its `config` block.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,13 +203,13 @@ pub fn analyze(
     let mut vars = scope::Vars::default();
     for _ in 0..MAX_INFERENCE_WALKS {
         let before = (maps.snapshot(), vars.snapshot());
-        let mut silent = check::Checker::new(params, &config, &mut maps, &mut vars, false);
+        let mut silent = check::Checker::new(kernel, params, &config, &mut maps, &mut vars, false);
         silent.program(program, &mut probe_infos);
         if (maps.snapshot(), vars.snapshot()) == before {
             break;
         }
     }
-    let mut reporting = check::Checker::new(params, &config, &mut maps, &mut vars, true);
+    let mut reporting = check::Checker::new(kernel, params, &config, &mut maps, &mut vars, true);
     reporting.program(program, &mut probe_infos);
     let mut analysis = reporting.finish();
     diags.append(&mut analysis.warnings);

@@ -81,8 +81,11 @@ pub enum AggKind {
     Max,
     /// `stats(x)`: count, average and total.
     Stats,
-    /// `hist(x)`: power-of-two buckets.
-    Hist,
+    /// `hist(x[, bits])`: power-of-two buckets, each split in `2^bits`.
+    Hist {
+        /// Sub-buckets per power of two, as a power of two (0 to 5).
+        bits: u8,
+    },
     /// `lhist(x, min, max, step)`: linear buckets.
     Lhist {
         /// Lower bound of the first bucket.
@@ -104,14 +107,14 @@ impl AggKind {
             AggKind::Min => "min",
             AggKind::Max => "max",
             AggKind::Stats => "stats",
-            AggKind::Hist => "hist",
+            AggKind::Hist { .. } => "hist",
             AggKind::Lhist { .. } => "lhist",
         }
     }
 
     /// Whether the map is indexed by a bucket number after the user's key.
     pub fn is_histogram(self) -> bool {
-        matches!(self, AggKind::Hist | AggKind::Lhist { .. })
+        matches!(self, AggKind::Hist { .. } | AggKind::Lhist { .. })
     }
 }
 
@@ -122,6 +125,34 @@ pub enum AddrSpace {
     Kernel,
     /// User memory: read with `probe_read_user`.
     User,
+}
+
+/// How a stack is printed: `kstack(perf)`, `kstack(raw)`, or bpftrace's
+/// own layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StackMode {
+    /// `name+offset`, indented, one frame per line.
+    Bpftrace,
+    /// `\tADDR name+offset`, as `perf script` prints.
+    Perf,
+    /// Bare hex addresses.
+    Raw,
+}
+
+/// A `kstack` or `ustack`: which stack, how deep, how printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StackType {
+    /// A user-space stack (`ustack`).
+    pub user: bool,
+    /// How it prints.
+    pub mode: StackMode,
+    /// Most frames kept (127 by default, as bpftrace).
+    pub limit: u32,
+}
+
+impl StackType {
+    /// Most frames a stack may have: the kernel's `perf_event_max_stack`.
+    pub const MAX_LIMIT: u32 = 127;
 }
 
 /// The type of a value.
@@ -146,6 +177,14 @@ pub enum Type {
     Args,
     /// The contents of an aggregation map.
     Agg(AggKind),
+    /// A stack: its id in a stack-trace map (and, for user stacks, the
+    /// process id in the high 32 bits), as bpftrace stores it.
+    Stack(StackType),
+    /// `ksym(addr)`: a kernel address printed as its symbol's name.
+    Ksym,
+    /// `usym(addr)`: a user address and the pid it belongs to (16 bytes),
+    /// printed as its symbol's name.
+    Usym,
 }
 
 impl Type {
@@ -174,14 +213,22 @@ impl Type {
 
     /// Whether an integer or a pointer: a value that fits in a register.
     pub fn is_scalar(&self) -> bool {
-        matches!(self, Type::Int(_) | Type::Ptr { .. })
+        matches!(
+            self,
+            Type::Int(_) | Type::Ptr { .. } | Type::Stack(_) | Type::Ksym
+        )
     }
 
     /// Whether values of this type can be stored in a map, a variable or a
     /// tuple.
     pub fn is_storable(&self) -> bool {
         match self {
-            Type::Int(_) | Type::Str(_) | Type::Ptr { .. } => true,
+            Type::Int(_)
+            | Type::Str(_)
+            | Type::Ptr { .. }
+            | Type::Stack(_)
+            | Type::Ksym
+            | Type::Usym => true,
             Type::Tuple(items) => items.iter().all(Type::is_storable),
             Type::Void | Type::Args | Type::Agg(_) => false,
         }
@@ -237,7 +284,8 @@ impl Type {
             Type::Void | Type::Args | Type::Agg(_) => 0,
             Type::Int(int) => u32::from(int.size),
             Type::Str(size) => *size,
-            Type::Ptr { .. } => 8,
+            Type::Ptr { .. } | Type::Stack(_) | Type::Ksym => 8,
+            Type::Usym => 16,
             Type::Tuple(items) => tuple_layout(items).1,
         }
     }
@@ -246,7 +294,7 @@ impl Type {
     pub fn align(&self) -> u32 {
         match self {
             Type::Int(int) => u32::from(int.size),
-            Type::Ptr { .. } => 8,
+            Type::Ptr { .. } | Type::Stack(_) | Type::Ksym | Type::Usym => 8,
             Type::Tuple(items) => items.iter().map(Type::align).max().unwrap_or(1),
             _ => 1,
         }
@@ -294,6 +342,9 @@ impl fmt::Display for Type {
             Type::Ptr { target, .. } => write!(f, "{target} *"),
             Type::Args => f.write_str("args"),
             Type::Agg(kind) => write!(f, "{}_t", kind.function()),
+            Type::Stack(st) => f.write_str(if st.user { "ustack" } else { "kstack" }),
+            Type::Ksym => f.write_str("ksym"),
+            Type::Usym => f.write_str("usym"),
         }
     }
 }
@@ -329,7 +380,7 @@ mod tests {
             Some(Type::Tuple(vec![Type::I64, Type::Str(8)]))
         );
         assert_eq!(
-            Type::Agg(AggKind::Count).unify(&Type::Agg(AggKind::Hist)),
+            Type::Agg(AggKind::Count).unify(&Type::Agg(AggKind::Hist { bits: 0 })),
             None
         );
         let l = |max| {
