@@ -155,6 +155,22 @@ fn interval_exits() {
 }
 
 #[test]
+fn nothing_prints_after_exit() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A 1 ms interval fires again before the probes are detached; those
+    // later records must not print, as with bpftrace.
+    let o = trace(
+        |_| "interval:ms:1 { printf(\"tick\\n\"); exit(); } END { printf(\"end\\n\"); }".into(),
+        || {},
+    );
+    assert_eq!(o.result, Ok(0));
+    assert_eq!(o.out, "tick\nend\n\n\n");
+}
+
+#[test]
 fn hist_of_read_sizes() {
     if !privileged() {
         return;
