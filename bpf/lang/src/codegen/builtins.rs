@@ -39,7 +39,7 @@ impl Gen<'_> {
                 Builtin::Tid | Builtin::Uid => self.e.truncate(R0, 4),
                 Builtin::Elapsed => {
                     let globals = self.compiled.globals;
-                    self.e.map_value(R1, globals, 0);
+                    self.e.map_value(R1, globals, super::GLOBAL_START);
                     self.e.asm.emit([
                         Insn::load(Size::DW, R1, R1, 0),
                         Insn::alu64_reg(Alu::Sub, R0, R1),

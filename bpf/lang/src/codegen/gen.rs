@@ -8,7 +8,7 @@ use super::emit::{Emitter, VReg, FP_CTX, FP_TEMP, SCRATCH};
 use super::Compiled;
 use crate::ast::{Block, Else, Expr, ExprKind, If, Probe, Stmt, StmtKind};
 use crate::diag::Diagnostic;
-use crate::sema::{Analysis, Const, Instance, Type, VarId};
+use crate::sema::{Analysis, Attach, Const, Instance, Type, VarId};
 use crate::visit::{self, Visitor};
 
 /// Result of code generation steps.
@@ -78,15 +78,26 @@ impl<'a> Gen<'a> {
     /// Generates the program; returns it and its scratch size.
     pub(super) fn probe(mut self, probe: &Probe) -> CgResult<(Vec<Insn>, u32)> {
         self.e.span = probe.span;
-        // Save the context and find this CPU's scratch area.
+        let exit = self.exit;
+        // Save the context before `r1` is reused.
         self.e.asm.emit([
             Insn::store_reg(Size::DW, R10, FP_CTX, R1),
             Insn::store_imm(Size::W, R10, FP_TEMP, 0),
         ]);
+        // Do nothing once `exit()` has run on any CPU: user space may not
+        // have stopped the probes yet. `end` still runs after `exit()`.
+        if !matches!(self.instance.attach, Attach::Begin | Attach::End) {
+            let globals = self.compiled.globals;
+            self.e.map_value(R1, globals, super::GLOBAL_EXITED);
+            self.e.asm.emit([Insn::load(Size::DW, R1, R1, 0)]);
+            self.e
+                .asm
+                .jump(Insn::jmp_imm(scorch_bpf::insn::Cond::Ne, R1, 0, 0), exit);
+        }
+        // Find this CPU's scratch area.
         self.e.map(R1, self.scratch_map);
         self.e.stack_ptr(R2, FP_TEMP);
         self.e.call(libbpf_sys::BPF_FUNC_map_lookup_elem);
-        let exit = self.exit;
         self.e
             .asm
             .jump(Insn::jmp_imm(scorch_bpf::insn::Cond::Eq, R0, 0, 0), exit);

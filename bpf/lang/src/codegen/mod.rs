@@ -42,6 +42,14 @@ pub const COUNTER_LOST: u32 = 0;
 pub const COUNTER_MAP_FULL: u32 = 1;
 /// Number of counters.
 pub const COUNTERS: u32 = 2;
+/// Offset in the globals map of the start time (`u64` nanoseconds).
+pub const GLOBAL_START: u32 = 0;
+/// Offset in the globals map of the "exited" flag (`u64`, 0 or 1): set by
+/// `exit()`, checked first by every probe but `begin` and `end`, so no
+/// probe runs between `exit()` and user space stopping.
+pub const GLOBAL_EXITED: u32 = 8;
+/// Size of the globals map's one value.
+pub const GLOBALS_SIZE: u32 = 16;
 /// Size of the ring buffer that carries events to user space.
 pub const EVENTS_SIZE: u32 = 1 << 20;
 /// Entries of each stack-trace map (bpftrace's default map size).
@@ -73,7 +81,8 @@ pub enum MapRole {
     Events,
     /// Per-CPU counters of lost events and full maps.
     Counters,
-    /// Values user space sets before attaching (the start time).
+    /// Values shared by every program: the start time, set by user space
+    /// before attaching, then the "exited" flag that `exit()` sets.
     Globals,
     /// Scratch memory of program `n`.
     Scratch(usize),
@@ -242,7 +251,7 @@ pub fn compile(program: &Program, analysis: &Analysis) -> Result<Compiled, Vec<D
         MapRole::Globals,
         MapKind::Array,
         4,
-        8,
+        GLOBALS_SIZE,
         1,
     ));
 

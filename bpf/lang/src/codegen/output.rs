@@ -70,8 +70,14 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// `exit([code])`: tell user space, then stop this probe.
+    /// `exit([code])`: stop every probe, tell user space, then stop this
+    /// one.
     pub(super) fn exit_call(&mut self, call: &Expr, args: &[Expr]) -> CgResult<()> {
+        // Set the "exited" flag first: other CPUs must not send anything
+        // after the exit event.
+        let globals = self.compiled.globals;
+        self.e.map_value(R1, globals, super::GLOBAL_EXITED);
+        self.e.asm.emit([Insn::store_imm(Size::DW, R1, 0, 1)]);
         let slot = self.e.slot(call.id.0, tag::RECORD, 16)?;
         match args.first() {
             Some(code) => {

@@ -11,7 +11,7 @@ use scorch_bpf::program::{Program, ProgramType};
 use std::os::fd::{AsFd, AsRawFd};
 
 use super::RunError;
-use crate::codegen::{Compiled, MapKind, ProgKind};
+use crate::codegen::{Compiled, MapKind, ProgKind, GLOBALS_SIZE, GLOBAL_START};
 
 /// The kernel objects of a running program.
 pub(super) struct Loaded {
@@ -40,7 +40,11 @@ pub(super) fn load(compiled: &Compiled, start_ns: u64) -> Result<Loaded, RunErro
         maps.push(map);
     }
     if let Some(globals) = maps.get(compiled.globals) {
-        scorch_bpf::map::set(globals, &0u32.to_ne_bytes(), &start_ns.to_ne_bytes())
+        // The start time, and the "exited" flag cleared.
+        let mut value = vec![0u8; GLOBALS_SIZE as usize];
+        let start = GLOBAL_START as usize;
+        value[start..start + 8].copy_from_slice(&start_ns.to_ne_bytes());
+        scorch_bpf::map::set(globals, &0u32.to_ne_bytes(), &value)
             .map_err(|e| RunError::Bpf(format!("{e}")))?;
     }
     let fds: Vec<i32> = maps.iter().map(|m| m.as_fd().as_raw_fd()).collect();
