@@ -201,32 +201,7 @@ fn lhist(counts: &[u64], min: i64, max: i64, step: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::Entry;
-    use crate::sema::MapInfo;
-
-    fn data(
-        name: &str,
-        keys: Vec<Type>,
-        value: Type,
-        entries: Vec<(Vec<Value>, Reduced)>,
-    ) -> MapData {
-        MapData {
-            info: MapInfo {
-                name: name.into(),
-                keys,
-                value,
-                max_entries: None,
-            },
-            entries: entries
-                .into_iter()
-                .map(|(key, value)| Entry {
-                    key,
-                    raw_key: Vec::new(),
-                    value,
-                })
-                .collect(),
-        }
-    }
+    use crate::output::test_map as data;
 
     // Expected lines are bpftrace 0.17's `-f json` output for the same data.
     #[test]

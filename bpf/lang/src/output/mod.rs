@@ -364,6 +364,32 @@ fn reduce(ty: &Type, values: &[Vec<u8>]) -> Option<Reduced> {
     })
 }
 
+/// A map with `entries`, for the writers' tests.
+#[cfg(test)]
+pub(crate) fn test_map(
+    name: &str,
+    keys: Vec<Type>,
+    value: Type,
+    entries: Vec<(Vec<Value>, Reduced)>,
+) -> MapData {
+    MapData {
+        info: MapInfo {
+            name: name.into(),
+            keys,
+            value,
+            max_entries: None,
+        },
+        entries: entries
+            .into_iter()
+            .map(|(key, value)| Entry {
+                key,
+                raw_key: Vec::new(),
+                value,
+            })
+            .collect(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
