@@ -86,11 +86,21 @@ impl Params {
     }
 }
 
+/// Below this a time is taken as Unix seconds (the form scripts write by
+/// hand, `date +%s`), above as nanoseconds: 10^11 s is the year 5138, 10^11
+/// ns is 100 s after 1970.
+const SECONDS_BELOW: u64 = 100_000_000_000;
+
 fn parse_ns(name: &str, value: &str) -> Result<u64, ApiError> {
-    value.parse().map_err(|_| {
+    let n: u64 = value.parse().map_err(|_| {
         ApiError::bad_request(format!(
-            "`{name}` must be nanoseconds since the Unix epoch, not `{value}`"
+            "`{name}` must be Unix seconds or nanoseconds, not `{value}`"
         ))
+    })?;
+    Ok(if n < SECONDS_BELOW {
+        n.saturating_mul(1_000_000_000)
+    } else {
+        n
     })
 }
 
@@ -118,13 +128,28 @@ mod tests {
             at(0),
         )
         .unwrap();
-        assert_eq!((p.from, p.until), (1, 5));
+        // Small values are Unix seconds.
+        assert_eq!((p.from, p.until), (1_000_000_000, 5_000_000_000));
         assert_eq!(
             p.labels,
             [("comm".into(), "bash".into()), ("pid".into(), "7".into())]
         );
         assert_eq!(p.get("format"), Some("folded"));
         assert_eq!(p.get("step"), None);
+    }
+
+    #[test]
+    fn times_in_seconds_or_nanoseconds() {
+        let p = Params::parse(Some("from=1700000000&until=1700000060"), at(0)).unwrap();
+        assert_eq!(
+            (p.from, p.until),
+            (1_700_000_000_000_000_000, 1_700_000_060_000_000_000)
+        );
+        let p = Params::parse(Some("from=1700000000000000000&until=1700000060"), at(0)).unwrap();
+        assert_eq!(
+            (p.from, p.until),
+            (1_700_000_000_000_000_000, 1_700_000_060_000_000_000)
+        );
     }
 
     #[test]
