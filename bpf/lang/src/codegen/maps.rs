@@ -5,7 +5,7 @@
 //! finds or creates this CPU's entry and changes it in place, without
 //! atomics; user space adds the CPUs up.
 
-use scorch_bpf::insn::{Alu, Cond, Insn, Label, Size, R0, R1, R10, R2, R3, R4};
+use scorch_bpf::insn::{Alu, Cond, Insn, Label, Reg, Size, R0, R1, R10, R2, R3, R4};
 
 use super::emit::{VReg, FP_TEMP, SCRATCH};
 use super::gen::{tag, CgResult, Gen, ZERO_OWNER};
@@ -391,22 +391,28 @@ impl Gen<'_> {
         self.e.asm.emit([Insn::mov64_imm(R0, 1)]);
         self.e.asm.jump(Insn::jmp_imm(Cond::Eq, R1, 0, 0), done);
         self.e.asm.emit([Insn::mov64_imm(R0, 2)]);
+        self.add_floor_log2(R1, R0);
+        self.e.asm.place(done);
+        self.e.set(b, R0);
+        Ok(b)
+    }
+
+    /// `result += floor(log2(value))` for `value > 0` by binary search over
+    /// shifts; `value` is consumed and `r2` clobbered.
+    fn add_floor_log2(&mut self, value: Reg, result: Reg) {
         for shift in [32, 16, 8, 4, 2, 1] {
             let next = self.e.asm.label();
             self.e.asm.emit([
-                Insn::mov64_reg(R2, R1),
+                Insn::mov64_reg(R2, value),
                 Insn::alu64_imm(Alu::Rsh, R2, shift),
             ]);
             self.e.asm.jump(Insn::jmp_imm(Cond::Eq, R2, 0, 0), next);
             self.e.asm.emit([
-                Insn::mov64_reg(R1, R2),
-                Insn::alu64_imm(Alu::Add, R0, shift),
+                Insn::mov64_reg(value, R2),
+                Insn::alu64_imm(Alu::Add, result, shift),
             ]);
             self.e.asm.place(next);
         }
-        self.e.asm.place(done);
-        self.e.set(b, R0);
-        Ok(b)
     }
 
     /// The `hist(v, k)` bucket of `v` for `k > 0`, as bpftrace 0.21+:
@@ -431,19 +437,7 @@ impl Gen<'_> {
         self.e
             .asm
             .emit([Insn::mov64_reg(R4, R1), Insn::mov64_imm(R3, 0)]);
-        for shift in [32, 16, 8, 4, 2, 1] {
-            let next = self.e.asm.label();
-            self.e.asm.emit([
-                Insn::mov64_reg(R2, R4),
-                Insn::alu64_imm(Alu::Rsh, R2, shift),
-            ]);
-            self.e.asm.jump(Insn::jmp_imm(Cond::Eq, R2, 0, 0), next);
-            self.e.asm.emit([
-                Insn::mov64_reg(R4, R2),
-                Insn::alu64_imm(Alu::Add, R3, shift),
-            ]);
-            self.e.asm.place(next);
-        }
+        self.add_floor_log2(R4, R3);
         self.e.asm.emit([
             Insn::alu64_imm(Alu::Sub, R3, k),
             Insn::mov64_reg(R0, R3),
