@@ -14,6 +14,7 @@
 //! - [`svg`]: an interactive flame graph, drawn by inferno.
 //! - [`pprof`]: gzipped `profile.proto`, and a decoder to read it back.
 //! - [`json`]: a compact form for the web page.
+//! - [`push`]: the requests that carry pprof to Pyroscope and Parca.
 //!
 //! Unknown is data: an address nobody could symbolize is still a frame
 //! (`libfoo.so+0x1a2b` or `[unknown]`), a stack that could not be recorded
@@ -24,6 +25,7 @@ pub mod flame;
 pub mod json;
 pub mod model;
 pub mod pprof;
+pub mod push;
 pub mod svg;
 pub mod text;
 
