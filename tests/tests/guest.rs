@@ -1,0 +1,91 @@
+//! scorch on another kernel: Debian's 6.1 LTS, booted under QEMU.
+//!
+//! Our development kernel is 6.18; users run older LTS kernels, and those
+//! have kprobes and fentry, which ours lacks. `tests/guest/boot.sh` boots
+//! Debian's 6.1 cloud kernel with an initramfs holding the release binary
+//! and the workloads, runs a script as root in it and hands back the console.
+//! Scripts print `NAME: line` for each line the test reads back.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{c_workload, folded, require_root, scorch};
+
+/// Runs `script` in the guest with `files` copied in; returns the console
+/// lines that start with `prefix: `, without the prefix.
+fn guest(script: &str, files: &[&Path], prefix: &str) -> Vec<String> {
+    require_root();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!("guest-{prefix}.sh"));
+    std::fs::write(&path, script).expect("guest script");
+    let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/boot.sh");
+    let out = Command::new("bash")
+        .arg(boot)
+        .arg(&path)
+        .args(files)
+        .output()
+        .expect("running tests/guest/boot.sh");
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        out.status.success(),
+        "the guest script failed ({:?}):\n{console}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marker = format!("{prefix}: ");
+    console
+        .lines()
+        .filter_map(|line| line.strip_prefix(&marker).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn profile_names_the_workloads_functions_on_linux_6_1() {
+    let scorch = scorch();
+    let burn = c_workload("burn");
+    let script = format!(
+        "uname -r | sed 's/^/KERNEL: /'\n\
+         {burn} 4 > /tmp/burn.out &\n\
+         sleep 1\n\
+         {scorch} profile -F 99 -f -p $! 2 > /tmp/out.folded || exit 1\n\
+         sed 's/^/FOLDED: /' /tmp/out.folded\n",
+        burn = burn.display(),
+        scorch = scorch.display()
+    );
+    let lines = guest(&script, &[&scorch, &burn], "FOLDED");
+    let stacks = folded(&lines.join("\n"));
+    let total: u64 = stacks.iter().map(|(_, n)| n).sum();
+    let in_inner: u64 = stacks
+        .iter()
+        .filter(|(s, _)| s.starts_with("burn;") && s.contains("main;outer;inner"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(total > 0, "no samples on 6.1:\n{lines:?}");
+    assert!(
+        in_inner * 2 > total,
+        "main;outer;inner is {in_inner} of {total} samples on 6.1:\n{lines:#?}"
+    );
+}
+
+#[test]
+fn trace_counts_a_tracepoint_on_linux_6_1() {
+    let scorch = scorch();
+    let script = format!(
+        "(for i in 1 2 3 4 5 6 7 8 9 10; do sleep 0.1; done) &\n\
+         {scorch} trace -e 't:syscalls:sys_enter_clock_nanosleep /comm == \"sleep\"/ {{ @n = count(); }} \
+         interval:ms:2500 {{ exit(); }}' > /tmp/out.txt || exit 1\n\
+         sed 's/^/TRACE: /' /tmp/out.txt\n",
+        scorch = scorch.display()
+    );
+    let lines = guest(&script, &[&scorch], "TRACE");
+    let count: u64 = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("@n: "))
+        .unwrap_or_else(|| panic!("no @n in the trace output: {lines:?}"))
+        .parse()
+        .expect("a count");
+    // glibc (in busybox) sleeps with clock_nanosleep: ten runs of sleep.
+    assert!(count >= 5, "@n = {count}: {lines:?}");
+}
