@@ -33,6 +33,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The kernel lacks a feature (a PMU, a program type) that was asked for.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A probe's target (file, symbol, function) is missing or refused.
+    #[error("{0}")]
+    Probe(String),
     /// A program could not be assembled.
     #[error("assembling BPF program: {0}")]
     Asm(#[from] crate::insn::AsmError),

@@ -9,11 +9,13 @@
 //!   layout) are unit-tested without privileges; the privileged parts are
 //!   exercised by the root integration tests.
 
+pub mod elf_symbols;
 pub mod error;
 pub mod insn;
 pub mod map;
 pub mod mounts;
 pub mod perf_event;
+pub mod probe;
 pub mod program;
 pub mod ringbuf;
 pub mod run_once;

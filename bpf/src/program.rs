@@ -17,6 +17,8 @@ pub enum ProgramType {
     PerfEvent,
     /// Runs on a tracepoint hit (the tracepoint's record as context).
     Tracepoint,
+    /// Runs on a kprobe or uprobe hit (`pt_regs` as context).
+    Kprobe,
     /// Runs on a raw tracepoint (its `u64` arguments as context); also
     /// what scorch runs once from user space with `BPF_PROG_TEST_RUN`.
     RawTracepoint,
@@ -27,6 +29,7 @@ impl ProgramType {
         match self {
             ProgramType::PerfEvent => libbpf_sys::BPF_PROG_TYPE_PERF_EVENT,
             ProgramType::Tracepoint => libbpf_sys::BPF_PROG_TYPE_TRACEPOINT,
+            ProgramType::Kprobe => libbpf_sys::BPF_PROG_TYPE_KPROBE,
             ProgramType::RawTracepoint => libbpf_sys::BPF_PROG_TYPE_RAW_TRACEPOINT,
         }
     }

@@ -1,0 +1,194 @@
+//! What a uprobe attaches to: the file, and the file offset of a symbol.
+//!
+//! Users name binaries as bpftrace lets them: a path, a command found
+//! through `$PATH`, or a library name (`libc`) found in the target process's
+//! mappings or the dynamic linker's cache. Symbols come from `.symtab` and
+//! `.dynsym`; the kernel wants file offsets, so each symbol's virtual address
+//! is mapped through the loadable segment that holds it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
+
+use crate::error::{Error, Result};
+
+/// A function symbol of an ELF file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Symbol {
+    /// The (mangled) name.
+    pub name: String,
+    /// File offset of the first instruction.
+    pub offset: u64,
+    /// Size in bytes (0 when the symbol table does not say).
+    pub size: u64,
+}
+
+/// Finds the file a uprobe names: a path as given (`/usr/bin/bash`), a
+/// command through `$PATH` (`bash`), or a library by name (`libc`,
+/// `libc.so.6`), first among `pid`'s mappings, then in the dynamic linker's
+/// cache.
+pub fn resolve_binary(name: &str, pid: Option<u32>) -> Result<PathBuf> {
+    if name.contains('/') {
+        let path = PathBuf::from(name);
+        return match path.exists() {
+            true => Ok(path),
+            false => Err(Error::Probe(format!("{name} does not exist"))),
+        };
+    }
+    let found = pid
+        .and_then(|pid| library_in_maps(name, pid))
+        .or_else(|| command_in_path(name))
+        .or_else(|| library_in_ld_cache(name));
+    found.ok_or_else(|| {
+        Error::Probe(format!(
+            "cannot find `{name}`: not a command in $PATH nor a library the dynamic linker knows{}; give its full path",
+            if pid.is_some() { " or the process maps" } else { "" }
+        ))
+    })
+}
+
+/// Whether `file_name` is the library `name` (`libc` and `libc.so.6` both
+/// name `libc.so.6`).
+fn is_library(file_name: &str, name: &str) -> bool {
+    file_name == name
+        || file_name
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with(".so") || rest.starts_with('-'))
+}
+
+fn library_in_maps(name: &str, pid: u32) -> Option<PathBuf> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .find(|path| {
+            Path::new(path)
+                .file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| is_library(f, name))
+        })
+        .map(|path| PathBuf::from(format!("/proc/{pid}/root{path}")))
+}
+
+fn command_in_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn library_in_ld_cache(name: &str) -> Option<PathBuf> {
+    // `ldconfig -p` prints the cache: `\tlibc.so.6 (libc6,x86-64) => /lib/...`.
+    let out = std::process::Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut matches = text.lines().filter_map(|line| {
+        let (lib, path) = line.trim().split_once(" => ")?;
+        let (file, flags) = lib.split_once(' ')?;
+        is_library(file, name).then(|| (flags.contains("x86-64"), PathBuf::from(path)))
+    });
+    let first = matches.next()?;
+    // Prefer the 64-bit build when the cache lists several.
+    Some(match first.0 {
+        true => first.1,
+        false => matches.find(|(x86_64, _)| *x86_64).unwrap_or(first).1,
+    })
+}
+
+/// The function symbols of `path` whose names satisfy `wanted`, by name,
+/// with file offsets.
+pub fn function_symbols(path: &Path, wanted: impl Fn(&str) -> bool) -> Result<Vec<Symbol>> {
+    let data = std::fs::read(path)
+        .map_err(|e| Error::Probe(format!("cannot read {}: {e}", path.display())))?;
+    let file = object::File::parse(&*data)
+        .map_err(|e| Error::Probe(format!("{} is not an ELF file: {e}", path.display())))?;
+    let segments: Vec<(u64, u64, u64)> = file
+        .segments()
+        .map(|s| (s.address(), s.size(), s.file_range().0))
+        .collect();
+    let mut found = BTreeMap::new();
+    for symbol in file.symbols().chain(file.dynamic_symbols()) {
+        if symbol.kind() != SymbolKind::Text || !symbol.is_definition() {
+            continue;
+        }
+        let Ok(name) = symbol.name() else { continue };
+        // `name@@VERSION` in .dynsym names the same function as `name`.
+        let name = name.split('@').next().unwrap_or(name);
+        if name.is_empty() || found.contains_key(name) || !wanted(name) {
+            continue;
+        }
+        let address = symbol.address();
+        let Some(&(start, _, file_start)) = segments
+            .iter()
+            .find(|&&(start, size, _)| (start..start + size).contains(&address))
+        else {
+            continue;
+        };
+        found.insert(
+            name.to_string(),
+            Symbol {
+                name: name.to_string(),
+                offset: address - start + file_start,
+                size: symbol.size(),
+            },
+        );
+    }
+    Ok(found.into_values().collect())
+}
+
+/// The file offset of the function `symbol` in `path`.
+pub fn symbol_offset(path: &Path, symbol: &str) -> Result<u64> {
+    let found = function_symbols(path, |name| name == symbol)?;
+    if let Some(sym) = found.first() {
+        return Ok(sym.offset);
+    }
+    let stripped = function_symbols(path, |_| true)?.is_empty();
+    Err(Error::Probe(format!(
+        "{} has no function `{symbol}`{}; list its functions with `scorch trace -l 'uprobe:{}:*'`",
+        path.display(),
+        if stripped {
+            " (the file has no symbol table: it is stripped)"
+        } else {
+            ""
+        },
+        path.display()
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn library_names_match_their_files() {
+        assert!(is_library("libc.so.6", "libc"));
+        assert!(is_library("libc.so.6", "libc.so.6"));
+        assert!(is_library("libc-2.36.so", "libc"));
+        assert!(!is_library("libcrypt.so.1", "libc"));
+        assert!(!is_library("libc.so.6", "libcrypt"));
+    }
+
+    #[test]
+    fn finds_libc_and_its_malloc() {
+        let libc = resolve_binary("libc", None).expect("libc through ld.so's cache");
+        assert!(libc.to_string_lossy().contains("libc.so"), "{libc:?}");
+        let offset = symbol_offset(&libc, "malloc").expect("malloc");
+        assert!(offset > 0);
+        let err = symbol_offset(&libc, "no_such_function_here").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has no function `no_such_function_here`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn commands_resolve_through_path() {
+        let sh = resolve_binary("sh", None).expect("sh in $PATH");
+        assert!(sh.is_file());
+        let err = resolve_binary("no-such-command-xyz", None).unwrap_err();
+        assert!(err.to_string().contains("give its full path"), "{err}");
+    }
+}
