@@ -100,14 +100,10 @@ fn library_in_ld_cache(name: &str) -> Option<PathBuf> {
 /// The function symbols of `path` whose names satisfy `wanted`, by name,
 /// with file offsets.
 pub fn function_symbols(path: &Path, wanted: impl Fn(&str) -> bool) -> Result<Vec<Symbol>> {
-    let data = std::fs::read(path)
-        .map_err(|e| Error::Probe(format!("cannot read {}: {e}", path.display())))?;
+    let data = read_elf(path)?;
     let file = object::File::parse(&*data)
         .map_err(|e| Error::Probe(format!("{} is not an ELF file: {e}", path.display())))?;
-    let segments: Vec<(u64, u64, u64)> = file
-        .segments()
-        .map(|s| (s.address(), s.size(), s.file_range().0))
-        .collect();
+    let segments = Segments::of(&file);
     let mut found = BTreeMap::new();
     for symbol in file.symbols().chain(file.dynamic_symbols()) {
         if symbol.kind() != SymbolKind::Text || !symbol.is_definition() {
@@ -119,23 +115,47 @@ pub fn function_symbols(path: &Path, wanted: impl Fn(&str) -> bool) -> Result<Ve
         if name.is_empty() || found.contains_key(name) || !wanted(name) {
             continue;
         }
-        let address = symbol.address();
-        let Some(&(start, _, file_start)) = segments
-            .iter()
-            .find(|&&(start, size, _)| (start..start + size).contains(&address))
-        else {
+        let Some(offset) = segments.file_offset(symbol.address()) else {
             continue;
         };
         found.insert(
             name.to_string(),
             Symbol {
                 name: name.to_string(),
-                offset: address - start + file_start,
+                offset,
                 size: symbol.size(),
             },
         );
     }
     Ok(found.into_values().collect())
+}
+
+/// The loadable segments of an ELF file, to turn virtual addresses into
+/// the file offsets the kernel's uprobes want.
+pub(crate) struct Segments(Vec<(u64, u64, u64)>);
+
+impl Segments {
+    /// The segments of `file`: (virtual address, size, file offset).
+    pub(crate) fn of(file: &object::File) -> Self {
+        Segments(
+            file.segments()
+                .map(|s| (s.address(), s.size(), s.file_range().0))
+                .collect(),
+        )
+    }
+
+    /// The file offset of virtual address `address`, if a segment holds it.
+    pub(crate) fn file_offset(&self, address: u64) -> Option<u64> {
+        self.0
+            .iter()
+            .find(|&&(start, size, _)| (start..start + size).contains(&address))
+            .map(|&(start, _, file_start)| address - start + file_start)
+    }
+}
+
+/// Reads the ELF file at `path`, with an error that names it.
+pub(crate) fn read_elf(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|e| Error::Probe(format!("cannot read {}: {e}", path.display())))
 }
 
 /// The file offset of the function `symbol` in `path`.

@@ -21,6 +21,7 @@ pub mod ringbuf;
 pub mod run_once;
 pub mod sampler;
 pub mod tracepoint;
+pub mod usdt;
 
 pub use error::{Error, Result};
 pub use perf_event::{online_cpus, Event, Rate};

@@ -6,14 +6,15 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::Mutex;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use scorch_bpf::elf_symbols::{function_symbols, resolve_binary, symbol_offset};
-use scorch_bpf::insn::{Cond, Insn, Size, R0, R1, R10, R2, R6};
+use scorch_bpf::insn::{Alu, Cond, Insn, Size, R0, R1, R10, R2, R3, R6, R7};
 use scorch_bpf::map;
 use scorch_bpf::probe::{attach, ProbePoint};
 use scorch_bpf::program::{Program, ProgramType};
+use scorch_bpf::usdt::{self, ArgLocation};
 
 /// Offsets in x86_64 `struct pt_regs`.
 const PT_REGS_AX: i16 = 80;
@@ -28,29 +29,37 @@ fn privileged() -> bool {
     root
 }
 
-/// A program that adds `*(u64 *)(ctx + reg)` into slot 0 of `sum` and
-/// counts hits in slot 1.
-fn summing_program(sum: &MapHandle, reg: i16) -> Program {
+/// A program that adds the value `load` leaves in R1 (with the context in
+/// R6; it may use the stack below fp-8) into slot 0 of `sum` and counts
+/// hits in slot 1.
+fn summing_program(sum: &MapHandle, load: &[Insn]) -> Program {
     use std::os::fd::{AsFd, AsRawFd};
     let fd = sum.as_fd().as_raw_fd();
     let mut insns = vec![Insn::mov64_reg(R6, R1)];
-    for (slot, value) in [(0, Some(reg)), (1, None)] {
+    insns.extend_from_slice(load);
+    insns.push(Insn::mov64_reg(R7, R1));
+    for slot in [0, 1] {
         insns.push(Insn::store_imm(Size::W, R10, -4, slot));
         insns.extend(Insn::ld_map_fd(R1, fd));
         insns.extend([
             Insn::mov64_reg(R2, R10),
-            Insn::alu64_imm(scorch_bpf::insn::Alu::Add, R2, -4),
+            Insn::alu64_imm(Alu::Add, R2, -4),
             Insn::call(libbpf_sys::BPF_FUNC_map_lookup_elem),
             Insn::jmp_imm(Cond::Eq, R0, 0, 2),
+            match slot {
+                0 => Insn::mov64_reg(R1, R7),
+                _ => Insn::mov64_imm(R1, 1),
+            },
+            Insn::atomic_add(Size::DW, R0, 0, R1),
         ]);
-        insns.push(match value {
-            Some(off) => Insn::load(Size::DW, R1, R6, off),
-            None => Insn::mov64_imm(R1, 1),
-        });
-        insns.push(Insn::atomic_add(Size::DW, R0, 0, R1));
     }
     insns.extend([Insn::mov64_imm(R0, 0), Insn::exit()]);
     Program::load(ProgramType::Kprobe, "test_probe_sum", &insns).expect("load")
+}
+
+/// Loads the `pt_regs` register at `offset` into R1.
+fn register(offset: i16) -> [Insn; 1] {
+    [Insn::load(Size::DW, R1, R6, offset)]
 }
 
 fn read(sum: &MapHandle, slot: u32) -> u64 {
@@ -61,19 +70,32 @@ fn read(sum: &MapHandle, slot: u32) -> u64 {
     u64::from_ne_bytes(v[..8].try_into().unwrap())
 }
 
-/// Builds (once) a program whose `probed(i)` returns `2 i + 1`, called for
-/// i in 0..N after a line arrives on stdin.
-fn target() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(build_target).clone()
+/// Builds (once per run) C `source` as `name` with gcc -O1.
+fn build_c(name: &str, source: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let exe = dir.join(name);
+    if !built.iter().any(|b| b == name) {
+        let src = dir.join(format!("{name}.c"));
+        std::fs::write(&src, source).unwrap();
+        let status = Command::new("gcc")
+            .args(["-O1", "-o"])
+            .arg(&exe)
+            .arg(&src)
+            .status()
+            .expect("gcc");
+        assert!(status.success(), "building {name}");
+        built.push(name.to_string());
+    }
+    exe
 }
 
-fn build_target() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let src = dir.join("probed.c");
-    let exe = dir.join("probed");
-    std::fs::write(
-        &src,
+/// A program whose `probed(i)` returns `2 i + 1`, called for i in 0..N
+/// (N its argument) once a line arrives on stdin.
+fn target() -> PathBuf {
+    build_c(
+        "probed",
         "#include <stdio.h>\n#include <stdlib.h>\n\
          __attribute__((noinline)) long probed(long i) { return 2 * i + 1; }\n\
          int main(int argc, char **argv) {\n\
@@ -83,15 +105,26 @@ fn build_target() -> PathBuf {
            return 0;\n\
          }\n",
     )
-    .unwrap();
-    let status = Command::new("gcc")
-        .args(["-O1", "-o"])
-        .arg(&exe)
-        .arg(&src)
-        .status()
-        .expect("gcc");
-    assert!(status.success());
-    exe
+}
+
+/// Like [`target`], but the loop fires the USDT probe `scorch:tick(i, 2 i + 1)`
+/// only while its semaphore is set.
+fn usdt_target() -> PathBuf {
+    build_c(
+        "usdt_probed",
+        "#define _SDT_HAS_SEMAPHORES 1\n\
+         #include <stdio.h>\n#include <stdlib.h>\n\
+         unsigned short scorch_tick_semaphore __attribute__((section(\".probes\")));\n\
+         #include <sys/sdt.h>\n\
+         int main(int argc, char **argv) {\n\
+           char line[8]; long n = atol(argv[1]);\n\
+           if (!fgets(line, sizeof line, stdin)) return 1;\n\
+           for (long i = 0; i < n; i++)\n\
+             if (*(volatile unsigned short *)&scorch_tick_semaphore)\n\
+               STAP_PROBE2(scorch, tick, i, 2 * i + 1);\n\
+           return 0;\n\
+         }\n",
+    )
 }
 
 fn start(exe: &Path, n: u64) -> Child {
@@ -120,7 +153,7 @@ fn uprobe_sees_arguments_and_uretprobe_return_values() {
         (true, PT_REGS_AX, n * n),            // sum of 2 i + 1
     ] {
         let sum = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
-        let program = summing_program(&sum, reg);
+        let program = summing_program(&sum, &register(reg));
         let point = ProbePoint::User {
             path: &exe,
             offset,
@@ -146,7 +179,7 @@ fn uprobe_with_a_pid_fires_in_that_process_only() {
     let exe = target();
     let offset = symbol_offset(&exe, "probed").expect("offset");
     let sum = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
-    let program = summing_program(&sum, PT_REGS_DI);
+    let program = summing_program(&sum, &register(PT_REGS_DI));
     let (watched, other) = (start(&exe, 10), start(&exe, 500));
     let point = ProbePoint::User {
         path: &exe,
@@ -169,7 +202,7 @@ fn uprobe_errors_name_the_problem() {
     }
     let exe = target();
     let sum = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
-    let program = summing_program(&sum, PT_REGS_DI);
+    let program = summing_program(&sum, &register(PT_REGS_DI));
     let gone = ProbePoint::User {
         path: Path::new("/no/such/binary"),
         offset: 0x1000,
@@ -191,6 +224,71 @@ fn uprobe_errors_name_the_problem() {
     assert!(err.contains("does not exist"), "{err}");
 }
 
+/// Loads a USDT argument into R1 from where its note says it is.
+fn usdt_arg(location: &ArgLocation) -> Vec<Insn> {
+    match *location {
+        ArgLocation::Register(offset) => register(offset as i16).to_vec(),
+        ArgLocation::Constant(value) => Insn::ld_imm64(R1, value as u64).to_vec(),
+        ArgLocation::Memory { base, displacement } => {
+            // probe_read_user(fp - 16, 8, regs[base] + displacement); r1 = *(fp - 16)
+            let mut insns = vec![Insn::load(Size::DW, R3, R6, base as i16)];
+            insns.extend(Insn::ld_imm64(R2, displacement as u64));
+            insns.extend([
+                Insn::alu64_reg(Alu::Add, R3, R2),
+                Insn::mov64_reg(R1, R10),
+                Insn::alu64_imm(Alu::Add, R1, -16),
+                Insn::mov64_imm(R2, 8),
+                Insn::call(libbpf_sys::BPF_FUNC_probe_read_user),
+                Insn::load(Size::DW, R1, R10, -16),
+            ]);
+            insns
+        }
+        ArgLocation::Unsupported(ref spec) => {
+            panic!("gcc wrote an argument we cannot read: {spec}")
+        }
+    }
+}
+
+#[test]
+fn usdt_probe_with_a_semaphore_fires_and_reads_its_arguments() {
+    if !privileged() {
+        return;
+    }
+    let exe = usdt_target();
+    let probes = usdt::probes(&exe).expect("notes");
+    let tick = probes
+        .iter()
+        .find(|p| p.provider == "scorch" && p.name == "tick")
+        .unwrap_or_else(|| panic!("no scorch:tick in {probes:?}"));
+    assert_ne!(tick.semaphore, 0, "{tick:?}");
+    assert_eq!(tick.args.len(), 2, "{tick:?}");
+    assert_eq!(
+        (tick.args[1].size, tick.args[1].signed),
+        (8, true),
+        "{tick:?}"
+    );
+    let n = 300u64;
+    for (semaphore, hits, sum) in [(0, 0, 0), (tick.semaphore, n, n * n)] {
+        let map = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
+        let program = summing_program(&map, &usdt_arg(&tick.args[1].location));
+        let point = ProbePoint::User {
+            path: &exe,
+            offset: tick.offset,
+            ret: false,
+            pid: None,
+            semaphore,
+        };
+        let _link = attach(&program, &point).expect("attach");
+        go(start(&exe, n));
+        // Without the semaphore the guarded probe never runs.
+        assert_eq!(
+            (read(&map, 1), read(&map, 0)),
+            (hits, sum),
+            "semaphore {semaphore:#x}"
+        );
+    }
+}
+
 #[test]
 fn symbols_of_a_library_found_by_name() {
     let libc = resolve_binary("libc", None).expect("libc");
@@ -204,7 +302,7 @@ fn kprobe_fires_where_the_kernel_has_kprobes_and_says_why_not_elsewhere() {
         return;
     }
     let sum = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
-    let program = summing_program(&sum, PT_REGS_DI);
+    let program = summing_program(&sum, &register(PT_REGS_DI));
     let point = ProbePoint::Kernel {
         function: "do_nanosleep",
         offset: 0,
