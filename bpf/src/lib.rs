@@ -9,8 +9,10 @@
 //!   layout) are unit-tested without privileges; the privileged parts are
 //!   exercised by the root integration tests.
 
+pub mod btf;
 pub mod elf_symbols;
 pub mod error;
+pub mod fentry;
 pub mod insn;
 pub mod map;
 pub mod mounts;

@@ -19,6 +19,12 @@ pub enum ProgramType {
     Tracepoint,
     /// Runs on a kprobe or uprobe hit (`pt_regs` as context).
     Kprobe,
+    /// Runs on entry to the kernel function with this BTF id (its
+    /// arguments as a `u64` array), through a BPF trampoline.
+    Fentry(u32),
+    /// Runs on return from the kernel function with this BTF id (its
+    /// arguments, then its return value, as a `u64` array).
+    Fexit(u32),
     /// Runs on a raw tracepoint (its `u64` arguments as context); also
     /// what scorch runs once from user space with `BPF_PROG_TEST_RUN`.
     RawTracepoint,
@@ -30,6 +36,7 @@ impl ProgramType {
             ProgramType::PerfEvent => libbpf_sys::BPF_PROG_TYPE_PERF_EVENT,
             ProgramType::Tracepoint => libbpf_sys::BPF_PROG_TYPE_TRACEPOINT,
             ProgramType::Kprobe => libbpf_sys::BPF_PROG_TYPE_KPROBE,
+            ProgramType::Fentry(_) | ProgramType::Fexit(_) => libbpf_sys::BPF_PROG_TYPE_TRACING,
             ProgramType::RawTracepoint => libbpf_sys::BPF_PROG_TYPE_RAW_TRACEPOINT,
         }
     }
@@ -55,6 +62,13 @@ impl Program {
                 sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
                 ..Default::default()
             };
+            if let ProgramType::Fentry(id) | ProgramType::Fexit(id) = ty {
+                opts.attach_btf_id = id;
+                opts.expected_attach_type = match ty {
+                    ProgramType::Fentry(_) => libbpf_sys::BPF_TRACE_FENTRY,
+                    _ => libbpf_sys::BPF_TRACE_FEXIT,
+                };
+            }
             if let Some(buf) = log {
                 opts.log_level = 1;
                 opts.log_size = buf.len() as u32;

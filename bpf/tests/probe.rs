@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use scorch_bpf::elf_symbols::{function_symbols, resolve_binary, symbol_offset};
+use scorch_bpf::fentry::{self, TrampolineLink};
 use scorch_bpf::insn::{Alu, Cond, Insn, Size, R0, R1, R10, R2, R3, R6, R7};
 use scorch_bpf::map;
 use scorch_bpf::probe::{attach, ProbePoint};
@@ -33,6 +34,15 @@ fn privileged() -> bool {
 /// R6; it may use the stack below fp-8) into slot 0 of `sum` and counts
 /// hits in slot 1.
 fn summing_program(sum: &MapHandle, load: &[Insn]) -> Program {
+    summing_program_of_type(ProgramType::Kprobe, sum, load).expect("load")
+}
+
+/// [`summing_program`] loaded as `ty`.
+fn summing_program_of_type(
+    ty: ProgramType,
+    sum: &MapHandle,
+    load: &[Insn],
+) -> scorch_bpf::Result<Program> {
     use std::os::fd::{AsFd, AsRawFd};
     let fd = sum.as_fd().as_raw_fd();
     let mut insns = vec![Insn::mov64_reg(R6, R1)];
@@ -54,7 +64,7 @@ fn summing_program(sum: &MapHandle, load: &[Insn]) -> Program {
         ]);
     }
     insns.extend([Insn::mov64_imm(R0, 0), Insn::exit()]);
-    Program::load(ProgramType::Kprobe, "test_probe_sum", &insns).expect("load")
+    Program::load(ty, "test_probe_sum", &insns)
 }
 
 /// Loads the `pt_regs` register at `offset` into R1.
@@ -329,10 +339,48 @@ fn kprobe_fires_where_the_kernel_has_kprobes_and_says_why_not_elsewhere() {
     }
 }
 
-/// Runs the kprobe test above inside Debian's 6.1 kernel, which has kprobes
-/// (our development kernel does not): see `tests/guest/boot.sh`.
 #[test]
-fn kprobe_fires_on_linux_6_1() {
+fn fentry_and_fexit_fire_where_the_kernel_has_trampolines_and_say_why_not_elsewhere() {
+    if !privileged() {
+        return;
+    }
+    for exit in [false, true] {
+        let sum = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
+        let ty = fentry::program_type("do_nanosleep", exit).expect("do_nanosleep in BTF");
+        let loaded = summing_program_of_type(ty, &sum, &register(0))
+            .map_err(|e| fentry::explain_load_error(e, "do_nanosleep"));
+        let link = loaded.and_then(|program| TrampolineLink::attach(&program));
+        match link {
+            Ok(_link) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                assert!(read(&sum, 1) >= 1, "our own sleep was not seen");
+            }
+            Err(err) => {
+                assert!(
+                    std::env::var_os("SCORCH_REQUIRE_KPROBES").is_none(),
+                    "{err}"
+                );
+                let err = err.to_string();
+                assert!(
+                    err.contains("cannot load fentry/fexit programs for `do_nanosleep`")
+                        && err.contains("use kprobe:do_nanosleep"),
+                    "{err}"
+                );
+            }
+        }
+    }
+    let err = fentry::program_type("no_such_kernel_function", false).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has no function `no_such_kernel_function`"),
+        "{err}"
+    );
+}
+
+/// Runs the kprobe and fentry tests above inside Debian's 6.1 kernel, which
+/// has both (our development kernel does not): see `tests/guest/boot.sh`.
+#[test]
+fn kprobe_and_fentry_fire_on_linux_6_1() {
     if !privileged() {
         return;
     }
@@ -341,8 +389,9 @@ fn kprobe_fires_on_linux_6_1() {
     std::fs::write(
         &script,
         format!(
-            "SCORCH_REQUIRE_KPROBES=1 {} --exact \\\n\
-             kprobe_fires_where_the_kernel_has_kprobes_and_says_why_not_elsewhere\n",
+            "SCORCH_REQUIRE_KPROBES=1 {} --test-threads 1 \\\n\
+             kprobe_fires_where_the_kernel_has_kprobes_and_says_why_not_elsewhere \\\n\
+             fentry_and_fexit_fire_where_the_kernel_has_trampolines_and_say_why_not_elsewhere\n",
             me.display()
         ),
     )
@@ -356,7 +405,7 @@ fn kprobe_fires_on_linux_6_1() {
         .expect("tests/guest/boot.sh");
     let console = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && console.contains("test result: ok. 1 passed"),
+        out.status.success() && console.contains("test result: ok. 2 passed"),
         "the kprobe test failed on 6.1 ({:?}):\n{console}\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
