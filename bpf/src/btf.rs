@@ -29,7 +29,7 @@ const KIND_TYPEDEF: u32 = 8;
 const KIND_FUNC_PROTO: u32 = 13;
 
 /// A parsed BTF blob; freed when dropped.
-struct Btf(*mut libbpf_sys::btf);
+pub(crate) struct Btf(pub(crate) *mut libbpf_sys::btf);
 
 impl Drop for Btf {
     fn drop(&mut self) {
@@ -39,7 +39,7 @@ impl Drop for Btf {
 }
 
 impl Btf {
-    fn parse(path: &str) -> Result<Self> {
+    pub(crate) fn parse(path: &str) -> Result<Self> {
         let c_path = CString::new(path).map_err(|_| Error::Sys {
             what: format!("reading BTF from {path}"),
             source: std::io::Error::from(std::io::ErrorKind::InvalidInput),

@@ -10,6 +10,7 @@
 //!   exercised by the root integration tests.
 
 pub mod btf;
+pub mod btf_types;
 pub mod elf_symbols;
 pub mod error;
 pub mod fentry;

@@ -1,0 +1,174 @@
+//! Kernel types read through our BTF layer, checked against `bpftool btf
+//! dump` (Debian package bpftool) on the running kernel's BTF.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use scorch_bpf::btf_types::{KernelTypes, Type};
+
+/// One type block of `bpftool btf dump … format raw`: its header line and
+/// its member/parameter lines.
+struct Block {
+    header: String,
+    lines: Vec<String>,
+}
+
+/// bpftool's raw dump of the kernel BTF, by type id.
+fn bpftool() -> &'static HashMap<u32, Block> {
+    static DUMP: OnceLock<HashMap<u32, Block>> = OnceLock::new();
+    DUMP.get_or_init(|| {
+        let out = Command::new("bpftool")
+            .args([
+                "btf",
+                "dump",
+                "file",
+                "/sys/kernel/btf/vmlinux",
+                "format",
+                "raw",
+            ])
+            .output()
+            .expect("bpftool (Debian package bpftool)");
+        assert!(out.status.success(), "bpftool failed");
+        let mut blocks = HashMap::new();
+        let mut current = None;
+        for line in String::from_utf8_lossy(&out.stdout).lines() {
+            if let Some(rest) = line.strip_prefix('[') {
+                let (id, header) = rest.split_once("] ").expect("`[id] KIND …`");
+                let id: u32 = id.parse().expect("type id");
+                blocks.insert(
+                    id,
+                    Block {
+                        header: header.to_string(),
+                        lines: Vec::new(),
+                    },
+                );
+                current = Some(id);
+            } else if let Some(id) = current {
+                blocks
+                    .get_mut(&id)
+                    .unwrap()
+                    .lines
+                    .push(line.trim().to_string());
+            }
+        }
+        blocks
+    })
+}
+
+/// `key=value` from a bpftool line.
+fn field(line: &str, key: &str) -> Option<u32> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+}
+
+/// The quoted name at the start of a bpftool member line, or after the kind.
+fn quoted(line: &str) -> &str {
+    line.split('\'').nth(1).unwrap_or("")
+}
+
+fn find(kind: &str, name: &str) -> u32 {
+    *bpftool()
+        .iter()
+        .find(|(_, b)| b.header.starts_with(&format!("{kind} '{name}'")))
+        .unwrap_or_else(|| panic!("bpftool lists no {kind} {name}"))
+        .0
+}
+
+#[test]
+fn struct_members_match_bpftool() {
+    let types = KernelTypes::vmlinux().expect("vmlinux BTF");
+    let id = types
+        .struct_named("struct task_struct")
+        .expect("task_struct");
+    assert_eq!(id, find("STRUCT", "task_struct"));
+    let ours = types.members(id);
+    let theirs = &bpftool()[&id].lines;
+    let mut named = 0;
+    for line in theirs.iter().filter(|l| quoted(l) != "(anon)") {
+        named += 1;
+        let name = quoted(line);
+        let member = ours
+            .iter()
+            .find(|m| m.name == name)
+            .unwrap_or_else(|| panic!("we lack task_struct.{name}"));
+        assert_eq!(
+            Some(member.offset_bits),
+            field(line, "bits_offset"),
+            "{line}"
+        );
+        assert_eq!(Some(member.ty), field(line, "type_id"), "{line}");
+        assert_eq!(
+            member.bitfield_bits,
+            field(line, "bitfield_size").unwrap_or(0),
+            "{line}"
+        );
+    }
+    assert!(
+        named > 100 && ours.len() >= named,
+        "{named} named, {} ours",
+        ours.len()
+    );
+    assert_eq!(types.size_of(id), field(&bpftool()[&id].header, "size"));
+}
+
+#[test]
+fn member_types_resolve_as_c_declares_them() {
+    let types = KernelTypes::vmlinux().expect("vmlinux BTF");
+    let task = types.struct_named("task_struct").unwrap();
+    let parent = types.member(task, "real_parent").expect("real_parent");
+    assert_eq!(types.resolve(parent.ty), Type::Pointer(task));
+    assert_eq!(types.name_of(parent.ty), "struct task_struct *");
+    let comm = types.member(task, "comm").expect("comm");
+    let Type::Array { element, len: 16 } = types.resolve(comm.ty) else {
+        panic!("comm is {:?}", types.resolve(comm.ty));
+    };
+    assert!(matches!(
+        types.resolve(element),
+        Type::Int {
+            size: 1,
+            char: true,
+            ..
+        }
+    ));
+    assert_eq!(types.name_of(comm.ty), "char[16]");
+    let pid = types.member(task, "pid").expect("pid");
+    assert_eq!(types.name_of(pid.ty), "pid_t");
+    assert!(matches!(
+        types.resolve(pid.ty),
+        Type::Int {
+            size: 4,
+            signed: true,
+            ..
+        }
+    ));
+    assert!(types.member(task, "no_such_member").is_none());
+    assert!(types.struct_named("no_such_struct_xyz").is_none());
+}
+
+#[test]
+fn function_parameters_match_bpftool() {
+    let types = KernelTypes::vmlinux().expect("vmlinux BTF");
+    for function in ["do_nanosleep", "vfs_read", "tcp_sendmsg"] {
+        let Some((params, ret)) = types.function(function) else {
+            assert!(
+                !bpftool()
+                    .values()
+                    .any(|b| b.header.starts_with(&format!("FUNC '{function}'"))),
+                "bpftool knows {function}, we do not"
+            );
+            continue;
+        };
+        let func = find("FUNC", function);
+        let proto = &bpftool()[&field(&bpftool()[&func].header, "type_id").unwrap()];
+        assert_eq!(Some(ret), field(&proto.header, "ret_type_id"), "{function}");
+        let theirs: Vec<(&str, u32)> = proto
+            .lines
+            .iter()
+            .map(|l| (quoted(l), field(l, "type_id").unwrap()))
+            .collect();
+        let ours: Vec<(&str, u32)> = params.iter().map(|p| (p.name.as_str(), p.ty)).collect();
+        assert_eq!(ours, theirs, "{function}");
+    }
+}
