@@ -25,6 +25,7 @@ pub mod run_once;
 pub mod sampler;
 pub mod tracepoint;
 pub mod usdt;
+pub mod watchpoint;
 
 pub use error::{Error, Result};
 pub use perf_event::{online_cpus, Event, Rate};

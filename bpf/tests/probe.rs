@@ -16,6 +16,7 @@ use scorch_bpf::map;
 use scorch_bpf::probe::{attach, ProbePoint};
 use scorch_bpf::program::{Program, ProgramType};
 use scorch_bpf::usdt::{self, ArgLocation};
+use scorch_bpf::watchpoint;
 
 /// Offsets in x86_64 `struct pt_regs`.
 const PT_REGS_AX: i16 = 80;
@@ -297,6 +298,48 @@ fn usdt_probe_with_a_semaphore_fires_and_reads_its_arguments() {
             "semaphore {semaphore:#x}"
         );
     }
+}
+
+#[test]
+fn watchpoint_counts_writes_to_an_address() {
+    if !privileged() {
+        return;
+    }
+    let exe = build_c(
+        "watched",
+        "#include <stdio.h>\n#include <stdlib.h>\n\
+         volatile long counter;\n\
+         int main(int argc, char **argv) {\n\
+           char line[8]; long n = atol(argv[1]);\n\
+           printf(\"%p\\n\", (void *)&counter); fflush(stdout);\n\
+           if (!fgets(line, sizeof line, stdin)) return 1;\n\
+           for (long i = 0; i < n; i++) counter += i;\n\
+           return 0;\n\
+         }\n",
+    );
+    let mut child = Command::new(&exe)
+        .arg("1000")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let address = u64::from_str_radix(line.trim().trim_start_matches("0x"), 16).expect("address");
+    let sum = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
+    let program =
+        summing_program_of_type(ProgramType::PerfEvent, &sum, &[Insn::mov64_imm(R1, 0)]).unwrap();
+    let writes = watchpoint::Access::parse("w").unwrap();
+    let err = watchpoint::attach(&program, child.id(), address + 1, 8, writes).unwrap_err();
+    assert!(err.to_string().contains("aligned"), "{err}");
+    let link = watchpoint::attach(&program, child.id(), address, 8, writes).expect("attach");
+    go(child);
+    assert_eq!(read(&sum, 1), 1000);
+    drop(link);
 }
 
 #[test]

@@ -1,0 +1,117 @@
+//! Watchpoints: a program runs when a process touches an address.
+//!
+//! The CPU's debug registers watch 1, 2, 4 or 8 aligned bytes for writes,
+//! reads and writes, or execution; the kernel offers them as perf events of
+//! type `PERF_TYPE_BREAKPOINT`, opened on one process. A BPF program of type
+//! `PERF_EVENT` attached to one runs on every hit, with the registers at
+//! the faulting instruction as context. x86 has few debug registers (four)
+//! and cannot watch reads alone.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use crate::error::{Error, Result};
+use crate::perf_event::PerfEventLink;
+use crate::program::Program;
+
+/// `PERF_FLAG_FD_CLOEXEC` from `include/uapi/linux/perf_event.h`.
+const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
+
+/// Which accesses fire a watchpoint, as bpftrace spells them (`r`, `w`,
+/// `rw`, `x`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access(u32);
+
+impl Access {
+    /// Parses bpftrace's mode letters: any of `r`, `w`, `x`, each once.
+    pub fn parse(mode: &str) -> Option<Access> {
+        // HW_BREAKPOINT_R, _W and _X from include/uapi/linux/hw_breakpoint.h.
+        let mut bits = 0;
+        for c in mode.chars() {
+            let bit = match c {
+                'r' => 1,
+                'w' => 2,
+                'x' => 4,
+                _ => return None,
+            };
+            if bits & bit != 0 {
+                return None;
+            }
+            bits |= bit;
+        }
+        (bits != 0).then_some(Access(bits))
+    }
+}
+
+/// Attaches `program` (type `PERF_EVENT`) to accesses of `len` bytes at
+/// `address` in process `pid`; detached when the link is dropped.
+pub fn attach(
+    program: &Program,
+    pid: u32,
+    address: u64,
+    len: u64,
+    access: Access,
+) -> Result<PerfEventLink> {
+    let what = format!("watchpoint at {address:#x} ({len} bytes) in process {pid}");
+    if !matches!(len, 1 | 2 | 4 | 8) || address % len != 0 {
+        return Err(Error::Probe(format!(
+            "cannot set {what}: the length must be 1, 2, 4 or 8 bytes and the address aligned to it"
+        )));
+    }
+    let mut attr = libbpf_sys::perf_event_attr {
+        size: std::mem::size_of::<libbpf_sys::perf_event_attr>() as u32,
+        type_: libbpf_sys::PERF_TYPE_BREAKPOINT,
+        bp_type: access.0,
+        ..Default::default()
+    };
+    attr.__bindgen_anon_3.bp_addr = address;
+    attr.__bindgen_anon_4.bp_len = len;
+    attr.__bindgen_anon_1.sample_period = 1;
+    // SAFETY: attr is a valid perf_event_attr that outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            &attr as *const libbpf_sys::perf_event_attr,
+            pid as i32,
+            -1i32,
+            -1i32,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        let err = std::io::Error::last_os_error();
+        let why = match err.raw_os_error() {
+            Some(libc::ESRCH) => format!("process {pid} does not exist"),
+            Some(libc::EINVAL) if access.0 == 1 => {
+                "x86 cannot watch reads alone: use `rw`".to_string()
+            }
+            Some(libc::ENOSPC) => {
+                "every debug register is taken (x86 has four): remove another watchpoint"
+                    .to_string()
+            }
+            Some(libc::ENOENT | libc::EOPNOTSUPP) => {
+                "this machine offers no hardware breakpoints".to_string()
+            }
+            _ => return Err(Error::sys(format!("setting {what}"), err)),
+        };
+        return Err(Error::Probe(format!("cannot set {what}: {why} ({err})")));
+    }
+    // SAFETY: a non-negative return is a new fd we own.
+    let event = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    PerfEventLink::link(program, event, &what)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bpftrace_modes() {
+        assert_eq!(Access::parse("w"), Some(Access(2)));
+        assert_eq!(Access::parse("rw"), Some(Access(3)));
+        assert_eq!(Access::parse("wr"), Some(Access(3)));
+        assert_eq!(Access::parse("x"), Some(Access(4)));
+        assert_eq!(Access::parse("ww"), None);
+        assert_eq!(Access::parse(""), None);
+        assert_eq!(Access::parse("q"), None);
+    }
+}
