@@ -125,3 +125,21 @@ pub fn function_id(path: &str, name: &str) -> Result<u32> {
         ))
     })
 }
+
+/// The BTF id of the `btf_trace_NAME` typedef of raw tracepoint `name` in
+/// the BTF at `path`, which tp_btf programs name as their target.
+pub fn tracepoint_id(path: &str, name: &str) -> Result<u32> {
+    let btf = Btf::parse(path)?;
+    let c_name = CString::new(format!("btf_trace_{name}")).map_err(|_| {
+        Error::Probe(format!(
+            "`{name}` is not a tracepoint name (it holds a NUL byte)"
+        ))
+    })?;
+    // SAFETY: btf is valid and c_name a valid C string.
+    let id = unsafe { libbpf_sys::btf__find_by_name_kind(btf.0, c_name.as_ptr(), KIND_TYPEDEF) };
+    u32::try_from(id).map_err(|_| {
+        Error::Probe(format!(
+            "the kernel's BTF ({path}) has no raw tracepoint `{name}`; list them with `scorch trace -l 'rawtracepoint:*'`"
+        ))
+    })
+}

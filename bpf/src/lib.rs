@@ -10,10 +10,10 @@
 //!   exercised by the root integration tests.
 
 pub mod btf;
+pub mod btf_link;
 pub mod btf_types;
 pub mod elf_symbols;
 pub mod error;
-pub mod fentry;
 pub mod insn;
 pub mod map;
 pub mod mounts;

@@ -25,6 +25,9 @@ pub enum ProgramType {
     /// Runs on return from the kernel function with this BTF id (its
     /// arguments, then its return value, as a `u64` array).
     Fexit(u32),
+    /// Runs on the raw tracepoint whose `btf_trace_NAME` typedef has this
+    /// BTF id, with its typed arguments as a `u64` array (tp_btf).
+    TpBtf(u32),
     /// Runs on a raw tracepoint (its `u64` arguments as context); also
     /// what scorch runs once from user space with `BPF_PROG_TEST_RUN`.
     RawTracepoint,
@@ -36,7 +39,9 @@ impl ProgramType {
             ProgramType::PerfEvent => libbpf_sys::BPF_PROG_TYPE_PERF_EVENT,
             ProgramType::Tracepoint => libbpf_sys::BPF_PROG_TYPE_TRACEPOINT,
             ProgramType::Kprobe => libbpf_sys::BPF_PROG_TYPE_KPROBE,
-            ProgramType::Fentry(_) | ProgramType::Fexit(_) => libbpf_sys::BPF_PROG_TYPE_TRACING,
+            ProgramType::Fentry(_) | ProgramType::Fexit(_) | ProgramType::TpBtf(_) => {
+                libbpf_sys::BPF_PROG_TYPE_TRACING
+            }
             ProgramType::RawTracepoint => libbpf_sys::BPF_PROG_TYPE_RAW_TRACEPOINT,
         }
     }
@@ -62,12 +67,15 @@ impl Program {
                 sz: std::mem::size_of::<libbpf_sys::bpf_prog_load_opts>() as _,
                 ..Default::default()
             };
-            if let ProgramType::Fentry(id) | ProgramType::Fexit(id) = ty {
+            let btf_target = match ty {
+                ProgramType::Fentry(id) => Some((id, libbpf_sys::BPF_TRACE_FENTRY)),
+                ProgramType::Fexit(id) => Some((id, libbpf_sys::BPF_TRACE_FEXIT)),
+                ProgramType::TpBtf(id) => Some((id, libbpf_sys::BPF_TRACE_RAW_TP)),
+                _ => None,
+            };
+            if let Some((id, attach_type)) = btf_target {
                 opts.attach_btf_id = id;
-                opts.expected_attach_type = match ty {
-                    ProgramType::Fentry(_) => libbpf_sys::BPF_TRACE_FENTRY,
-                    _ => libbpf_sys::BPF_TRACE_FEXIT,
-                };
+                opts.expected_attach_type = attach_type;
             }
             if let Some(buf) = log {
                 opts.log_level = 1;

@@ -9,8 +9,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
+use scorch_bpf::btf_link::{self, BtfLink};
+use scorch_bpf::btf_types::KernelTypes;
 use scorch_bpf::elf_symbols::{function_symbols, resolve_binary, symbol_offset};
-use scorch_bpf::fentry::{self, TrampolineLink};
 use scorch_bpf::insn::{Alu, Cond, Insn, Size, R0, R1, R10, R2, R3, R6, R7};
 use scorch_bpf::map;
 use scorch_bpf::probe::{attach, ProbePoint};
@@ -343,6 +344,46 @@ fn watchpoint_counts_writes_to_an_address() {
 }
 
 #[test]
+fn tp_btf_reads_typed_task_pointers_directly() {
+    if !privileged() {
+        return;
+    }
+    // sched_switch(preempt, prev, next, prev_state): count prev->pid == us.
+    let types = KernelTypes::vmlinux().expect("vmlinux BTF");
+    let task = types.struct_named("task_struct").unwrap();
+    let pid = types.member(task, "pid").expect("task_struct.pid");
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let load = [
+        Insn::load(Size::DW, R1, R6, 8),
+        Insn::load(Size::W, R1, R1, (pid.offset_bits / 8) as i16),
+        Insn::jmp_imm(Cond::Eq, R1, tid, 2),
+        Insn::mov64_imm(R1, 0),
+        Insn::ja(1),
+        Insn::mov64_imm(R1, 1),
+    ];
+    let sum = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
+    let ty = btf_link::tp_btf_type("sched_switch").expect("btf_trace_sched_switch");
+    let program = summing_program_of_type(ty, &sum, &load).expect("the verifier takes prev->pid");
+    let _link = BtfLink::attach(&program).expect("attach");
+    for _ in 0..20 {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    assert!(
+        read(&sum, 0) >= 20,
+        "{} switches away from us",
+        read(&sum, 0)
+    );
+    assert!(read(&sum, 1) > read(&sum, 0));
+    let err = btf_link::tp_btf_type("no_such_tracepoint").unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("no raw tracepoint `no_such_tracepoint`"),
+        "{err}"
+    );
+}
+
+#[test]
 fn symbols_of_a_library_found_by_name() {
     let libc = resolve_binary("libc", None).expect("libc");
     let mallocs = function_symbols(&libc, |name| name.starts_with("malloc")).expect("symbols");
@@ -389,10 +430,10 @@ fn fentry_and_fexit_fire_where_the_kernel_has_trampolines_and_say_why_not_elsewh
     }
     for exit in [false, true] {
         let sum = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
-        let ty = fentry::program_type("do_nanosleep", exit).expect("do_nanosleep in BTF");
+        let ty = btf_link::fentry_type("do_nanosleep", exit).expect("do_nanosleep in BTF");
         let loaded = summing_program_of_type(ty, &sum, &register(0))
-            .map_err(|e| fentry::explain_load_error(e, "do_nanosleep"));
-        let link = loaded.and_then(|program| TrampolineLink::attach(&program));
+            .map_err(|e| btf_link::explain_fentry_error(e, "do_nanosleep"));
+        let link = loaded.and_then(|program| BtfLink::attach(&program));
         match link {
             Ok(_link) => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
@@ -412,7 +453,7 @@ fn fentry_and_fexit_fire_where_the_kernel_has_trampolines_and_say_why_not_elsewh
             }
         }
     }
-    let err = fentry::program_type("no_such_kernel_function", false).unwrap_err();
+    let err = btf_link::fentry_type("no_such_kernel_function", false).unwrap_err();
     assert!(
         err.to_string()
             .contains("has no function `no_such_kernel_function`"),
