@@ -326,6 +326,21 @@ impl KernelTypes {
         Some((params, proto.size_or_type))
     }
 
+    /// The names of every kernel function BTF describes, sorted: the
+    /// targets fentry/fexit can name.
+    pub fn function_names(&self) -> Vec<String> {
+        // SAFETY: btf is valid.
+        let count = unsafe { libbpf_sys::btf__type_cnt(self.btf.0) };
+        let mut names: Vec<String> = (1..count)
+            .filter_map(|id| self.raw(id))
+            .filter(|raw| raw.kind == FUNC)
+            .map(|raw| raw.name)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// How C spells type `id`: `struct task_struct *`, `char[16]`, `pid_t`.
     pub fn name_of(&self, id: TypeId) -> String {
         self.spell(id, 0)

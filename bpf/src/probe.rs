@@ -164,6 +164,38 @@ pub fn attach(program: &Program, point: &ProbePoint) -> Result<PerfEventLink> {
     PerfEventLink::link(program, event, &what)
 }
 
+/// The kernel functions kprobes can target, sorted: tracefs's
+/// `available_filter_functions`, or where that is unreadable (lockdown),
+/// the text symbols of `/proc/kallsyms`.
+pub fn kernel_functions(tracefs: &str) -> Result<Vec<String>> {
+    let filter = format!("{tracefs}/available_filter_functions");
+    let kallsyms = "/proc/kallsyms";
+    let first_word = |line: &str| line.split_whitespace().next().map(str::to_string);
+    let mut names: Vec<String> = match std::fs::read_to_string(&filter) {
+        // `name` or `name [module]`.
+        Ok(text) => text.lines().filter_map(first_word).collect(),
+        // `address type name [module]`: the text symbols.
+        Err(_) => std::fs::read_to_string(kallsyms)
+            .map_err(|e| Error::sys(format!("reading {kallsyms}"), e))?
+            .lines()
+            .filter_map(
+                |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                    [_, "t" | "T", name, ..] => Some(name.to_string()),
+                    _ => None,
+                },
+            )
+            .collect(),
+    };
+    if names.is_empty() {
+        return Err(Error::Probe(format!(
+            "neither {filter} nor {kallsyms} lists kernel functions"
+        )));
+    }
+    names.sort_unstable();
+    names.dedup();
+    Ok(names)
+}
+
 /// A dynamic PMU as sysfs describes it.
 struct Pmu {
     ty: u32,

@@ -172,3 +172,17 @@ fn function_parameters_match_bpftool() {
         assert_eq!(ours, theirs, "{function}");
     }
 }
+
+#[test]
+fn function_names_are_bpftools_funcs() {
+    let types = KernelTypes::vmlinux().expect("vmlinux BTF");
+    let ours = types.function_names();
+    let mut theirs: Vec<&str> = bpftool()
+        .values()
+        .filter(|b| b.header.starts_with("FUNC '"))
+        .map(|b| quoted(&b.header))
+        .collect();
+    theirs.sort_unstable();
+    theirs.dedup();
+    assert_eq!(ours, theirs);
+}

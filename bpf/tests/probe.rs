@@ -384,6 +384,21 @@ fn tp_btf_reads_typed_task_pointers_directly() {
 }
 
 #[test]
+fn kernel_functions_include_well_known_ones() {
+    if !privileged() {
+        return;
+    }
+    scorch_bpf::mounts::ensure_mounted().expect("tracefs");
+    let functions = scorch_bpf::probe::kernel_functions(scorch_bpf::mounts::TRACEFS).expect("list");
+    for name in ["do_nanosleep", "vfs_read", "schedule"] {
+        assert!(
+            functions.binary_search(&name.to_string()).is_ok(),
+            "{name} missing"
+        );
+    }
+}
+
+#[test]
 fn symbols_of_a_library_found_by_name() {
     let libc = resolve_binary("libc", None).expect("libc");
     let mallocs = function_symbols(&libc, |name| name.starts_with("malloc")).expect("symbols");
