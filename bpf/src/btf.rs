@@ -111,15 +111,7 @@ const KIND_FUNC: u32 = 12;
 /// The BTF id of kernel function `name` in the BTF at `path`, which
 /// fentry/fexit programs name as their target.
 pub fn function_id(path: &str, name: &str) -> Result<u32> {
-    let btf = Btf::parse(path)?;
-    let c_name = CString::new(name).map_err(|_| {
-        Error::Probe(format!(
-            "`{name}` is not a kernel function name (it holds a NUL byte)"
-        ))
-    })?;
-    // SAFETY: btf is valid and c_name a valid C string.
-    let id = unsafe { libbpf_sys::btf__find_by_name_kind(btf.0, c_name.as_ptr(), KIND_FUNC) };
-    u32::try_from(id).map_err(|_| {
+    find_id(path, name, KIND_FUNC)?.ok_or_else(|| {
         Error::Probe(format!(
             "the kernel's BTF ({path}) has no function `{name}`: it may be inlined, static without BTF, or misspelled; list candidates with `scorch trace -l 'fentry:*{name}*'`"
         ))
@@ -129,17 +121,21 @@ pub fn function_id(path: &str, name: &str) -> Result<u32> {
 /// The BTF id of the `btf_trace_NAME` typedef of raw tracepoint `name` in
 /// the BTF at `path`, which tp_btf programs name as their target.
 pub fn tracepoint_id(path: &str, name: &str) -> Result<u32> {
-    let btf = Btf::parse(path)?;
-    let c_name = CString::new(format!("btf_trace_{name}")).map_err(|_| {
-        Error::Probe(format!(
-            "`{name}` is not a tracepoint name (it holds a NUL byte)"
-        ))
-    })?;
-    // SAFETY: btf is valid and c_name a valid C string.
-    let id = unsafe { libbpf_sys::btf__find_by_name_kind(btf.0, c_name.as_ptr(), KIND_TYPEDEF) };
-    u32::try_from(id).map_err(|_| {
+    find_id(path, &format!("btf_trace_{name}"), KIND_TYPEDEF)?.ok_or_else(|| {
         Error::Probe(format!(
             "the kernel's BTF ({path}) has no raw tracepoint `{name}`; list them with `scorch trace -l 'rawtracepoint:*'`"
         ))
     })
+}
+
+/// The id of the type of `kind` named `name` in the BTF at `path`, if it
+/// holds one.
+fn find_id(path: &str, name: &str, kind: u32) -> Result<Option<u32>> {
+    let btf = Btf::parse(path)?;
+    let Ok(c_name) = CString::new(name) else {
+        return Ok(None);
+    };
+    // SAFETY: btf is valid and c_name a valid C string.
+    let id = unsafe { libbpf_sys::btf__find_by_name_kind(btf.0, c_name.as_ptr(), kind) };
+    Ok(u32::try_from(id).ok())
 }

@@ -97,21 +97,9 @@ fn open_event(event: Event, rate: Rate, cpu: u32) -> Result<OwnedFd> {
         }
         Rate::Period(n) => attr.__bindgen_anon_1.sample_period = n,
     }
-    // SAFETY: attr is a valid perf_event_attr that outlives the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            &attr as *const libbpf_sys::perf_event_attr,
-            -1i32,
-            cpu as i32,
-            -1i32,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        let err = std::io::Error::last_os_error();
+    open(&attr, -1, cpu as i32).map_err(|err| {
         let what = format!("opening the {name} perf event on CPU {cpu}");
-        return Err(match (event, err.raw_os_error()) {
+        match (event, err.raw_os_error()) {
             (Event::Cycles, Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV)) => Error::Sys {
                 what: format!("{what}: this machine has no hardware PMU (common in VMs); use the cpu-clock event"),
                 source: err,
@@ -123,7 +111,30 @@ fn open_event(event: Event, rate: Rate, cpu: u32) -> Result<OwnedFd> {
                 source: err,
             },
             _ => Error::sys(what, err),
-        });
+        }
+    })
+}
+
+/// Opens the perf event `attr` describes for process `pid` (-1: every
+/// process) on `cpu` (-1: every CPU), close-on-exec.
+pub(crate) fn open(
+    attr: &libbpf_sys::perf_event_attr,
+    pid: i32,
+    cpu: i32,
+) -> std::io::Result<OwnedFd> {
+    // SAFETY: attr is a valid perf_event_attr that outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_perf_event_open,
+            attr as *const libbpf_sys::perf_event_attr,
+            pid,
+            cpu,
+            -1i32,
+            PERF_FLAG_FD_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
     }
     // SAFETY: a non-negative return is a new fd we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })

@@ -10,15 +10,11 @@
 //! perf event; dropping the link detaches it.
 
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::perf_event::PerfEventLink;
+use crate::perf_event::{self, PerfEventLink};
 use crate::program::Program;
-
-/// `PERF_FLAG_FD_CLOEXEC` from `include/uapi/linux/perf_event.h`.
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 
 /// Where a dynamic probe fires.
 #[derive(Debug, Clone, Copy)]
@@ -129,19 +125,7 @@ pub fn attach(program: &Program, point: &ProbePoint) -> Result<PerfEventLink> {
         Some(pid) => (pid as i32, -1),
         None => (-1, 0),
     };
-    // SAFETY: attr and the string it points at outlive the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            &attr as *const libbpf_sys::perf_event_attr,
-            pid,
-            cpu,
-            -1i32,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        let err = std::io::Error::last_os_error();
+    let event = perf_event::open(&attr, pid, cpu).map_err(|err| {
         let why = match (point, err.raw_os_error()) {
             (ProbePoint::Kernel { function, .. }, Some(libc::ENOENT | libc::EINVAL)) => format!(
                 "the kernel cannot probe `{function}` (not a function, inlined, or marked notrace): pick another from `scorch trace -l 'kprobe:*'`"
@@ -155,12 +139,10 @@ pub fn attach(program: &Program, point: &ProbePoint) -> Result<PerfEventLink> {
             (ProbePoint::User { .. }, Some(libc::EINVAL)) => {
                 "the kernel refused the offset: it must point at an instruction inside an executable mapping of the file".to_string()
             }
-            _ => return Err(Error::sys(format!("opening {what}"), err)),
+            _ => return Error::sys(format!("opening {what}"), err),
         };
-        return Err(Error::Probe(format!("cannot attach {what}: {why} ({err})")));
-    }
-    // SAFETY: a non-negative return is a new fd we own.
-    let event = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Error::Probe(format!("cannot attach {what}: {why} ({err})"))
+    })?;
     PerfEventLink::link(program, event, &what)
 }
 

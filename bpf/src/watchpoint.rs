@@ -7,14 +7,9 @@
 //! the faulting instruction as context. x86 has few debug registers (four)
 //! and cannot watch reads alone.
 
-use std::os::fd::{FromRawFd, OwnedFd};
-
 use crate::error::{Error, Result};
-use crate::perf_event::PerfEventLink;
+use crate::perf_event::{self, PerfEventLink};
 use crate::program::Program;
-
-/// `PERF_FLAG_FD_CLOEXEC` from `include/uapi/linux/perf_event.h`.
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 
 /// Which accesses fire a watchpoint, as bpftrace spells them (`r`, `w`,
 /// `rw`, `x`).
@@ -52,7 +47,7 @@ pub fn attach(
     access: Access,
 ) -> Result<PerfEventLink> {
     let what = format!("watchpoint at {address:#x} ({len} bytes) in process {pid}");
-    if !matches!(len, 1 | 2 | 4 | 8) || address % len != 0 {
+    if !matches!(len, 1 | 2 | 4 | 8) || address & (len - 1) != 0 {
         return Err(Error::Probe(format!(
             "cannot set {what}: the length must be 1, 2, 4 or 8 bytes and the address aligned to it"
         )));
@@ -66,19 +61,7 @@ pub fn attach(
     attr.__bindgen_anon_3.bp_addr = address;
     attr.__bindgen_anon_4.bp_len = len;
     attr.__bindgen_anon_1.sample_period = 1;
-    // SAFETY: attr is a valid perf_event_attr that outlives the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            &attr as *const libbpf_sys::perf_event_attr,
-            pid as i32,
-            -1i32,
-            -1i32,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        let err = std::io::Error::last_os_error();
+    let event = perf_event::open(&attr, pid as i32, -1).map_err(|err| {
         let why = match err.raw_os_error() {
             Some(libc::ESRCH) => format!("process {pid} does not exist"),
             Some(libc::EINVAL) if access.0 == 1 => {
@@ -91,12 +74,10 @@ pub fn attach(
             Some(libc::ENOENT | libc::EOPNOTSUPP) => {
                 "this machine offers no hardware breakpoints".to_string()
             }
-            _ => return Err(Error::sys(format!("setting {what}"), err)),
+            _ => return Error::sys(format!("setting {what}"), err),
         };
-        return Err(Error::Probe(format!("cannot set {what}: {why} ({err})")));
-    }
-    // SAFETY: a non-negative return is a new fd we own.
-    let event = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        Error::Probe(format!("cannot set {what}: {why} ({err})"))
+    })?;
     PerfEventLink::link(program, event, &what)
 }
 
