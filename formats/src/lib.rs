@@ -13,6 +13,9 @@
 //!   the default multi-line report and the header line.
 //! - [`svg`]: an interactive flame graph, drawn by inferno.
 //! - [`pprof`]: gzipped `profile.proto`, and a decoder to read it back.
+//! - [`pprof_import`]: a pprof profile from another profiler into the model.
+//! - [`folded`]: folded stacks (`foo;bar 100`) into the model.
+//! - [`gunzip`]: size limits and bounded decompression for untrusted input.
 //! - [`json`]: a compact form for the web page.
 //! - [`push`]: the requests that carry pprof to Pyroscope and Parca.
 //!
@@ -22,9 +25,12 @@
 //! whose indices point nowhere shows those frames as `[unknown]`.
 
 pub mod flame;
+pub mod folded;
+pub mod gunzip;
 pub mod json;
 pub mod model;
 pub mod pprof;
+pub mod pprof_import;
 pub mod push;
 pub mod svg;
 pub mod text;
@@ -62,6 +68,49 @@ pub enum Error {
     /// JSON could not be read or written.
     #[error("cannot read or write the JSON profile: {0}")]
     Json(#[from] serde_json::Error),
+    /// Untrusted input is larger than a [`gunzip::Limits`] allows.
+    #[error("{}", too_large(what, *size, *limit, *stage))]
+    TooLarge {
+        /// What was being read, e.g. `pprof profile`.
+        what: &'static str,
+        /// Its size, when known (decompression stops at the limit).
+        size: Option<u64>,
+        /// The limit it exceeds.
+        limit: u64,
+        /// Whether the limit is on the received or the decompressed size.
+        stage: gunzip::Stage,
+    },
+    /// A valid pprof profile that does not count CPU samples.
+    #[error(
+        "the pprof profile is not a CPU profile: {0}; scorch stores CPU samples \
+         (a `samples/count` or `cpu/nanoseconds` sample type)"
+    )]
+    NotCpu(String),
+    /// Folded stacks that are not `frame;frame;… count` lines.
+    #[error("invalid folded stacks: {0}")]
+    InvalidFolded(String),
+}
+
+/// The message of [`Error::TooLarge`].
+fn too_large(what: &str, size: Option<u64>, limit: u64, stage: gunzip::Stage) -> String {
+    let limit = gunzip::human_size(limit);
+    match (stage, size) {
+        (gunzip::Stage::Received, Some(size)) => format!(
+            "the {what} is {}, more than the limit of {limit}",
+            gunzip::human_size(size)
+        ),
+        (gunzip::Stage::Received, None) => {
+            format!("the {what} is more than the limit of {limit}")
+        }
+        (gunzip::Stage::Decompressed, Some(size)) => format!(
+            "the {what} is {} uncompressed, more than the limit of {limit}",
+            gunzip::human_size(size)
+        ),
+        (gunzip::Stage::Decompressed, None) => format!(
+            "the {what} decompresses to more than the limit of {limit} \
+             (decompression stopped there)"
+        ),
+    }
 }
 
 /// An output format.

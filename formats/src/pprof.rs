@@ -28,15 +28,18 @@
 //!
 //! [`decode`] reads a profile back (gzipped or not) and [`stacks`] flattens
 //! it into named stacks, for tests and for anything that ingests pprof.
+//! [`decode_limited`] reads untrusted input: its size, compressed and
+//! decompressed, is bounded (see [`crate::gunzip`]), so a gzip bomb or a
+//! huge upload is an error, not an exhausted memory.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
+use std::io::Write;
 
-use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use prost::Message;
 
+use crate::gunzip::{maybe_gunzip, Limits};
 use crate::model::{offset_name, Profile, Stack, UNKNOWN};
 use crate::text::{MISSED_KERNEL, MISSED_USER};
 use crate::Error;
@@ -238,17 +241,19 @@ pub fn encode(profile: &Profile) -> Vec<u8> {
     gzip.finish().unwrap_or_default()
 }
 
-/// Reads a pprof profile, gzipped (it starts with the gzip magic) or not.
+/// Reads a pprof profile, gzipped (it starts with the gzip magic) or not,
+/// within the default [`Limits`].
 pub fn decode(data: &[u8]) -> Result<proto::Profile, Error> {
-    if data.starts_with(&[0x1f, 0x8b]) {
-        let mut raw = Vec::new();
-        GzDecoder::new(data)
-            .read_to_end(&mut raw)
-            .map_err(Error::Gzip)?;
-        Ok(proto::Profile::decode(raw.as_slice())?)
-    } else {
-        Ok(proto::Profile::decode(data)?)
-    }
+    decode_limited(data, &Limits::default())
+}
+
+/// Reads a pprof profile from untrusted input: gzipped or not, at most
+/// `limits.compressed` bytes as given and `limits.decompressed` bytes of
+/// protobuf; a larger one is [`Error::TooLarge`] and is never decompressed
+/// past the limit.
+pub fn decode_limited(data: &[u8], limits: &Limits) -> Result<proto::Profile, Error> {
+    let raw = maybe_gunzip("pprof profile", data, limits)?;
+    Ok(proto::Profile::decode(&*raw)?)
 }
 
 /// `profile` as a pprof message.

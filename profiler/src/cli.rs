@@ -23,7 +23,8 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Profile the whole host continuously, keep the history, serve the page.
     Agent(AgentArgs),
-    /// Serve the page and API over an existing store, without profiling.
+    /// Serve the page and API over a store, and receive profiles pushed by
+    /// other hosts (Pyroscope /ingest and push APIs), without profiling.
     Serve(ServeArgs),
     /// Run a bpftrace program (bpftrace compatible).
     Trace(TraceArgs),
@@ -186,6 +187,28 @@ pub struct ServeArgs {
     /// File holding a token every request must carry (Bearer header or ?token=).
     #[arg(long = "auth-token-file", value_name = "FILE")]
     pub auth_token_file: Option<PathBuf>,
+
+    /// Do not accept pushed profiles (/ingest, push.v1.PusherService/Push):
+    /// serve the store read-only.
+    #[arg(long = "no-ingest")]
+    pub no_ingest: bool,
+
+    /// Largest ingest request body, as received (e.g. 16MiB).
+    #[arg(long = "max-ingest-size", default_value = "16MiB", value_parser = crate::units::parse_size)]
+    pub max_ingest_size: u64,
+
+    /// Largest pushed profile once decompressed (e.g. 256MiB).
+    #[arg(long = "max-ingest-decompressed", default_value = "256MiB",
+          value_parser = crate::units::parse_size)]
+    pub max_ingest_decompressed: u64,
+
+    /// How long ingested history is kept (e.g. 7d, 12h).
+    #[arg(long, default_value = "7d", value_parser = crate::units::parse_duration)]
+    pub retention: std::time::Duration,
+
+    /// Most disk the store may use (e.g. 2GiB); oldest windows go first.
+    #[arg(long = "max-disk", default_value = "2GiB", value_parser = crate::units::parse_size)]
+    pub max_disk: u64,
 
     /// Log format.
     #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]

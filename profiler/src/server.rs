@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 use scorch_store::Store;
-use scorch_web::LiveProfiler;
+use scorch_web::{IngestLimits, LiveProfiler};
 use tokio::sync::oneshot;
 
 /// A running server; [`Server::stop`] shuts it down gracefully.
@@ -32,6 +32,17 @@ pub fn spawn(
     store: Arc<Store>,
     live: Option<Arc<dyn LiveProfiler>>,
     listen: &Listen,
+) -> anyhow::Result<Server> {
+    spawn_with_ingest(store, live, listen, None)
+}
+
+/// [`spawn`], also storing the profiles clients push when `ingest` gives
+/// the limits (the store must be open for writing).
+pub fn spawn_with_ingest(
+    store: Arc<Store>,
+    live: Option<Arc<dyn LiveProfiler>>,
+    listen: &Listen,
+    ingest: Option<IngestLimits>,
 ) -> anyhow::Result<Server> {
     let token = match &listen.token_file {
         Some(path) => {
@@ -70,7 +81,10 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("scorch-web".into())
         .spawn(move || {
-            let app = scorch_web::router(store, live, token);
+            let app = match ingest {
+                Some(limits) => scorch_web::router_with_ingest(store, live, token, limits),
+                None => scorch_web::router(store, live, token),
+            };
             let result = runtime.block_on(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {

@@ -1,9 +1,11 @@
 //! Optional bearer-token authentication for every request.
 //!
 //! With a token configured, a request must carry `Authorization: Bearer
-//! TOKEN` (scripts), or `?token=TOKEN` (a browser opening the page: the
-//! answer sets an HttpOnly cookie so the page's own requests carry it too);
-//! anything else gets a 401.
+//! TOKEN` (scripts, Pyroscope SDKs' auth token, Alloy's `bearer_token`),
+//! `Authorization: Basic` with the token as the password, any user (clients
+//! that only speak basic auth), or `?token=TOKEN` (a browser opening the
+//! page: the answer sets an HttpOnly cookie so the page's own requests
+//! carry it too); anything else gets a 401.
 
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
@@ -25,8 +27,11 @@ pub(crate) async fn require_token(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_string);
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .map(str::to_string)
+                .or_else(|| v.strip_prefix("Basic ").and_then(basic_password))
+        });
     let from_query = request.uri().query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "token")
@@ -62,9 +67,19 @@ pub(crate) async fn require_token(
     } else {
         Err(ApiError {
             status: StatusCode::UNAUTHORIZED,
-            message: "this server needs a token: send `Authorization: Bearer TOKEN` or add `?token=TOKEN`".into(),
+            message: "this server needs a token: send `Authorization: Bearer TOKEN` (or basic \
+                      auth with the token as the password), or add `?token=TOKEN`"
+                .into(),
         })
     }
+}
+
+/// The password of HTTP basic credentials (`base64(user:password)`).
+fn basic_password(credentials: &str) -> Option<String> {
+    let decoded = scorch_formats::push::decode_base64(credentials.trim()).ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_string())
 }
 
 /// Compares without stopping at the first difference, so timing tells nothing.
@@ -75,6 +90,18 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials() {
+        // base64("alloy:s3cret"), base64("s3cret"), base64(":s3cret")
+        assert_eq!(
+            basic_password("YWxsb3k6czNjcmV0").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(basic_password("czNjcmV0"), None);
+        assert_eq!(basic_password("OnMzY3JldA==").as_deref(), Some("s3cret"));
+        assert_eq!(basic_password("!!"), None);
+    }
 
     #[test]
     fn equality() {

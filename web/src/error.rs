@@ -22,6 +22,51 @@ impl ApiError {
         }
     }
 
+    /// A 413 with `message`: the request is larger than a limit.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: message.into(),
+        }
+    }
+
+    /// A 415 with `message`: a content type or encoding we do not read.
+    pub fn unsupported(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            message: message.into(),
+        }
+    }
+
+    /// A 503 with `message`: the server cannot do this now.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+        }
+    }
+
+    /// The answer to a profile that could not be read: 413 past a size
+    /// limit, 400 for bad data.
+    pub fn from_format(error: scorch_formats::Error) -> Self {
+        match error {
+            scorch_formats::Error::TooLarge { .. } => Self::too_large(error.to_string()),
+            _ => Self::bad_request(error.to_string()),
+        }
+    }
+
+    /// The answer to a failed store call: 400 for a window the store
+    /// refuses, 503 when it cannot write now, else 500.
+    pub fn from_store(error: scorch_store::Error) -> Self {
+        match error {
+            scorch_store::Error::InvalidWindow(_) => Self::bad_request(error.to_string()),
+            scorch_store::Error::DiskFull { .. } | scorch_store::Error::ReadOnly { .. } => {
+                Self::unavailable(error.to_string())
+            }
+            _ => Self::internal(error.to_string()),
+        }
+    }
+
     /// A 500 with `message`.
     pub fn internal(message: impl Into<String>) -> Self {
         Self {

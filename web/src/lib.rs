@@ -1,5 +1,6 @@
 //! The scorch web server: a JSON API over the profile store and the
-//! flame-graph page that uses it.
+//! flame-graph page that uses it, and the ingest endpoints through which
+//! other profilers push profiles into the store (see `ingest`).
 //!
 //! Design constraints:
 //! - One router for `scorch agent` (store being written) and `scorch serve`
@@ -11,6 +12,7 @@
 mod api;
 mod auth;
 mod error;
+mod ingest;
 mod live;
 mod page;
 mod params;
@@ -18,18 +20,25 @@ mod params;
 use std::sync::Arc;
 
 use axum::extract::FromRef;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use scorch_store::Store;
 
 pub use error::ApiError;
+pub use ingest::push::CONNECT_PROTO;
+pub use ingest::pyroscope::SPY_LABEL;
+pub use ingest::{PROCESS_CPU, PROFILE_TYPE, SERVICE_NAME};
 pub use live::LiveProfiler;
+pub use scorch_formats::gunzip::Limits as IngestLimits;
+pub use scorch_formats::push::pyroscope::PUSH_PATH;
 
 /// What handlers share.
 #[derive(Clone)]
 pub(crate) struct AppState {
     store: Arc<Store>,
     live: Option<live::Live>,
+    /// Ingest limits; `None` when ingest is off.
+    ingest: Option<IngestLimits>,
 }
 
 impl FromRef<AppState> for Arc<Store> {
@@ -38,12 +47,42 @@ impl FromRef<AppState> for Arc<Store> {
     }
 }
 
+impl FromRef<AppState> for ingest::Ingest {
+    fn from_ref(state: &AppState) -> Self {
+        ingest::Ingest {
+            store: Arc::clone(&state.store),
+            limits: state.ingest,
+        }
+    }
+}
+
 /// The server's routes over `store`; `live` serves `/debug/pprof/profile`;
-/// with `token`, every request must carry it.
+/// with `token`, every request must carry it. Ingest is off: its endpoints
+/// answer 503.
 pub fn router(
     store: Arc<Store>,
     live: Option<Arc<dyn LiveProfiler>>,
     token: Option<String>,
+) -> Router {
+    build(store, live, token, None)
+}
+
+/// [`router`] that also stores the profiles clients push to `/ingest` and
+/// [`PUSH_PATH`], within `limits`; `store` must be open for writing.
+pub fn router_with_ingest(
+    store: Arc<Store>,
+    live: Option<Arc<dyn LiveProfiler>>,
+    token: Option<String>,
+    limits: IngestLimits,
+) -> Router {
+    build(store, live, token, Some(limits))
+}
+
+fn build(
+    store: Arc<Store>,
+    live: Option<Arc<dyn LiveProfiler>>,
+    token: Option<String>,
+    ingest: Option<IngestLimits>,
 ) -> Router {
     let router = Router::new()
         .route("/api/profile", get(api::profile))
@@ -51,11 +90,14 @@ pub fn router(
         .route("/api/labels", get(api::labels))
         .route("/api/label-values", get(api::label_values))
         .route("/debug/pprof/profile", get(live::pprof_profile))
+        .route("/ingest", post(ingest::pyroscope::ingest))
+        .route(PUSH_PATH, post(ingest::push::push))
         .route("/", get(page::index))
         .route("/{file}", get(page::asset))
         .with_state(AppState {
             store,
             live: live.map(live::Live::new),
+            ingest,
         });
     match token {
         Some(token) => router.layer(axum::middleware::from_fn_with_state(

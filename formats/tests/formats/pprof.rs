@@ -1,7 +1,8 @@
 //! pprof: round trip, structure, golden of the decoded message.
 
 use prost::Message;
-use scorch_formats::pprof::{decode, encode, stacks, to_proto};
+use scorch_formats::gunzip::{Limits, Stage};
+use scorch_formats::pprof::{decode, decode_limited, encode, stacks, to_proto};
 use scorch_formats::{Error, Profile, Stack};
 
 use crate::fixture::{golden, profile, TOTAL};
@@ -249,6 +250,105 @@ fn bad_input_is_an_error() {
     let mut p = to_proto(&profile());
     p.function[0].name = 1 << 40;
     assert!(matches!(stacks(&p), Err(Error::InvalidPprof(_))));
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(data).unwrap();
+    gz.finish().unwrap()
+}
+
+#[test]
+fn a_gzip_bomb_is_refused_at_the_decompressed_limit() {
+    // 1 GiB of zeros: 1024 gzip members of 1 MiB each, about 1 MiB in all.
+    let bomb = gzip(&vec![0u8; 1 << 20]).repeat(1024);
+    assert!(bomb.len() < 2 << 20);
+    let limits = Limits {
+        compressed: 4 << 20,
+        decompressed: 16 << 20,
+    };
+    let err = decode_limited(&bomb, &limits).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLarge {
+                stage: Stage::Decompressed,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "the pprof profile decompresses to more than the limit of 16 MiB \
+         (decompression stopped there)"
+    );
+    // The default limits refuse it too.
+    assert!(matches!(decode(&bomb), Err(Error::TooLarge { .. })));
+}
+
+#[test]
+fn the_received_size_is_limited() {
+    let bytes = encode(&profile());
+    let limits = Limits {
+        compressed: bytes.len() as u64 - 1,
+        decompressed: 1 << 20,
+    };
+    let err = decode_limited(&bytes, &limits).unwrap_err().to_string();
+    assert!(err.starts_with("the pprof profile is "), "{err}");
+    assert!(err.contains("more than the limit of"), "{err}");
+    // Uncompressed protobuf counts against the decompressed limit.
+    let raw = to_proto(&profile()).encode_to_vec();
+    let limits = Limits {
+        compressed: 1 << 20,
+        decompressed: raw.len() as u64 - 1,
+    };
+    assert!(matches!(
+        decode_limited(&raw, &limits),
+        Err(Error::TooLarge {
+            stage: Stage::Decompressed,
+            size: Some(_),
+            ..
+        })
+    ));
+    let limits = Limits {
+        compressed: bytes.len() as u64,
+        decompressed: raw.len() as u64,
+    };
+    assert_eq!(
+        decode_limited(&bytes, &limits).unwrap(),
+        to_proto(&profile())
+    );
+}
+
+#[test]
+fn truncated_and_malformed_protobuf_are_errors() {
+    let raw = to_proto(&profile()).encode_to_vec();
+    for cut in [1, raw.len() / 3, raw.len() / 2, raw.len() - 1] {
+        let err = decode(&raw[..cut]);
+        assert!(
+            matches!(err, Err(Error::PprofDecode(_))),
+            "cut {cut}: {err:?}"
+        );
+        // The same, gzipped: gzip is fine, the protobuf inside is not.
+        let err = decode(&gzip(&raw[..cut]));
+        assert!(
+            matches!(err, Err(Error::PprofDecode(_))),
+            "cut {cut}: {err:?}"
+        );
+    }
+    // A truncated gzip stream.
+    let bytes = encode(&profile());
+    assert!(matches!(
+        decode(&bytes[..bytes.len() - 10]),
+        Err(Error::Gzip(_))
+    ));
+    // A field with the wrong wire type (sample_type as a varint).
+    assert!(matches!(decode(&[0x08, 0x01]), Err(Error::PprofDecode(_))));
+    // A length that runs past the end.
+    let err = decode(&[0x0a, 0x7f, 0x00]).unwrap_err().to_string();
+    assert!(err.starts_with("cannot decode the pprof profile"), "{err}");
 }
 
 #[test]

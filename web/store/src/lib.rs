@@ -13,6 +13,9 @@
 //!   comm, user stack, kernel stack. Traces, stacks, locations, mappings and
 //!   strings live once each in **dictionaries**; a window is stored as a
 //!   zstd-compressed list of (trace id, count).
+//! - An [`Upload`] is a window a client sent (to `scorch serve`'s ingest)
+//!   with an id of its own: [`Store::write_uploads`] stores each id once,
+//!   so a client that retries after a lost answer adds nothing twice.
 //! - A [`Query`] picks series by label equality and windows by start time;
 //!   [`Store::query`] returns them merged into one [`Profile`], identical
 //!   traces summed.
@@ -141,7 +144,7 @@ pub use query::{Bucket, Query};
 pub use retention::RetentionReport;
 pub use salvage::SalvageReport;
 pub use schema::CheckOutcome;
-pub use write::{Window, WindowId};
+pub use write::{Upload, Window, WindowId};
 
 use dict::DictCache;
 use error::SqlContext;
@@ -277,8 +280,25 @@ impl Store {
     /// Stores windows (typically the per-process split of one host window)
     /// in one transaction: all of them or, on error, none.
     pub fn write_windows(&self, windows: &[Window]) -> Result<Vec<WindowId>, Error> {
+        let windows: Vec<(Option<&str>, &Window)> = windows.iter().map(|w| (None, w)).collect();
+        let ids = self
+            .writer()?
+            .write(&windows)
+            .map_err(|e| e.in_store(&self.db))?;
+        Ok(ids.into_iter().flatten().collect())
+    }
+
+    /// Stores windows that clients sent, in one transaction, each at most
+    /// once per upload id: a window whose id is already stored (a client's
+    /// retry after a lost answer) is skipped and its place in the result is
+    /// `None`. An id is forgotten when its window is deleted.
+    pub fn write_uploads(&self, uploads: &[Upload]) -> Result<Vec<Option<WindowId>>, Error> {
+        let windows: Vec<(Option<&str>, &Window)> = uploads
+            .iter()
+            .map(|u| (u.id.as_deref(), &u.window))
+            .collect();
         self.writer()?
-            .write(windows)
+            .write(&windows)
             .map_err(|e| e.in_store(&self.db))
     }
 

@@ -94,6 +94,12 @@ fn open_checked(db: &Path, options: &StoreOptions) -> Result<(Connection, CheckO
             let check = schema::quick_check(&conn, options.check_budget)?;
             Ok((conn, check))
         }
+        Found::Older(version) => {
+            schema::configure_writer(&conn)?;
+            let check = schema::quick_check(&conn, options.check_budget)?;
+            schema::migrate(&conn, version)?;
+            Ok((conn, check))
+        }
     }
 }
 
@@ -108,7 +114,7 @@ pub(crate) fn check_read_only(db: &Path, options: &StoreOptions) -> Result<OpenR
     let conn = crate::pool::open_reader(db)?;
     match schema::identify(&conn)? {
         Found::Empty => Err(no_store()),
-        Found::Store => Ok(OpenReport {
+        Found::Store | Found::Older(_) => Ok(OpenReport {
             check: schema::quick_check(&conn, options.check_budget)?,
             recovery: None,
         }),

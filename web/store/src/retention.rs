@@ -128,7 +128,8 @@ fn select_ids(
         .ctx("selecting windows to delete")
 }
 
-/// Deletes windows (and their blobs) in batches; returns how many existed.
+/// Deletes windows (with their blobs and upload ids) in batches; returns
+/// how many existed.
 fn delete_windows(conn: &mut Connection, ids: &[i64]) -> Result<u64, Error> {
     let mut deleted = 0;
     for chunk in ids.chunks(BATCH as usize) {
@@ -142,8 +143,12 @@ fn delete_windows(conn: &mut Connection, ids: &[i64]) -> Result<u64, Error> {
             let mut meta = tx
                 .prepare_cached("DELETE FROM window_meta WHERE id = ?1")
                 .ctx("deleting windows")?;
+            let mut upload = tx
+                .prepare_cached("DELETE FROM upload_id WHERE window_id = ?1")
+                .ctx("deleting windows")?;
             for &id in chunk {
                 blob.execute([id]).ctx("deleting windows")?;
+                upload.execute([id]).ctx("deleting windows")?;
                 deleted += meta.execute([id]).ctx("deleting windows")? as u64;
             }
         }

@@ -11,6 +11,7 @@
 //! window_meta   (id, series_id, start_ns, end_ns, total, bytes,
 //!                frequency_hz, sample_period)
 //! window_blob   (window_id, data)       zstd (trace id, count) columns
+//! upload_id     (id, window_id)         ids clients gave windows (version 2)
 //! ```
 //!
 //! Dictionary rows are immutable: `data` is the entry (see `codec`), `hash`
@@ -19,8 +20,14 @@
 //! which is what garbage collection goes by. Ids are `AUTOINCREMENT`, so an
 //! id is never reused after deletion and caches keyed by id never go stale.
 //!
+//! `upload_id` remembers the id a client sent with a window (Pyroscope's
+//! `RawSample.id`), so that a client that retries after a lost answer does
+//! not store the window twice; its rows go when their windows do.
+//!
 //! The format version is `PRAGMA user_version`; `PRAGMA application_id`
 //! marks the file as ours so we never touch another program's database.
+//! Version 1 lacked `upload_id`: the writer adds it when it opens such a
+//! file ([`migrate`]); readers need nothing of it and read both.
 
 use std::time::{Duration, Instant};
 
@@ -29,7 +36,10 @@ use rusqlite::Connection;
 use crate::error::{Error, SqlContext};
 
 /// The format version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
+
+/// The oldest format version this build still opens (and migrates).
+const OLDEST_VERSION: i64 = 1;
 
 /// `PRAGMA application_id` of a scorch store: "SCRS".
 pub(crate) const APPLICATION_ID: i64 = 0x5343_5253;
@@ -72,6 +82,15 @@ CREATE TABLE window_blob (
     window_id INTEGER PRIMARY KEY,
     data BLOB NOT NULL
 );
+";
+
+/// What version 2 added.
+const UPLOAD_IDS: &str = "
+CREATE TABLE upload_id (
+    id TEXT PRIMARY KEY,
+    window_id INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX upload_id_window ON upload_id(window_id);
 ";
 
 /// Per-connection settings, for readers and the writer alike.
@@ -117,6 +136,9 @@ pub(crate) enum Found {
     Empty,
     /// A scorch store of our version.
     Store,
+    /// A scorch store of an older version that [`migrate`] brings up to
+    /// date; readable as it is.
+    Older(i64),
 }
 
 /// Reads the file's identity and version; fails for another program's
@@ -146,11 +168,14 @@ pub(crate) fn identify(conn: &Connection) -> Result<Found, Error> {
             supported: SCHEMA_VERSION,
         });
     }
-    if version < SCHEMA_VERSION {
+    if version < OLDEST_VERSION {
         // Version 1 is the first; ours are always stamped with one.
         return Err(Error::corrupt(format!(
             "a scorch store header with format version {version}, which never existed"
         )));
+    }
+    if version < SCHEMA_VERSION {
+        return Ok(Found::Older(version));
     }
     Ok(Found::Store)
 }
@@ -176,11 +201,27 @@ pub(crate) fn create(conn: &Connection) -> Result<(), Error> {
         .ctx("creating the schema")?;
     }
     tx.execute_batch(TABLES).ctx("creating the schema")?;
+    tx.execute_batch(UPLOAD_IDS).ctx("creating the schema")?;
     tx.pragma_update(None, "application_id", APPLICATION_ID)
         .ctx("stamping the application id")?;
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .ctx("stamping the format version")?;
     tx.commit().ctx("creating the schema")
+}
+
+/// Brings a store of an older version up to [`SCHEMA_VERSION`], in one
+/// transaction.
+pub(crate) fn migrate(conn: &Connection, from: i64) -> Result<(), Error> {
+    let tx = conn
+        .unchecked_transaction()
+        .ctx("upgrading the store format")?;
+    if from < 2 {
+        tx.execute_batch(UPLOAD_IDS)
+            .ctx("upgrading the store format to version 2")?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .ctx("stamping the format version")?;
+    tx.commit().ctx("upgrading the store format")
 }
 
 /// How the check at open went.

@@ -53,6 +53,15 @@ pub struct Window {
     pub profile: Profile,
 }
 
+/// A window sent by a client, with the id the client gave it (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// The client's id of the window, unique per window (e.g. a UUID).
+    pub id: Option<String>,
+    /// The window.
+    pub window: Window,
+}
+
 /// The id of a stored window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WindowId(pub i64);
@@ -103,10 +112,17 @@ impl Writer {
         self.series.clear();
     }
 
-    /// Writes windows in one transaction.
-    pub(crate) fn write(&mut self, windows: &[Window]) -> Result<Vec<WindowId>, Error> {
-        for window in windows {
+    /// Writes windows in one transaction; a window with an upload id that
+    /// is already stored is skipped (`None` in its place).
+    pub(crate) fn write(
+        &mut self,
+        windows: &[(Option<&str>, &Window)],
+    ) -> Result<Vec<Option<WindowId>>, Error> {
+        for (id, window) in windows {
             validate(window)?;
+            if let Some(id) = id {
+                validate_upload_id(id)?;
+            }
         }
         let result = self.write_all(windows);
         if let Err(e) = &result {
@@ -123,7 +139,10 @@ impl Writer {
         result
     }
 
-    fn write_all(&mut self, windows: &[Window]) -> Result<Vec<WindowId>, Error> {
+    fn write_all(
+        &mut self,
+        windows: &[(Option<&str>, &Window)],
+    ) -> Result<Vec<Option<WindowId>>, Error> {
         let Writer {
             conn,
             dict,
@@ -135,7 +154,13 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx("starting a write")?;
         let mut ids = Vec::with_capacity(windows.len());
-        for window in windows {
+        for &(upload, window) in windows {
+            if let Some(upload) = upload {
+                if upload_seen(&tx, upload)? {
+                    ids.push(None);
+                    continue;
+                }
+            }
             let mut w = WindowWriter {
                 conn: &tx,
                 dict,
@@ -175,7 +200,12 @@ impl Writer {
             tx.prepare_cached("INSERT INTO window_blob (window_id, data) VALUES (?1, ?2)")
                 .and_then(|mut s| s.execute((id, &blob)))
                 .ctx("writing a window")?;
-            ids.push(WindowId(id));
+            if let Some(upload) = upload {
+                tx.prepare_cached("INSERT INTO upload_id (id, window_id) VALUES (?1, ?2)")
+                    .and_then(|mut s| s.execute((upload, id)))
+                    .ctx("recording an upload id")?;
+            }
+            ids.push(Some(WindowId(id)));
         }
         tx.commit().ctx("committing windows")?;
         Ok(ids)
@@ -213,6 +243,26 @@ fn validate(window: &Window) -> Result<(), Error> {
                 "the value of label `{key}` is longer than {MAX_VALUE} bytes"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Whether a window with upload id `id` is stored.
+fn upload_seen(conn: &Connection, id: &str) -> Result<bool, Error> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached("SELECT 1 FROM upload_id WHERE id = ?1")
+        .and_then(|mut s| s.query_row([id], |_| Ok(())).optional())
+        .map(|found| found.is_some())
+        .ctx("looking up an upload id")
+}
+
+/// Checks an upload id: 1 to [`MAX_VALUE`] bytes.
+fn validate_upload_id(id: &str) -> Result<(), Error> {
+    if id.is_empty() || id.len() > MAX_VALUE {
+        return Err(Error::InvalidWindow(format!(
+            "its upload id must be 1 to {MAX_VALUE} bytes long, not {}",
+            id.len()
+        )));
     }
     Ok(())
 }

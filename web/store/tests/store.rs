@@ -380,8 +380,8 @@ fn a_newer_format_or_a_foreign_database_is_refused_and_left_alone() {
         matches!(
             e,
             Error::NewerFormat {
-                found: 2,
-                supported: 1,
+                found: 3,
+                supported: 2,
                 ..
             }
         ),
