@@ -9,8 +9,8 @@
 
 use std::ffi::{CStr, CString};
 
-use crate::btf::{Btf, VMLINUX};
-use crate::error::Result;
+use crate::btf::{RawTracepoint, VMLINUX};
+use crate::error::{Error, Result};
 
 /// A type's id in the BTF (0 is `void`).
 pub type TypeId = u32;
@@ -94,6 +94,18 @@ pub struct Param {
 /// The kernel's types, read from its BTF.
 pub struct KernelTypes {
     btf: Btf,
+    /// The file they came from, for messages.
+    path: String,
+}
+
+/// A parsed BTF blob; freed when dropped.
+struct Btf(*mut libbpf_sys::btf);
+
+impl Drop for Btf {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from btf__parse and is freed once.
+        unsafe { libbpf_sys::btf__free(self.0) }
+    }
 }
 
 // BTF kinds, from `include/uapi/linux/btf.h`.
@@ -145,9 +157,70 @@ impl KernelTypes {
 
     /// The types in the BTF file at `path`.
     pub fn parse(path: &str) -> Result<Self> {
+        let what = || format!("reading BTF from {path}");
+        let c_path = CString::new(path)
+            .map_err(|_| Error::sys(what(), std::io::ErrorKind::InvalidInput.into()))?;
+        // SAFETY: c_path is a valid C string; a null btf_ext is allowed.
+        let btf = unsafe { libbpf_sys::btf__parse(c_path.as_ptr(), std::ptr::null_mut()) };
+        // libbpf 1.x returns NULL with errno set on failure.
+        if btf.is_null() {
+            return Err(Error::sys(what(), std::io::Error::last_os_error()));
+        }
         Ok(Self {
-            btf: Btf::parse(path)?,
+            btf: Btf(btf),
+            path: path.to_string(),
         })
+    }
+
+    /// Every raw tracepoint the kernel describes (its `btf_trace_NAME`
+    /// typedefs), sorted by name.
+    pub fn raw_tracepoints(&self) -> Vec<RawTracepoint> {
+        let mut out: Vec<RawTracepoint> = self
+            .ids()
+            .filter_map(|id| {
+                let typedef = self.raw(id).filter(|r| r.kind == TYPEDEF)?;
+                let name = typedef.name.strip_prefix("btf_trace_")?;
+                let pointer = self.raw(typedef.size_or_type).filter(|r| r.kind == PTR)?;
+                let proto = self
+                    .raw(pointer.size_or_type)
+                    .filter(|r| r.kind == FUNC_PROTO)?;
+                Some(RawTracepoint {
+                    name: name.to_string(),
+                    // The first parameter is the context, not an argument.
+                    args: proto.vlen.saturating_sub(1) as u32,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// The id of kernel function `name`, which fentry/fexit programs name
+    /// as their target.
+    pub fn function_id(&self, name: &str) -> Result<TypeId> {
+        self.find(name, FUNC).ok_or_else(|| {
+            Error::Probe(format!(
+                "the kernel's BTF ({}) has no function `{name}`: it may be inlined, static without BTF, or misspelled; list candidates with `scorch trace -l 'fentry:*{name}*'`",
+                self.path
+            ))
+        })
+    }
+
+    /// The id of the `btf_trace_NAME` typedef of raw tracepoint `name`,
+    /// which tp_btf programs name as their target.
+    pub fn tracepoint_id(&self, name: &str) -> Result<TypeId> {
+        self.find(&format!("btf_trace_{name}"), TYPEDEF).ok_or_else(|| {
+            Error::Probe(format!(
+                "the kernel's BTF ({}) has no raw tracepoint `{name}`; list them with `scorch trace -l 'rawtracepoint:*'`",
+                self.path
+            ))
+        })
+    }
+
+    /// Every type id in the file (0, `void`, has no record).
+    fn ids(&self) -> std::ops::Range<TypeId> {
+        // SAFETY: btf is valid.
+        1..unsafe { libbpf_sys::btf__type_cnt(self.btf.0) }
     }
 
     fn raw(&self, id: TypeId) -> Option<Raw> {
@@ -329,9 +402,8 @@ impl KernelTypes {
     /// The names of every kernel function BTF describes, sorted: the
     /// targets fentry/fexit can name.
     pub fn function_names(&self) -> Vec<String> {
-        // SAFETY: btf is valid.
-        let count = unsafe { libbpf_sys::btf__type_cnt(self.btf.0) };
-        let mut names: Vec<String> = (1..count)
+        let mut names: Vec<String> = self
+            .ids()
             .filter_map(|id| self.raw(id))
             .filter(|raw| raw.kind == FUNC)
             .map(|raw| raw.name)

@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use object::{Object, ObjectSegment, ObjectSymbol, SymbolKind};
+use object::elf;
+use object::read::elf::ElfFile64;
+use object::{Endianness, Object, ObjectSegment, ObjectSymbol, SymbolKind};
 
 use crate::error::{Error, Result};
 
@@ -22,6 +24,9 @@ pub struct Symbol {
     pub offset: u64,
     /// Size in bytes (0 when the symbol table does not say).
     pub size: u64,
+    /// An IFUNC: its code is the resolver the dynamic linker runs once to
+    /// pick an implementation, so a probe on it does not fire on calls.
+    pub ifunc: bool,
 }
 
 /// Finds the file a uprobe names: a path as given (`/usr/bin/bash`), a
@@ -33,7 +38,9 @@ pub fn resolve_binary(name: &str, pid: Option<u32>) -> Result<PathBuf> {
         let path = PathBuf::from(name);
         return match path.exists() {
             true => Ok(path),
-            false => Err(Error::Probe(format!("{name} does not exist"))),
+            false => Err(Error::Probe(format!(
+                "{name} does not exist: check the path, or give a command or library name"
+            ))),
         };
     }
     let found = pid
@@ -101,33 +108,59 @@ fn library_in_ld_cache(name: &str) -> Option<PathBuf> {
 /// with file offsets.
 pub fn function_symbols(path: &Path, wanted: impl Fn(&str) -> bool) -> Result<Vec<Symbol>> {
     let data = read_elf(path)?;
-    let file = object::File::parse(&*data)
-        .map_err(|e| Error::Probe(format!("{} is not an ELF file: {e}", path.display())))?;
+    let file = ElfFile64::<Endianness>::parse(&*data).map_err(|e| {
+        Error::Probe(format!(
+            "{} is not a 64-bit ELF file ({e}): scorch probes x86_64 binaries",
+            path.display()
+        ))
+    })?;
     let segments = Segments::of(&file);
+    // .dynsym's versions: a hidden one (`name@VERSION`) is an older version
+    // kept for old binaries; the default (`name@@VERSION`) is what programs
+    // link against today. .symtab spells the same in its names.
+    let versions = file
+        .elf_section_table()
+        .versions(file.endian(), file.data())
+        .ok()
+        .flatten();
+    let dynamic = file.dynamic_symbols().map(|symbol| {
+        let hidden = versions
+            .as_ref()
+            .is_some_and(|v| v.version_index(file.endian(), symbol.index()).is_hidden());
+        (symbol, !hidden)
+    });
     let mut found = BTreeMap::new();
-    for symbol in file.symbols().chain(file.dynamic_symbols()) {
-        if symbol.kind() != SymbolKind::Text || !symbol.is_definition() {
+    for (symbol, visible) in file.symbols().map(|s| (s, true)).chain(dynamic) {
+        let ifunc = symbol.elf_symbol().st_type() == elf::STT_GNU_IFUNC;
+        if !(symbol.kind() == SymbolKind::Text || ifunc) || symbol.section_index().is_none() {
             continue;
         }
-        let Ok(name) = symbol.name() else { continue };
-        // `name@@VERSION` in .dynsym names the same function as `name`.
-        let name = name.split('@').next().unwrap_or(name);
-        if name.is_empty() || found.contains_key(name) || !wanted(name) {
+        let Ok(versioned) = symbol.name() else {
+            continue;
+        };
+        let (name, default) = match versioned.split_once('@') {
+            Some((name, version)) => (name, version.starts_with('@')),
+            None => (versioned, visible),
+        };
+        let taken = found.get(name).map(|&(_, default)| default);
+        if name.is_empty() || taken == Some(true) || (taken.is_some() && !default) {
+            continue;
+        }
+        if !wanted(name) {
             continue;
         }
         let Some(offset) = segments.file_offset(symbol.address()) else {
             continue;
         };
-        found.insert(
-            name.to_string(),
-            Symbol {
-                name: name.to_string(),
-                offset,
-                size: symbol.size(),
-            },
-        );
+        let function = Symbol {
+            name: name.to_string(),
+            offset,
+            size: symbol.size(),
+            ifunc,
+        };
+        found.insert(name.to_string(), (function, default));
     }
-    Ok(found.into_values().collect())
+    Ok(found.into_values().map(|(function, _)| function).collect())
 }
 
 /// The loadable segments of an ELF file, to turn virtual addresses into
@@ -136,7 +169,7 @@ pub(crate) struct Segments(Vec<(u64, u64, u64)>);
 
 impl Segments {
     /// The segments of `file`: (virtual address, size, file offset).
-    pub(crate) fn of(file: &object::File) -> Self {
+    pub(crate) fn of<'data>(file: &impl Object<'data>) -> Self {
         Segments(
             file.segments()
                 .map(|s| (s.address(), s.size(), s.file_range().0))
@@ -160,21 +193,37 @@ pub(crate) fn read_elf(path: &Path) -> Result<Vec<u8>> {
 
 /// The file offset of the function `symbol` in `path`.
 pub fn symbol_offset(path: &Path, symbol: &str) -> Result<u64> {
-    let found = function_symbols(path, |name| name == symbol)?;
-    if let Some(sym) = found.first() {
-        return Ok(sym.offset);
+    let functions = function_symbols(path, |_| true)?;
+    let Some(found) = functions.iter().find(|f| f.name == symbol) else {
+        return Err(Error::Probe(format!(
+            "{} has no function `{symbol}`{}; list its functions with `scorch trace -l 'uprobe:{}:*'`",
+            path.display(),
+            if functions.is_empty() {
+                " (the file has no symbol table: it is stripped)"
+            } else {
+                ""
+            },
+            path.display()
+        )));
+    };
+    if found.ifunc {
+        let mut implementations: Vec<&str> = functions
+            .iter()
+            .filter(|f| !f.ifunc && f.name != symbol && f.name.contains(symbol))
+            .map(|f| f.name.as_str())
+            .take(5)
+            .collect();
+        implementations.sort_unstable();
+        return Err(Error::Probe(format!(
+            "`{symbol}` in {} is an IFUNC: its code picks an implementation once, when the program loads, and never runs on calls; probe an implementation instead{}",
+            path.display(),
+            match implementations.is_empty() {
+                true => String::new(),
+                false => format!(" (candidates: {})", implementations.join(", ")),
+            }
+        )));
     }
-    let stripped = function_symbols(path, |_| true)?.is_empty();
-    Err(Error::Probe(format!(
-        "{} has no function `{symbol}`{}; list its functions with `scorch trace -l 'uprobe:{}:*'`",
-        path.display(),
-        if stripped {
-            " (the file has no symbol table: it is stripped)"
-        } else {
-            ""
-        },
-        path.display()
-    )))
+    Ok(found.offset)
 }
 
 #[cfg(test)]
@@ -202,6 +251,16 @@ mod tests {
                 .contains("has no function `no_such_function_here`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn ifuncs_are_refused_with_their_implementations() {
+        let libc = resolve_binary("libc", None).expect("libc");
+        let memcpy = function_symbols(&libc, |name| name == "memcpy").expect("symbols");
+        assert!(memcpy.first().is_some_and(|s| s.ifunc), "{memcpy:?}");
+        let err = symbol_offset(&libc, "memcpy").unwrap_err().to_string();
+        assert!(err.contains("is an IFUNC"), "{err}");
+        assert!(!function_symbols(&libc, |n| n == "malloc").unwrap()[0].ifunc);
     }
 
     #[test]

@@ -115,13 +115,25 @@ pub fn attach(program: &Program, point: &ProbePoint) -> Result<PerfEventLink> {
     if point.is_return() {
         attr.config |= 1 << pmu.retprobe_bit;
     }
-    // `format/ref_ctr_offset` is config:32-63.
-    attr.config |= semaphore << 32;
+    if semaphore != 0 {
+        let shift = pmu.ref_ctr_shift.ok_or_else(|| {
+            Error::Unsupported(format!(
+                "cannot attach {what}: the probe has a semaphore, and this kernel's uprobes cannot count one (no format/ref_ctr_offset: Linux 4.20 or later needed)"
+            ))
+        })?;
+        attr.config |= semaphore << shift;
+    }
     attr.__bindgen_anon_3.config1 = target.as_ptr() as u64;
     attr.__bindgen_anon_4.config2 = offset;
     attr.__bindgen_anon_1.sample_period = 1;
     // A probe in every process is opened on one CPU and fires on all.
     let (pid, cpu) = match pid {
+        // perf_event_open reads pid 0 as the calling process.
+        Some(0) => {
+            return Err(Error::Probe(format!(
+                "cannot attach {what} to process 0: give the PID of a user process"
+            )))
+        }
         Some(pid) => (pid as i32, -1),
         None => (-1, 0),
     };
@@ -182,6 +194,9 @@ pub fn kernel_functions(tracefs: &str) -> Result<Vec<String>> {
 struct Pmu {
     ty: u32,
     retprobe_bit: u32,
+    /// Where a uprobe's semaphore offset goes in `config` (`None`: the
+    /// kernel cannot count semaphores).
+    ref_ctr_shift: Option<u32>,
 }
 
 impl Pmu {
@@ -204,11 +219,17 @@ impl Pmu {
         };
         let ty = std::fs::read_to_string(format!("{dir}/type")).map_err(|_| missing())?;
         let ty = ty.trim().parse().map_err(|_| missing())?;
-        // `format/retprobe` reads `config:0`.
-        let retprobe_bit = std::fs::read_to_string(format!("{dir}/format/retprobe"))
-            .ok()
-            .and_then(|f| f.trim().strip_prefix("config:")?.parse().ok())
-            .unwrap_or(0);
-        Ok(Pmu { ty, retprobe_bit })
+        // `format/retprobe` reads `config:0`, `format/ref_ctr_offset`
+        // `config:32-63`: the first bit of each.
+        let first_bit = |field: &str| -> Option<u32> {
+            let format = std::fs::read_to_string(format!("{dir}/format/{field}")).ok()?;
+            let bits = format.trim().strip_prefix("config:")?;
+            bits.split('-').next()?.parse().ok()
+        };
+        Ok(Pmu {
+            ty,
+            retprobe_bit: first_bit("retprobe").unwrap_or(0),
+            ref_ctr_shift: first_bit("ref_ctr_offset"),
+        })
     }
 }

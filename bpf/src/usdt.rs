@@ -72,6 +72,13 @@ pub fn probes(path: &Path) -> Result<Vec<UsdtProbe>> {
     let data = read_elf(path)?;
     let file = object::File::parse(&*data)
         .map_err(|e| Error::Probe(format!("{} is not an ELF file: {e}", path.display())))?;
+    // The notes hold addresses in the file's word size and byte order.
+    if !file.is_64() || !file.is_little_endian() {
+        return Err(Error::Probe(format!(
+            "{} is not a 64-bit little-endian ELF file: scorch reads USDT probes of x86_64 binaries",
+            path.display()
+        )));
+    }
     let Some(notes) = file.section_by_name(".note.stapsdt") else {
         return Ok(Vec::new());
     };

@@ -1,15 +1,22 @@
-//! Watchpoints: a program runs when a process touches an address.
+//! Watchpoints: a program runs when a thread touches an address.
 //!
 //! The CPU's debug registers watch 1, 2, 4 or 8 aligned bytes for writes,
 //! reads and writes, or execution; the kernel offers them as perf events of
-//! type `PERF_TYPE_BREAKPOINT`, opened on one process. A BPF program of type
-//! `PERF_EVENT` attached to one runs on every hit, with the registers at
-//! the faulting instruction as context. x86 has few debug registers (four)
-//! and cannot watch reads alone.
+//! type `PERF_TYPE_BREAKPOINT`, opened on one thread (a process's main
+//! thread when given its PID; other threads are not watched). A BPF program
+//! of type `PERF_EVENT` attached to one runs on every hit, with the
+//! registers at the faulting instruction as context. x86 has four debug
+//! registers, cannot watch reads alone, and watches execution only alone
+//! and only over 8 bytes.
 
 use crate::error::{Error, Result};
 use crate::perf_event::{self, PerfEventLink};
 use crate::program::Program;
+
+// HW_BREAKPOINT_R, _W and _X from include/uapi/linux/hw_breakpoint.h.
+const READ: u32 = 1;
+const WRITE: u32 = 2;
+const EXECUTE: u32 = 4;
 
 /// Which accesses fire a watchpoint, as bpftrace spells them (`r`, `w`,
 /// `rw`, `x`).
@@ -19,13 +26,12 @@ pub struct Access(u32);
 impl Access {
     /// Parses bpftrace's mode letters: any of `r`, `w`, `x`, each once.
     pub fn parse(mode: &str) -> Option<Access> {
-        // HW_BREAKPOINT_R, _W and _X from include/uapi/linux/hw_breakpoint.h.
         let mut bits = 0;
         for c in mode.chars() {
             let bit = match c {
-                'r' => 1,
-                'w' => 2,
-                'x' => 4,
+                'r' => READ,
+                'w' => WRITE,
+                'x' => EXECUTE,
                 _ => return None,
             };
             if bits & bit != 0 {
@@ -47,10 +53,15 @@ pub fn attach(
     access: Access,
 ) -> Result<PerfEventLink> {
     let what = format!("watchpoint at {address:#x} ({len} bytes) in process {pid}");
+    let refuse = |why: &str| Err(Error::Probe(format!("cannot set {what}: {why}")));
+    if pid == 0 {
+        return refuse("give the PID of a user process (0 means scorch itself)");
+    }
     if !matches!(len, 1 | 2 | 4 | 8) || address & (len - 1) != 0 {
-        return Err(Error::Probe(format!(
-            "cannot set {what}: the length must be 1, 2, 4 or 8 bytes and the address aligned to it"
-        )));
+        return refuse("the length must be 1, 2, 4 or 8 bytes and the address aligned to it");
+    }
+    if access.0 & EXECUTE != 0 && (access.0 != EXECUTE || len != 8) {
+        return refuse("x86 watches execution only alone (`x`, not with r or w) and over 8 bytes");
     }
     let mut attr = libbpf_sys::perf_event_attr {
         size: std::mem::size_of::<libbpf_sys::perf_event_attr>() as u32,

@@ -76,41 +76,45 @@ fn find(kind: &str, name: &str) -> u32 {
         .0
 }
 
+/// bpftool's members of struct or union `id` as C code names them:
+/// (name, bit offset, type id, bitfield bits), anonymous members' members
+/// in their place with offsets from the outer struct.
+fn flattened(id: u32, base: u32, out: &mut Vec<(String, u32, u32, u32)>) {
+    for line in &bpftool()[&id].lines {
+        let (ty, offset) = (
+            field(line, "type_id").unwrap(),
+            field(line, "bits_offset").unwrap(),
+        );
+        match quoted(line) {
+            "(anon)" => flattened(ty, base + offset, out),
+            name => out.push((
+                name.to_string(),
+                base + offset,
+                ty,
+                field(line, "bitfield_size").unwrap_or(0),
+            )),
+        }
+    }
+}
+
 #[test]
 fn struct_members_match_bpftool() {
     let types = KernelTypes::vmlinux().expect("vmlinux BTF");
-    let id = types
-        .struct_named("struct task_struct")
-        .expect("task_struct");
-    assert_eq!(id, find("STRUCT", "task_struct"));
-    let ours = types.members(id);
-    let theirs = &bpftool()[&id].lines;
-    let mut named = 0;
-    for line in theirs.iter().filter(|l| quoted(l) != "(anon)") {
-        named += 1;
-        let name = quoted(line);
-        let member = ours
-            .iter()
-            .find(|m| m.name == name)
-            .unwrap_or_else(|| panic!("we lack task_struct.{name}"));
-        assert_eq!(
-            Some(member.offset_bits),
-            field(line, "bits_offset"),
-            "{line}"
-        );
-        assert_eq!(Some(member.ty), field(line, "type_id"), "{line}");
-        assert_eq!(
-            member.bitfield_bits,
-            field(line, "bitfield_size").unwrap_or(0),
-            "{line}"
-        );
+    // task_struct is large; sk_buff and file nest anonymous unions and structs.
+    for name in ["task_struct", "sk_buff", "file", "mm_struct"] {
+        let id = types.struct_named(&format!("struct {name}")).expect(name);
+        assert_eq!(id, find("STRUCT", name));
+        let ours: Vec<(String, u32, u32, u32)> = types
+            .members(id)
+            .into_iter()
+            .map(|m| (m.name, m.offset_bits, m.ty, m.bitfield_bits))
+            .collect();
+        let mut theirs = Vec::new();
+        flattened(id, 0, &mut theirs);
+        assert!(theirs.len() > 10, "{name}: {theirs:?}");
+        assert_eq!(ours, theirs, "{name}");
+        assert_eq!(types.size_of(id), field(&bpftool()[&id].header, "size"));
     }
-    assert!(
-        named > 100 && ours.len() >= named,
-        "{named} named, {} ours",
-        ours.len()
-    );
-    assert_eq!(types.size_of(id), field(&bpftool()[&id].header, "size"));
 }
 
 #[test]

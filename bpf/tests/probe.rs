@@ -104,10 +104,12 @@ fn build_c(name: &str, source: &str) -> PathBuf {
 }
 
 /// A program whose `probed(i)` returns `2 i + 1`, called for i in 0..N
-/// (N its argument) once a line arrives on stdin.
-fn target() -> PathBuf {
+/// (N its argument) once a line arrives on stdin. Built under a name of the
+/// test's own: a probe on a file fires in every process running it, so
+/// tests running at once must not share one.
+fn target(name: &str) -> PathBuf {
     build_c(
-        "probed",
+        name,
         "#include <stdio.h>\n#include <stdlib.h>\n\
          __attribute__((noinline)) long probed(long i) { return 2 * i + 1; }\n\
          int main(int argc, char **argv) {\n\
@@ -119,7 +121,7 @@ fn target() -> PathBuf {
     )
 }
 
-/// Like [`target`], but the loop fires the USDT probe `scorch:tick(i, 2 i + 1)`
+/// Like [`target`]'s, but the loop fires the USDT probe `scorch:tick(i, 2 i + 1)`
 /// only while its semaphore is set.
 fn usdt_target() -> PathBuf {
     build_c(
@@ -157,7 +159,7 @@ fn uprobe_sees_arguments_and_uretprobe_return_values() {
     if !privileged() {
         return;
     }
-    let exe = target();
+    let exe = target("probed_sums");
     let offset = symbol_offset(&exe, "probed").expect("probed's offset");
     let n = 1000u64;
     for (ret, reg, expected) in [
@@ -188,7 +190,7 @@ fn uprobe_with_a_pid_fires_in_that_process_only() {
     if !privileged() {
         return;
     }
-    let exe = target();
+    let exe = target("probed_pid");
     let offset = symbol_offset(&exe, "probed").expect("offset");
     let sum = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
     let program = summing_program(&sum, &register(PT_REGS_DI));
@@ -212,7 +214,7 @@ fn uprobe_errors_name_the_problem() {
     if !privileged() {
         return;
     }
-    let exe = target();
+    let exe = target("probed_errors");
     let sum = map::create(MapType::Array, "test_sum", 4, 8, 2).expect("array");
     let program = summing_program(&sum, &register(PT_REGS_DI));
     let gone = ProbePoint::User {
@@ -234,6 +236,15 @@ fn uprobe_errors_name_the_problem() {
     };
     let err = attach(&program, &no_process).unwrap_err().to_string();
     assert!(err.contains("does not exist"), "{err}");
+    let scorch_itself = ProbePoint::User {
+        path: &exe,
+        offset,
+        ret: false,
+        pid: Some(0),
+        semaphore: 0,
+    };
+    let err = attach(&program, &scorch_itself).unwrap_err().to_string();
+    assert!(err.contains("give the PID of a user process"), "{err}");
 }
 
 /// Loads a USDT argument into R1 from where its note says it is.
@@ -337,6 +348,11 @@ fn watchpoint_counts_writes_to_an_address() {
     let writes = watchpoint::Access::parse("w").unwrap();
     let err = watchpoint::attach(&program, child.id(), address + 1, 8, writes).unwrap_err();
     assert!(err.to_string().contains("aligned"), "{err}");
+    let execute = watchpoint::Access::parse("x").unwrap();
+    let err = watchpoint::attach(&program, child.id(), address, 1, execute).unwrap_err();
+    assert!(err.to_string().contains("over 8 bytes"), "{err}");
+    let err = watchpoint::attach(&program, 0, address, 8, writes).unwrap_err();
+    assert!(err.to_string().contains("PID of a user process"), "{err}");
     let link = watchpoint::attach(&program, child.id(), address, 8, writes).expect("attach");
     go(child);
     assert_eq!(read(&sum, 1), 1000);

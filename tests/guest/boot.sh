@@ -97,7 +97,10 @@ trap 'rm -rf "$root" "$root.initrd"' EXIT
 
 log=$(mktemp)
 trap 'rm -rf "$root" "$root.initrd" "$log"' EXIT
-# KVM is not available on our machines: emulate (about 4 s a boot).
+# KVM is not available on our machines: emulate (about 4 s a boot). One
+# guest at a time: emulation wants both cores, and tests boot in parallel.
+exec 8>"$cache/.boot-lock"
+flock 8
 timeout "${SCORCH_GUEST_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg -smp 2 -m 512M \
   -nographic -no-reboot -kernel "$kernel" -initrd "$root.initrd" \
   -append "console=ttyS0 quiet panic=-1" | tee "$log" || true
