@@ -289,6 +289,16 @@ impl Asm {
         self
     }
 
+    /// Number of instruction slots emitted so far.
+    pub fn len(&self) -> usize {
+        self.insns.len()
+    }
+
+    /// Whether nothing was emitted yet.
+    pub fn is_empty(&self) -> bool {
+        self.insns.is_empty()
+    }
+
     /// A new, not yet placed label.
     pub fn label(&mut self) -> Label {
         self.labels.push(None);
@@ -307,6 +317,11 @@ impl Asm {
         self.fixups.insert(self.insns.len(), target);
         self.insns.push(insn);
         self
+    }
+
+    /// Whether any jump emitted so far goes to `label`.
+    pub fn is_used(&self, label: Label) -> bool {
+        self.fixups.values().any(|&l| l == label)
     }
 
     /// `goto target`.

@@ -12,14 +12,17 @@
 pub mod btf;
 pub mod btf_link;
 pub mod btf_types;
+pub mod counter;
 pub mod elf_symbols;
 pub mod error;
+pub mod func_info;
 pub mod insn;
 pub mod map;
 pub mod mounts;
 pub mod perf_event;
 pub mod probe;
 pub mod program;
+pub mod raw_tracepoint;
 pub mod ringbuf;
 pub mod run_once;
 pub mod sampler;

@@ -59,6 +59,25 @@ const LOG_SIZE: usize = 16 * 1024 * 1024;
 impl Program {
     /// Loads `insns` as a GPL program of type `ty` named `name`.
     pub fn load(ty: ProgramType, name: &str, insns: &[Insn]) -> Result<Self> {
+        Self::load_with(ty, name, insns, None)
+    }
+
+    /// Loads a program with subprograms, described by `funcs`.
+    pub fn load_with_funcs(
+        ty: ProgramType,
+        name: &str,
+        insns: &[Insn],
+        funcs: &crate::func_info::FuncInfo,
+    ) -> Result<Self> {
+        Self::load_with(ty, name, insns, Some(funcs))
+    }
+
+    fn load_with(
+        ty: ProgramType,
+        name: &str,
+        insns: &[Insn],
+        funcs: Option<&crate::func_info::FuncInfo>,
+    ) -> Result<Self> {
         let raw: Vec<libbpf_sys::bpf_insn> = insns.iter().map(|i| i.to_raw()).collect();
         let c_name = CString::new(name).unwrap_or_default();
         let license = c"GPL";
@@ -76,6 +95,12 @@ impl Program {
             if let Some((id, attach_type)) = btf_target {
                 opts.attach_btf_id = id;
                 opts.expected_attach_type = attach_type;
+            }
+            if let Some(funcs) = funcs {
+                opts.prog_btf_fd = funcs.btf_fd() as u32;
+                opts.func_info = funcs.records().as_ptr().cast();
+                opts.func_info_cnt = funcs.records().len() as u32;
+                opts.func_info_rec_size = std::mem::size_of::<libbpf_sys::bpf_func_info>() as u32;
             }
             if let Some(buf) = log {
                 opts.log_level = 1;

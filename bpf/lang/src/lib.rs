@@ -44,11 +44,12 @@
 //!
 //! # Not yet
 //!
-//! Probe kinds other than `begin`, `end`, `tracepoint`, `interval` and
-//! `profile`; `uaddr` and the other functions bpftrace has beyond stacks
-//! (`kstack`, `ustack`), `ksym`, `usym` and `kaddr`; macros, `fn`
-//! subprograms and `for` loops. Each is reported as "not
-//! supported by scorch yet" at the place it is written.
+//! Probe kinds other than `begin`, `end`, `tracepoint`, `rawtracepoint`,
+//! `interval`, `profile`, `software` and `hardware`; `uaddr` (it needs
+//! uprobes) and the other functions bpftrace has beyond stacks (`kstack`,
+//! `ustack`), `ksym`, `usym` and `kaddr`; `fn` subprograms.
+//! Each is reported as "not supported by scorch yet" at the place it is
+//! written. `for` loops walk maps (not per-CPU aggregations) and ranges.
 //!
 //! # Example
 //!
@@ -79,6 +80,7 @@ pub mod codegen;
 pub mod diag;
 pub mod dump;
 mod lexer;
+pub mod macros;
 pub mod output;
 mod parser;
 pub mod printf;

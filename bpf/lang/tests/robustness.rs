@@ -42,8 +42,12 @@ fn survive(bytes: &[u8]) {
     let file = SourceFile::from_bytes("fuzz.bt", bytes);
     let len = u32::try_from(file.text().len()).expect("small input");
     match parse(&file) {
-        Ok(program) => {
+        Ok(mut program) => {
             assert!(!dump::dump(&program).is_empty());
+            if let Err(diagnostics) = scorch_lang::macros::expand(&mut program) {
+                check_diagnostics(&diagnostics, &file, len, true);
+                return;
+            }
             match sema::analyze(&program, kernel(), &["abc".to_string()]) {
                 Ok(analysis) => {
                     sema::dump::dump(&analysis);

@@ -10,97 +10,13 @@
 //! Needs root; skips with the reason printed otherwise. Runs are
 //! serialized: one of them sends SIGINT to this process.
 
-use std::io::{Read, Write};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+mod harness;
+
+use std::io::Read;
 use std::time::Duration;
 
-use scorch_lang::{run, OutputFormat, RunError, RunOptions, SourceFile};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn privileged() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root {
-        eprintln!("skipped: tracing needs root (CAP_BPF, CAP_PERFMON)");
-    }
-    root
-}
-
-/// Collects stderr and reports when the probes are attached.
-struct Stderr {
-    text: Arc<Mutex<Vec<u8>>>,
-    attached: Option<mpsc::Sender<()>>,
-}
-
-impl Write for Stderr {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut text = self.text.lock().unwrap();
-        text.extend_from_slice(buf);
-        let seen = String::from_utf8_lossy(&text).contains("Attached");
-        drop(text);
-        if seen {
-            if let Some(tx) = self.attached.take() {
-                let _ = tx.send(());
-            }
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// What a run printed and returned.
-struct Outcome {
-    result: Result<u8, RunError>,
-    out: String,
-    err: String,
-}
-
-/// Runs `program` with `opts`; `workload` gets its own thread id first
-/// (to put in the program) and runs once the probes are attached.
-fn trace_with(
-    program: impl FnOnce(i32) -> String,
-    opts: RunOptions,
-    workload: impl FnOnce() + Send + 'static,
-) -> Outcome {
-    let (tid_tx, tid_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let worker = std::thread::Builder::new()
-        .name("scorch-worker".into())
-        .spawn(move || {
-            // SAFETY: gettid has no preconditions.
-            let _ = tid_tx.send(unsafe { libc::gettid() });
-            if go_rx.recv_timeout(Duration::from_secs(20)).is_ok() {
-                workload();
-            }
-        })
-        .expect("worker thread");
-    let tid = tid_rx.recv().expect("worker tid");
-    let source = SourceFile::inline(program(tid));
-    let text = Arc::new(Mutex::new(Vec::new()));
-    let mut err = Stderr {
-        text: text.clone(),
-        attached: Some(go_tx),
-    };
-    let mut out = Vec::new();
-    let result = run(&source, &opts, &mut out, &mut err);
-    drop(err);
-    worker.join().expect("workload thread");
-    let err = String::from_utf8_lossy(&text.lock().unwrap()).into_owned();
-    Outcome {
-        result,
-        out: String::from_utf8_lossy(&out).into_owned(),
-        err,
-    }
-}
-
-fn trace(program: impl FnOnce(i32) -> String, workload: impl FnOnce() + Send + 'static) -> Outcome {
-    trace_with(program, RunOptions::default(), workload)
-}
+use harness::{privileged, trace, trace_with, SERIAL};
+use scorch_lang::{OutputFormat, RunError, RunOptions};
 
 fn read_sizes(sizes: &'static [usize]) -> impl FnOnce() + Send + 'static {
     move || {
@@ -763,4 +679,62 @@ fn hist_with_sub_buckets() {
     }
     want.push('\n');
     assert_eq!(o.out, want);
+}
+
+#[test]
+fn for_loops_over_maps_and_ranges() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Hash order is the kernel's: the loops only sum, count and copy.
+    let o = trace(
+        |tid| {
+            format!(
+                "t:syscalls:sys_enter_openat /tid == {tid}/ {{ @files[str(args.filename)] = 1; }}
+                 t:syscalls:sys_enter_close /tid == {tid}/ {{
+                   let $n = 0;
+                   for ($kv : @files) {{ $n += $kv.1; @copy[$kv.0] = $kv.1 + 1; }}
+                   $odd = 0;
+                   for ($i : 0..10) {{ if ($i % 2 == 0) {{ continue; }} if ($i > 7) {{ break; }} $odd += $i; }}
+                   for ($kv : @files) {{ if ($kv.0 == \"/dev/null\") {{ printf(\"files %d odd %d\\n\", $n, $odd); exit(); }} }}
+                   printf(\"not reached\\n\");
+                 }}"
+            )
+        },
+        || {
+            let _a = std::fs::File::open("/etc/hostname");
+            let _b = std::fs::File::open("/dev/null");
+            let _c = std::fs::File::open("/etc/passwd");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(
+        o.out,
+        "files 3 odd 16\n\n\n\
+         @copy[/dev/null]: 2\n@copy[/etc/hostname]: 2\n@copy[/etc/passwd]: 2\n\
+         @files[/dev/null]: 1\n@files[/etc/hostname]: 1\n@files[/etc/passwd]: 1\n"
+    );
+}
+
+#[test]
+fn macros_expand_where_called() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |_| {
+            "macro add_one(x) { x + 1 }
+             macro bump($a, @m) { let $step = 1; $a += $step; @m[$a] = count(); }
+             macro twice(x) { add_one(add_one(x)) }
+             BEGIN { $v = 1; $step = 10; bump($v, @hits); bump($v, @hits);
+                     printf(\"%d %d %d\\n\", add_one($v), twice(1), $step); exit(); }"
+                .into()
+        },
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    // `$step` of the macro is its own: the probe's stays 10.
+    assert_eq!(o.out, "4 3 10\n\n\n@hits[2]: 1\n@hits[3]: 1\n");
 }

@@ -11,7 +11,8 @@ mod golden;
 use scorch_lang::{parse, render_all, sema};
 
 fn analyze(file: &scorch_lang::SourceFile) -> Result<sema::Analysis, String> {
-    let program = parse(file).map_err(|d| format!("parse error:\n{}", render_all(&d, file)))?;
+    let mut program = parse(file).map_err(|d| format!("parse error:\n{}", render_all(&d, file)))?;
+    scorch_lang::macros::expand(&mut program).map_err(|d| render_all(&d, file))?;
     let params: Vec<String> = golden::PARAMS.iter().map(|s| s.to_string()).collect();
     sema::analyze(&program, &golden::tracefs(), &params).map_err(|d| render_all(&d, file))
 }
@@ -66,6 +67,24 @@ fn listing_probes_filters_with_globs() {
     scorch_lang::runtime::list("*sched_switch*", &golden::tracefs(), &mut out).unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "tracepoint:sched:sched_switch\n"
+        "rawtracepoint:sched_switch\ntracepoint:sched:sched_switch\n"
     );
+    let mut out = Vec::new();
+    scorch_lang::runtime::list("rt:sys_*", &golden::tracefs(), &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "rawtracepoint:sys_enter\nrawtracepoint:sys_exit\n"
+    );
+    let mut out = Vec::new();
+    scorch_lang::runtime::list("s:*faults*", &golden::tracefs(), &mut out).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "software:alignment-faults:\nsoftware:emulation-faults:\nsoftware:major-faults:\n\
+         software:minor-faults:\nsoftware:page-faults:\n"
+    );
+    let mut out = Vec::new();
+    scorch_lang::runtime::list("hardware:*", &golden::tracefs(), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 10, "{text}");
+    assert!(text.starts_with("hardware:backend-stalls:\n"), "{text}");
 }

@@ -28,6 +28,16 @@ impl Gen<'_> {
             Builtin::Curtask => helper(libbpf_sys::BPF_FUNC_get_current_task),
             Builtin::Jiffies => helper(libbpf_sys::BPF_FUNC_jiffies64),
             Builtin::Comm | Builtin::Probe | Builtin::Args => None,
+            Builtin::Arg(n) => {
+                // The context is the raw tracepoint's `u64` argument array.
+                self.e.asm.emit([
+                    Insn::load(Size::DW, R1, R10, FP_CTX),
+                    Insn::load(Size::DW, R0, R1, 8 * i16::from(n)),
+                ]);
+                let v = self.e.alloc()?;
+                self.e.set(v, R0);
+                return Ok(v);
+            }
             Builtin::Kstack | Builtin::Ustack => return self.stack(e),
         };
         if let Some(id) = call {

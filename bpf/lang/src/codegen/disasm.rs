@@ -28,6 +28,10 @@ pub fn disassemble(insns: &[Insn], maps: &[MapDef]) -> String {
                 libbpf_sys::BPF_PSEUDO_MAP_VALUE => {
                     format!("r{} = &map[{}] + {hi}", insn.dst, map_name(insn.imm))
                 }
+                libbpf_sys::BPF_PSEUDO_FUNC => {
+                    let target = i as i64 + 1 + i64::from(insn.imm);
+                    format!("r{} = subprog <{target}>", insn.dst)
+                }
                 _ => format!("r{} = {value:#x} ll", insn.dst),
             };
             let _ = writeln!(out, "{i:5}: {text}");

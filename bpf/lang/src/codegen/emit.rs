@@ -18,6 +18,10 @@
 //! | `fp-16` | a temporary word (map keys of one `u32`, small reads) |
 //! | `fp-24` downwards | integer variables, where the verifier tracks them |
 //! | `fp-512` upwards | spilled virtual registers |
+//!
+//! A probe with `for` loops splits the 512 bytes between its frame and
+//! those of the loop bodies, which are callbacks with frames of their
+//! own ([`Emitter::with_frame`]); see `loops.rs`.
 //! | scratch | strings, tuples, map keys and values, event records |
 //!
 //! Integers always sit in registers as 64-bit values, sign- or
@@ -45,7 +49,7 @@ pub(super) const FP_CTX: i16 = -8;
 pub(super) const FP_TEMP: i16 = -16;
 /// The first (highest) variable slot.
 const FIRST_VAR: i16 = -24;
-/// The lowest stack offset.
+/// The lowest stack offset of a frame that has the whole stack.
 const STACK_BOTTOM: i16 = -512;
 /// Most scratch memory a program may use: the per-CPU value limit.
 pub(super) const MAX_SCRATCH: u32 = 32 * 1024;
@@ -67,6 +71,11 @@ pub(super) struct Emitter {
     scratch: u32,
     /// Scratch slots by owner, so re-emitted code reuses its slot.
     slots: HashMap<(u32, u8), u32>,
+    /// The lowest stack offset this frame may use.
+    bottom: i16,
+    /// `ld_imm64` instructions that load the address of a subprogram:
+    /// their index and the subprogram's number.
+    pub(super) func_refs: Vec<(usize, usize)>,
     /// Where errors about limits point.
     pub(super) span: Span,
 }
@@ -79,8 +88,57 @@ impl Emitter {
             vars_bottom: FIRST_VAR + 8,
             scratch: 0,
             slots: HashMap::new(),
+            bottom: STACK_BOTTOM,
+            func_refs: Vec::new(),
             span: Span::default(),
         }
+    }
+
+    /// An emitter whose frame is only `size` bytes, leaving the rest of
+    /// the 512-byte stack to the frames of callbacks.
+    pub(super) fn with_frame(size: i16) -> Self {
+        Emitter {
+            bottom: -size,
+            ..Emitter::new()
+        }
+    }
+
+    /// An emitter for a callback called from this code: a frame of the
+    /// same size and variable layout, and the same scratch area. Give it
+    /// back with [`Emitter::rejoin`].
+    pub(super) fn callback(&mut self) -> Self {
+        Emitter {
+            vars_bottom: self.vars_bottom,
+            scratch: self.scratch,
+            slots: std::mem::take(&mut self.slots),
+            bottom: self.bottom,
+            span: self.span,
+            ..Emitter::new()
+        }
+    }
+
+    /// Takes back the scratch allocations of a finished callback emitter.
+    pub(super) fn rejoin(&mut self, callback: &mut Emitter) {
+        self.scratch = callback.scratch;
+        self.slots = std::mem::take(&mut callback.slots);
+    }
+
+    /// The variable slots in use, highest first.
+    pub(super) fn var_slots(&self) -> impl Iterator<Item = i16> {
+        (self.vars_bottom..=FIRST_VAR).rev().step_by(8)
+    }
+
+    /// `dst = &subprogram` (its number, resolved when programs are laid out).
+    pub(super) fn func_addr(&mut self, dst: Reg, subprog: usize) {
+        self.func_refs.push((self.asm.len(), subprog));
+        let [lo, hi] = Insn::ld_imm64(dst, 0);
+        self.asm.emit([
+            Insn {
+                src: libbpf_sys::BPF_PSEUDO_FUNC as u8,
+                ..lo
+            },
+            hi,
+        ]);
     }
 
     /// Bytes of scratch this program needs.
@@ -91,7 +149,7 @@ impl Emitter {
     fn home(&self, v: VReg) -> Home {
         match POOL.get(v.0 as usize) {
             Some(&r) => Home::Reg(r),
-            None => Home::Stack(STACK_BOTTOM + 8 * (v.0 as i16 - POOL.len() as i16)),
+            None => Home::Stack(self.bottom + 8 * (v.0 as i16 - POOL.len() as i16)),
         }
     }
 
@@ -194,7 +252,7 @@ impl Emitter {
     /// A new stack slot for an integer variable.
     pub(super) fn var_slot(&mut self) -> Result<i16, Diagnostic> {
         let off = self.vars_bottom - 8;
-        let deepest_spill = STACK_BOTTOM + 8 * (self.depth as i16 - POOL.len() as i16).max(0);
+        let deepest_spill = self.bottom + 8 * (self.depth as i16 - POOL.len() as i16).max(0);
         if off < deepest_spill {
             return Err(self.too_big("too many variables for the 512-byte BPF stack"));
         }

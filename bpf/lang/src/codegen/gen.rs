@@ -31,6 +31,16 @@ pub(super) mod tag {
     pub(crate) const MAP_VALUE: u8 = 3;
 }
 
+/// A generated program.
+pub(super) struct Generated {
+    /// Its instructions, callbacks included.
+    pub(super) insns: Vec<Insn>,
+    /// Bytes of scratch it needs.
+    pub(super) scratch: u32,
+    /// First instruction and arity of each callback.
+    pub(super) callbacks: Vec<(usize, u32)>,
+}
+
 /// Owner id of the shared zero slot used to create map entries.
 pub(super) const ZERO_OWNER: u32 = u32::MAX;
 
@@ -46,7 +56,11 @@ pub(super) struct Gen<'a> {
     /// Where `return` and `exit()` go.
     pub(super) exit: Label,
     /// `(continue, break)` targets of the enclosing loops.
-    loops: Vec<(Label, Label)>,
+    pub(super) loops: Vec<(Label, Label)>,
+    /// Callbacks of `for` loops, by number (`None` while being generated).
+    pub(super) subprogs: Vec<Option<super::loops::Subprog>>,
+    /// The variable slots `for` loops use, when the probe has any.
+    pub(super) loop_slots: Option<super::loops::LoopSlots>,
 }
 
 impl<'a> Gen<'a> {
@@ -67,6 +81,8 @@ impl<'a> Gen<'a> {
             vars: HashMap::new(),
             exit,
             loops: Vec::new(),
+            subprogs: Vec::new(),
+            loop_slots: None,
         }
     }
 
@@ -75,8 +91,13 @@ impl<'a> Gen<'a> {
         self.analysis.ty(e.id).clone()
     }
 
-    /// Generates the program; returns it and its scratch size.
-    pub(super) fn probe(mut self, probe: &Probe) -> CgResult<(Vec<Insn>, u32)> {
+    /// Generates the program.
+    pub(super) fn probe(mut self, probe: &Probe) -> CgResult<Generated> {
+        let loop_depth = super::loops::nesting(&probe.body);
+        if loop_depth > 0 {
+            self.e = Emitter::with_frame(super::loops::frame_size(loop_depth));
+            self.exit = self.e.asm.label();
+        }
         self.e.span = probe.span;
         let exit = self.exit;
         // Save the context before `r1` is reused.
@@ -103,6 +124,9 @@ impl<'a> Gen<'a> {
             .jump(Insn::jmp_imm(scorch_bpf::insn::Cond::Eq, R0, 0, 0), exit);
         self.e.asm.emit([Insn::mov64_reg(SCRATCH, R0)]);
         self.allocate_vars(probe)?;
+        if loop_depth > 0 {
+            self.loop_slots = Some(self.alloc_loop_slots()?);
+        }
 
         if let Some(predicate) = &probe.predicate {
             self.e.span = predicate.span;
@@ -114,7 +138,18 @@ impl<'a> Gen<'a> {
         self.e.asm.place(exit);
         self.e.asm.emit([Insn::mov64_imm(R0, 0), Insn::exit()]);
         let scratch = self.e.scratch_size();
-        Ok((self.e.finish()?, scratch))
+        let refs = std::mem::take(&mut self.e.func_refs);
+        let subprogs = std::mem::take(&mut self.subprogs)
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| self.internal("an unfinished loop body"))?;
+        let insns = self.e.finish()?;
+        let (insns, callbacks) = super::loops::link(insns, &refs, subprogs);
+        Ok(Generated {
+            insns,
+            scratch,
+            callbacks,
+        })
     }
 
     /// Gives every variable of the probe a home, zeroed.
@@ -133,7 +168,7 @@ impl<'a> Gen<'a> {
                 visit::walk_expr(self, e);
             }
             fn visit_stmt(&mut self, s: &Stmt) {
-                if let StmtKind::Let { var, .. } = &s.kind {
+                if let StmtKind::Let { var, .. } | StmtKind::For { var, .. } = &s.kind {
                     if let Some(&id) = self.analysis.let_vars.get(&var.span) {
                         if !self.found.contains(&id) {
                             self.found.push(id);
@@ -202,8 +237,14 @@ impl<'a> Gen<'a> {
         Ok(false)
     }
 
-    /// Evaluates `e` for its effects; returns whether it was `exit()`.
+    /// Evaluates `e` for its effects; returns whether control never falls
+    /// out of it (`exit()`).
     pub(super) fn discard(&mut self, e: &Expr) -> CgResult<bool> {
+        // A block (an expanded macro, say) as a statement: its value is
+        // discarded too, and may be a call without one.
+        if let ExprKind::Block(block) = &e.kind {
+            return self.block(block);
+        }
         if let ExprKind::Call { args, .. } = &e.kind {
             if let Some(v) = self.call(e, args)? {
                 self.e.free(v);
@@ -297,7 +338,11 @@ impl<'a> Gen<'a> {
                 Ok(true)
             }
             StmtKind::Block(b) => self.block(b),
-            StmtKind::For { .. } => Err(self.internal("`for` reached code generation")),
+            StmtKind::For {
+                var,
+                iterable,
+                body,
+            } => self.for_stmt(var, iterable, body),
         }
     }
 

@@ -26,6 +26,7 @@ mod emit;
 mod expr;
 mod gen;
 pub mod layout;
+mod loops;
 mod maps;
 mod output;
 
@@ -114,7 +115,9 @@ pub enum ProgKind {
     RunOnce,
     /// Attached to tracepoints.
     Tracepoint,
-    /// Attached to perf events: `interval`, `profile`.
+    /// Attached to raw tracepoints.
+    RawTracepoint,
+    /// Attached to perf events: `interval`, `profile`, `software`, `hardware`.
     PerfEvent,
 }
 
@@ -130,6 +133,9 @@ pub struct ProgramDef {
     /// Its instructions; map references carry indexes into
     /// [`Compiled::maps`].
     pub insns: Vec<Insn>,
+    /// The callbacks of its `for` loops, after its own code: first
+    /// instruction and number of arguments of each.
+    pub callbacks: Vec<(usize, u32)>,
 }
 
 impl ProgramDef {
@@ -295,13 +301,14 @@ pub fn compile(program: &Program, analysis: &Analysis) -> Result<Compiled, Vec<D
             ));
             let gen = gen::Gen::new(analysis, &instances[0], &mut compiled, scratch);
             match gen.probe(probe) {
-                Ok((insns, scratch_size)) => {
-                    compiled.maps[scratch].value_size = scratch_size;
+                Ok(generated) => {
+                    compiled.maps[scratch].value_size = generated.scratch;
                     compiled.programs.push(ProgramDef {
                         probe: index,
                         kind,
                         instances,
-                        insns,
+                        insns: generated.insns,
+                        callbacks: generated.callbacks,
                     });
                 }
                 Err(d) => {
@@ -326,7 +333,10 @@ fn groups(instances: &[Instance], per_instance: bool) -> Vec<(ProgKind, Vec<Inst
         let kind = match instance.attach {
             Attach::Begin | Attach::End => ProgKind::RunOnce,
             Attach::Tracepoint { .. } => ProgKind::Tracepoint,
-            Attach::Interval(_) | Attach::Profile(_) => ProgKind::PerfEvent,
+            Attach::RawTracepoint { .. } => ProgKind::RawTracepoint,
+            Attach::Interval(_) | Attach::Profile(_) | Attach::Counter { .. } => {
+                ProgKind::PerfEvent
+            }
         };
         let shared = !per_instance && kind != ProgKind::RunOnce;
         match out.iter_mut().find(|(k, _)| shared && *k == kind) {
@@ -353,6 +363,9 @@ pub fn dump(compiled: &Compiled) -> String {
         let _ = writeln!(out, "\nprogram {i}: {} ({:?})", p.name(), p.kind);
         for instance in p.instances.iter().skip(1) {
             let _ = writeln!(out, "  also {}", instance.name);
+        }
+        for (start, args) in &p.callbacks {
+            let _ = writeln!(out, "  callback at {start} ({args} arguments)");
         }
         out.push_str(&disassemble(&p.insns, &compiled.maps));
     }

@@ -5,6 +5,7 @@
 
 use scorch_bpf::perf_event::PerfEventLink;
 use scorch_bpf::program::Program;
+use scorch_bpf::raw_tracepoint::RawTracepointLink;
 use scorch_bpf::tracepoint::TracepointLink;
 use scorch_bpf::{Event, Rate as PerfRate};
 
@@ -17,6 +18,7 @@ use crate::sema::{Attach, Rate};
 pub(super) struct Attachments {
     _tracepoints: Vec<TracepointLink>,
     _perf_events: Vec<PerfEventLink>,
+    _raw_tracepoints: Vec<RawTracepointLink>,
 }
 
 fn perf_rate(rate: Rate) -> PerfRate {
@@ -53,6 +55,25 @@ pub(super) fn attach(
                     .map_err(|e| fail(instance.name.clone(), e))?;
                 verbose(format!("attached {} (tracepoint id {id})", instance.name));
                 to._tracepoints.push(link);
+            }
+            Attach::RawTracepoint { name, .. } => {
+                let link = RawTracepointLink::attach(program, name)
+                    .map_err(|e| fail(instance.name.clone(), e))?;
+                verbose(format!("attached {} (raw tracepoint)", instance.name));
+                to._raw_tracepoints.push(link);
+            }
+            Attach::Counter { counter, period } => {
+                let cpus = scorch_bpf::online_cpus().map_err(|e| fail(instance.name.clone(), e))?;
+                for &cpu in &cpus {
+                    let link = scorch_bpf::counter::attach(program, *counter, *period, cpu)
+                        .map_err(|e| fail(instance.name.clone(), e))?;
+                    to._perf_events.push(link);
+                }
+                verbose(format!(
+                    "attached {} on {} CPU(s)",
+                    instance.name,
+                    cpus.len()
+                ));
             }
             Attach::Interval(rate) | Attach::Profile(rate) => {
                 let cpus = scorch_bpf::online_cpus().map_err(|e| fail(instance.name.clone(), e))?;

@@ -54,10 +54,23 @@ pub(super) fn load(compiled: &Compiled, start_ns: u64) -> Result<Loaded, RunErro
         let ty = match def.kind {
             ProgKind::RunOnce => ProgramType::RawTracepoint,
             ProgKind::Tracepoint => ProgramType::Tracepoint,
+            ProgKind::RawTracepoint => ProgramType::RawTracepoint,
             ProgKind::PerfEvent => ProgramType::PerfEvent,
         };
         let name = scorch_bpf::map::kernel_name(&format!("scorch_{i}"));
-        let program = Program::load(ty, &name, &insns).map_err(|e| match e {
+        let loaded = if def.callbacks.is_empty() {
+            Program::load(ty, &name, &insns)
+        } else {
+            let starts: Vec<usize> = std::iter::once(0)
+                .chain(def.callbacks.iter().map(|&(start, _)| start))
+                .collect();
+            let arity: Vec<u32> = std::iter::once(1)
+                .chain(def.callbacks.iter().map(|&(_, n)| n))
+                .collect();
+            scorch_bpf::func_info::FuncInfo::load(&starts, &arity)
+                .and_then(|funcs| Program::load_with_funcs(ty, &name, &insns, &funcs))
+        };
+        let program = loaded.map_err(|e| match e {
             scorch_bpf::Error::Verifier { summary, log, .. } => RunError::Verifier {
                 probe: def.name(),
                 summary,

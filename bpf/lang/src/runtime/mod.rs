@@ -21,12 +21,15 @@
 
 mod attach;
 mod events;
+mod list;
 mod load;
 mod session;
 mod signals;
 mod stacks;
 
 use std::io::Write;
+
+pub use list::list;
 
 use crate::diag::render_all;
 use crate::span::SourceFile;
@@ -111,40 +114,14 @@ pub fn compile(
     kernel: &dyn sema::Kernel,
     err: &mut dyn Write,
 ) -> Result<codegen::Compiled, RunError> {
-    let program = parse(source).map_err(|d| RunError::Program(render_all(&d, source)))?;
+    let mut program = parse(source).map_err(|d| RunError::Program(render_all(&d, source)))?;
+    crate::macros::expand(&mut program).map_err(|d| RunError::Program(render_all(&d, source)))?;
     let analysis = sema::analyze(&program, kernel, params)
         .map_err(|d| RunError::Program(render_all(&d, source)))?;
     if !analysis.warnings.is_empty() {
         let _ = err.write_all(render_all(&analysis.warnings, source).as_bytes());
     }
     codegen::compile(&program, &analysis).map_err(|d| RunError::Program(render_all(&d, source)))
-}
-
-/// Writes the probes matching `pattern` (a glob such as
-/// `tracepoint:syscalls:sys_enter_*`; `t:` works for `tracepoint:`), one
-/// per line, as `bpftrace -l` does. Only tracepoints are listed so far.
-pub fn list(pattern: &str, kernel: &dyn sema::Kernel, out: &mut dyn Write) -> Result<(), RunError> {
-    let pattern = match pattern.split_once(':') {
-        Some((provider, rest)) => match crate::ProbeKind::from_name(provider) {
-            Some(kind) => format!("{}:{rest}", kind.name()),
-            None => pattern.to_string(),
-        },
-        None if pattern.is_empty() => "*".to_string(),
-        None => pattern.to_string(),
-    };
-    let tracepoints = kernel
-        .tracepoints()
-        .map_err(|e| RunError::Bpf(format!("listing tracepoints: {e}")))?;
-    let mut names: Vec<String> = tracepoints
-        .into_iter()
-        .map(|(category, name)| format!("tracepoint:{category}:{name}"))
-        .filter(|full| sema::probes::glob(&pattern, full))
-        .collect();
-    names.sort();
-    for name in names {
-        writeln!(out, "{name}").map_err(|e| RunError::Io(e.to_string()))?;
-    }
-    Ok(())
 }
 
 /// Creates the maps and loads every program of `compiled`, then releases

@@ -46,6 +46,8 @@ pub enum Builtin {
     Kstack,
     /// The user stack.
     Ustack,
+    /// Argument N of a raw tracepoint.
+    Arg(u8),
 }
 
 /// Every builtin bpftrace documents, for suggestions.
@@ -133,11 +135,20 @@ pub fn lookup(name: &str, kind: ProbeKind) -> Result<(Builtin, Type), Unavailabl
             }
             (Builtin::Args, Type::Args)
         }
+        _ if is_arg_n(name) && kind == ProbeKind::RawTracepoint => match name[3..].parse::<u8>() {
+            Ok(n) => (Builtin::Arg(n), Type::U64),
+            Err(_) => {
+                return Err(Unavailable::NotInProbe(
+                    "raw tracepoints have at most a few arguments",
+                ))
+            }
+        },
         _ if is_arg_n(name) || name == "retval" || name == "func" || name.starts_with("sarg") => {
             return Err(Unavailable::NotInProbe(match kind {
                 ProbeKind::Tracepoint => {
                     "tracepoint probes have no positional arguments: use `args.FIELD`"
                 }
+                ProbeKind::RawTracepoint => "raw tracepoints have `arg0`…`argN` only",
                 _ => "this builtin needs a kprobe, uprobe or fentry probe",
             }))
         }
@@ -187,6 +198,10 @@ mod tests {
             ))
         );
         assert!(lookup("kstack", ProbeKind::Profile).is_ok());
+        assert_eq!(
+            lookup("arg3", ProbeKind::RawTracepoint),
+            Ok((Builtin::Arg(3), Type::U64))
+        );
         assert_eq!(
             lookup("comm", ProbeKind::Profile),
             Ok((Builtin::Comm, Type::Str(16)))

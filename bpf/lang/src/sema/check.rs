@@ -9,7 +9,7 @@ use super::probes::Instance;
 use super::scope::{VarId, Vars};
 use super::types::Type;
 use super::{Analysis, Config, ProbeInfo};
-use crate::ast::{Block, Else, Expr, ExprKind, If, Item, Program, Stmt, StmtKind};
+use crate::ast::{Block, Else, Expr, ExprKind, ForIterable, If, Item, Program, Stmt, StmtKind};
 use crate::diag::Diagnostic;
 use crate::provider::ProbeKind;
 
@@ -192,10 +192,11 @@ impl<'a> Checker<'a> {
                 self.block(body);
                 self.loops -= 1;
             }
-            StmtKind::For { .. } => self.error(Diagnostic::error(
-                stmt.span,
-                "`for` loops are not supported by scorch yet",
-            )),
+            StmtKind::For {
+                var,
+                iterable,
+                body,
+            } => self.for_stmt(var, iterable, body),
             StmtKind::Return(value) => {
                 if let Some(value) = value {
                     self.error(Diagnostic::error(
@@ -221,6 +222,90 @@ impl<'a> Checker<'a> {
                 self.block(b);
             }
         }
+    }
+
+    /// `for ($kv : @map) { … }` and `for ($i : a..b) { … }`.
+    fn for_stmt(&mut self, var: &crate::ast::Name, iterable: &ForIterable, body: &Block) {
+        let ty = match iterable {
+            ForIterable::Map(map) => self.for_map(map),
+            ForIterable::Range { start, end } => {
+                // `bpf_loop` refuses more iterations than this.
+                const MAX_LOOPS: i64 = 1 << 23;
+                if let (ExprKind::Int(a), ExprKind::Int(b)) = (&start.kind, &end.kind) {
+                    if b.saturating_sub(*a) > MAX_LOOPS as u64 {
+                        self.error(Diagnostic::error(
+                            end.span,
+                            format!("a range loop runs at most {MAX_LOOPS} times"),
+                        ));
+                    }
+                }
+                for bound in [start, end] {
+                    if let Some(ty) = self.expr(bound) {
+                        if !ty.is_int() {
+                            self.error(Diagnostic::error(
+                                bound.span,
+                                format!("a range bound must be an integer, not {ty}"),
+                            ));
+                        }
+                    }
+                }
+                Some(Type::I64)
+            }
+        };
+        self.vars.push_block();
+        let id = self.vars.declare(&var.name, var.span, true);
+        self.out.let_vars.insert(var.span, id);
+        if let Some(ty) = ty {
+            self.assign_var(id, &ty, var.span);
+        }
+        self.loops += 1;
+        self.block(body);
+        self.loops -= 1;
+        self.vars.pop_block();
+    }
+
+    /// The type of `$kv` in `for ($kv : @map)`: `(key, value)`.
+    fn for_map(&mut self, map: &Expr) -> Option<Type> {
+        let ExprKind::Map(name) = &map.kind else {
+            self.error(
+                Diagnostic::error(map.span, "a `for` loop walks a whole map or a range")
+                    .with_help("write `for ($kv : @map)` or `for ($i : 0..10)`"),
+            );
+            return None;
+        };
+        let Some(value) = self.maps.value(name).cloned() else {
+            self.error(Diagnostic::error(
+                map.span,
+                format!("undefined map {}", super::maps::display(name)),
+            ));
+            return None;
+        };
+        if let Type::Agg(kind) = value {
+            self.error(Diagnostic::error(
+                map.span,
+                format!(
+                    "cannot loop over {}: a {}() map keeps one value per CPU",
+                    super::maps::display(name),
+                    kind.function()
+                ),
+            ));
+            return None;
+        }
+        let key = match self.maps.keys(name) {
+            Some([]) | None => {
+                self.error(Diagnostic::error(
+                    map.span,
+                    format!(
+                        "cannot loop over {}: it has no keys",
+                        super::maps::display(name)
+                    ),
+                ));
+                return None;
+            }
+            Some([one]) => one.clone(),
+            Some(many) => Type::Tuple(many.to_vec()),
+        };
+        Some(Type::Tuple(vec![key, value.widened()]))
     }
 
     fn if_stmt(&mut self, mut i: &If) {

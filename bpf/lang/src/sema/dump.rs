@@ -25,6 +25,13 @@ pub fn dump(analysis: &Analysis) -> String {
                     Some(id) => format!(" id {id}"),
                     None => " (no id)".to_string(),
                 },
+                Attach::RawTracepoint { args, .. } => format!(" args {args}"),
+                Attach::Counter { counter, period } => {
+                    format!(
+                        " {:?} config {} every {period}",
+                        counter.kind, counter.config
+                    )
+                }
                 Attach::Interval(rate) | Attach::Profile(rate) => match rate {
                     Rate::Hz(hz) => format!(" every 1/{hz} s"),
                     Rate::PeriodNs(ns) => format!(" every {ns} ns"),

@@ -263,6 +263,29 @@ impl Checker<'_> {
                 self.per_instance = true;
                 Some(ty)
             }
+            Builtin::Arg(n) => {
+                // Every attach point must pass that argument: the kernel
+                // refuses a program that reads past the last one.
+                let short = self.instances.iter().find_map(|i| match &i.attach {
+                    Attach::RawTracepoint { args, .. } if u32::from(n) >= *args => {
+                        Some((i.name.clone(), *args))
+                    }
+                    _ => None,
+                });
+                if let Some((probe, args)) = short {
+                    let have = match args {
+                        0 => "no arguments".to_string(),
+                        1 => "1 argument (arg0)".to_string(),
+                        n => format!("{n} arguments (arg0 to arg{})", n - 1),
+                    };
+                    self.error(Diagnostic::error(
+                        e.span,
+                        format!("`{name}` is out of range: {probe} has {have}"),
+                    ));
+                    return None;
+                }
+                Some(ty)
+            }
             Builtin::Probe => {
                 self.per_instance = true;
                 let longest = self

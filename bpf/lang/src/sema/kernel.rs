@@ -4,7 +4,8 @@
 //! tracepoints exist and what their records look like. [`Kernel`] is that
 //! question list; [`TraceFs`] answers it from a tracefs directory — the
 //! live `/sys/kernel/tracing`, or a copied slice of it in tests, so the
-//! analysis stays a pure function of its inputs.
+//! analysis stays a pure function of its inputs. Raw tracepoints come
+//! from the kernel's BTF, or a `raw_tracepoints` list beside a copy.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,13 @@ pub trait Kernel {
     fn tracepoints(&self) -> io::Result<Vec<(String, String)>>;
     /// The text of a tracepoint's format file.
     fn tracepoint_format(&self, category: &str, name: &str) -> io::Result<String>;
+    /// Every raw tracepoint, as `(name, number of arguments)`.
+    fn raw_tracepoints(&self) -> io::Result<Vec<(String, u32)>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this kernel does not list its raw tracepoints",
+        ))
+    }
     /// The address of kernel symbol `name`, for `kaddr()`.
     fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
         let _ = name;
@@ -67,6 +75,24 @@ impl Kernel for TraceFs {
             PathBuf::from("/proc/kallsyms")
         };
         Ok(kallsyms_lookup(&read(&path)?, name))
+    }
+
+    /// From `raw_tracepoints` (`NAME ARGS` lines) beside a copied tracefs,
+    /// else from the kernel's BTF.
+    fn raw_tracepoints(&self) -> io::Result<Vec<(String, u32)>> {
+        let copy = self.root.join("raw_tracepoints");
+        if copy.exists() {
+            return Ok(read(&copy)?
+                .lines()
+                .filter_map(|line| {
+                    let (name, args) = line.trim().split_once(' ')?;
+                    Some((name.to_string(), args.trim().parse().ok()?))
+                })
+                .collect());
+        }
+        scorch_bpf::btf::raw_tracepoints(scorch_bpf::btf::VMLINUX)
+            .map(|list| list.into_iter().map(|t| (t.name, t.args)).collect())
+            .map_err(|e| io::Error::other(e.to_string()))
     }
 
     fn tracepoints(&self) -> io::Result<Vec<(String, String)>> {
@@ -124,5 +150,7 @@ mod tests {
             "{err}"
         );
         assert!(fs.tracepoint_format("..", "x").is_err());
+        let raw = fs.raw_tracepoints().unwrap();
+        assert!(raw.contains(&("sched_switch".into(), 4)));
     }
 }

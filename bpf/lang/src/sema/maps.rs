@@ -164,6 +164,12 @@ impl MapTable {
         entry.value.as_ref().map(|f| &f.ty)
     }
 
+    /// The key types of `@name`, once it was used with keys.
+    pub(super) fn keys(&self, name: &str) -> Option<&[Type]> {
+        let entry = &self.entries[*self.by_name.get(name)?];
+        entry.keys.as_ref().map(|(k, _)| k.as_slice())
+    }
+
     /// Every map name, for suggestions.
     pub(super) fn names(&self) -> impl Iterator<Item = &str> {
         self.entries.iter().map(|e| e.name.as_str())

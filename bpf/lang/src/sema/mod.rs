@@ -28,6 +28,7 @@ mod expr;
 pub mod functions;
 pub mod kernel;
 pub mod maps;
+pub mod perf_events;
 pub mod probes;
 pub mod scope;
 pub mod tracepoint;
@@ -103,6 +104,11 @@ impl ProbeInfo {
                 Attach::Begin => ProbeKind::Begin,
                 Attach::End => ProbeKind::End,
                 Attach::Tracepoint { .. } => ProbeKind::Tracepoint,
+                Attach::RawTracepoint { .. } => ProbeKind::RawTracepoint,
+                Attach::Counter { counter, .. } => match counter.kind {
+                    scorch_bpf::counter::CounterKind::Software => ProbeKind::Software,
+                    scorch_bpf::counter::CounterKind::Hardware => ProbeKind::Hardware,
+                },
                 Attach::Interval(_) => ProbeKind::Interval,
                 Attach::Profile(_) => ProbeKind::Profile,
             };
@@ -274,10 +280,8 @@ fn preamble(
             x.span,
             "`import` is not supported by scorch yet",
         )),
-        Item::Macro(x) => diags.push(Diagnostic::error(
-            x.span,
-            "macros are not supported by scorch yet",
-        )),
+        // Expanded where they are called ([`crate::macros`]).
+        Item::Macro(_) => {}
         Item::Subprog(x) => diags.push(Diagnostic::error(
             x.span,
             "`fn` subprograms are not supported by scorch yet",

@@ -6,13 +6,17 @@
 //! [`ProbeSpec`] into [`Instance`]s, reading those facts once through the
 //! [`Kernel`] and reporting unknown names with the nearest known one.
 //!
-//! Probe kinds handled: `begin`/`end`, `tracepoint`, `interval` and
-//! `profile`; the others are reported as not supported yet.
+//! Probe kinds handled: `begin`/`end`, `tracepoint`, `rawtracepoint`,
+//! `interval`, `profile`, `software` and `hardware`; the others are
+//! reported as not supported yet.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use scorch_bpf::counter::{Counter, CounterKind};
+
 use super::kernel::Kernel;
+use super::perf_events;
 use super::tracepoint::{parse_format, Format};
 use crate::ast::ProbeSpec;
 use crate::diag::Diagnostic;
@@ -43,6 +47,20 @@ pub enum Attach {
         /// Its record layout and id.
         format: Arc<Format>,
     },
+    /// A raw kernel tracepoint: its arguments as an array of `u64`.
+    RawTracepoint {
+        /// Its name (`sched_switch`).
+        name: String,
+        /// How many arguments it has.
+        args: u32,
+    },
+    /// A software or hardware perf event on every CPU.
+    Counter {
+        /// The event.
+        counter: Counter,
+        /// Fire once every this many events.
+        period: u64,
+    },
     /// A timer on one CPU.
     Interval(Rate),
     /// A timer on every CPU.
@@ -62,6 +80,7 @@ pub struct Instance {
 pub(super) struct Resolver<'k> {
     kernel: &'k dyn Kernel,
     tracepoints: Option<Result<Vec<(String, String)>, String>>,
+    raw_tracepoints: Option<Result<Vec<(String, u32)>, String>>,
     formats: HashMap<(String, String), Arc<Format>>,
 }
 
@@ -70,6 +89,7 @@ impl<'k> Resolver<'k> {
         Resolver {
             kernel,
             tracepoints: None,
+            raw_tracepoints: None,
             formats: HashMap::new(),
         }
     }
@@ -108,11 +128,17 @@ impl<'k> Resolver<'k> {
                     attach,
                 }])
             }
+            ProbeKind::RawTracepoint => self.raw_tracepoint(spec, &parts),
+            ProbeKind::Software => counter(spec, &parts, CounterKind::Software),
+            ProbeKind::Hardware => counter(spec, &parts, CounterKind::Hardware),
             other => Err(Diagnostic::error(
                 spec.provider.span,
                 format!("`{other}` probes are not supported by scorch yet"),
             )
-            .with_help("supported probe types: begin, end, tracepoint, interval, profile")),
+            .with_help(
+                "supported probe types: begin, end, tracepoint, rawtracepoint, interval, \
+                 profile, software, hardware",
+            )),
         }
     }
 
@@ -157,6 +183,61 @@ impl<'k> Resolver<'k> {
             });
         }
         Ok(out)
+    }
+
+    /// `rawtracepoint:NAME` or `rawtracepoint:MODULE:NAME`, wildcards allowed.
+    fn raw_tracepoint(
+        &mut self,
+        spec: &ProbeSpec,
+        parts: &[&str],
+    ) -> Result<Vec<Instance>, Diagnostic> {
+        let name = match parts {
+            [name] | [_, name] if !name.is_empty() => *name,
+            _ => {
+                return Err(Diagnostic::error(
+                    spec.span,
+                    "a raw tracepoint probe is written `rawtracepoint:NAME`",
+                ))
+            }
+        };
+        let kernel = self.kernel;
+        let list = self
+            .raw_tracepoints
+            .get_or_insert_with(|| kernel.raw_tracepoints().map_err(|e| e.to_string()));
+        let all = match list {
+            Ok(all) => all,
+            Err(e) => {
+                return Err(Diagnostic::error(
+                    spec.span,
+                    format!("cannot list raw tracepoints: {e}"),
+                )
+                .with_help(
+                    "raw tracepoints are listed in the kernel's BTF, /sys/kernel/btf/vmlinux",
+                ))
+            }
+        };
+        let found: Vec<Instance> = all
+            .iter()
+            .filter(|(n, _)| glob(name, n))
+            .map(|(n, args)| Instance {
+                name: format!("rawtracepoint:{n}"),
+                attach: Attach::RawTracepoint {
+                    name: n.clone(),
+                    args: *args,
+                },
+            })
+            .collect();
+        if found.is_empty() {
+            let mut d = Diagnostic::error(spec.span, format!("raw tracepoint not found: {name}"));
+            d = match crate::suggest::closest(name, all.iter().map(|(n, _)| n.as_str())) {
+                Some(near) => d.with_help(format!("did you mean `rawtracepoint:{near}`?")),
+                None => {
+                    d.with_help("list raw tracepoints with `scorch trace -l 'rawtracepoint:*'`")
+                }
+            };
+            return Err(d);
+        }
+        Ok(found)
     }
 
     fn tracepoints(&mut self, spec: &ProbeSpec) -> Result<&[(String, String)], Diagnostic> {
@@ -247,6 +328,56 @@ fn timer_rate(spec: &ProbeSpec, parts: &[&str]) -> Result<Rate, Diagnostic> {
         "ns" if spec.kind == ProbeKind::Interval => ns(1),
         _ => Err(usage()),
     }
+}
+
+/// `software:EVENT[:COUNT]` and `hardware:EVENT[:COUNT]`.
+fn counter(
+    spec: &ProbeSpec,
+    parts: &[&str],
+    kind: CounterKind,
+) -> Result<Vec<Instance>, Diagnostic> {
+    let provider = spec.kind.name();
+    let (name, count) = match parts {
+        [name] => (*name, None),
+        [name, ""] => (*name, None),
+        [name, count] => (*name, Some(*count)),
+        _ => {
+            return Err(Diagnostic::error(
+                spec.span,
+                format!("a {provider} probe is written `{provider}:EVENT[:COUNT]`"),
+            ))
+        }
+    };
+    let Some(def) = perf_events::find(kind, name) else {
+        let names = perf_events::events(kind)
+            .iter()
+            .flat_map(|e| std::iter::once(e.counter.name).chain(e.alias));
+        let mut d = Diagnostic::error(spec.span, format!("unknown {provider} event `{name}`"));
+        d = match crate::suggest::closest(name, names) {
+            Some(near) => d.with_help(format!("did you mean `{provider}:{near}`?")),
+            None => d.with_help(format!("list them with `scorch trace -l '{provider}:*'`")),
+        };
+        return Err(d);
+    };
+    let period = match count {
+        None => def.default_count,
+        Some(text) => match parse_count(text) {
+            Some(n) if n > 0 => n,
+            _ => {
+                return Err(Diagnostic::error(
+                    spec.span,
+                    format!("invalid count `{text}`: write a positive integer such as 1000 or 1e6"),
+                ))
+            }
+        },
+    };
+    Ok(vec![Instance {
+        name: format!("{provider}:{}:{period}", def.counter.name),
+        attach: Attach::Counter {
+            counter: def.counter,
+            period,
+        },
+    }])
 }
 
 /// A decimal count, allowing `1e6` and `1_000` as bpftrace does.
