@@ -1,11 +1,12 @@
 //! Runs a bpftrace program, as `scorch trace` will:
 //!
 //! ```text
-//! cargo run -p scorch-lang --example trace -- [-d] [-v] [-j] 'PROGRAM' [PARAMS…]
+//! cargo run -p scorch-lang --example trace -- [-d] [-v] [-j] [--unsafe] 'PROGRAM' [PARAMS…]
 //! ```
 //!
 //! `-d` prints the generated programs instead of running them, `-v`
-//! prints attach details and verifier logs, `-j` prints JSON.
+//! prints attach details and verifier logs, `-j` prints JSON, `--unsafe`
+//! allows `system()` and `signal()`.
 
 use std::process::ExitCode;
 
@@ -19,12 +20,13 @@ fn main() -> ExitCode {
             "-d" if program.is_none() => opts.dry_run = true,
             "-v" if program.is_none() => opts.verbose = true,
             "-j" if program.is_none() => opts.format = OutputFormat::Json,
+            "--unsafe" if program.is_none() => opts.unsafe_ = true,
             _ if program.is_none() => program = Some(arg),
             _ => opts.params.push(arg),
         }
     }
     let Some(text) = program else {
-        eprintln!("usage: trace [-d] [-v] [-j] 'PROGRAM' [PARAMS…]");
+        eprintln!("usage: trace [-d] [-v] [-j] [--unsafe] 'PROGRAM' [PARAMS…]");
         return ExitCode::from(2);
     };
     let source = SourceFile::inline(text);

@@ -47,7 +47,9 @@
 //! Probe kinds other than `begin`, `end`, `tracepoint`, `rawtracepoint`,
 //! `interval`, `profile`, `software` and `hardware`; `uaddr` (it needs
 //! uprobes) and the other functions bpftrace has beyond stacks (`kstack`,
-//! `ustack`), `ksym`, `usym` and `kaddr`; `fn` subprograms.
+//! `ustack`), `ksym`, `usym`, `kaddr`, `join`, `strftime`, `system`,
+//! `cat`, `signal`, `buf`, `ntop` and `len` (`override` is refused with the reason: it
+//! needs a kprobe); `fn` subprograms.
 //! Each is reported as "not supported by scorch yet" at the place it is
 //! written. `for` loops walk maps (not per-CPU aggregations) and ranges.
 //!

@@ -10,6 +10,8 @@
 //! Supported: flags `-+ #0`, a width, a precision (`%.3s`, `%.5d`),
 //! length modifiers `hh h l ll j z t`, and the conversions
 //! `d i u x X o c s p %`. A `*` width is rejected, as bpftrace does.
+//! bpftrace's own `%r` prints a `buf()` with non-printable bytes as
+//! `\xNN`, and `%rx` prints every byte so; they take no flags.
 
 use std::fmt::Write as _;
 
@@ -22,6 +24,8 @@ pub enum ArgKind {
     Str,
     /// An integer or a pointer, printed as `0x…`: `%p`.
     Ptr,
+    /// A `buf()`: `%r`, `%rx`.
+    Buf,
 }
 
 /// One `%…` conversion.
@@ -45,6 +49,8 @@ pub struct Spec {
     pub bits: u32,
     /// The conversion character.
     pub conv: char,
+    /// `%rx`: every byte of the buffer as `\xNN`.
+    pub hex: bool,
 }
 
 impl Spec {
@@ -53,6 +59,7 @@ impl Spec {
         match self.conv {
             's' => ArgKind::Str,
             'p' => ArgKind::Ptr,
+            'r' => ArgKind::Buf,
             _ => ArgKind::Int,
         }
     }
@@ -81,6 +88,8 @@ pub enum Arg {
     Int(u64),
     /// A string's bytes, up to (not including) its NUL.
     Str(Vec<u8>),
+    /// A buffer's bytes.
+    Buf(Vec<u8>),
 }
 
 /// Why a format string was refused; the offset is a byte index into it.
@@ -122,6 +131,7 @@ impl Format {
                 precision: None,
                 bits: 32,
                 conv: 'd',
+                hex: false,
             };
             while let Some(&(_, f)) = chars.peek() {
                 match f {
@@ -177,10 +187,23 @@ impl Format {
                     "incomplete conversion at the end of the format".into(),
                 ));
             };
-            if !matches!(conv, 'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'c' | 's' | 'p') {
+            if !matches!(
+                conv,
+                'd' | 'i' | 'u' | 'x' | 'X' | 'o' | 'c' | 's' | 'p' | 'r'
+            ) {
                 return Err(error(format!("unsupported conversion `%{conv}`")));
             }
             spec.conv = conv;
+            if conv == 'r' {
+                let flags = spec.left || spec.plus || spec.space || spec.alt || spec.zero;
+                if flags || spec.width != 0 || spec.precision.is_some() || spec.bits != 32 {
+                    return Err(error("%r takes no flags, width or length".into()));
+                }
+                if chars.peek().map(|&(_, c)| c) == Some('x') {
+                    chars.next();
+                    spec.hex = true;
+                }
+            }
             if !literal.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(&mut literal)));
             }
@@ -216,12 +239,32 @@ impl Format {
     }
 }
 
+/// A buffer as bpftrace prints it: printable ASCII as is, other bytes
+/// (all of them when `hex`) as `\xNN`.
+pub fn escape_bytes(bytes: &[u8], hex: bool) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for &b in bytes {
+        if !hex && (0x20..0x7f).contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
+}
+
 fn render_one(out: &mut Vec<u8>, spec: &Spec, arg: Option<&Arg>) {
     let int = match arg {
         Some(Arg::Int(v)) => *v,
         _ => 0,
     };
     match spec.conv {
+        'r' => {
+            if let Some(Arg::Buf(bytes)) = arg {
+                out.extend_from_slice(escape_bytes(bytes, spec.hex).as_bytes());
+            }
+            return;
+        }
         's' => {
             let bytes = match arg {
                 Some(Arg::Str(s)) => s.as_slice(),
@@ -381,6 +424,20 @@ mod tests {
             ),
             "0xff 010 007     -007|+7    |"
         );
+    }
+
+    #[test]
+    fn buffers_escape_or_hex_every_byte() {
+        let f = Format::parse("%r|%rx|").unwrap();
+        let kinds: Vec<ArgKind> = f.specs().map(Spec::arg_kind).collect();
+        assert_eq!(kinds, [ArgKind::Buf, ArgKind::Buf]);
+        let buf = Arg::Buf(b"a\n\xff~".to_vec());
+        assert_eq!(
+            f.render(&[buf.clone(), buf]),
+            b"a\\x0a\\xff~|\\x61\\x0a\\xff\\x7e|"
+        );
+        assert!(Format::parse("%-r").is_err());
+        assert!(Format::parse("%lr").is_err());
     }
 
     #[test]

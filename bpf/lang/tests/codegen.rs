@@ -18,7 +18,7 @@ fn programs_match_their_disassembly() {
     for path in files {
         let file = golden::load(&path);
         let mut warnings = Vec::new();
-        match runtime::compile(&file, &params, &golden::tracefs(), &mut warnings) {
+        match runtime::compile(&file, &params, &golden::tracefs(), true, &mut warnings) {
             Ok(compiled) => failures.extend(golden::check(
                 &path.with_extension("bpf"),
                 &codegen::dump(&compiled),

@@ -2,7 +2,8 @@
 //! does not depend on the machine.
 //!
 //! Each `tests/compat/NAME.bt` runs (with the parameters `abc 42`) and
-//! its stdout must equal `NAME.out`; `json_*` programs run with `-f json`.
+//! its stdout must equal `NAME.out`; `json_*` programs run with `-f json`,
+//! `unsafe_*` programs with `--unsafe`.
 //! The `.out` files are bpftrace 0.17's output, and when `/usr/bin/bpftrace`
 //! is installed the test checks that it still prints exactly that, with
 //! two adjustments for what scorch deliberately does differently:
@@ -30,8 +31,16 @@ fn privileged() -> bool {
 }
 
 fn json(path: &Path) -> bool {
+    named(path, "json_")
+}
+
+fn allows_unsafe(path: &Path) -> bool {
+    named(path, "unsafe_")
+}
+
+fn named(path: &Path, prefix: &str) -> bool {
     path.file_name()
-        .is_some_and(|n| n.to_string_lossy().starts_with("json_"))
+        .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
 }
 
 /// What bpftrace prints for `path`, adjusted as the module docs say.
@@ -43,6 +52,9 @@ fn bpftrace(path: &Path) -> Option<String> {
     let mut cmd = Command::new(bin);
     if json(path) {
         cmd.args(["-f", "json"]);
+    }
+    if allows_unsafe(path) {
+        cmd.arg("--unsafe");
     }
     let out = cmd.arg(path).args(golden::PARAMS).output().ok()?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -67,6 +79,7 @@ fn output_matches_bpftrace() {
         if json(&path) {
             opts.format = OutputFormat::Json;
         }
+        opts.unsafe_ = allows_unsafe(&path);
         let mut out = Vec::new();
         let mut err = Vec::new();
         match run(&file, &opts, &mut out, &mut err) {

@@ -364,6 +364,18 @@ fn errors_name_the_problem() {
         text.contains("stdin:1:14: note: @x first holds int64 here\n"),
         "{text}"
     );
+
+    // system() runs only with --unsafe, as in bpftrace.
+    let o = trace(|_| r#"BEGIN { system("true"); }"#.into(), || {});
+    let Err(RunError::Program(text)) = o.result else {
+        panic!("expected a program error, got {:?}", o.result);
+    };
+    assert_eq!(
+        text,
+        "stdin:1:9: error: system() is an unsafe function being used in safe mode\n\
+         BEGIN { system(\"true\"); }\n        ^~~~~~~~~~~~~~\n\
+         help: run with --unsafe to allow it\n"
+    );
 }
 
 #[test]
@@ -737,4 +749,213 @@ fn macros_expand_where_called() {
     assert_eq!(o.result, Ok(0), "{}", o.err);
     // `$step` of the macro is its own: the probe's stays 10.
     assert_eq!(o.out, "4 3 10\n\n\n@hits[2]: 1\n@hits[3]: 1\n");
+}
+
+#[test]
+fn join_prints_the_argv_of_exec() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Until it execs, the child has the worker thread's name.
+    let o = trace(
+        |_| {
+            r#"t:syscalls:sys_enter_execve /comm == "scorch-worker"/ {
+                 join(args.argv); join(args->argv, "--");
+                 @n += 1; if (@n == 2) { exit(); }
+               }"#
+            .into()
+        },
+        || {
+            let run = |cmd: &str, args: &[&str]| {
+                std::process::Command::new(cmd)
+                    .args(args)
+                    .output()
+                    .expect("run the command");
+            };
+            // An empty argument ends the list, as in bpftrace.
+            run("/bin/echo", &["join", "a b", "", "after"]);
+            let many: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
+            let many: Vec<&str> = many.iter().map(String::as_str).collect();
+            run("/bin/true", &many);
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    // bpftrace 0.17 prints the same: at most 16 strings.
+    let first16: Vec<String> = (1..=15).map(|i| i.to_string()).collect();
+    assert_eq!(
+        o.out,
+        format!(
+            "/bin/echo join a b\n/bin/echo--join--a b\n/bin/true {}\n/bin/true--{}\n\n\n@n: 2\n",
+            first16.join(" "),
+            first16.join("--")
+        )
+    );
+}
+
+/// The system clock as seconds since the epoch.
+fn epoch_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+}
+
+#[test]
+fn strftime_turns_boot_time_into_wall_time() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let before = epoch_secs();
+    // `%s` is seconds since the epoch, the same in every time zone.
+    let o = trace(
+        |_| {
+            r#"BEGIN {
+                 printf("%s\n", strftime("%s.%f", nsecs));
+                 print(strftime("%s", 0));
+                 @t = strftime("[%s]", 2000000000);
+                 exit();
+               }"#
+            .into()
+        },
+        || {},
+    );
+    let after = epoch_secs();
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    let mut lines = o.out.lines();
+    let now: f64 = lines.next().and_then(|l| l.parse().ok()).expect("%s.%f");
+    assert!(
+        before - 0.01 <= now && now <= after + 0.01,
+        "{before} {now} {after}"
+    );
+    let boot: i64 = lines.next().and_then(|l| l.parse().ok()).expect("boot");
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let btime: i64 = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("btime in /proc/stat");
+    assert!((boot - btime).abs() <= 1, "boot {boot}, btime {btime}");
+    assert_eq!(
+        lines.collect::<Vec<_>>(),
+        ["", "", &format!("@t: [{}]", boot + 2)[..]]
+    );
+}
+
+#[test]
+fn signal_kills_the_current_process() {
+    use std::os::unix::process::ExitStatusExt;
+
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // A name of our own, so no other `sleep` on the machine is signalled.
+    let dir = std::env::temp_dir().join(format!("scorch-signal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let victim = dir.join("scorch-victim");
+    let _ = std::fs::remove_file(&victim);
+    std::os::unix::fs::symlink("/bin/sleep", &victim).expect("symlink to sleep");
+    let mut opts = RunOptions::default();
+    opts.unsafe_ = true;
+    let status = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = status.clone();
+    let o = trace_with(
+        |_| {
+            r#"t:syscalls:sys_enter_clock_nanosleep /comm == "scorch-victim"/ {
+                 signal("SIGUSR1"); printf("sent\n"); exit();
+               }"#
+            .into()
+        },
+        opts,
+        move || {
+            let s = std::process::Command::new(&victim)
+                .arg("10")
+                .status()
+                .expect("run the victim");
+            *seen.lock().unwrap() = Some(s);
+        },
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "sent\n\n\n");
+    let status = status.lock().unwrap().expect("the victim ran");
+    assert_eq!(status.signal(), Some(libc::SIGUSR1), "{status:?}");
+}
+
+#[test]
+fn buf_prints_user_memory_escaped() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_write /tid == {tid}/ {{
+                     printf("%r|%rx\n", buf(args.buf, args.count), buf(args.buf, 2));
+                     exit();
+                   }}"#
+            )
+        },
+        || {
+            use std::io::Write as _;
+            let mut null = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .expect("/dev/null");
+            null.write_all(b"hi\x00\x01\xfe~").expect("write");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "hi\\x00\\x01\\xfe~|\\x68\\x69\n\n\n");
+}
+
+#[test]
+fn ntop_formats_ipv4_and_ipv6() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // bpftrace reads 16-byte addresses from arrays; scorch also from buf().
+    let o = trace(
+        |_| {
+            r#"BEGIN {
+                 printf("%s|%s|%s\n", ntop(0x0100007f),
+                        ntop(buf("\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x01\x02\x03\x04", 16)),
+                        ntop(10, buf("\xfe\x80\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x01", 16)));
+                 exit();
+               }"#
+            .into()
+        },
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "127.0.0.1|::ffff:1.2.3.4|fe80::1\n\n\n");
+}
+
+#[test]
+fn len_counts_the_keys_of_a_map() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_read /tid == {tid}/ {{
+                     @sizes[args.count] = count();
+                     @total += 1;
+                     if (@total == 5) {{ printf("%d\n", len(@sizes)); exit(); }}
+                   }}
+                   END {{ delete(@sizes[1]); print(len(@sizes)); }}"#
+            )
+        },
+        read_sizes(&[1, 2, 1, 3, 2]),
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert!(o.out.starts_with("3\n2\n\n\n"), "{}", o.out);
+    assert!(o.out.contains("@sizes[2]: 2\n"), "{}", o.out);
+    assert!(!o.out.contains("@sizes[1]"), "{}", o.out);
 }

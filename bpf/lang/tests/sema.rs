@@ -60,7 +60,8 @@ fn listing_probes_filters_with_globs() {
     scorch_lang::runtime::list("t:syscalls:sys_enter_*", &golden::tracefs(), &mut out).unwrap();
     assert_eq!(
         String::from_utf8(out).unwrap(),
-        "tracepoint:syscalls:sys_enter_close\ntracepoint:syscalls:sys_enter_openat\n\
+        "tracepoint:syscalls:sys_enter_close\ntracepoint:syscalls:sys_enter_execve\n\
+         tracepoint:syscalls:sys_enter_openat\n\
          tracepoint:syscalls:sys_enter_read\ntracepoint:syscalls:sys_enter_write\n"
     );
     let mut out = Vec::new();

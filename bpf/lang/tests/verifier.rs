@@ -27,7 +27,7 @@ fn the_kernel_accepts_every_generated_program() {
         for path in golden::programs(dir) {
             let file = golden::load(&path);
             let compiled =
-                match runtime::compile(&file, &params, &golden::tracefs(), &mut Vec::new()) {
+                match runtime::compile(&file, &params, &golden::tracefs(), true, &mut Vec::new()) {
                     Ok(c) => c,
                     Err(e) => {
                         failures.push(format!("{}: {e}", path.display()));

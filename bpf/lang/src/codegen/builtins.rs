@@ -1,11 +1,11 @@
 //! Builtin variables and the dispatch of function calls.
 
-use scorch_bpf::insn::{Alu, Insn, Size, R0, R1, R10, R2, R3};
+use scorch_bpf::insn::{Alu, Cond, Insn, Size, R0, R1, R10, R2, R3, R4};
 
 use super::emit::{VReg, FP_CTX, SCRATCH};
 use super::gen::{tag, CgResult, Gen};
 use super::layout::EventKind;
-use crate::ast::Expr;
+use crate::ast::{Expr, ExprKind};
 use crate::sema::{AddrSpace, Builtin, Const, Function, Type};
 
 impl Gen<'_> {
@@ -91,10 +91,13 @@ impl Gen<'_> {
             .get(&e.id)
             .ok_or_else(|| self.internal("an unresolved call"))?;
         match f {
-            Function::Printf => self.printf(e, args)?,
+            Function::Printf => self.printf(e, args, EventKind::Printf)?,
+            Function::System => self.printf(e, args, EventKind::System)?,
+            Function::Cat => self.printf(e, args, EventKind::Cat)?,
             Function::Print => self.print(e, args)?,
             Function::Exit => self.exit_call(e, args)?,
             Function::Time => self.time(e)?,
+            Function::Join => self.join(e, args)?,
             Function::Clear => self.map_event(e, args, EventKind::ClearMap)?,
             Function::Zero => self.map_event(e, args, EventKind::ZeroMap)?,
             Function::Delete => self.delete(e, args)?,
@@ -111,6 +114,17 @@ impl Gen<'_> {
                 return self.expr(arg).map(Some);
             }
             Function::Usym => return self.usym(e, args).map(Some),
+            Function::Signal => self.signal(args)?,
+            Function::Buf => return self.buf(e, args).map(Some),
+            Function::Ntop => return self.ntop(e, args).map(Some),
+            Function::Len => return self.len(args).map(Some),
+            Function::Strftime => {
+                // The timestamp itself; user space formats it.
+                let nsecs = args
+                    .get(1)
+                    .ok_or_else(|| self.internal("strftime() without a timestamp"))?;
+                return self.expr(nsecs).map(Some);
+            }
             _ => return Err(self.internal("an aggregation outside a map assignment")),
         }
         Ok(None)
@@ -169,6 +183,127 @@ impl Gen<'_> {
             Insn::store_reg(Size::DW, SCRATCH, slot as i16 + 8, R0),
         ]);
         self.e.set_scratch_ptr(v, slot);
+        Ok(v)
+    }
+
+    /// `signal(SIG)`: `send_signal` to the current process.
+    fn signal(&mut self, args: &[Expr]) -> CgResult<()> {
+        let arg = args
+            .first()
+            .ok_or_else(|| self.internal("signal() without an argument"))?;
+        let v = self.expr(arg)?;
+        self.e.copy_to(R1, v);
+        self.e.free(v);
+        self.e.call(libbpf_sys::BPF_FUNC_send_signal);
+        Ok(())
+    }
+
+    /// `buf(p[, len])`: the count of bytes read, then the bytes, in a
+    /// zeroed scratch slot (so equal buffers make equal map keys).
+    fn buf(&mut self, e: &Expr, args: &[Expr]) -> CgResult<VReg> {
+        let Type::Buf(cap) = self.ty(e) else {
+            return Err(self.internal("buf() without a buffer type"));
+        };
+        let source = args
+            .first()
+            .ok_or_else(|| self.internal("buf() without an argument"))?;
+        let read = match self.ty(source) {
+            Type::Ptr {
+                space: AddrSpace::User,
+                ..
+            } => libbpf_sys::BPF_FUNC_probe_read_user,
+            _ => libbpf_sys::BPF_FUNC_probe_read_kernel,
+        };
+        let slot = self.e.slot(e.id.0, tag::VALUE, 8 + cap)?;
+        self.e.zero_scratch(slot, 8 + cap);
+        let v = self.expr(source)?;
+        // The length, at most `cap`: the verifier needs the bound.
+        match args.get(1) {
+            Some(len) => {
+                let n = self.expr(len)?;
+                self.e.copy_to(R2, n);
+                self.e.free(n);
+                let fits = self.e.asm.label();
+                self.e
+                    .asm
+                    .jump(Insn::jmp_imm(Cond::Le, R2, cap as i32, 0), fits);
+                self.e.asm.emit([Insn::mov64_imm(R2, cap as i32)]);
+                self.e.asm.place(fits);
+            }
+            None => {
+                self.e.asm.emit([Insn::mov64_imm(R2, cap as i32)]);
+            }
+        }
+        self.e
+            .asm
+            .emit([Insn::store_reg(Size::DW, SCRATCH, slot as i16, R2)]);
+        self.e.copy_to(R3, v);
+        self.e.scratch_ptr(R1, slot + 8);
+        self.e.call(read);
+        self.e.set_scratch_ptr(v, slot);
+        Ok(v)
+    }
+
+    /// `ntop([af, ]addr)`: the family, then the address bytes, in a
+    /// zeroed scratch slot.
+    fn ntop(&mut self, e: &Expr, args: &[Expr]) -> CgResult<VReg> {
+        let addr = args
+            .last()
+            .ok_or_else(|| self.internal("ntop() without an argument"))?;
+        let addr_ty = self.ty(addr);
+        let slot = self.e.slot(e.id.0, tag::VALUE, 24)?;
+        self.e.zero_scratch(slot, 24);
+        if args.len() == 2 {
+            let af = self.expr(&args[0])?;
+            let r = self.e.get(af, R1);
+            self.e
+                .asm
+                .emit([Insn::store_reg(Size::DW, SCRATCH, slot as i16, r)]);
+            self.e.free(af);
+        } else {
+            let af = match addr_ty {
+                Type::Buf(16) => libc::AF_INET6,
+                _ => libc::AF_INET,
+            };
+            self.e
+                .asm
+                .emit([Insn::store_imm(Size::DW, SCRATCH, slot as i16, af)]);
+        }
+        let v = self.expr(addr)?;
+        let r = self.e.get(v, R1);
+        match addr_ty {
+            Type::Buf(n) => self.e.copy_mem(SCRATCH, slot as i16 + 8, r, 8, n),
+            _ => {
+                self.e
+                    .asm
+                    .emit([Insn::store_reg(Size::W, SCRATCH, slot as i16 + 8, r)]);
+            }
+        }
+        self.e.set_scratch_ptr(v, slot);
+        Ok(v)
+    }
+
+    /// `len(@map)`: the number of elements `for_each_map_elem` walks with
+    /// a callback that only goes on.
+    fn len(&mut self, args: &[Expr]) -> CgResult<VReg> {
+        let Some(ExprKind::Map(name)) = args.first().map(|a| &a.kind) else {
+            return Err(self.internal("len() without a map"));
+        };
+        let (map, _) = self.map_info(name)?;
+        let id = self.subprogs.len();
+        self.subprogs.push(Some(super::loops::Subprog {
+            insns: vec![Insn::mov64_imm(R0, 0), Insn::exit()],
+            func_refs: Vec::new(),
+            arity: 4,
+        }));
+        self.e.map(R1, map);
+        self.e.func_addr(R2, id);
+        self.e
+            .asm
+            .emit([Insn::mov64_imm(R3, 0), Insn::mov64_imm(R4, 0)]);
+        self.e.call(libbpf_sys::BPF_FUNC_for_each_map_elem);
+        let v = self.e.alloc()?;
+        self.e.set(v, R0);
         Ok(v)
     }
 

@@ -107,10 +107,12 @@ fn helper_name(id: i32) -> String {
         libbpf_sys::BPF_FUNC_probe_read_str => "probe_read_str",
         libbpf_sys::BPF_FUNC_get_current_cgroup_id => "get_current_cgroup_id",
         libbpf_sys::BPF_FUNC_probe_read_kernel => "probe_read_kernel",
+        libbpf_sys::BPF_FUNC_probe_read_user => "probe_read_user",
         libbpf_sys::BPF_FUNC_probe_read_user_str => "probe_read_user_str",
         libbpf_sys::BPF_FUNC_probe_read_kernel_str => "probe_read_kernel_str",
         libbpf_sys::BPF_FUNC_jiffies64 => "jiffies64",
         libbpf_sys::BPF_FUNC_ringbuf_output => "ringbuf_output",
+        libbpf_sys::BPF_FUNC_send_signal => "send_signal",
         _ => return format!("#{id}"),
     };
     name.to_string()

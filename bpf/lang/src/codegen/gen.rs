@@ -44,6 +44,10 @@ pub(super) struct Generated {
 /// Owner id of the shared zero slot used to create map entries.
 pub(super) const ZERO_OWNER: u32 = u32::MAX;
 
+/// Owner id of the record every `join()` of a program shares: each is
+/// built and sent before the next starts, and one takes 16 KiB.
+pub(super) const JOIN_OWNER: u32 = u32::MAX - 1;
+
 /// Generates one program.
 pub(super) struct Gen<'a> {
     pub(super) e: Emitter,
@@ -451,6 +455,8 @@ impl<'a> Gen<'a> {
                 }
             }
             (Type::Usym, _) => self.e.copy_mem(dst, dst_off, src, src_off, 16),
+            (Type::Buf(n), _) => self.e.copy_mem(dst, dst_off, src, src_off, 8 + n),
+            (Type::Inet, _) => self.e.copy_mem(dst, dst_off, src, src_off, 24),
             _ => {
                 // Integers and pointers are stored as 8 bytes.
                 self.e.copy_mem(dst, dst_off, src, src_off, 8);

@@ -37,7 +37,23 @@ pub enum EventKind {
     Time = 6,
     /// Print a value of type `value_prints[id]`, which follows.
     PrintValue = 7,
+    /// Print the strings that follow ([`JOIN_ARGS`] slots of
+    /// [`JOIN_ARG_SIZE`] bytes, an empty one ending the list) joined by
+    /// `join_delims[id]`.
+    Join = 8,
+    /// Format `printfs[id]` like `Printf`, then run the text as a shell
+    /// command (`system()`).
+    System = 9,
+    /// Format `printfs[id]` like `Printf`, then print the file so named
+    /// (`cat()`).
+    Cat = 10,
 }
+
+/// Most strings `join()` prints, as in bpftrace.
+pub const JOIN_ARGS: u32 = 16;
+/// Bytes read for each string `join()` prints (NUL included), as in
+/// bpftrace.
+pub const JOIN_ARG_SIZE: u32 = 1024;
 
 impl EventKind {
     /// The kind with this number.
@@ -50,6 +66,9 @@ impl EventKind {
             5 => EventKind::ZeroMap,
             6 => EventKind::Time,
             7 => EventKind::PrintValue,
+            8 => EventKind::Join,
+            9 => EventKind::System,
+            10 => EventKind::Cat,
             _ => return None,
         })
     }

@@ -159,10 +159,15 @@ pub struct Compiled {
     pub programs: Vec<ProgramDef>,
     /// The program's maps and their types.
     pub user_maps: Vec<MapInfo>,
-    /// `printf` formats and argument types, by event id.
+    /// `printf`, `system` and `cat` formats and argument types, by event
+    /// id.
     pub printfs: Vec<PrintfInfo>,
     /// `time()` formats, by event id.
     pub time_formats: Vec<String>,
+    /// `strftime()` formats, by the id in [`Type::Strftime`].
+    pub strftime_formats: Vec<String>,
+    /// `join()` delimiters, by event id.
+    pub join_delims: Vec<Vec<u8>>,
     /// Types of values printed with `print(value)`, by event id.
     pub value_prints: Vec<Type>,
     /// Index of the events ring buffer in `maps`.
@@ -280,6 +285,8 @@ pub fn compile(program: &Program, analysis: &Analysis) -> Result<Compiled, Vec<D
         user_maps: analysis.maps.clone(),
         printfs: analysis.printfs.clone(),
         time_formats: analysis.time_formats.clone(),
+        join_delims: analysis.join_delims.clone(),
+        strftime_formats: analysis.strftime_formats.clone(),
         value_prints: Vec::new(),
         events,
         counters,

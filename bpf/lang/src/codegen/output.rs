@@ -5,13 +5,13 @@
 //! When the buffer is full the event is counted as lost, so user space
 //! can say how many it missed.
 
-use scorch_bpf::insn::{Cond, Insn, Size, R0, R1, R2, R3, R4};
+use scorch_bpf::insn::{Alu, Cond, Insn, Size, R0, R1, R10, R2, R3, R4};
 
-use super::emit::SCRATCH;
+use super::emit::{FP_TEMP, SCRATCH};
 use super::gen::{tag, CgResult, Gen};
 use super::layout::{self, EventKind};
 use crate::ast::{Expr, ExprKind};
-use crate::sema::Const;
+use crate::sema::{AddrSpace, Const, Type};
 
 impl Gen<'_> {
     /// Writes the header of an event at `scratch + slot`.
@@ -44,8 +44,9 @@ impl Gen<'_> {
         Ok(())
     }
 
-    /// `printf(fmt, args…)`.
-    pub(super) fn printf(&mut self, call: &Expr, args: &[Expr]) -> CgResult<()> {
+    /// `printf(fmt, args…)`, and `system` and `cat`, which format the same
+    /// way (`kind` says which).
+    pub(super) fn printf(&mut self, call: &Expr, args: &[Expr], kind: EventKind) -> CgResult<()> {
         let id = *self
             .analysis
             .formats
@@ -65,7 +66,7 @@ impl Gen<'_> {
             self.store_value(v, ty, slot + off, &ty.widened());
             self.e.free(v);
         }
-        self.header(slot, EventKind::Printf, id as u32);
+        self.header(slot, kind, id as u32);
         self.send(slot, size);
         Ok(())
     }
@@ -162,5 +163,70 @@ impl Gen<'_> {
             .get(&call.id)
             .ok_or_else(|| self.internal("a time() without a format"))?;
         self.simple_event(call, EventKind::Time, id as u32)
+    }
+}
+
+impl Gen<'_> {
+    /// `join(argv[, delim])`: reads up to [`layout::JOIN_ARGS`] strings
+    /// through the array of pointers, stopping at a NULL one, and sends
+    /// them; user space joins them with the delimiter.
+    pub(super) fn join(&mut self, call: &Expr, args: &[Expr]) -> CgResult<()> {
+        let id = *self
+            .analysis
+            .formats
+            .get(&call.id)
+            .ok_or_else(|| self.internal("a join() without a delimiter"))?;
+        let array = args
+            .first()
+            .ok_or_else(|| self.internal("join() without an argument"))?;
+        let (read, read_str) = match self.ty(array) {
+            Type::Ptr {
+                space: AddrSpace::Kernel,
+                ..
+            } => (
+                libbpf_sys::BPF_FUNC_probe_read_kernel,
+                libbpf_sys::BPF_FUNC_probe_read_kernel_str,
+            ),
+            _ => (
+                libbpf_sys::BPF_FUNC_probe_read_user,
+                libbpf_sys::BPF_FUNC_probe_read_user_str,
+            ),
+        };
+        let size = layout::HEADER + layout::JOIN_ARGS * layout::JOIN_ARG_SIZE;
+        let slot = self.e.slot(super::gen::JOIN_OWNER, tag::RECORD, size)?;
+        let string_at = |i: u32| (slot + layout::HEADER + i * layout::JOIN_ARG_SIZE) as i16;
+        // Every string starts empty: the first empty one ends the list.
+        for i in 0..layout::JOIN_ARGS {
+            self.e
+                .asm
+                .emit([Insn::store_imm(Size::B, SCRATCH, string_at(i), 0)]);
+        }
+        let v = self.expr(array)?;
+        let done = self.e.asm.label();
+        for i in 0..layout::JOIN_ARGS {
+            // The pointer `array[i]`, read into the temporary stack word
+            // (zeroed by the helper when the read fails).
+            self.e.stack_ptr(R1, FP_TEMP);
+            self.e.asm.emit([Insn::mov64_imm(R2, 8)]);
+            self.e.copy_to(R3, v);
+            if i > 0 {
+                self.e
+                    .asm
+                    .emit([Insn::alu64_imm(Alu::Add, R3, 8 * i as i32)]);
+            }
+            self.e.call(read);
+            self.e.asm.emit([Insn::load(Size::DW, R3, R10, FP_TEMP)]);
+            self.e.asm.jump(Insn::jmp_imm(Cond::Eq, R3, 0, 0), done);
+            self.e.scratch_ptr(R1, string_at(i) as u32);
+            self.e
+                .asm
+                .emit([Insn::mov64_imm(R2, layout::JOIN_ARG_SIZE as i32)]);
+            self.e.call(read_str);
+        }
+        self.e.asm.place(done);
+        self.e.free(v);
+        self.header(slot, EventKind::Join, id as u32);
+        self.send(slot, size);
+        Ok(())
     }
 }

@@ -43,7 +43,12 @@ pub fn string(s: &[u8]) -> String {
 pub fn value(v: &Value) -> String {
     match v {
         Value::Str(s) => string(s),
-        Value::Ptr(_) | Value::Stack(_) | Value::Sym(_) => string(text::value(v).as_bytes()),
+        Value::Ptr(_)
+        | Value::Stack(_)
+        | Value::Sym(_)
+        | Value::Time(_)
+        | Value::Buf(_)
+        | Value::Inet(_) => string(text::value(v).as_bytes()),
         Value::Tuple(items) => {
             let items: Vec<String> = items.iter().map(value).collect();
             format!("[{}]", items.join(","))
@@ -55,11 +60,6 @@ pub fn value(v: &Value) -> String {
 /// A line `{"type": TYPE, "data": DATA}`.
 pub fn message(ty: &str, data: &str) -> String {
     format!("{{\"type\": \"{ty}\", \"data\": {data}}}\n")
-}
-
-/// The `printf` output line.
-pub fn printf(text: &[u8]) -> String {
-    message("printf", &string(text))
 }
 
 /// The message type of a map: `map`, `hist` or `stats`.
@@ -296,7 +296,7 @@ mod tests {
     fn escaping() {
         assert_eq!(string(b"a\"b\\\n\t\x01"), "\"a\\\"b\\\\\\n\\t\\u0001\"");
         assert_eq!(
-            printf(b"a 5\n"),
+            message("printf", &string(b"a 5\n")),
             "{\"type\": \"printf\", \"data\": \"a 5\\n\"}\n"
         );
     }

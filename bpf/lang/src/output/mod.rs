@@ -36,6 +36,23 @@ pub enum Value {
     Stack(Stack),
     /// A `ksym()` or `usym()`.
     Sym(Sym),
+    /// A `strftime()` timestamp.
+    Time(Timestamp),
+    /// A `buf()`: the bytes read.
+    Buf(Vec<u8>),
+    /// An `ntop()` address, already as text.
+    Inet(String),
+}
+
+/// A boot-time timestamp to print as wall-clock time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timestamp {
+    /// Nanoseconds since boot.
+    pub nsecs: u64,
+    /// Its format, an index into the program's `strftime` formats.
+    pub format: u32,
+    /// The formatted time once resolved.
+    pub text: Option<String>,
 }
 
 /// An address to print as the name of its symbol.
@@ -116,6 +133,16 @@ impl Value {
                     .map_or(0, u32::from_ne_bytes),
                 name: None,
             }),
+            Type::Inet => Value::Inet(inet(word(), bytes.get(8..24).unwrap_or(&[]))),
+            Type::Buf(cap) => {
+                let len = (word() as usize).min(*cap as usize);
+                Value::Buf(bytes.get(8..8 + len).unwrap_or(&[]).to_vec())
+            }
+            Type::Strftime(format) => Value::Time(Timestamp {
+                nsecs: word(),
+                format: *format,
+                text: None,
+            }),
             Type::Stack(ty) => Value::Stack(Stack {
                 ty: *ty,
                 raw: word(),
@@ -149,6 +176,9 @@ impl Value {
             (Value::Str(a), Value::Str(b)) => a.cmp(b),
             (Value::Stack(a), Value::Stack(b)) => a.raw.cmp(&b.raw),
             (Value::Sym(a), Value::Sym(b)) => (a.addr, a.pid).cmp(&(b.addr, b.pid)),
+            (Value::Time(a), Value::Time(b)) => a.nsecs.cmp(&b.nsecs),
+            (Value::Buf(a), Value::Buf(b)) => a.cmp(b),
+            (Value::Inet(a), Value::Inet(b)) => a.cmp(b),
             (Value::Tuple(a), Value::Tuple(b)) => a
                 .iter()
                 .zip(b)
@@ -158,6 +188,22 @@ impl Value {
             _ => Ordering::Equal,
         }
     }
+}
+
+/// An address of family `af` as `inet_ntop` prints it; empty for other
+/// families.
+fn inet(af: u64, bytes: &[u8]) -> String {
+    let af = i32::try_from(af).unwrap_or(-1);
+    if af == libc::AF_INET {
+        if let Ok(b) = <[u8; 4]>::try_from(bytes.get(..4).unwrap_or(&[])) {
+            return std::net::Ipv4Addr::from(b).to_string();
+        }
+    } else if af == libc::AF_INET6 {
+        if let Ok(b) = <[u8; 16]>::try_from(bytes.get(..16).unwrap_or(&[])) {
+            return std::net::Ipv6Addr::from(b).to_string();
+        }
+    }
+    String::new()
 }
 
 /// How many buckets `hist(x, bits)` has: one for negatives, then

@@ -40,6 +40,9 @@ pub fn value(v: &Value) -> String {
             None if sym.addr == 0 => "0".to_string(),
             None => format!("{:#x}", sym.addr),
         },
+        Value::Inet(text) => text.clone(),
+        Value::Buf(bytes) => crate::printf::escape_bytes(bytes, false),
+        Value::Time(t) => t.text.clone().unwrap_or_else(|| t.nsecs.to_string()),
     }
 }
 

@@ -19,7 +19,9 @@
 //! itself with `BPF_PROG_TEST_RUN`, so `pid` and `comm` there are the
 //! tracer's, as in bpftrace.
 
+mod actions;
 mod attach;
+mod clock;
 mod events;
 mod list;
 mod load;
@@ -31,7 +33,7 @@ use std::io::Write;
 
 pub use list::list;
 
-use crate::diag::render_all;
+use crate::diag::{render_all, Diagnostic};
 use crate::span::SourceFile;
 use crate::{codegen, parse, sema};
 
@@ -59,7 +61,7 @@ pub struct RunOptions {
     /// Default: off.
     pub verbose: bool,
     /// Allow functions with side effects outside tracing (`system`,
-    /// `signal`); none of them is compiled yet. Default: off.
+    /// `signal`). Default: off.
     pub unsafe_: bool,
     /// Stop when this process exits. Default: none.
     pub pid: Option<u32>,
@@ -107,17 +109,33 @@ pub enum RunError {
 }
 
 /// Compiles `source` to programs, or returns the rendered errors. Warnings
-/// are written to `err`.
+/// are written to `err`. Functions such as `system()` are refused unless
+/// `allow_unsafe` (`--unsafe`).
 pub fn compile(
     source: &SourceFile,
     params: &[String],
     kernel: &dyn sema::Kernel,
+    allow_unsafe: bool,
     err: &mut dyn Write,
 ) -> Result<codegen::Compiled, RunError> {
     let mut program = parse(source).map_err(|d| RunError::Program(render_all(&d, source)))?;
     crate::macros::expand(&mut program).map_err(|d| RunError::Program(render_all(&d, source)))?;
     let analysis = sema::analyze(&program, kernel, params)
         .map_err(|d| RunError::Program(render_all(&d, source)))?;
+    if !allow_unsafe && !analysis.unsafe_calls.is_empty() {
+        let errors: Vec<Diagnostic> = analysis
+            .unsafe_calls
+            .iter()
+            .map(|(name, span)| {
+                Diagnostic::error(
+                    *span,
+                    format!("{name}() is an unsafe function being used in safe mode"),
+                )
+                .with_help("run with --unsafe to allow it")
+            })
+            .collect();
+        return Err(RunError::Program(render_all(&errors, source)));
+    }
     if !analysis.warnings.is_empty() {
         let _ = err.write_all(render_all(&analysis.warnings, source).as_bytes());
     }
@@ -144,7 +162,7 @@ pub fn run(
         scorch_bpf::mounts::ensure_mounted().map_err(|e| RunError::Bpf(e.to_string()))?;
     }
     let kernel = sema::TraceFs::new(tracefs);
-    let compiled = compile(source, &opts.params, &kernel, err)?;
+    let compiled = compile(source, &opts.params, &kernel, opts.unsafe_, err)?;
     if opts.dry_run {
         out.write_all(codegen::dump(&compiled).as_bytes())
             .map_err(|e| RunError::Io(e.to_string()))?;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags};
 
-use super::events::{decode, Event};
+use super::events::{decode, Action, Event};
 use super::load::Loaded;
 use super::{OutputFormat, RunError};
 use crate::codegen::{layout, Compiled, ProgKind, COUNTER_LOST, COUNTER_MAP_FULL};
@@ -126,7 +126,7 @@ impl Session<'_> {
         };
         match event {
             Event::Exit(code) => return Ok(Flow::Exit(code)),
-            Event::Printf { id, record } => {
+            Event::Printf { id, record, action } => {
                 let Some(info) = self.compiled.printfs.get(id) else {
                     return Ok(Flow::Continue);
                 };
@@ -145,24 +145,34 @@ impl Session<'_> {
                     })
                     .collect();
                 let bytes = info.format.render(&args);
-                match self.format {
-                    OutputFormat::Text => self.out.write_all(&bytes).map_err(io)?,
-                    OutputFormat::Json => self
-                        .out
-                        .write_all(json::printf(&bytes).as_bytes())
-                        .map_err(io)?,
-                }
+                self.act(action, &bytes)?;
             }
             Event::Time(id) => {
                 let Some(fmt) = self.compiled.time_formats.get(id) else {
                     return Ok(Flow::Continue);
                 };
-                let now = local_time(fmt);
+                let now = super::clock::now(fmt);
                 match self.format {
                     OutputFormat::Text => self.out.write_all(now.as_bytes()).map_err(io)?,
                     OutputFormat::Json => self
                         .out
                         .write_all(json::message("time", &json::string(now.as_bytes())).as_bytes())
+                        .map_err(io)?,
+                }
+            }
+            Event::Join { id, strings } => {
+                let Some(delim) = self.compiled.join_delims.get(id) else {
+                    return Ok(Flow::Continue);
+                };
+                let joined = strings.join(delim.as_slice());
+                match self.format {
+                    OutputFormat::Text => {
+                        self.out.write_all(&joined).map_err(io)?;
+                        self.out.write_all(b"\n").map_err(io)?;
+                    }
+                    OutputFormat::Json => self
+                        .out
+                        .write_all(json::message("join", &json::string(&joined)).as_bytes())
                         .map_err(io)?,
                 }
             }
@@ -198,6 +208,27 @@ impl Session<'_> {
         }
         self.out.flush().map_err(io)?;
         Ok(Flow::Continue)
+    }
+
+    /// Prints a formatted `printf` text, or runs the `system` or `cat`
+    /// it asks for and prints the result.
+    fn act(&mut self, action: Action, text: &[u8]) -> Result<(), RunError> {
+        let (kind, result) = match action {
+            Action::Print => ("printf", Ok(text.to_vec())),
+            Action::System => ("syscall", super::actions::system(text)),
+            Action::Cat => ("cat", super::actions::cat(text)),
+        };
+        let bytes = result.unwrap_or_else(|message| {
+            let _ = writeln!(self.err, "ERROR: {message}");
+            Vec::new()
+        });
+        match self.format {
+            OutputFormat::Text => self.out.write_all(&bytes).map_err(io),
+            OutputFormat::Json => self
+                .out
+                .write_all(json::message(kind, &json::string(&bytes)).as_bytes())
+                .map_err(io),
+        }
     }
 
     /// Reads user map `index` and prints it.
@@ -291,9 +322,12 @@ impl Session<'_> {
 fn arg(v: Value) -> Arg {
     match v {
         Value::Str(s) => Arg::Str(s),
+        Value::Buf(b) => Arg::Buf(b),
         Value::Int(i) => Arg::Int(i as u64),
         Value::Uint(u) | Value::Ptr(u) => Arg::Int(u),
-        v @ (Value::Stack(_) | Value::Sym(_)) => Arg::Str(text::value(&v).into_bytes()),
+        v @ (Value::Stack(_) | Value::Sym(_) | Value::Time(_) | Value::Inet(_)) => {
+            Arg::Str(text::value(&v).into_bytes())
+        }
         Value::Tuple(_) => Arg::Int(0),
     }
 }
@@ -310,23 +344,4 @@ fn alive(pid: u32) -> bool {
         .rsplit_once(')')
         .and_then(|(_, rest)| rest.trim_start().chars().next());
     !matches!(state, Some('Z' | 'X') | None)
-}
-
-/// The local time formatted with strftime's `fmt`.
-pub(super) fn local_time(fmt: &str) -> String {
-    let Ok(c_fmt) = std::ffi::CString::new(fmt) else {
-        return String::new();
-    };
-    // SAFETY: time(NULL) is always valid; localtime_r fills our struct;
-    // strftime writes at most buf.len() bytes.
-    unsafe {
-        let now = libc::time(std::ptr::null_mut());
-        let mut tm: libc::tm = std::mem::zeroed();
-        if libc::localtime_r(&now, &mut tm).is_null() {
-            return String::new();
-        }
-        let mut buf = [0u8; 512];
-        let n = libc::strftime(buf.as_mut_ptr().cast(), buf.len(), c_fmt.as_ptr(), &tm);
-        String::from_utf8_lossy(&buf[..n]).into_owned()
-    }
 }

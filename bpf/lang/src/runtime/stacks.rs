@@ -76,7 +76,8 @@ pub(super) struct Stacks {
 }
 
 impl Stacks {
-    /// Fills in the frames of every stack inside `value`.
+    /// Fills in the frames of every stack inside `value`, and the text of
+    /// every `strftime()` timestamp.
     pub(super) fn resolve(&mut self, value: &mut Value, compiled: &Compiled, maps: &[MapHandle]) {
         match value {
             Value::Stack(stack) => {
@@ -104,6 +105,11 @@ impl Stacks {
             Value::Sym(sym) => {
                 let kallsyms = self.kallsyms.get_or_insert_with(Kallsyms::load);
                 sym.name = kallsyms.symbol(sym.addr).map(|(name, _)| name.to_string());
+            }
+            Value::Time(t) => {
+                if let Some(fmt) = compiled.strftime_formats.get(t.format as usize) {
+                    t.text = Some(super::clock::boot_time(fmt, t.nsecs));
+                }
             }
             Value::Tuple(items) => {
                 for item in items {

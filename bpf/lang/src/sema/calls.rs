@@ -4,6 +4,7 @@
 use super::check::Checker;
 use super::functions::{self, Function, Lookup};
 use super::maps::display;
+use super::signals;
 use super::types::{AggKind, StackMode, StackType, Type};
 use super::{Const, PrintfInfo};
 use crate::ast::{Expr, ExprKind, Name};
@@ -50,6 +51,9 @@ impl Checker<'_> {
             }
         };
         self.out.calls.insert(e.id, f);
+        if f.is_unsafe() {
+            self.out.unsafe_calls.push((func.name.clone(), e.span));
+        }
         if f.is_aggregation() && used != Use::MapValue {
             self.error(
                 Diagnostic::error(
@@ -82,7 +86,7 @@ impl Checker<'_> {
                 Some(Type::Void)
             }
             Function::Print => self.print(e, func, args),
-            Function::Printf => self.printf(e, func, args),
+            Function::Printf | Function::System | Function::Cat => self.printf(e, func, args),
             Function::Time => self.time(e, func, args),
             Function::Str => self.str_call(e, func, args),
             Function::Exit => {
@@ -112,6 +116,44 @@ impl Checker<'_> {
                 })
             }
             Function::Kaddr => self.kaddr(e, func, args),
+            Function::Join => self.join(e, func, args),
+            Function::Strftime => self.strftime(e, func, args),
+            Function::Signal => self.signal(e, func, args),
+            Function::Buf => self.buf(e, func, args),
+            Function::Ntop => self.ntop(e, func, args),
+            Function::Len => {
+                if !self.arity(e, func, args, 1, 1) {
+                    return None;
+                }
+                let ty = self.whole_map(&args[0], "len")?;
+                if matches!(ty, Type::Agg(k) if k.is_histogram()) {
+                    // Their keys are buckets, not the map's keys.
+                    self.error(Diagnostic::error(
+                        args[0].span,
+                        "len() of a hist() or lhist() map is not supported by scorch yet",
+                    ));
+                    return None;
+                }
+                Some(Type::U64)
+            }
+            Function::Override => {
+                if self.arity(e, func, args, 1, 1) {
+                    self.int_arg(&args[0], "return value");
+                }
+                // scorch compiles no kprobes, the only probes that can
+                // change a function's return value.
+                self.error(
+                    Diagnostic::error(
+                        e.span,
+                        "override() needs a kprobe on an ALLOW_ERROR_INJECTION function",
+                    )
+                    .with_help(
+                        "scorch does not compile kprobes yet; the functions that allow \
+                         error injection are in /sys/kernel/debug/error_injection/list",
+                    ),
+                );
+                None
+            }
             Function::Kstack | Function::Ustack => {
                 self.stack_call(e, func, args, f == Function::Ustack)
             }
@@ -449,14 +491,14 @@ impl Checker<'_> {
             return None;
         };
         let rest: Vec<Option<Type>> = args[1..].iter().map(|a| self.expr(a)).collect();
-        let bytes = self.format_literal(first, "printf")?;
+        let bytes = self.format_literal(first, &func.name)?;
         let text = String::from_utf8_lossy(bytes).into_owned();
         let format = match printf::Format::parse(&text) {
             Ok(f) => f,
             Err(err) => {
                 self.error(Diagnostic::error(
                     literal_span(first, err.offset),
-                    format!("invalid printf format: {}", err.message),
+                    format!("invalid {} format: {}", func.name, err.message),
                 ));
                 return None;
             }
@@ -471,7 +513,8 @@ impl Checker<'_> {
             self.error(Diagnostic::error(
                 e.span,
                 format!(
-                    "printf: too {which} arguments for format string ({} given, {} expected)",
+                    "{}: too {which} arguments for format string ({} given, {} expected)",
+                    func.name,
                     rest.len(),
                     specs.len()
                 ),
@@ -483,20 +526,29 @@ impl Checker<'_> {
             let ty = ty.clone()?;
             let ok = match spec.arg_kind() {
                 ArgKind::Str => {
-                    ty.is_str() || matches!(ty, Type::Stack(_) | Type::Ksym | Type::Usym)
+                    ty.is_str()
+                        || matches!(
+                            ty,
+                            Type::Stack(_)
+                                | Type::Ksym
+                                | Type::Usym
+                                | Type::Strftime(_)
+                                | Type::Inet
+                        )
                 }
-                ArgKind::Int => ty.is_scalar(),
-                ArgKind::Ptr => ty.is_scalar(),
+                ArgKind::Buf => matches!(ty, Type::Buf(_)),
+                // A timestamp prints only as the text it formats to.
+                ArgKind::Int | ArgKind::Ptr => ty.is_scalar() && !matches!(ty, Type::Strftime(_)),
             };
             if !ok {
-                let wanted = if spec.arg_kind() == ArgKind::Str {
-                    "a string"
-                } else {
-                    "an integer"
+                let wanted = match spec.arg_kind() {
+                    ArgKind::Str => "a string",
+                    ArgKind::Buf => "a buffer from buf()",
+                    ArgKind::Int | ArgKind::Ptr => "an integer",
                 };
                 self.error(Diagnostic::error(
                     arg.span,
-                    format!("printf: %{} expects {wanted}, not {ty}", spec.conv),
+                    format!("{}: %{} expects {wanted}, not {ty}", func.name, spec.conv),
                 ));
                 return None;
             }
@@ -523,6 +575,163 @@ impl Checker<'_> {
         self.out.time_formats.push(format);
         self.out.formats.insert(e.id, index);
         Some(Type::Void)
+    }
+
+    /// `join(argv[, delim])`: an array of string pointers, ended by a
+    /// NULL, printed joined by `delim` (a string literal, `" "` by default).
+    fn join(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 2) {
+            return None;
+        }
+        let ty = self.expr(&args[0])?;
+        if !ty.is_int() && !matches!(ty, Type::Ptr { .. }) {
+            self.error(Diagnostic::error(
+                args[0].span,
+                format!("join() takes an array of strings (`char *arr[]`), not {ty}"),
+            ));
+            return None;
+        }
+        let delim = match args.get(1) {
+            Some(arg) => match &arg.kind {
+                ExprKind::Str(bytes) => {
+                    self.set_type(arg, &Type::Str(bytes.len() as u32 + 1));
+                    bytes.clone()
+                }
+                _ => {
+                    self.expr(arg);
+                    self.error(Diagnostic::error(
+                        arg.span,
+                        "join() delimiter must be a string literal: `join(args.argv, \",\")`",
+                    ));
+                    return None;
+                }
+            },
+            None => b" ".to_vec(),
+        };
+        let index = self.out.join_delims.len();
+        self.out.join_delims.push(delim);
+        self.out.formats.insert(e.id, index);
+        Some(Type::Void)
+    }
+
+    /// `strftime(fmt, nsecs)`: the timestamp, formatted in user space.
+    fn strftime(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 2, 2) {
+            return None;
+        }
+        let format = self.format_literal(&args[0], "strftime");
+        self.int_arg(&args[1], "timestamp")?;
+        let format = String::from_utf8_lossy(format?).into_owned();
+        let id = match self.out.strftime_formats.iter().position(|f| *f == format) {
+            Some(id) => id,
+            None => {
+                self.out.strftime_formats.push(format);
+                self.out.strftime_formats.len() - 1
+            }
+        };
+        Some(Type::Strftime(id as u32))
+    }
+
+    /// `signal(SIG)`: a signal name (`"SIGKILL"` or `"KILL"`) or number.
+    fn signal(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 1) {
+            return None;
+        }
+        let arg = &args[0];
+        if let ExprKind::Str(name) = &arg.kind {
+            let name = String::from_utf8_lossy(name);
+            let Some(number) = signals::number(&name) else {
+                self.error(
+                    Diagnostic::error(arg.span, format!("unknown signal `{name}`"))
+                        .with_help("use a name such as \"SIGUSR1\" or \"KILL\", or a number"),
+                );
+                return None;
+            };
+            self.set_type(arg, &Type::U64);
+            self.out
+                .consts
+                .insert(arg.id, Const::Int(i64::from(number)));
+            return Some(Type::Void);
+        }
+        self.int_arg(arg, "signal")?;
+        if let Some(n) = self.const_int(arg) {
+            if !(1..=signals::MAX).contains(&n) {
+                self.error(Diagnostic::error(
+                    arg.span,
+                    format!(
+                        "signal {n} is out of range: signals are 1 to {}",
+                        signals::MAX
+                    ),
+                ));
+                return None;
+            }
+        }
+        Some(Type::Void)
+    }
+
+    /// `buf(p[, len])`: `len` bytes from `p` (at most `max_strlen`); the
+    /// length may be left out when `p` is a string or array.
+    fn buf(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 2) {
+            return None;
+        }
+        let max = self.config.max_strlen;
+        let source = self.expr(&args[0])?;
+        let cap = match (args.get(1), &source) {
+            (None, Type::Str(size)) => *size,
+            (None, _) => {
+                self.error(Diagnostic::error(
+                    e.span,
+                    "buf() of a pointer needs a length: `buf(p, 16)`",
+                ));
+                return None;
+            }
+            (Some(len), _) => {
+                self.int_arg(len, "length")?;
+                match self.const_int(len) {
+                    Some(n) if n < 0 => {
+                        self.error(Diagnostic::error(
+                            len.span,
+                            "buf() length must not be negative",
+                        ));
+                        return None;
+                    }
+                    Some(n) => (n as u64).min(u64::from(max)) as u32,
+                    None => max,
+                }
+            }
+        };
+        if !matches!(source, Type::Str(_) | Type::Ptr { .. } | Type::Int(_)) {
+            self.error(Diagnostic::error(
+                args[0].span,
+                format!("buf() reads memory from a pointer, not from {source}"),
+            ));
+            return None;
+        }
+        Some(Type::Buf(cap))
+    }
+
+    /// `ntop(addr)` or `ntop(af, addr)`: an IPv4 address in an integer,
+    /// or an IPv4 or IPv6 one in a `buf()` of 4 or 16 bytes; without
+    /// `af`, the size says which.
+    fn ntop(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 2) {
+            return None;
+        }
+        if args.len() == 2 {
+            self.int_arg(&args[0], "address family")?;
+        }
+        let addr = args.last()?;
+        match self.expr(addr)? {
+            Type::Int(_) | Type::Buf(4 | 16) => Some(Type::Inet),
+            other => {
+                self.error(Diagnostic::error(
+                    addr.span,
+                    format!("ntop() takes an integer or a buf() of 4 or 16 bytes, not {other}"),
+                ));
+                None
+            }
+        }
     }
 
     fn str_call(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {

@@ -60,5 +60,12 @@ pub fn dump(analysis: &Analysis) -> String {
     for (i, t) in analysis.time_formats.iter().enumerate() {
         let _ = writeln!(out, "time {i}: {}", crate::printf::quote(t));
     }
+    for (i, f) in analysis.strftime_formats.iter().enumerate() {
+        let _ = writeln!(out, "strftime {i}: {}", crate::printf::quote(f));
+    }
+    for (i, d) in analysis.join_delims.iter().enumerate() {
+        let d = String::from_utf8_lossy(d);
+        let _ = writeln!(out, "join {i}: {}", crate::printf::quote(&d));
+    }
     out
 }

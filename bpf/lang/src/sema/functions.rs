@@ -53,6 +53,34 @@ pub enum Function {
     Usym,
     /// `kaddr("name")`
     Kaddr,
+    /// `join(argv[, delim])`
+    Join,
+    /// `strftime(fmt, nsecs)`
+    Strftime,
+    /// `system(fmt, …)`: runs a shell command (needs `--unsafe`).
+    System,
+    /// `cat(fmt, …)`: prints a file.
+    Cat,
+    /// `signal(SIG)`: signals the current process (needs `--unsafe`).
+    Signal,
+    /// `override(rc)`: never compiles here; see its error.
+    Override,
+    /// `buf(p[, len])`
+    Buf,
+    /// `ntop([af, ]addr)`
+    Ntop,
+    /// `len(@map)`
+    Len,
+}
+
+impl Function {
+    /// Whether the function may only run with `--unsafe`.
+    pub fn is_unsafe(self) -> bool {
+        matches!(
+            self,
+            Function::System | Function::Signal | Function::Override
+        )
+    }
 }
 
 impl Function {
@@ -169,6 +197,15 @@ pub fn lookup(name: &str) -> Lookup {
         "ksym" => Function::Ksym,
         "usym" => Function::Usym,
         "kaddr" => Function::Kaddr,
+        "join" => Function::Join,
+        "strftime" => Function::Strftime,
+        "system" => Function::System,
+        "cat" => Function::Cat,
+        "signal" => Function::Signal,
+        "override" => Function::Override,
+        "buf" => Function::Buf,
+        "ntop" => Function::Ntop,
+        "len" => Function::Len,
         _ if ALL.contains(&name) => return Lookup::NotSupported,
         _ => return Lookup::Unknown(crate::suggest::closest(name, ALL.iter().copied())),
     };

@@ -31,6 +31,7 @@ pub mod maps;
 pub mod perf_events;
 pub mod probes;
 pub mod scope;
+pub mod signals;
 pub mod tracepoint;
 pub mod types;
 
@@ -139,11 +140,19 @@ pub struct Analysis {
     pub calls: HashMap<ExprId, Function>,
     /// Expressions whose value is known at compile time.
     pub consts: HashMap<ExprId, Const>,
-    /// `printf` call sites, indexed by [`Analysis::formats`].
+    /// `printf`, `system` and `cat` call sites, indexed by [`Analysis::formats`].
     pub printfs: Vec<PrintfInfo>,
     /// `time()` formats, indexed by [`Analysis::formats`].
     pub time_formats: Vec<String>,
-    /// For `printf` and `time` calls: the index of their format.
+    /// Calls of functions that need `--unsafe`: the function's name and
+    /// where it is called.
+    pub unsafe_calls: Vec<(String, Span)>,
+    /// `strftime()` formats, indexed by the id in [`Type::Strftime`].
+    pub strftime_formats: Vec<String>,
+    /// `join()` delimiters, indexed by [`Analysis::formats`].
+    pub join_delims: Vec<Vec<u8>>,
+    /// For `printf`, `time` and `join` calls: the index of their format
+    /// (or delimiter).
     pub formats: HashMap<ExprId, usize>,
     /// The probes, in source order.
     pub probes: Vec<ProbeInfo>,

@@ -185,6 +185,15 @@ pub enum Type {
     /// `usym(addr)`: a user address and the pid it belongs to (16 bytes),
     /// printed as its symbol's name.
     Usym,
+    /// `strftime(fmt, nsecs)`: a boot-time timestamp in nanoseconds,
+    /// printed as wall-clock time with `strftime_formats[id]`.
+    Strftime(u32),
+    /// `buf(p, len)`: up to this many bytes, stored after a `u64` count
+    /// of the bytes read.
+    Buf(u32),
+    /// `ntop([af, ]addr)`: an address family (`u64`) and 16 bytes of
+    /// address, printed as `inet_ntop` does.
+    Inet,
 }
 
 impl Type {
@@ -215,7 +224,7 @@ impl Type {
     pub fn is_scalar(&self) -> bool {
         matches!(
             self,
-            Type::Int(_) | Type::Ptr { .. } | Type::Stack(_) | Type::Ksym
+            Type::Int(_) | Type::Ptr { .. } | Type::Stack(_) | Type::Ksym | Type::Strftime(_)
         )
     }
 
@@ -228,7 +237,10 @@ impl Type {
             | Type::Ptr { .. }
             | Type::Stack(_)
             | Type::Ksym
-            | Type::Usym => true,
+            | Type::Usym
+            | Type::Strftime(_)
+            | Type::Buf(_)
+            | Type::Inet => true,
             Type::Tuple(items) => items.iter().all(Type::is_storable),
             Type::Void | Type::Args | Type::Agg(_) => false,
         }
@@ -284,8 +296,10 @@ impl Type {
             Type::Void | Type::Args | Type::Agg(_) => 0,
             Type::Int(int) => u32::from(int.size),
             Type::Str(size) => *size,
-            Type::Ptr { .. } | Type::Stack(_) | Type::Ksym => 8,
+            Type::Ptr { .. } | Type::Stack(_) | Type::Ksym | Type::Strftime(_) => 8,
             Type::Usym => 16,
+            Type::Buf(n) => 8 + *n,
+            Type::Inet => 24,
             Type::Tuple(items) => tuple_layout(items).1,
         }
     }
@@ -294,7 +308,13 @@ impl Type {
     pub fn align(&self) -> u32 {
         match self {
             Type::Int(int) => u32::from(int.size),
-            Type::Ptr { .. } | Type::Stack(_) | Type::Ksym | Type::Usym => 8,
+            Type::Ptr { .. }
+            | Type::Stack(_)
+            | Type::Ksym
+            | Type::Usym
+            | Type::Strftime(_)
+            | Type::Buf(_)
+            | Type::Inet => 8,
             Type::Tuple(items) => items.iter().map(Type::align).max().unwrap_or(1),
             _ => 1,
         }
@@ -345,6 +365,9 @@ impl fmt::Display for Type {
             Type::Stack(st) => f.write_str(if st.user { "ustack" } else { "kstack" }),
             Type::Ksym => f.write_str("ksym"),
             Type::Usym => f.write_str("usym"),
+            Type::Strftime(_) => f.write_str("timestamp"),
+            Type::Buf(n) => write!(f, "buffer[{n}]"),
+            Type::Inet => f.write_str("inet"),
         }
     }
 }
