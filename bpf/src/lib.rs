@@ -32,4 +32,6 @@ pub mod watchpoint;
 
 pub use error::{Error, Result};
 pub use perf_event::{online_cpus, Event, Rate};
-pub use sampler::{Count, Counters, Sampler, SamplerConfig, Snapshot, StackId, Target};
+pub use sampler::{
+    Count, Counters, LoadedProcess, Sampler, SamplerConfig, Snapshot, StackId, Target, UserUnwind,
+};

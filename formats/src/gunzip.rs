@@ -25,11 +25,14 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 16 MiB received, 256 MiB decompressed.
+    /// 16 MiB received, 16 MiB decompressed: four times Pyroscope's
+    /// default `max-profile-size-bytes` (4 MiB), room for a whole host's
+    /// eBPF profile, while the decoded form of that much pprof (several
+    /// times larger) stays well under a gigabyte.
     fn default() -> Self {
         Limits {
             compressed: 16 << 20,
-            decompressed: 256 << 20,
+            decompressed: 16 << 20,
         }
     }
 }
@@ -60,22 +63,37 @@ pub enum Stage {
 
 /// Decompresses gzip `data` (all its members), failing with
 /// [`Error::TooLarge`] as soon as the output would exceed `limit` bytes;
-/// `what` names the data in errors.
+/// `what` names the data in errors. The output grows in bounded steps, so
+/// it never holds more than `limit` plus one step, whatever the input.
 pub fn gunzip(what: &'static str, data: &[u8], limit: u64) -> Result<Vec<u8>, Error> {
+    const STEP: usize = 64 << 10;
+    let too_large = || Error::TooLarge {
+        what,
+        size: None,
+        limit,
+        stage: Stage::Decompressed,
+    };
+    let mut decoder = MultiGzDecoder::new(data);
     let mut out = Vec::new();
-    MultiGzDecoder::new(data)
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(Error::Gzip)?;
-    if out.len() as u64 > limit {
-        return Err(Error::TooLarge {
-            what,
-            size: None,
-            limit,
-            stage: Stage::Decompressed,
-        });
+    let mut chunk = vec![0u8; STEP];
+    loop {
+        let n = match decoder.read(&mut chunk) {
+            Ok(0) => return Ok(out),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Gzip(e)),
+        };
+        if (out.len() + n) as u64 > limit {
+            return Err(too_large());
+        }
+        if out.len() + n > out.capacity() {
+            // Grow by doubling, but never past the limit.
+            let room = usize::try_from(limit).unwrap_or(usize::MAX);
+            let target = (out.capacity() * 2).max(STEP).min(room).max(out.len() + n);
+            out.reserve_exact(target - out.len());
+        }
+        out.extend_from_slice(&chunk[..n]);
     }
-    Ok(out)
 }
 
 /// `data` as it is, or decompressed (within `limits`) when it starts with
@@ -189,6 +207,19 @@ mod tests {
             "the body is 11 bytes, more than the limit of 10 bytes"
         );
         assert_eq!(&*maybe_gunzip("body", b"plain", &limits).unwrap(), b"plain");
+    }
+
+    #[test]
+    fn the_output_never_holds_much_more_than_the_limit() {
+        let limit = (3 << 20) + 12345;
+        let data = vec![1u8; limit as usize];
+        let out = gunzip("x", &gzip(&data), limit).unwrap();
+        assert_eq!(out.len() as u64, limit);
+        assert!(
+            out.capacity() as u64 <= limit + (64 << 10),
+            "capacity {} for a limit of {limit}",
+            out.capacity()
+        );
     }
 
     #[test]

@@ -256,6 +256,159 @@ pub fn decode_limited(data: &[u8], limits: &Limits) -> Result<proto::Profile, Er
     Ok(proto::Profile::decode(&*raw)?)
 }
 
+/// How much a pprof profile holds, counted on its protobuf bytes without
+/// decoding them: what decoding would cost is known before it is paid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Samples.
+    pub samples: u64,
+    /// Locations.
+    pub locations: u64,
+    /// Functions.
+    pub functions: u64,
+    /// Mappings.
+    pub mappings: u64,
+    /// Entries of the string table.
+    pub strings: u64,
+    /// Most location ids of one sample: the deepest stack.
+    pub max_depth: u64,
+    /// Bytes the decoded messages take at most (a bound, not a measure).
+    pub decoded_bytes: u64,
+}
+
+/// Counts what the (uncompressed) `profile.proto` bytes in `data` hold;
+/// malformed protobuf is [`Error::InvalidPprof`].
+pub fn census(data: &[u8]) -> Result<Census, Error> {
+    use std::mem::size_of;
+    let mut census = Census::default();
+    let mut wire = Wire(data);
+    // Decoded, every element costs its struct, and a message's own
+    // repeated scalars cost eight bytes per wire byte at most.
+    let mut decoded = data.len() as u64;
+    while let Some((field, value)) = wire.field()? {
+        let (element, count) = match (field, value) {
+            (2, Value::Bytes(sample)) => {
+                census.samples += 1;
+                let depth = census_sample(sample)?;
+                census.max_depth = census.max_depth.max(depth);
+                decoded += 8 * sample.len() as u64;
+                (size_of::<proto::Sample>(), &mut census.samples)
+            }
+            (3, _) => (size_of::<proto::Mapping>(), &mut census.mappings),
+            (4, Value::Bytes(location)) => {
+                decoded += size_of::<proto::Line>() as u64 * location.len() as u64 / 2;
+                (size_of::<proto::Location>(), &mut census.locations)
+            }
+            (5, _) => (size_of::<proto::Function>(), &mut census.functions),
+            (6, _) => (size_of::<String>(), &mut census.strings),
+            (13, Value::Bytes(packed)) => {
+                decoded += 8 * packed.len() as u64;
+                continue;
+            }
+            _ => {
+                decoded += size_of::<proto::ValueType>() as u64;
+                continue;
+            }
+        };
+        decoded += element as u64;
+        if field != 2 {
+            *count += 1;
+        }
+    }
+    census.decoded_bytes = decoded;
+    Ok(census)
+}
+
+/// The number of location ids of one `Sample` message.
+fn census_sample(data: &[u8]) -> Result<u64, Error> {
+    let mut wire = Wire(data);
+    let mut depth = 0;
+    while let Some((field, value)) = wire.field()? {
+        match (field, value) {
+            (1, Value::Varint) => depth += 1,
+            // Packed varints: one ends at each byte below 0x80.
+            (1, Value::Bytes(packed)) => {
+                depth += packed.iter().filter(|&&b| b < 0x80).count() as u64
+            }
+            _ => {}
+        }
+    }
+    Ok(depth)
+}
+
+/// A protobuf field's value, as far as counting needs it.
+enum Value<'a> {
+    Varint,
+    Fixed,
+    Bytes(&'a [u8]),
+}
+
+/// Protobuf wire format, read field by field.
+struct Wire<'a>(&'a [u8]);
+
+impl<'a> Wire<'a> {
+    fn varint(&mut self) -> Result<u64, Error> {
+        let mut value = 0u64;
+        for (i, &byte) in self.0.iter().enumerate().take(10) {
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte < 0x80 {
+                self.0 = &self.0[i + 1..];
+                return Ok(value);
+            }
+        }
+        Err(Error::InvalidPprof(
+            "a varint is cut off or too long".into(),
+        ))
+    }
+
+    fn take(&mut self, n: u64) -> Result<&'a [u8], Error> {
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.0.len())
+            .ok_or_else(|| {
+                Error::InvalidPprof(format!(
+                    "a field of {n} bytes runs past the end of its message"
+                ))
+            })?;
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    /// The next field number and value; `None` at the end.
+    fn field(&mut self) -> Result<Option<(u64, Value<'a>)>, Error> {
+        if self.0.is_empty() {
+            return Ok(None);
+        }
+        let key = self.varint()?;
+        let value = match key & 7 {
+            0 => {
+                self.varint()?;
+                Value::Varint
+            }
+            1 => {
+                self.take(8)?;
+                Value::Fixed
+            }
+            2 => {
+                let len = self.varint()?;
+                Value::Bytes(self.take(len)?)
+            }
+            5 => {
+                self.take(4)?;
+                Value::Fixed
+            }
+            other => {
+                return Err(Error::InvalidPprof(format!(
+                    "wire type {other} of field {} is not one pprof uses",
+                    key >> 3
+                )))
+            }
+        };
+        Ok(Some((key >> 3, value)))
+    }
+}
+
 /// `profile` as a pprof message.
 pub fn to_proto(profile: &Profile) -> proto::Profile {
     let mut encoder = Encoder::default();
@@ -501,4 +654,55 @@ impl Encoder {
 /// `value` as pprof's int64, saturating.
 fn saturate(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod census_tests {
+    use super::*;
+
+    #[test]
+    fn counts_match_the_decoded_profile() {
+        let profile = proto::Profile {
+            sample: vec![
+                proto::Sample {
+                    location_id: vec![1, 2, 300],
+                    value: vec![1],
+                    label: vec![],
+                },
+                proto::Sample {
+                    location_id: vec![2],
+                    value: vec![5],
+                    label: vec![],
+                },
+            ],
+            location: vec![proto::Location::default(); 4],
+            function: vec![proto::Function::default(); 2],
+            mapping: vec![proto::Mapping::default()],
+            string_table: vec![String::new(), "main".into(), "cpu".into()],
+            comment: vec![1, 2],
+            ..Default::default()
+        };
+        let bytes = profile.encode_to_vec();
+        let c = census(&bytes).unwrap();
+        assert_eq!(
+            (
+                c.samples,
+                c.locations,
+                c.functions,
+                c.mappings,
+                c.strings,
+                c.max_depth
+            ),
+            (2, 4, 2, 1, 3, 3)
+        );
+        assert!(c.decoded_bytes >= bytes.len() as u64);
+    }
+
+    #[test]
+    fn malformed_bytes_are_errors() {
+        assert!(census(&[0x12, 0x05, 1]).is_err());
+        assert!(census(&[0xff; 11]).is_err());
+        assert!(census(&[0x0b]).is_err());
+        assert_eq!(census(&[]).unwrap(), Census::default());
+    }
 }

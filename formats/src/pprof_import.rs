@@ -31,6 +31,10 @@ pub struct Defaults {
     pub comm: String,
     /// The sampling frequency when the profile has no CPU period.
     pub frequency_hz: Option<u64>,
+    /// Most frames kept of a stack; deeper stacks lose their leaf-most
+    /// frames, so the flame graph keeps its shape from the root (Pyroscope
+    /// truncates at 1000 frames). `None` keeps every frame.
+    pub max_depth: Option<usize>,
 }
 
 /// Which sample value counts samples, and how.
@@ -45,8 +49,8 @@ enum Counter {
 /// Reads `profile` into the model.
 pub fn to_model(profile: &proto::Profile, defaults: &Defaults) -> Result<Profile, Error> {
     let strings = Strings(&profile.string_table);
-    let counter = counter(profile, &strings)?;
     let period = cpu_period(profile, &strings)?;
+    let counter = counter(profile, &strings, period)?;
     let meta = Meta {
         target: String::new(),
         start_unix_ns: u64::try_from(profile.time_nanos).unwrap_or(0),
@@ -85,8 +89,14 @@ pub fn to_model(profile: &proto::Profile, defaults: &Defaults) -> Result<Profile
         if count == 0 {
             continue;
         }
-        let mut frames = Vec::with_capacity(sample.location_id.len());
-        for &id in &sample.location_id {
+        let ids = match defaults.max_depth {
+            Some(max) if sample.location_id.len() > max => {
+                &sample.location_id[sample.location_id.len() - max..]
+            }
+            _ => &sample.location_id[..],
+        };
+        let mut frames = Vec::with_capacity(ids.len());
+        for &id in ids {
             frames.push(reader.location(id)?);
         }
         let (kernel, user) = reader.split(&frames);
@@ -132,7 +142,11 @@ impl<'a> Strings<'a> {
 }
 
 /// The sample type that counts samples.
-fn counter(profile: &proto::Profile, strings: &Strings) -> Result<Counter, Error> {
+fn counter(
+    profile: &proto::Profile,
+    strings: &Strings,
+    period: Option<u64>,
+) -> Result<Counter, Error> {
     let mut types = Vec::with_capacity(profile.sample_type.len());
     for t in &profile.sample_type {
         types.push((strings.get(t.r#type)?, strings.get(t.unit)?));
@@ -141,7 +155,7 @@ fn counter(profile: &proto::Profile, strings: &Strings) -> Result<Counter, Error
         return Ok(Counter::Count(i));
     }
     if let Some(i) = types.iter().position(|&t| t == ("cpu", "nanoseconds")) {
-        if let Some(period) = cpu_period(profile, strings)? {
+        if let Some(period) = period {
             return Ok(Counter::CpuTime(i, period));
         }
         return Err(Error::NotCpu(
@@ -380,7 +394,7 @@ mod tests {
     fn cpu_time_is_divided_by_the_period() {
         let defaults = Defaults {
             comm: "app".into(),
-            frequency_hz: None,
+            ..Defaults::default()
         };
         let p = to_model(&cpu_time_only(), &defaults).unwrap();
         assert_eq!(p.meta.frequency_hz, Some(99));
@@ -393,6 +407,21 @@ mod tests {
         let names: Vec<String> = frames.iter().map(|&i| p.location_name(i)).collect();
         assert_eq!(names, ["work", "main"]);
         assert_eq!(s.kernel, Stack::Absent);
+    }
+
+    #[test]
+    fn deep_stacks_keep_their_root_most_frames() {
+        let defaults = Defaults {
+            comm: "app".into(),
+            max_depth: Some(1),
+            ..Defaults::default()
+        };
+        let p = to_model(&cpu_time_only(), &defaults).unwrap();
+        let Stack::Frames(frames) = &p.samples[0].user else {
+            panic!("{:?}", p.samples[0])
+        };
+        let names: Vec<String> = frames.iter().map(|&i| p.location_name(i)).collect();
+        assert_eq!(names, ["main"]);
     }
 
     #[test]

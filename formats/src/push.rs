@@ -70,8 +70,10 @@ pub mod pyroscope {
         #[prost(bytes = "vec", tag = "1")]
         #[serde(alias = "rawProfile", deserialize_with = "base64")]
         pub raw_profile: Vec<u8>,
-        /// A unique id of this profile (a UUID in Pyroscope's clients).
+        /// A unique id of this profile (a UUID in Pyroscope's clients); its
+        /// proto3 JSON name is `ID`, as push.proto spells the field.
         #[prost(string, tag = "2")]
+        #[serde(alias = "ID")]
         pub id: String,
     }
 
@@ -207,7 +209,7 @@ mod tests {
                 "labels": [{"name": "service_name", "value": "app"}, {"name": "__name__"}],
                 "samples": [
                     {"rawProfile": "AQID", "id": "u1"},
-                    {"raw_profile": "BA=="}
+                    {"raw_profile": "BA==", "ID": "u2"}
                 ],
                 "unknownField": 1
             }]
@@ -219,6 +221,7 @@ mod tests {
         assert_eq!(series.samples[0].raw_profile, [1, 2, 3]);
         assert_eq!(series.samples[0].id, "u1");
         assert_eq!(series.samples[1].raw_profile, [4]);
+        assert_eq!(series.samples[1].id, "u2");
         assert_eq!(
             serde_json::from_str::<PushRequest>("{}").unwrap(),
             PushRequest::default()

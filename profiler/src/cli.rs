@@ -168,9 +168,53 @@ pub struct AgentArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub stack_storage_size: u32,
 
+    /// Most memory the symbol caches may hold (e.g. 64MiB); least recently used entries go first.
+    #[arg(long = "max-symbol-cache", value_name = "SIZE", default_value = "64MiB",
+          value_parser = parse_symbol_cache_size)]
+    pub max_symbol_cache: u64,
+
     /// Log format.
     #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Least severe log lines shown; overrides RUST_LOG (default: RUST_LOG, else info).
+    #[arg(long = "log-level", value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+
+    /// Where and how each window is pushed (Pyroscope, Parca).
+    #[command(flatten)]
+    pub upload: UploadArgs,
+
+    /// Directory of windows waiting to be uploaded [default: DATA_DIR/upload-spool].
+    #[arg(
+        long = "spool-dir",
+        value_name = "DIR",
+        requires = "url",
+        help_heading = "Upload"
+    )]
+    pub spool_dir: Option<PathBuf>,
+
+    /// Most disk the upload spool may use (e.g. 256MiB); when full, the
+    /// oldest unsent windows are dropped. Windows older than the server
+    /// accepts are dropped too: 1h for Pyroscope (its
+    /// validation.reject-older-than), 24h for Parca.
+    #[arg(long = "spool-size", value_name = "SIZE", default_value = "256MiB",
+          value_parser = crate::units::parse_size, requires = "url", help_heading = "Upload")]
+    pub spool_size: u64,
+}
+
+/// The smallest `--max-symbol-cache`: the kernel's symbol table alone takes a few MiB.
+const MIN_SYMBOL_CACHE: u64 = 8 << 20;
+
+fn parse_symbol_cache_size(text: &str) -> Result<u64, String> {
+    let size = crate::units::parse_size(text)?;
+    if size < MIN_SYMBOL_CACHE {
+        return Err(format!(
+            "`{text}` is too small for the symbol caches: the kernel's symbol table alone \
+             takes a few MiB; use 8MiB or more"
+        ));
+    }
+    Ok(size)
 }
 
 /// Options of `serve`.
@@ -197,22 +241,44 @@ pub struct ServeArgs {
     #[arg(long = "max-ingest-size", default_value = "16MiB", value_parser = crate::units::parse_size)]
     pub max_ingest_size: u64,
 
-    /// Largest pushed profile once decompressed (e.g. 256MiB).
-    #[arg(long = "max-ingest-decompressed", default_value = "256MiB",
+    /// Largest ingest request once decompressed, all its profiles together
+    /// (e.g. 16MiB).
+    #[arg(long = "max-ingest-decompressed", default_value = "16MiB",
           value_parser = crate::units::parse_size)]
     pub max_ingest_decompressed: u64,
 
-    /// How long ingested history is kept (e.g. 7d, 12h).
-    #[arg(long, default_value = "7d", value_parser = crate::units::parse_duration)]
-    pub retention: std::time::Duration,
+    /// Delete history older than this (e.g. 7d, 12h); without it serve
+    /// deletes nothing by age.
+    #[arg(long, value_parser = crate::units::parse_duration)]
+    pub retention: Option<std::time::Duration>,
 
-    /// Most disk the store may use (e.g. 2GiB); oldest windows go first.
-    #[arg(long = "max-disk", default_value = "2GiB", value_parser = crate::units::parse_size)]
-    pub max_disk: u64,
+    /// Most disk the store may use (e.g. 2GiB), oldest windows deleted
+    /// first; without it serve deletes nothing for size.
+    #[arg(long = "max-disk", value_parser = crate::units::parse_size)]
+    pub max_disk: Option<u64>,
 
     /// Log format.
     #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Least severe log lines shown; overrides RUST_LOG (default: RUST_LOG, else info).
+    #[arg(long = "log-level", value_enum, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+}
+
+/// Which log lines are shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// Failures only.
+    Error,
+    /// Failures and warnings.
+    Warn,
+    /// What the agent does, window by window.
+    Info,
+    /// Details for debugging.
+    Debug,
+    /// Everything.
+    Trace,
 }
 
 /// How log lines look.
@@ -335,9 +401,30 @@ pub struct ProfileArgs {
     #[arg(short = 'e', long = "event", value_enum, default_value_t = EventArg::CpuClock)]
     pub event: EventArg,
 
+    /// How user stacks are walked: fp (frame pointers), dwarf (tables built
+    /// from .eh_frame, complete through code without frame pointers such as
+    /// libc), or auto (dwarf for -p/-L targets, fp for the whole host).
+    #[arg(long = "unwind", value_enum, default_value_t = UnwindArg::Auto)]
+    pub unwind: UnwindArg,
+
     /// No status line on stderr.
     #[arg(short = 'q', long = "quiet")]
     pub quiet: bool,
+
+    /// Where and how the profile is pushed (Pyroscope, Parca).
+    #[command(flatten)]
+    pub upload: UploadArgs,
+}
+
+/// User-stack unwinding methods `--unwind` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UnwindArg {
+    /// dwarf when profiling given processes or threads, else fp.
+    Auto,
+    /// Frame pointers.
+    Fp,
+    /// Unwind tables from .eh_frame, frame pointers where a file has none.
+    Dwarf,
 }
 
 /// Sampling events `-e` accepts, named as perf names them.
@@ -347,4 +434,55 @@ pub enum EventArg {
     CpuClock,
     /// Hardware CPU cycles.
     Cycles,
+}
+
+/// `--upload` and its options, shared by `agent` and `profile`.
+#[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Upload")]
+pub struct UploadArgs {
+    /// Push profiles to this Pyroscope or Parca server, e.g.
+    /// http://pyroscope:4040 (https://USER:PASSWORD@HOST for basic auth).
+    #[arg(long = "upload", value_name = "URL")]
+    pub url: Option<String>,
+
+    /// The server's API: push (Pyroscope's Connect push, as Grafana Alloy
+    /// sends), ingest (Pyroscope's HTTP /ingest), parca (Parca's gRPC WriteRaw).
+    #[arg(long = "upload-protocol", value_enum, default_value_t = UploadProtocol::Push,
+          requires = "url")]
+    pub protocol: UploadProtocol,
+
+    /// Application name of each process, a template over its labels, e.g.
+    /// '{comm}' or 'shop-{host}' [default: the executable's name].
+    #[arg(long = "app-name", value_name = "TEMPLATE", requires = "url")]
+    pub app_name: Option<String>,
+
+    /// File holding a bearer token for the server.
+    #[arg(long = "upload-token-file", value_name = "FILE", requires = "url")]
+    pub token_file: Option<PathBuf>,
+
+    /// File holding basic-auth credentials as USER:PASSWORD (Grafana Cloud:
+    /// the stack's user id and an access token).
+    #[arg(long = "upload-basic-auth-file", value_name = "FILE", requires = "url")]
+    pub basic_auth_file: Option<PathBuf>,
+
+    /// A header sent with every upload, 'Name: value', e.g.
+    /// 'X-Scope-OrgID: tenant' for multi-tenant Pyroscope; repeatable.
+    #[arg(long = "upload-header", value_name = "HEADER", requires = "url")]
+    pub headers: Vec<String>,
+
+    /// Longest one upload request may take (e.g. 30s).
+    #[arg(long = "upload-timeout", value_name = "DURATION", default_value = "30s",
+          value_parser = crate::units::parse_duration, requires = "url")]
+    pub timeout: std::time::Duration,
+}
+
+/// `--upload-protocol` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UploadProtocol {
+    /// Pyroscope's `push.v1.PusherService/Push` (Connect).
+    Push,
+    /// Pyroscope's HTTP `/ingest`.
+    Ingest,
+    /// Parca's `ProfileStoreService/WriteRaw` (gRPC).
+    Parca,
 }

@@ -15,6 +15,7 @@ mod signals;
 mod status;
 mod trace;
 mod units;
+mod upload;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -34,11 +35,11 @@ fn main() -> ExitCode {
             cli::Command::Trace(args) => return exit_status(trace::run(&args)),
             cli::Command::Profile(args) => profile::run(&args),
             cli::Command::Agent(args) => {
-                logging::init(args.log_format);
+                logging::init(args.log_format, args.log_level);
                 agent::run(&agent_config(args))
             }
             cli::Command::Serve(args) => {
-                logging::init(args.log_format);
+                logging::init(args.log_format, args.log_level);
                 serve::run(&args)
             }
         },
@@ -85,5 +86,9 @@ fn agent_config(args: cli::AgentArgs) -> agent::AgentConfig {
         retention: args.retention,
         max_disk_bytes: args.max_disk,
         stack_storage_size: args.stack_storage_size,
+        max_symbol_cache_bytes: args.max_symbol_cache,
+        upload: args.upload,
+        spool_dir: args.spool_dir,
+        spool_size: args.spool_size,
     }
 }

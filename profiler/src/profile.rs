@@ -6,18 +6,21 @@
 //! the duration, Ctrl-C, or the exit of every target. Output detaches,
 //! symbolizes and writes every requested format from the one profile.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use scorch_bpf::{online_cpus, Event, Rate, Sampler, SamplerConfig, Target};
+use scorch_bpf::sampler::TargetTables;
+use scorch_bpf::{
+    online_cpus, Counters, Event, LoadedProcess, Rate, Sampler, SamplerConfig, Target, UserUnwind,
+};
 use scorch_formats::{text, Format, Meta, Profile, TextOptions};
 use scorch_symbolizer::Symbolizer;
 
-use crate::cli::{EventArg, ProfileArgs};
+use crate::cli::{EventArg, ProfileArgs, UnwindArg};
 use crate::collect::Collector;
 use crate::status::StatusLine;
 use crate::{privileges, signals};
@@ -37,6 +40,7 @@ struct Output {
 pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     let target = target(args)?;
     let outputs = open_outputs(args)?;
+    let upload = crate::upload::endpoint(&args.upload)?;
     privileges::check()?;
     let cpus = cpus(args.cpu)?;
     scorch_bpf::mounts::ensure_mounted()?;
@@ -64,7 +68,11 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     let duration = args.duration.map(Duration::from_secs);
     signals::install();
     let start_wall = SystemTime::now();
-    let mut sampler = Sampler::start(&config)?;
+    let mut sampler = prepare_sampler(&config, args.unwind, &target)?;
+    // Tables go in before the first sample, so every stack is complete.
+    let mut tables = TableReport::default();
+    tables.add_targets(sampler.load_target_tables());
+    sampler.attach(&config)?;
     let text_to_stdout = outputs
         .iter()
         .any(|o| o.path.is_none() && o.format == Format::Text);
@@ -72,7 +80,14 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         println!("{}", header(args, &target, duration));
     }
     let started = Instant::now();
-    let end = sample(&sampler, &mut symbolizer, &target, duration, args.quiet);
+    let end = sample(
+        &mut sampler,
+        &mut symbolizer,
+        &mut tables,
+        &target,
+        duration,
+        args.quiet,
+    );
     sampler.stop();
     let elapsed = started.elapsed();
     if text_to_stdout {
@@ -90,7 +105,23 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     let meta = meta(&target, config.rate, start_wall, elapsed);
     let profile = Collector::new(&snapshot, &mut symbolizer, meta).build(per_thread);
     let written = write_outputs(&profile, outputs, &text_opts);
-    report_losses(&sampler)?;
+    let counters = report_losses(&sampler)?;
+    if !args.quiet {
+        if let Some(warning) = tables.warning(&counters) {
+            eprintln!("{warning}");
+        }
+    }
+    // Local outputs first: a failed upload must not lose the profile.
+    if let Some(endpoint) = &upload {
+        match crate::upload::send_profile(endpoint, &profile) {
+            Ok(series) if !args.quiet => {
+                eprintln!("uploaded {series} profile(s) to {}", endpoint.base)
+            }
+            Ok(_) => {}
+            Err(err) if written.is_ok() => return Err(err),
+            Err(err) => eprintln!("error: {err:#}"),
+        }
+    }
     written
 }
 
@@ -121,6 +152,41 @@ fn sampler_config(
         max_keys: args.stack_storage_size.saturating_mul(2).max(10240),
         double_buffered: false,
         track_pids: true,
+    }
+}
+
+/// Unwind table capacity of a `profile` run: rows (16 bytes each, 8 MiB
+/// preallocated; libc has 28k) and processes (allocated as loaded).
+const UNWIND_ROWS: u32 = 1 << 19;
+const UNWIND_PROCESSES: u32 = 1024;
+
+/// How the sampler walks user stacks for `--unwind` on `target`.
+fn user_unwind(arg: UnwindArg, target: &Target) -> UserUnwind {
+    let tables = UserUnwind::Tables {
+        rows: UNWIND_ROWS,
+        processes: UNWIND_PROCESSES,
+    };
+    match (arg, target) {
+        (UnwindArg::Fp, _) | (UnwindArg::Auto, Target::All) => UserUnwind::FramePointers,
+        (UnwindArg::Dwarf, _) | (UnwindArg::Auto, _) => tables,
+    }
+}
+
+/// Creates the sampler's maps and program, not yet attached; `--unwind
+/// auto` falls back to frame pointers when the in-kernel unwinder cannot
+/// load on this kernel.
+fn prepare_sampler(
+    config: &SamplerConfig,
+    arg: UnwindArg,
+    target: &Target,
+) -> anyhow::Result<Sampler> {
+    let unwind = user_unwind(arg, target);
+    match Sampler::prepare(config, unwind) {
+        Err(err) if arg == UnwindArg::Auto && unwind != UserUnwind::FramePointers => {
+            eprintln!("warning: {err}; walking user stacks with frame pointers");
+            Ok(Sampler::prepare(config, UserUnwind::FramePointers)?)
+        }
+        prepared => Ok(prepared?),
     }
 }
 
@@ -178,8 +244,9 @@ enum End {
 
 /// Waits for the end of the run, capturing new processes as they appear.
 fn sample(
-    sampler: &Sampler,
+    sampler: &mut Sampler,
     symbolizer: &mut Symbolizer,
+    tables: &mut TableReport,
     target: &Target,
     duration: Option<Duration>,
     quiet: bool,
@@ -201,11 +268,17 @@ fn sample(
         }
         // New processes are captured within a tick of their first sample.
         for pid in sampler.take_seen_pids().unwrap_or_default() {
+            if pid == 0 {
+                continue;
+            }
             // A process that already exited cannot be captured; its samples
             // still show their addresses.
-            if captured.insert(pid) && pid != 0 {
+            if captured.insert(pid) {
                 let _ = symbolizer.capture(pid);
             }
+            // Its later samples unwind with tables (when --unwind uses them),
+            // loaded again after an exec or for a new process under an old pid.
+            tables.add(pid, sampler.refresh_tables(pid));
         }
         if status.enabled() {
             let counters = sampler.counters().unwrap_or_default();
@@ -237,8 +310,8 @@ fn alive(id: u32) -> bool {
     !matches!(state, Some('Z' | 'X') | None)
 }
 
-/// Prints bcc's warnings about stacks and samples that were lost.
-fn report_losses(sampler: &Sampler) -> anyhow::Result<()> {
+/// Prints bcc's warnings about stacks and samples that were lost; returns the counters.
+fn report_losses(sampler: &Sampler) -> anyhow::Result<Counters> {
     let losses = sampler.counters()?;
     let missing = losses.stack_map_full + losses.stack_collisions;
     if missing > 0 {
@@ -254,7 +327,100 @@ fn report_losses(sampler: &Sampler) -> anyhow::Result<()> {
             losses.count_map_full
         );
     }
-    Ok(())
+    Ok(losses)
+}
+
+/// Share of user stacks walked partly with frame pointers above which the
+/// run warns (some fall back legitimately, e.g. in JIT code).
+const FALLBACK_WARN_PERCENT: u64 = 5;
+/// Files named in the unwinding warning; the rest are counted.
+const FILES_NAMED: usize = 3;
+
+/// What loading unwind tables ran into, gathered for one warning at the end.
+#[derive(Debug, Default)]
+struct TableReport {
+    /// Files of sampled processes left without a table, and why.
+    skipped: BTreeMap<String, String>,
+    /// Live processes whose tables could not be loaded, and why.
+    failed: Vec<(u32, String)>,
+}
+
+impl TableReport {
+    /// Notes what loading the targets' tables did.
+    fn add_targets(&mut self, tables: TargetTables) {
+        for (_, loaded) in tables.loaded {
+            self.add_loaded(loaded);
+        }
+        for (pid, err) in tables.failed {
+            self.add(pid, Err(err));
+        }
+    }
+
+    /// Notes what loading process `pid`'s tables did.
+    fn add(&mut self, pid: u32, loaded: scorch_bpf::Result<Option<LoadedProcess>>) {
+        match loaded {
+            Ok(Some(loaded)) => self.add_loaded(loaded),
+            Ok(None) => {}
+            // A process gone meanwhile has no more samples to unwind.
+            Err(_) if !alive(pid) => {}
+            Err(err) => self.failed.push((pid, err.to_string())),
+        }
+    }
+
+    fn add_loaded(&mut self, loaded: LoadedProcess) {
+        for file in loaded.skipped {
+            self.skipped
+                .entry(file.path)
+                .or_insert_with(|| file.why.to_string());
+        }
+    }
+
+    /// One line saying what fell back to frame pointers, why and what to
+    /// do; `None` when unwinding went as it should.
+    fn warning(&self, counters: &Counters) -> Option<String> {
+        let fell_back = counters
+            .user_frame_pointer
+            .max(counters.user_without_tables);
+        let total = counters.recorded.max(fell_back);
+        let many = fell_back * 100 >= total.max(1) * FALLBACK_WARN_PERCENT && fell_back > 0;
+        if !many && self.skipped.is_empty() && self.failed.is_empty() {
+            return None;
+        }
+        let what = if fell_back > 0 {
+            format!(
+                "{fell_back} of {total} user stacks ({}%) were walked at least partly with frame pointers and may be cut short",
+                fell_back * 100 / total.max(1)
+            )
+        } else {
+            "some code of the profiled processes cannot be unwound with tables".to_string()
+        };
+        let why = if let Some((pid, err)) = self.failed.first() {
+            format!("the unwind tables of process {pid} could not be loaded ({err})")
+        } else if !self.skipped.is_empty() {
+            let named: Vec<String> = self
+                .skipped
+                .iter()
+                .take(FILES_NAMED)
+                .map(|(path, why)| format!("{path}: {why}"))
+                .collect();
+            let more = self.skipped.len().saturating_sub(FILES_NAMED);
+            let more = if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+            format!(
+                "{} file(s) have no usable unwind table ({}{more})",
+                self.skipped.len(),
+                named.join("; ")
+            )
+        } else {
+            "the sampled code has no call frame information (JIT code, or built with -fno-asynchronous-unwind-tables)".to_string()
+        };
+        Some(format!(
+            "warning: {what}: {why}; build that code with -fno-omit-frame-pointer or unwind tables, or install its separate debug info"
+        ))
+    }
 }
 
 fn target(args: &ProfileArgs) -> anyhow::Result<Target> {

@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use anyhow::Context;
 use scorch_store::Store;
-use scorch_web::{IngestLimits, LiveProfiler};
+use scorch_web::{IngestMode, LiveProfiler};
 use tokio::sync::oneshot;
 
 /// A running server; [`Server::stop`] shuts it down gracefully.
@@ -33,16 +33,17 @@ pub fn spawn(
     live: Option<Arc<dyn LiveProfiler>>,
     listen: &Listen,
 ) -> anyhow::Result<Server> {
-    spawn_with_ingest(store, live, listen, None)
+    let off = IngestMode::Refuse("this server does not accept profiles".into());
+    spawn_with_ingest(store, live, listen, off)
 }
 
-/// [`spawn`], also storing the profiles clients push when `ingest` gives
-/// the limits (the store must be open for writing).
+/// [`spawn`], also storing the profiles clients push when `ingest`
+/// accepts them (the store must be open for writing).
 pub fn spawn_with_ingest(
     store: Arc<Store>,
     live: Option<Arc<dyn LiveProfiler>>,
     listen: &Listen,
-    ingest: Option<IngestLimits>,
+    ingest: IngestMode,
 ) -> anyhow::Result<Server> {
     let token = match &listen.token_file {
         Some(path) => {
@@ -81,10 +82,7 @@ pub fn spawn_with_ingest(
     let thread = std::thread::Builder::new()
         .name("scorch-web".into())
         .spawn(move || {
-            let app = match ingest {
-                Some(limits) => scorch_web::router_with_ingest(store, live, token, limits),
-                None => scorch_web::router(store, live, token),
-            };
+            let app = scorch_web::router_with_ingest(store, live, token, ingest);
             let result = runtime.block_on(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {

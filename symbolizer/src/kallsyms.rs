@@ -78,6 +78,11 @@ impl Kallsyms {
         Ok(Self { symbols, names })
     }
 
+    /// Bytes held by the table.
+    pub(crate) fn bytes(&self) -> u64 {
+        (self.symbols.capacity() * std::mem::size_of::<Symbol>() + self.names.capacity()) as u64
+    }
+
     /// The name of the kernel function containing `address`.
     pub(crate) fn lookup(&self, address: u64) -> Option<&str> {
         let after = self.symbols.partition_point(|s| s.address <= address);

@@ -27,9 +27,20 @@
 //!   comes back with no lines but with its mapping when it has one, so
 //!   outputs can still say `libfoo.so+0x1a2b`. Only whole operations fail:
 //!   reading the kernel symbols, capturing a process.
-//! - **Bounded memory for an agent that runs for weeks.** At most
-//!   4096 process snapshots are kept, the least recently used goes first;
-//!   a file is closed and forgotten when no kept snapshot maps it.
+//! - **Bounded memory for an agent that runs for weeks.** Everything kept
+//!   (process snapshots with their perf maps, files parsed by blazesym,
+//!   resolved addresses, the kernel's symbol table) has an estimated size,
+//!   and the total stays under a ceiling ([`Symbolizer::with_memory_limit`]):
+//!   [`Symbolizer::end_window`] evicts the least recently used entries of
+//!   every kind. Nothing is evicted while a window is collected and
+//!   symbolized, and what the window used stays: its processes need their
+//!   snapshots, exited or not, and files it used are likely used again by
+//!   the next window. So a window whose own working set passes the
+//!   ceiling passes it, and the caller hears of it. A
+//!   file whose debug information alone would take a quarter of the ceiling
+//!   is named from its symbol tables only. [`Symbolizer::end_window`] drops
+//!   processes that exited, and at most 4096 snapshots are kept; a file is
+//!   closed and forgotten when no kept snapshot maps it.
 //!
 //! # Where names come from
 //!
@@ -49,9 +60,11 @@
 //! A [`Symbolizer`] is not `Send` (blazesym's cache is not): create it on the
 //! thread that symbolizes.
 
+mod budget;
 mod elf;
 mod error;
 mod files;
+mod footprint;
 mod kallsyms;
 mod maps;
 mod perfmap;
@@ -65,7 +78,8 @@ use std::time::{Duration, Instant};
 
 use scorch_formats::{FrameKind, Line, Mapping};
 
-use crate::elf::ElfResolver;
+use crate::budget::Entry;
+use crate::elf::{ElfEntry, ElfResolver};
 pub use crate::error::Error;
 use crate::files::{FileId, FileTable, MappedFile};
 use crate::kallsyms::Kallsyms;
@@ -74,6 +88,9 @@ use crate::process::{Backing, Incarnation, Process, Region};
 
 /// How many process snapshots are kept before the least recently used goes.
 const MAX_PROCESSES: usize = 4096;
+
+/// The memory ceiling of [`Symbolizer::new`] and [`Symbolizer::one_shot`].
+pub const DEFAULT_MEMORY_LIMIT: u64 = 64 << 20;
 
 /// How often at most a process is re-read because an address fell outside
 /// its snapshot (new libraries, new JIT code).
@@ -104,8 +121,21 @@ pub struct Symbolizer {
     elf: ElfResolver,
     files: FileTable,
     processes: HashMap<u32, Process>,
-    /// Counter giving each use of a process its recency.
+    /// Estimated bytes of `processes`.
+    processes_bytes: u64,
+    /// Most bytes the caches may hold.
+    limit: u64,
+    /// Counter giving each use of a cached entry its recency.
     tick: u64,
+    /// `tick` at the last [`Symbolizer::end_window`].
+    window_tick: u64,
+}
+
+/// A cached entry of any kind, for eviction.
+#[derive(Debug, Clone, Copy)]
+enum Victim {
+    Process(u32),
+    Elf(ElfEntry),
 }
 
 /// A user address located in a snapshot: its frame so far, and the file
@@ -162,6 +192,11 @@ impl LoadingTable {
 
     /// The table, waiting for it if it is still being read. An unreadable
     /// kallsyms gives an empty table: kernel frames stay unresolved.
+    /// Bytes held by the table once read; nothing while it is being read.
+    fn bytes(&self) -> u64 {
+        self.table.bytes()
+    }
+
     fn get(&mut self) -> &Kallsyms {
         if let Some(handle) = self.loading.take() {
             if let Ok(Ok(table)) = handle.join() {
@@ -182,25 +217,70 @@ impl Symbolizer {
     /// Creates a symbolizer for long runs; a table of the kernel's symbols
     /// starts loading in the background.
     pub fn new() -> Self {
-        Self::with_kernel_symbols(KernelSymbols::Table(LoadingTable::start_loading()))
+        Self::with_memory_limit(DEFAULT_MEMORY_LIMIT)
+    }
+
+    /// Creates a symbolizer for long runs whose caches stay under `limit`
+    /// bytes (estimated); the kernel's symbol table counts toward it.
+    pub fn with_memory_limit(limit: u64) -> Self {
+        Self::with_kernel_symbols(KernelSymbols::Table(LoadingTable::start_loading()), limit)
     }
 
     /// Creates a symbolizer for a run that symbolizes once, at its end: no
     /// kernel symbol table is kept; each [`Self::kernel`] call reads
     /// kallsyms once for the addresses it is given, so pass them all at once.
     pub fn one_shot() -> Self {
-        Self::with_kernel_symbols(KernelSymbols::OnDemand)
+        Self::with_kernel_symbols(KernelSymbols::OnDemand, DEFAULT_MEMORY_LIMIT)
     }
 
-    fn with_kernel_symbols(kallsyms: KernelSymbols) -> Self {
+    fn with_kernel_symbols(kallsyms: KernelSymbols, limit: u64) -> Self {
         Self {
             kallsyms,
             kallsyms_read: Instant::now(),
-            elf: ElfResolver::new(),
+            elf: ElfResolver::new(limit),
             files: FileTable::default(),
             processes: HashMap::new(),
+            processes_bytes: 0,
+            limit,
             tick: 0,
+            window_tick: 0,
         }
+    }
+
+    /// Estimated bytes the caches hold now.
+    pub fn memory_used(&self) -> u64 {
+        let kernel = match &self.kallsyms {
+            KernelSymbols::Table(table) => table.bytes(),
+            KernelSymbols::OnDemand => 0,
+        };
+        kernel + self.processes_bytes + self.elf.bytes()
+    }
+
+    /// Ends a window: forgets the processes that exited and were not used
+    /// in it, then evicts the least recently used entries down to the
+    /// ceiling, keeping what the window used (it is likely needed again
+    /// next window; evicting it would only mean parsing the same files
+    /// again every window). An agent calls it after symbolizing each
+    /// window: a process whose last samples are in the next window is used
+    /// by it, so it is kept one window longer. Returns the bytes held at
+    /// the end of the window, before eviction: above the ceiling, the
+    /// window's own working set did not fit.
+    pub fn end_window(&mut self) -> u64 {
+        let peak = self.memory_used();
+        let since = self.window_tick;
+        let exited: Vec<u32> = self
+            .processes
+            .iter()
+            .filter(|(&pid, p)| p.last_used <= since && !p.still_running(pid))
+            .map(|(&pid, _)| pid)
+            .collect();
+        for pid in exited {
+            self.remove_process(pid);
+        }
+        self.sweep();
+        self.enforce_limit();
+        self.window_tick = self.tick;
+        peak
     }
 
     /// Snapshots a live process so its addresses still resolve after it
@@ -354,7 +434,7 @@ impl Symbolizer {
             }
         }
         for batch in batches.into_values() {
-            let lines = self.elf.resolve(&batch.file, &batch.offsets);
+            let lines = self.elf.resolve(&batch.file, &batch.offsets, self.tick);
             for (i, lines) in batch.indices.into_iter().zip(lines) {
                 resolved[i].lines = lines;
             }
@@ -376,6 +456,7 @@ impl Symbolizer {
             return false;
         }
         process.refreshed = Some(now);
+        let before = process.bytes();
         let newer = Incarnation::read(pid).and_then(|i| Process::capture(pid, i, &mut self.files));
         match newer {
             Ok(newer) if process.superseded_by(&newer) => {
@@ -386,7 +467,6 @@ impl Symbolizer {
                     last_used: process.last_used,
                     ..newer
                 };
-                self.sweep();
             }
             _ => {
                 if process.perf_map.as_ref().is_none_or(PerfMap::changed) {
@@ -396,6 +476,8 @@ impl Symbolizer {
                 }
             }
         }
+        self.processes_bytes = self.processes_bytes - before + process.bytes();
+        self.sweep();
         true
     }
 
@@ -411,10 +493,50 @@ impl Symbolizer {
                 .min_by_key(|(_, p)| p.last_used)
                 .map(|(&pid, _)| pid);
             if let Some(oldest) = oldest {
-                self.processes.remove(&oldest);
+                self.remove_process(oldest);
             }
         }
-        self.processes.insert(pid, process);
+        self.processes_bytes += process.bytes();
+        if let Some(old) = self.processes.insert(pid, process) {
+            self.processes_bytes -= old.bytes();
+        }
+        self.sweep();
+    }
+
+    fn remove_process(&mut self, pid: u32) {
+        if let Some(process) = self.processes.remove(&pid) {
+            self.processes_bytes -= process.bytes();
+        }
+    }
+
+    /// Evicts the least recently used entries while over the ceiling,
+    /// except those used since the last [`Self::end_window`].
+    fn enforce_limit(&mut self) {
+        let used = self.memory_used();
+        if used <= self.limit {
+            return;
+        }
+        let window_start = self.window_tick;
+        let snapshots = self.processes.iter().map(|(&pid, p)| Entry {
+            key: Victim::Process(pid),
+            bytes: p.bytes(),
+            last_used: p.last_used,
+        });
+        let files = self.elf.entries().map(|e| Entry {
+            key: Victim::Elf(e.key),
+            bytes: e.bytes,
+            last_used: e.last_used,
+        });
+        let entries = snapshots
+            .chain(files)
+            .filter(|e| e.last_used <= window_start)
+            .collect();
+        for victim in budget::victims(entries, used, self.limit) {
+            match victim {
+                Victim::Process(pid) => self.remove_process(pid),
+                Victim::Elf(entry) => self.elf.evict(entry),
+            }
+        }
         self.sweep();
     }
 
@@ -462,5 +584,142 @@ mod tests {
         assert!(s.processes.contains_key(&0));
         assert!(!s.processes.contains_key(&1));
         assert!(s.processes.contains_key(&u32::MAX));
+    }
+
+    /// A symbolizer with no kernel table, so that only what a test puts in counts.
+    fn bounded(limit: u64) -> Symbolizer {
+        Symbolizer::with_kernel_symbols(KernelSymbols::OnDemand, limit)
+    }
+
+    /// A snapshot of about `bytes` bytes.
+    fn snapshot(bytes: usize) -> Process {
+        Process {
+            regions: vec![Region {
+                start: 0x1000,
+                end: 0x2000,
+                offset: 0,
+                path: "x".repeat(bytes),
+                backing: Backing::Opaque,
+            }],
+            ..Process::default()
+        }
+    }
+
+    #[test]
+    fn the_ceiling_evicts_the_least_recently_used_snapshots() {
+        let mut s = bounded(100_000);
+        let trim = |s: &mut Symbolizer| {
+            s.window_tick = s.tick;
+            s.enforce_limit();
+        };
+        for pid in 1..=30 {
+            s.insert(pid, snapshot(10_000));
+            trim(&mut s);
+            assert!(
+                s.memory_used() <= 100_000,
+                "{} at pid {pid}",
+                s.memory_used()
+            );
+        }
+        assert!(s.processes.len() >= 8, "{}", s.processes.len());
+        assert!(s.processes.contains_key(&30));
+        assert!(!s.processes.contains_key(&1));
+        // A use makes an old snapshot young again.
+        let oldest = *s.processes.keys().min().unwrap();
+        s.user(oldest, &[]);
+        for pid in 31..=33 {
+            s.insert(pid, snapshot(10_000));
+            trim(&mut s);
+        }
+        assert!(s.processes.contains_key(&oldest));
+        assert!(!s.processes.contains_key(&(oldest + 1)));
+        let total: u64 = s.processes.values().map(Process::bytes).sum();
+        assert_eq!(s.memory_used(), total, "the running total drifted");
+    }
+
+    #[test]
+    fn snapshots_are_evicted_between_windows_not_while_symbolizing() {
+        let mut s = bounded(100_000);
+        let me = std::process::id();
+        for pid in 1..=20 {
+            s.insert(pid, snapshot(10_000));
+        }
+        s.user(me, &[]);
+        s.capture(me).unwrap();
+        assert_eq!(s.processes.len(), 21, "a window's snapshots must stay");
+        let peak = s.end_window();
+        assert!(peak > 100_000, "{peak}");
+        assert_eq!(s.processes.len(), 21, "what the window used stays");
+        // Unused in the next window: the exited (fake) ones go, then the oldest.
+        s.capture(me).unwrap();
+        s.end_window();
+        assert!(s.memory_used() <= 100_000, "{}", s.memory_used());
+        assert!(s.processes.contains_key(&me));
+    }
+
+    #[test]
+    fn exited_processes_are_forgotten_one_window_after_their_last_use() {
+        let mut s = bounded(DEFAULT_MEMORY_LIMIT);
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let me = std::process::id();
+        s.capture(pid).unwrap();
+        s.capture(me).unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        s.end_window();
+        assert!(
+            s.processes.contains_key(&pid),
+            "used in this window: its samples may still come"
+        );
+        s.end_window();
+        assert!(!s.processes.contains_key(&pid), "exited and unused");
+        assert!(s.processes.contains_key(&me), "still running");
+        assert_eq!(
+            s.memory_used(),
+            s.processes.values().map(Process::bytes).sum::<u64>() + s.elf.bytes()
+        );
+    }
+
+    #[inline(never)]
+    fn a_function_to_find() -> u64 {
+        std::hint::black_box(42)
+    }
+
+    #[test]
+    fn a_small_ceiling_keeps_names_and_drops_debug_information() {
+        let address = a_function_to_find as fn() -> u64 as usize as u64;
+        let me = std::process::id();
+        let name_of = |r: &Resolved| r.lines.last().map(|l| l.function.clone());
+
+        let mut roomy = bounded(1 << 40);
+        let frame = roomy.user(me, &[address]).remove(0);
+        assert!(
+            name_of(&frame).unwrap().contains("a_function_to_find"),
+            "{frame:?}"
+        );
+        assert!(
+            frame.lines.last().unwrap().file.is_some(),
+            "DWARF gives a file: {frame:?}"
+        );
+        assert!(roomy.elf.bytes() > 0);
+
+        let limit = 64 << 10;
+        let mut tight = bounded(limit);
+        let frame = tight.user(me, &[address]).remove(0);
+        assert!(
+            name_of(&frame).unwrap().contains("a_function_to_find"),
+            "{frame:?}"
+        );
+        assert!(
+            frame.lines.last().unwrap().file.is_none(),
+            "no DWARF: {frame:?}"
+        );
+        assert!(tight.end_window() > limit, "the window's peak is reported");
+        tight.end_window();
+        assert!(tight.memory_used() <= limit, "{}", tight.memory_used());
     }
 }

@@ -11,6 +11,7 @@
 //! an address wins, and of two at the same start the later line.
 
 use std::fs;
+use std::mem::size_of;
 use std::path::PathBuf;
 
 /// The perf map of one process, as read at one moment.
@@ -22,6 +23,8 @@ pub(crate) struct PerfMap {
     len: u64,
     /// Entries sorted by start, one per start.
     entries: Vec<Entry>,
+    /// Estimated heap bytes of `entries`.
+    bytes: u64,
 }
 
 /// One JIT-compiled function.
@@ -59,13 +62,29 @@ impl PerfMap {
         (address < entry.end).then_some(&*entry.name)
     }
 
+    /// Estimated bytes held, entries and their names included.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     fn read(path: PathBuf) -> Option<Self> {
-        let bytes = fs::read(&path).ok()?;
-        Some(Self {
-            len: bytes.len() as u64,
-            entries: parse(&String::from_utf8_lossy(&bytes)),
+        let text = fs::read(&path).ok()?;
+        let entries = parse(&String::from_utf8_lossy(&text));
+        Some(Self::new(path, text.len() as u64, entries))
+    }
+
+    fn new(path: PathBuf, len: u64, entries: Vec<Entry>) -> Self {
+        let names: usize = entries.iter().map(|e| e.name.len()).sum();
+        let bytes = (size_of::<Self>()
+            + path.as_os_str().len()
+            + entries.capacity() * size_of::<Entry>()
+            + names) as u64;
+        Self {
             path,
-        })
+            len,
+            entries,
+            bytes,
+        }
     }
 }
 
@@ -116,11 +135,7 @@ mod tests {
     use super::*;
 
     fn map(text: &str) -> PerfMap {
-        PerfMap {
-            path: PathBuf::new(),
-            len: 0,
-            entries: parse(text),
-        }
+        PerfMap::new(PathBuf::new(), 0, parse(text))
     }
 
     #[test]
@@ -164,6 +179,19 @@ mod tests {
         assert_eq!(m.entries.len(), 1);
         assert_eq!(m.lookup(0x2004), Some("good"));
         assert_eq!(map("").lookup(0), None);
+    }
+
+    #[test]
+    fn size_grows_with_entries_and_names() {
+        let one = map("1000 10 a\n").bytes();
+        let text: String = (0..100)
+            .map(|i| format!("{:x} 10 function_{i}\n", 0x1000 + i * 0x10))
+            .collect();
+        let many = map(&text).bytes();
+        assert!(
+            many >= one + 99 * (size_of::<Entry>() as u64 + 10),
+            "{one} {many}"
+        );
     }
 
     #[test]

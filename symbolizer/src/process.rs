@@ -13,6 +13,7 @@
 
 use std::fs;
 use std::io;
+use std::mem::size_of;
 use std::os::unix::fs::MetadataExt;
 use std::rc::Rc;
 use std::time::Instant;
@@ -137,6 +138,21 @@ impl Process {
             _ => false,
         };
         !(same_start && newer.regions.is_empty() && !self.regions.is_empty())
+    }
+
+    /// Estimated bytes held: the snapshot, its mappings and its perf map.
+    pub(crate) fn bytes(&self) -> u64 {
+        let regions: usize = self
+            .regions
+            .iter()
+            .map(|r| size_of::<Region>() + r.path.len())
+            .sum();
+        (size_of::<Self>() + regions) as u64 + self.perf_map.as_ref().map_or(0, PerfMap::bytes)
+    }
+
+    /// Whether `pid` is still the process this snapshot was taken of.
+    pub(crate) fn still_running(&self, pid: u32) -> bool {
+        self.incarnation.is_some() && Incarnation::read(pid).ok() == self.incarnation
     }
 
     /// The executable mapping containing `address`.

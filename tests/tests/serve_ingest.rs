@@ -21,30 +21,47 @@ struct Serve {
 
 impl Serve {
     fn start(data_dir: &Path, extra: &[&str]) -> Serve {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let addr = format!("127.0.0.1:{port}");
-        let child = Command::new(scorch())
-            .args(["serve", "--listen", &addr])
-            .arg("--data-dir")
-            .arg(data_dir)
-            .args(extra)
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting scorch serve");
-        let serve = Serve { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while get(&serve.addr, "/api/labels").is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "scorch serve did not start serving"
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        // A free port is found by binding port 0 and letting it go; another
+        // process may take it in between, so a serve that cannot listen is
+        // started again on another port.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let addr = format!("127.0.0.1:{port}");
+            let child = Command::new(scorch())
+                .args(["serve", "--listen", &addr])
+                .arg("--data-dir")
+                .arg(data_dir)
+                .args(extra)
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("starting scorch serve");
+            let mut serve = Serve { child, addr };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if get(&serve.addr, "/api/labels").is_some() {
+                    return serve;
+                }
+                if let Some(status) = serve.child.try_wait().unwrap() {
+                    let mut log = String::new();
+                    let _ = serve.child.stderr.take().unwrap().read_to_string(&mut log);
+                    assert!(
+                        log.contains("cannot listen"),
+                        "scorch serve exited ({status}): {log}"
+                    );
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "scorch serve did not start serving"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
-        serve
+        panic!("scorch serve found no free port in 5 tries")
     }
 
     /// SIGTERM, then the exit status and the log.
@@ -139,7 +156,7 @@ fn serve_receives_pushes_and_keeps_them() {
     let (status, body) = curl(&[
         "--data-binary",
         "main;handle;parse 100\nmain;handle;write 200\n",
-        &ingest("my.app%7Benv%3Dprod%7D", ""),
+        &ingest("my.app.cpu%7Benv%3Dprod%7D", ""),
     ]);
     assert_eq!(status, 200, "{body}");
     assert_eq!(
@@ -207,7 +224,7 @@ fn serve_receives_pushes_and_keeps_them() {
     assert_eq!(folded_of(&second.addr, "my.app").lines().count(), 2);
     let (status, log) = second.stop();
     assert!(status.success(), "{log}");
-    assert!(log.contains("serving it read-only"), "{log}");
+    assert!(log.contains("serves it read-only"), "{log}");
 
     // What was received survives a restart.
     let (status, log) = serve.stop();
@@ -221,4 +238,121 @@ fn serve_receives_pushes_and_keeps_them() {
     ]);
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("--no-ingest"), "{body}");
+}
+
+/// Posts folded stacks of `name` for the 10 s ending `until` (Unix s).
+fn post_folded(addr: &str, name: &str, until: u64) -> (u16, String) {
+    curl(&[
+        "--data-binary",
+        "old;stack 1\n",
+        &format!(
+            "http://{addr}/ingest?name={name}&from={}&until={until}",
+            until - 10
+        ),
+    ])
+}
+
+#[test]
+fn serve_deletes_history_only_when_told_to() {
+    let dir = data_dir("retention");
+    let twenty_days_ago = now() - 20 * 86400;
+    // Without --retention or --max-disk serve keeps everything, however
+    // old: an agent's store kept for 30 days loses nothing.
+    let serve = Serve::start(&dir, &[]);
+    let (status, body) = post_folded(&serve.addr, "old", twenty_days_ago);
+    assert_eq!(status, 200, "{body}");
+    let (status, log) = serve.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("keeping all history"), "{log}");
+    let serve = Serve::start(&dir, &[]);
+    let old = |addr: &str| {
+        get(
+            addr,
+            &format!(
+                "/api/profile?format=folded&from={}&until={}&label=service_name:old",
+                twenty_days_ago - 60,
+                twenty_days_ago + 60
+            ),
+        )
+        .unwrap()
+        .1
+    };
+    assert_eq!(old(&serve.addr), "old;old;stack 1\n");
+    serve.stop();
+
+    // With --retention, what is older goes (retention runs at start), and
+    // windows older than the retention are refused.
+    let serve = Serve::start(&dir, &["--retention", "7d"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // Once its series is gone the label is unknown: an error, no stacks.
+        let left = old(&serve.addr);
+        if !left.contains("old;stack") {
+            break;
+        }
+        if Instant::now() > deadline {
+            let (_, log) = serve.stop();
+            panic!("retention did not run: {left:?} is still there; {log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, body) = post_folded(&serve.addr, "old", twenty_days_ago);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("before the 604800 s this store keeps"),
+        "{body}"
+    );
+    let (status, log) = serve.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("retention Some(604800s)"), "{log}");
+}
+
+/// Unmounts the bind mount at its path when dropped.
+struct BindMount(PathBuf);
+
+impl Drop for BindMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn serve_on_a_read_only_file_system_serves_read_only() {
+    let dir = data_dir("read-only-source");
+    let serve = Serve::start(&dir, &[]);
+    let (status, body) = post_folded(&serve.addr, "kept", now());
+    assert_eq!(status, 200, "{body}");
+    serve.stop();
+    let ro = data_dir("read-only");
+    std::fs::create_dir_all(&ro).unwrap();
+    let mounted = Command::new("mount")
+        .arg("--bind")
+        .arg(&dir)
+        .arg(&ro)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot bind-mount (needs root and mount(8))");
+        return;
+    }
+    let mount = BindMount(ro.clone());
+    let remounted = Command::new("mount")
+        .args(["-o", "remount,ro,bind"])
+        .arg(&mount.0)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(remounted, "cannot remount the bind mount read-only");
+    let serve = Serve::start(&ro, &[]);
+    let (status, body) = post_folded(&serve.addr, "x", now());
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("read-only file system"), "{body}");
+    let (status, body) = get(
+        &serve.addr,
+        "/api/profile?format=folded&label=service_name:kept",
+    )
+    .unwrap();
+    assert_eq!((status, body.as_str()), (200, "kept;old;stack 1\n"));
+    let (status, log) = serve.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("read-only at http://"), "{log}");
 }

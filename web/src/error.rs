@@ -22,6 +22,22 @@ impl ApiError {
         }
     }
 
+    /// A 403 with `message`: the request is not allowed from where it comes.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+        }
+    }
+
+    /// A 429 with `message`: too many requests at once; retry in a second.
+    pub fn busy(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: message.into(),
+        }
+    }
+
     /// A 413 with `message`: the request is larger than a limit.
     pub fn too_large(message: impl Into<String>) -> Self {
         Self {
@@ -78,10 +94,19 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let mut response = (
             self.status,
             Json(serde_json::json!({ "error": self.message })),
         )
-            .into_response()
+            .into_response();
+        if self.status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+        }
+        response
     }
 }
+
+/// Seconds a client told 429 waits before retrying.
+pub const RETRY_AFTER_SECS: u32 = 1;

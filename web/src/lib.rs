@@ -27,9 +27,9 @@ use scorch_store::Store;
 pub use error::ApiError;
 pub use ingest::push::CONNECT_PROTO;
 pub use ingest::pyroscope::SPY_LABEL;
+pub use ingest::{IngestLimits, IngestMode};
 pub use ingest::{PROCESS_CPU, PROFILE_TYPE, SERVICE_NAME};
 pub use live::LiveProfiler;
-pub use scorch_formats::gunzip::Limits as IngestLimits;
 pub use scorch_formats::push::pyroscope::PUSH_PATH;
 
 /// What handlers share.
@@ -37,8 +37,8 @@ pub use scorch_formats::push::pyroscope::PUSH_PATH;
 pub(crate) struct AppState {
     store: Arc<Store>,
     live: Option<live::Live>,
-    /// Ingest limits; `None` when ingest is off.
-    ingest: Option<IngestLimits>,
+    /// Whether pushed profiles are stored, within which limits.
+    ingest: ingest::Shared,
 }
 
 impl FromRef<AppState> for Arc<Store> {
@@ -51,7 +51,7 @@ impl FromRef<AppState> for ingest::Ingest {
     fn from_ref(state: &AppState) -> Self {
         ingest::Ingest {
             store: Arc::clone(&state.store),
-            limits: state.ingest,
+            shared: state.ingest.clone(),
         }
     }
 }
@@ -64,25 +64,18 @@ pub fn router(
     live: Option<Arc<dyn LiveProfiler>>,
     token: Option<String>,
 ) -> Router {
-    build(store, live, token, None)
+    let off = IngestMode::Refuse("this server does not accept profiles".into());
+    router_with_ingest(store, live, token, off)
 }
 
-/// [`router`] that also stores the profiles clients push to `/ingest` and
-/// [`PUSH_PATH`], within `limits`; `store` must be open for writing.
+/// [`router`] whose `/ingest` and [`PUSH_PATH`] store the profiles clients
+/// push when `ingest` accepts them (`store` must be open for writing), or
+/// answer 503 with its reason.
 pub fn router_with_ingest(
     store: Arc<Store>,
     live: Option<Arc<dyn LiveProfiler>>,
     token: Option<String>,
-    limits: IngestLimits,
-) -> Router {
-    build(store, live, token, Some(limits))
-}
-
-fn build(
-    store: Arc<Store>,
-    live: Option<Arc<dyn LiveProfiler>>,
-    token: Option<String>,
-    ingest: Option<IngestLimits>,
+    ingest: IngestMode,
 ) -> Router {
     let router = Router::new()
         .route("/api/profile", get(api::profile))
@@ -97,7 +90,7 @@ fn build(
         .with_state(AppState {
             store,
             live: live.map(live::Live::new),
-            ingest,
+            ingest: ingest::Shared::new(ingest),
         });
     match token {
         Some(token) => router.layer(axum::middleware::from_fn_with_state(

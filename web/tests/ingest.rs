@@ -238,7 +238,7 @@ fn every_body_form_of_pprof_and_folded_is_read() {
 fn folded_sent_with_curl_reads_back_as_sent() {
     let server = serve(default_limits(), None);
     let url = format!(
-        "http://{}/ingest?name=flat.app%7Benv%3Ddev%7D&from={T0_SECS}&until={}&spyName=curl",
+        "http://{}/ingest?name=flat.app.cpu%7Benv%3Ddev%7D&from={T0_SECS}&until={}&spyName=curl",
         server.addr,
         T0_SECS + 10
     );
@@ -468,7 +468,7 @@ fn a_genuine_go_cpu_profile_sent_by_a_go_client() {
         &message,
         &Defaults {
             comm: "gocpu".into(),
-            frequency_hz: None,
+            ..Defaults::default()
         },
     )
     .unwrap();
@@ -533,6 +533,7 @@ fn small_limits() -> Option<IngestLimits> {
     Some(IngestLimits {
         compressed: 256 << 10,
         decompressed: 4 << 20,
+        ..IngestLimits::default()
     })
 }
 
@@ -574,194 +575,243 @@ fn bad_and_oversized_input_gets_4xx_and_the_server_keeps_serving() {
         )
     };
 
-    // (what, answer, status, part of the message)
-    let cases: Vec<(&str, Response, u16, &str)> =
+    // (what, request, status, part of the message): each is sent just
+    // before its answer is checked, and the server checked after each.
+    #[allow(clippy::type_complexity)]
+    let cases: Vec<(&str, Box<dyn Fn() -> Response + '_>, u16, &str)> =
         vec![
         (
             "an oversized body",
-            post(server.addr, &pprof_path, "application/octet-stream", &big),
+            Box::new(|| {
+                post(server.addr, &pprof_path, "application/octet-stream", &big)
+            }),
             413,
             "the request body is 1 MiB, more than the limit of 256 KiB",
         ),
         (
             "an oversized chunked body",
-            request(server.addr, "POST", &pprof_path, &[], &big, true),
+            Box::new(|| {
+                request(server.addr, "POST", &pprof_path, &[], &big, true)
+            }),
             413,
             "more than the limit of 256 KiB",
         ),
         (
             "a gzip bomb as pprof",
-            post(server.addr, &pprof_path, "application/octet-stream", &bomb),
+            Box::new(|| {
+                post(server.addr, &pprof_path, "application/octet-stream", &bomb)
+            }),
             413,
             "the pprof profile decompresses to more than the limit of 4 MiB",
         ),
         (
             "a gzip bomb as folded",
-            post(server.addr, &ingest_path("bad", ""), "text/plain", &bomb),
+            Box::new(|| {
+                post(server.addr, &ingest_path("bad", ""), "text/plain", &bomb)
+            }),
             413,
             "the folded profile decompresses to more than the limit of 4 MiB",
         ),
         (
             "a gzip bomb as Content-Encoding",
-            request(
-                server.addr,
-                "POST",
-                &ingest_path("bad", ""),
-                &[("Content-Encoding", "gzip")],
-                &bomb,
-                false,
-            ),
+            Box::new(|| {
+                request(
+                    server.addr,
+                    "POST",
+                    &ingest_path("bad", ""),
+                    &[("Content-Encoding", "gzip")],
+                    &bomb,
+                    false,
+                )
+            }),
             413,
             "the request body decompresses to more than",
         ),
         (
             "a truncated gzipped pprof",
-            post(server.addr, &pprof_path, "application/octet-stream", &truncated),
+            Box::new(|| {
+                post(server.addr, &pprof_path, "application/octet-stream", &truncated)
+            }),
             400,
             "cannot decompress",
         ),
         (
             "bytes that are no protobuf",
-            post(server.addr, &pprof_path, "application/octet-stream", b"\xff\xff\xff\xff"),
+            Box::new(|| {
+                post(server.addr, &pprof_path, "application/octet-stream", b"\xff\xff\xff\xff")
+            }),
             400,
-            "cannot decode the pprof profile",
+            "invalid pprof profile: a varint is cut off",
         ),
         (
             "a multipart form without a profile",
-            post(server.addr, &ingest_path("bad", ""), &no_profile_type, &no_profile),
+            Box::new(|| {
+                post(server.addr, &ingest_path("bad", ""), &no_profile_type, &no_profile)
+            }),
             400,
             "no `profile` part",
         ),
         (
             "a broken multipart form",
-            post(
-                server.addr,
-                &ingest_path("bad", ""),
-                "multipart/form-data; boundary=zz",
-                b"--zz\r\nContent-Disposition: form-data; name=\"profile\"\r\n\r\nabc",
-            ),
+            Box::new(|| {
+                post(
+                    server.addr,
+                    &ingest_path("bad", ""),
+                    "multipart/form-data; boundary=zz",
+                    b"--zz\r\nContent-Disposition: form-data; name=\"profile\"\r\n\r\nabc",
+                )
+            }),
             400,
             "ends before its closing boundary",
         ),
         (
             "a bad name",
-            post(server.addr, &ingest_path("app{env}", ""), "text/plain", b"a 1\n"),
+            Box::new(|| {
+                post(server.addr, &ingest_path("app{env}", ""), "text/plain", b"a 1\n")
+            }),
             400,
             "label `env` has no `=value` at character 5 of `app{env}`",
         ),
         (
             "no name",
-            post(server.addr, "/ingest?from=1", "text/plain", b"a 1\n"),
+            Box::new(|| {
+                post(server.addr, "/ingest?from=1", "text/plain", b"a 1\n")
+            }),
             400,
             "`name` is missing",
         ),
         (
             "a bad folded line",
-            post(server.addr, &ingest_path("bad", ""), "text/plain", b"a 1\nb;c many\n"),
+            Box::new(|| {
+                post(server.addr, &ingest_path("bad", ""), "text/plain", b"a 1\nb;c many\n")
+            }),
             400,
             "line 2: the count `many` is not a whole number",
         ),
         (
             "a binary body as folded",
-            post(server.addr, &ingest_path("bad", ""), "text/plain", b"a\xff 1\n"),
+            Box::new(|| {
+                post(server.addr, &ingest_path("bad", ""), "text/plain", b"a\xff 1\n")
+            }),
             400,
             "not UTF-8",
         ),
         (
             "from after until",
-            post(server.addr, "/ingest?name=bad&from=20&until=10", "text/plain", b"a 1\n"),
+            Box::new(|| {
+                post(server.addr, "/ingest?name=bad&from=20&until=10", "text/plain", b"a 1\n")
+            }),
             400,
             "is after `until`",
         ),
         (
             "an unknown format",
-            post(server.addr, &ingest_path("bad", "&format=jfr"), "text/plain", b"x"),
+            Box::new(|| {
+                post(server.addr, &ingest_path("bad", "&format=jfr"), "text/plain", b"x")
+            }),
             400,
             "`format=jfr` is not supported",
         ),
         (
             "a bad sample rate",
-            post(server.addr, &ingest_path("bad", "&sampleRate=0"), "text/plain", b"a 1\n"),
+            Box::new(|| {
+                post(server.addr, &ingest_path("bad", "&sampleRate=0"), "text/plain", b"a 1\n")
+            }),
             400,
             "`sampleRate` must be a positive number",
         ),
         (
             "an unknown Content-Encoding",
-            request(
-                server.addr,
-                "POST",
-                &ingest_path("bad", ""),
-                &[("Content-Encoding", "br")],
-                b"a 1\n",
-                false,
-            ),
+            Box::new(|| {
+                request(
+                    server.addr,
+                    "POST",
+                    &ingest_path("bad", ""),
+                    &[("Content-Encoding", "br")],
+                    b"a 1\n",
+                    false,
+                )
+            }),
             415,
             "`Content-Encoding: br` is not supported",
         ),
         (
             "a push that is no protobuf",
-            connect(b"\x0a\xff\xff\xff\x0f", "application/proto"),
+            Box::new(|| {
+                connect(b"\x0a\xff\xff\xff\x0f", "application/proto")
+            }),
             400,
             "cannot decode the push.v1.PushRequest",
         ),
         (
             "a push of XML",
-            connect(b"<x/>", "text/xml"),
+            Box::new(|| {
+                connect(b"<x/>", "text/xml")
+            }),
             415,
             "`Content-Type: text/xml` is not supported",
         ),
         (
             "a push of broken JSON",
-            connect(br#"{"series": [{"samples": [{"rawProfile": "!!"}]}]}"#, "application/json"),
+            Box::new(|| {
+                connect(br#"{"series": [{"samples": [{"rawProfile": "!!"}]}]}"#, "application/json")
+            }),
             400,
             "cannot read the push.v1.PushRequest JSON: invalid base64",
         ),
         (
             "a push over gRPC",
-            connect(b"", "application/grpc"),
+            Box::new(|| {
+                connect(b"", "application/grpc")
+            }),
             415,
             "gRPC is not served here",
         ),
         (
             "a push with a gzip bomb inside",
-            connect(
-                &PushRequest {
-                    series: vec![series(
-                        "bad",
-                        ("a", "b"),
-                        vec![RawSample {
-                            raw_profile: bomb.clone(),
-                            id: "bomb".into(),
-                        }],
-                    )],
-                }
-                .encode_to_vec(),
-                "application/proto",
-            ),
+            Box::new(|| {
+                connect(
+                    &PushRequest {
+                        series: vec![series(
+                            "bad",
+                            ("a", "b"),
+                            vec![RawSample {
+                                raw_profile: bomb.clone(),
+                                id: "bomb".into(),
+                            }],
+                        )],
+                    }
+                    .encode_to_vec(),
+                    "application/proto",
+                )
+            }),
             413,
             "series 0, sample 0: the pprof profile decompresses to more than the limit of 4 MiB",
         ),
         (
             "a push with a broken profile inside",
-            connect(
-                &PushRequest {
-                    series: vec![series(
-                        "bad",
-                        ("a", "b"),
-                        vec![raw(&scorch_profile(1), "fine"), RawSample {
-                            raw_profile: b"nonsense".to_vec(),
-                            id: "broken".into(),
-                        }],
-                    )],
-                }
-                .encode_to_vec(),
-                "application/proto",
-            ),
+            Box::new(|| {
+                connect(
+                    &PushRequest {
+                        series: vec![series(
+                            "bad",
+                            ("a", "b"),
+                            vec![raw(&scorch_profile(1), "fine"), RawSample {
+                                raw_profile: b"nonsense".to_vec(),
+                                id: "broken".into(),
+                            }],
+                        )],
+                    }
+                    .encode_to_vec(),
+                    "application/proto",
+                )
+            }),
             400,
-            "series 0, sample 1: cannot decode the pprof profile",
+            "series 0, sample 1: invalid pprof profile",
         ),
     ];
-    for (what, r, status, message) in cases {
+    for (what, send, status, message) in cases {
+        let r = send();
         assert_eq!(
             r.status,
             status,
@@ -778,9 +828,17 @@ fn bad_and_oversized_input_gets_4xx_and_the_server_keeps_serving() {
         assert!(r.error().contains(message), "{what}: {}", r.error());
         still_serving(what);
     }
-    // Connect's error shape for Connect clients.
+    // Connect's error shape for Connect clients: `code` and `message`
+    // only; 415 for a codec it does not serve, as the Connect protocol
+    // answers one.
     let r = connect(b"\x0a\xff", "application/proto");
     assert_eq!(r.json()["code"], "invalid_argument");
+    assert_eq!(r.json().as_object().unwrap().len(), 2, "{}", r.text());
+    let r = connect(b"", "application/grpc");
+    assert_eq!(
+        (r.status, r.json()["code"].clone()),
+        (415, "internal".into())
+    );
     let r = connect(&gzip_bomb(64), "application/proto");
     assert_eq!(r.status, 400, "a bomb is no PushRequest either");
 
@@ -812,7 +870,7 @@ fn a_gigabyte_gzip_bomb_is_refused_with_the_default_limits() {
     assert_eq!(r.status, 413, "{}", r.text());
     assert_eq!(
         r.error(),
-        "the pprof profile decompresses to more than the limit of 256 MiB \
+        "the pprof profile decompresses to more than the limit of 16 MiB \
          (decompression stopped there)"
     );
     let r = post(server.addr, &ingest_path("ok", ""), "text/plain", b"a 1\n");
@@ -901,7 +959,50 @@ fn base64(data: &[u8]) -> String {
 }
 
 #[test]
-fn connect_push_in_json() {
+fn connect_push_in_json_dedups_by_id_in_either_spelling() {
+    let server = serve(default_limits(), None);
+    let profile = scorch_profile(3);
+    let sample = raw(&profile, "json-1");
+    // push.proto's field is `string ID = 2`, so proto3 JSON names it `ID`;
+    // `id` is read too.
+    let body_with = |id_key: &str| {
+        serde_json::json!({
+            "series": [{
+                "labels": [
+                    {"name": "service_name", "value": "jsonapp"},
+                    {"name": "__name__", "value": "process_cpu"}
+                ],
+                "samples": [{"rawProfile": base64(&sample.raw_profile), id_key: sample.id}]
+            }]
+        })
+        .to_string()
+    };
+    let send_with = |body: String| {
+        request(
+            server.addr,
+            "POST",
+            "/push.v1.PusherService/Push",
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+            false,
+        )
+    };
+    let r = send_with(body_with("ID"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-scorch-stored"), Some("1"));
+    assert_eq!(
+        send_with(body_with("ID")).header("x-scorch-duplicates"),
+        Some("1")
+    );
+    assert_eq!(
+        send_with(body_with("id")).header("x-scorch-duplicates"),
+        Some("1")
+    );
+    assert_eq!(server.store.stats().unwrap().windows, 1);
+}
+
+#[test]
+fn connect_push_in_json_answers_in_json() {
     let server = serve(default_limits(), None);
     let profile = scorch_profile(3);
     let sample = raw(&profile, "json-1");
@@ -960,4 +1061,229 @@ fn profiles_other_than_cpu_are_skipped_and_the_answer_says_why() {
         "{reason}"
     );
     assert_eq!(server.store.stats().unwrap().windows, 0);
+}
+
+#[test]
+fn a_web_page_of_another_origin_cannot_push() {
+    let server = serve(default_limits(), None);
+    let path = ingest_path("app.cpu", "");
+    let from = |origin: &str| {
+        request(
+            server.addr,
+            "POST",
+            &path,
+            &[("Content-Type", "text/plain"), ("Origin", origin)],
+            b"a;b 1\n",
+            false,
+        )
+    };
+    let r = from("https://evil.example");
+    assert_eq!(r.status, 403, "{}", r.text());
+    assert!(
+        r.error().contains("`https://evil.example` are refused"),
+        "{}",
+        r.error()
+    );
+    assert_eq!(from("null").status, 403);
+    assert_eq!(server.store.stats().unwrap().windows, 0);
+    // The server's own page, and clients that send no Origin, may.
+    assert_eq!(from(&format!("http://{}", server.addr)).status, 200);
+    assert_eq!(
+        post(server.addr, &path, "text/plain", b"a;b 1\n").status,
+        200
+    );
+}
+
+/// Peak resident memory of this process, in bytes, after resetting it.
+fn peak_rss_reset() -> Option<u64> {
+    std::fs::write("/proc/self/clear_refs", "5").ok()?;
+    peak_rss()
+}
+
+/// `VmHWM` of this process, in bytes.
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[test]
+fn millions_of_tiny_samples_are_refused_without_decoding_them() {
+    use std::io::Write;
+    let server = serve(default_limits(), None);
+    // 2 million samples of one location each, 8 bytes apiece on the wire:
+    // 16 MB of protobuf, under the 16 MiB limit, but hundreds of MB once
+    // decoded. Written straight into gzip, so the test holds little.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    // A valid CPU profile: sample type samples/count, location 1.
+    let mut head = vec![
+        0x0a, 0x04, 0x08, 0x01, 0x10, 0x02, 0x22, 0x02, 0x08, 0x01, 0x32, 0x00,
+    ];
+    head.extend(b"\x32\x07samples\x32\x05count");
+    gz.write_all(&head).unwrap();
+    let sample = [0x12, 0x06, 0x0a, 0x01, 0x01, 0x12, 0x01, 0x01];
+    let block = sample.repeat(10_000);
+    for _ in 0..200 {
+        gz.write_all(&block).unwrap();
+    }
+    let body = gz.finish().unwrap();
+    let Some(before) = peak_rss_reset() else {
+        eprintln!("skipped: /proc/self/clear_refs cannot reset VmHWM here");
+        return;
+    };
+    let r = post(
+        server.addr,
+        &ingest_path("tiny", "&format=pprof"),
+        "application/octet-stream",
+        &body,
+    );
+    let grown = peak_rss().unwrap().saturating_sub(before);
+    const BOUND: u64 = 96 << 20;
+    assert!(
+        grown < BOUND,
+        "peak memory grew by {grown} bytes, more than {BOUND}"
+    );
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(
+        r.error().contains("more than 100000 samples"),
+        "{}",
+        r.error()
+    );
+}
+
+#[test]
+fn one_push_of_many_profiles_has_one_decompressed_budget() {
+    let server = serve(small_limits(), None);
+    // Three profiles of 2 MiB each, gzipped to almost nothing: each fits
+    // the 4 MiB limit, together they do not.
+    let big = gzip(
+        &pprof::proto::Profile {
+            string_table: vec![String::new(), "a".repeat(2 << 20)],
+            ..Default::default()
+        }
+        .encode_to_vec(),
+    );
+    let samples = (0..3)
+        .map(|i| RawSample {
+            raw_profile: big.clone(),
+            id: format!("big-{i}"),
+        })
+        .collect();
+    let request = PushRequest {
+        series: vec![series("app", ("k", "v"), samples)],
+    };
+    let r = push(&server, &request.encode_to_vec(), &[]);
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert_eq!(r.json()["code"], "invalid_argument");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("series 0, sample 1"));
+    assert_eq!(server.store.stats().unwrap().windows, 0);
+}
+
+#[test]
+fn goroutine_pprof_with_average_units_is_skipped_not_refused() {
+    let server = serve(default_limits(), None);
+    let r = post(
+        server.addr,
+        &ingest_path(
+            "goapp",
+            "&format=pprof&units=goroutines&aggregationType=average",
+        ),
+        "application/octet-stream",
+        &encode(&scorch_profile(1)),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = post(
+        server.addr,
+        &ingest_path("goapp.cpu", "&units=goroutines&aggregationType=average"),
+        "text/plain",
+        b"a;b 1\n",
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["skipped"], 1);
+}
+
+#[test]
+fn windows_far_in_the_future_are_refused() {
+    let server = serve(default_limits(), None);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let path = format!(
+        "/ingest?name=app.cpu&from={}&until={}",
+        now + 3600,
+        now + 3610
+    );
+    let r = post(server.addr, &path, "text/plain", b"a;b 1\n");
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.error().contains("in the future"), "{}", r.error());
+}
+
+#[test]
+fn requests_past_the_concurrency_limit_get_429_with_retry_after() {
+    use std::io::Write;
+    let server = serve(
+        Some(IngestLimits {
+            concurrent: 1,
+            ..IngestLimits::default()
+        }),
+        None,
+    );
+    let path = ingest_path("slow.cpu", "");
+    // A client that sends its headers and half its body, and stalls.
+    let mut slow = std::net::TcpStream::connect(server.addr).unwrap();
+    write!(
+        slow,
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\na;b 1\n",
+        server.addr
+    )
+    .unwrap();
+    slow.flush().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let busy = loop {
+        let r = post(server.addr, &path, "text/plain", b"a;b 1\n");
+        if r.status == 429 || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(busy.status, 429, "{}", busy.text());
+    assert_eq!(busy.header("retry-after"), Some("1"));
+    assert!(busy.error().contains("retry in 1 s"), "{}", busy.error());
+    // Once the slow request ends, its slot is free again.
+    slow.write_all(b"a;c 1\n").unwrap();
+    let mut answer = Vec::new();
+    std::io::Read::read_to_end(&mut slow, &mut answer).ok();
+    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    assert_eq!(
+        post(server.addr, &path, "text/plain", b"a;b 1\n").status,
+        200
+    );
+}
+
+#[test]
+fn pushed_labels_with_empty_values_are_absent() {
+    let server = serve(default_limits(), None);
+    let profile = scorch_profile(1);
+    let request = PushRequest {
+        series: vec![series("emptylabel", ("pod", ""), vec![raw(&profile, "e1")])],
+    };
+    let r = push(&server, &request.encode_to_vec(), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("x-scorch-stored"), Some("1"));
+    let keys = get(
+        server.addr,
+        &format!("/api/labels?from={}&until={}", T0_SECS - 60, T0_SECS + 60),
+    );
+    let keys = keys.json();
+    assert!(keys.to_string().contains("\"service_name\""), "{keys}");
+    assert!(
+        !keys.to_string().contains("\"pod\""),
+        "an empty label was stored: {keys}"
+    );
+    assert_eq!(folded_of(server.addr, "emptylabel"), folded(&profile));
 }

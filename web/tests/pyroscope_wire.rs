@@ -57,7 +57,9 @@ fn ingest_query_parameters() {
     let server = serve(default_limits(), None);
     let window = format!("from={T0_SECS}&until={}", T0_SECS + 10);
 
-    // name (required): `app.name{label=value,…}` → `service_name` and labels.
+    // name (required): `app.name.TYPE{label=value,…}` → `service_name` and
+    // labels; the last `.` segment is the profile type (Pyroscope's
+    // ingest adapter, `convertMetadata`).
     ok(
         &server,
         &format!(
@@ -76,10 +78,60 @@ fn ingest_query_parameters() {
     };
     assert_eq!(
         values("service_name"),
-        serde_json::json!(["my.awesome.app.cpu"])
+        serde_json::json!(["my.awesome.app"])
     );
     assert_eq!(values("env"), serde_json::json!(["staging"]));
     assert_eq!(values("region"), serde_json::json!(["us-west-1"]));
+    // `itimer` is CPU too; a name without a dot is CPU.
+    ok(
+        &server,
+        &format!("/ingest?name=timer.app.itimer&{window}"),
+        "text/plain",
+        b"a 1
+",
+    );
+    assert_eq!(folded_of(server.addr, "timer.app"), "timer.app;a 1\n");
+    // A `service_name` label names the application; the name is kept as
+    // `app_name`. Labels starting with `__` are dropped without a word.
+    ok(
+        &server,
+        &format!("/ingest?name=legacy.cpu%7Bservice_name%3Dsvc%2C__session_id__%3Dx%7D&{window}"),
+        "text/plain",
+        b"s 1\n",
+    );
+    assert_eq!(folded_of(server.addr, "svc"), "svc;s 1\n");
+    assert_eq!(values("app_name"), serde_json::json!(["legacy"]));
+    assert_eq!(values("__session_id__"), serde_json::json!([]));
+    // Other profile types Pyroscope knows are answered, not stored.
+    for kind in [
+        "alloc_space",
+        "inuse_objects",
+        "goroutines",
+        "mutex_count",
+        "wall",
+    ] {
+        let answer = ok(
+            &server,
+            &format!("/ingest?name=mem.app.{kind}&{window}"),
+            "text/plain",
+            b"m 1\n",
+        );
+        assert_eq!(
+            (answer["stored"].clone(), answer["skipped"].clone()),
+            (0.into(), 1.into()),
+            "{kind}"
+        );
+        assert!(
+            answer["reason"].as_str().unwrap().contains(kind),
+            "{answer}"
+        );
+    }
+    assert_eq!(folded_of(server.addr, "mem.app"), "");
+    // An unknown type is a 400, as Pyroscope's "unknown profile type".
+    assert!(
+        refused(&server, &format!("/ingest?name=my.app&{window}"), b"a 1\n")
+            .contains("unknown profile type `app`")
+    );
     assert!(refused(&server, &format!("/ingest?{window}"), b"a 1\n").contains("`name` is missing"));
 
     // from, until (Unix time, required by the docs): the window's range.
@@ -89,7 +141,7 @@ fn ingest_query_parameters() {
     ok(
         &server,
         &format!(
-            "/ingest?name=t.ns&from={}&until={}",
+            "/ingest?name=t_ns&from={}&until={}",
             ns + 20_000_000_000,
             ns + 30_000_000_000
         ),
@@ -99,14 +151,14 @@ fn ingest_query_parameters() {
     ok(
         &server,
         &format!(
-            "/ingest?name=t.ms&from={}&until={}",
+            "/ingest?name=t_ms&from={}&until={}",
             (T0_SECS + 20) * 1000,
             (T0_SECS + 30) * 1000
         ),
         "text/plain",
         b"x 3\n",
     );
-    for (app, count) in [("t.ns", 2), ("t.ms", 3)] {
+    for (app, count) in [("t_ns", 2), ("t_ms", 3)] {
         let inside = format!(
             "/api/profile?format=folded&from={}&until={}&label=service_name:{app}",
             T0_SECS + 20,
@@ -129,11 +181,11 @@ fn ingest_query_parameters() {
     // format (default folded): folded, lines, pprof. Not: trie, tree, jfr.
     ok(
         &server,
-        &format!("/ingest?name=f.default&{window}"),
+        &format!("/ingest?name=f_default&{window}"),
         "text/plain",
         b"x;y 4\n",
     );
-    assert_eq!(folded_of(server.addr, "f.default"), "f.default;x;y 4\n");
+    assert_eq!(folded_of(server.addr, "f_default"), "f_default;x;y 4\n");
     let pprof_body = encode(&one_frame(Meta::default(), "p", "main", 5));
     ok(
         &server,
@@ -166,7 +218,7 @@ fn ingest_query_parameters() {
         );
         decode(&r.body).unwrap().period
     };
-    assert_eq!(period("f.default"), 10_000_000, "default 100 Hz");
+    assert_eq!(period("f_default"), 10_000_000, "default 100 Hz");
     ok(
         &server,
         &format!("/ingest?name=rate&sampleRate=49&{window}"),
@@ -184,40 +236,43 @@ fn ingest_query_parameters() {
     );
     assert_eq!(values("pyroscope_spy"), serde_json::json!(["gospy"]));
 
-    // units (default samples): samples only — the store counts samples.
+    // units (default samples), for text formats: other units are not CPU
+    // samples, and are answered "skipped".
+    let skipped = |path: String| {
+        let answer = ok(&server, &path, "text/plain", b"x 1\n");
+        assert_eq!(answer["skipped"], 1, "{path}: {answer}");
+        answer["reason"].as_str().unwrap().to_string()
+    };
     ok(
         &server,
         &format!("/ingest?name=u&units=samples&{window}"),
         "text/plain",
         b"x 1\n",
     );
-    assert!(refused(
-        &server,
-        &format!("/ingest?name=u&units=bytes&{window}"),
-        b"x 1\n"
-    )
-    .contains("`units=bytes`"));
+    assert!(skipped(format!("/ingest?name=u&units=bytes&{window}")).contains("`units=bytes`"));
 
     // aggregationType (default sum; the docs also spell it
-    // aggregrationType): sum only — samples add up.
+    // aggregrationType), for text formats: sum — samples add up.
     ok(
         &server,
         &format!("/ingest?name=agg&aggregationType=sum&{window}"),
         "text/plain",
         b"x 1\n",
     );
-    assert!(refused(
+    for key in ["aggregationType", "aggregrationType"] {
+        let reason = skipped(format!("/ingest?name=agg&{key}=average&{window}"));
+        assert!(reason.contains("`aggregationType=average`"), "{reason}");
+    }
+    // A pprof body says its own units: pyroscope-go sends goroutine
+    // profiles with units=goroutines&aggregationType=average.
+    ok(
         &server,
-        &format!("/ingest?name=agg&aggregationType=average&{window}"),
-        b"x 1\n"
-    )
-    .contains("`aggregationType=average`"));
-    assert!(refused(
-        &server,
-        &format!("/ingest?name=agg&aggregrationType=average&{window}"),
-        b"x 1\n"
-    )
-    .contains("`aggregationType=average`"));
+        &format!(
+            "/ingest?name=goro&format=pprof&units=goroutines&aggregationType=average&{window}"
+        ),
+        "application/octet-stream",
+        &pprof_body,
+    );
 
     // Every stored series is a CPU profile: `__name__=process_cpu`.
     assert_eq!(values("__name__"), serde_json::json!(["process_cpu"]));

@@ -16,6 +16,7 @@ use libbpf_rs::MapHandle;
 use libbpf_sys as sys;
 
 use super::maps::{Buffer, Buffers, Maps};
+use super::unwinder::{self, FrameLoop};
 use super::{Counter, SamplerConfig, Target};
 use crate::error::Result;
 use crate::insn::{Alu, Asm, Cond, Insn, Label, Size, R0, R1, R10, R2, R3, R4, R6, R7, R8, R9};
@@ -29,17 +30,22 @@ pub(super) const KEY_KSTACK: usize = 12;
 pub(super) const KEY_COMM: usize = 16;
 const COMM_LEN: i32 = 16;
 // Stack frame of the program: key at fp-32, a u64 value at fp-40, a u32
-// scratch (map keys of one word) at fp-48.
+// scratch (map keys of one word) at fp-48; the unwinder keeps the context
+// at fp-56.
 const FP_KEY: i16 = -32;
 const FP_VALUE: i16 = -40;
-const FP_SCRATCH: i16 = -48;
+pub(super) const FP_SCRATCH: i16 = -48;
 
-fn fd(map: &MapHandle) -> i32 {
+pub(super) fn fd(map: &MapHandle) -> i32 {
     map.as_fd().as_raw_fd()
 }
 
 /// Generates the sampler program for `config` over `maps`.
-pub(super) fn program(config: &SamplerConfig, maps: &Maps) -> Result<Vec<Insn>> {
+pub(super) fn program(
+    config: &SamplerConfig,
+    maps: &Maps,
+    frame_loop: FrameLoop,
+) -> Result<Vec<Insn>> {
     let mut asm = Asm::new();
     let exit = asm.label();
 
@@ -88,7 +94,7 @@ pub(super) fn program(config: &SamplerConfig, maps: &Maps) -> Result<Vec<Insn>> 
     ]);
 
     match &maps.buffers {
-        Buffers::Single(only) => record(&mut asm, config, maps, only, exit),
+        Buffers::Single(only) => record(&mut asm, config, maps, only, exit, frame_loop),
         Buffers::Double { pair, active } => {
             asm.emit([Insn::store_imm(Size::W, R10, FP_SCRATCH, 0)]);
             lookup_scratch(&mut asm, active);
@@ -96,9 +102,9 @@ pub(super) fn program(config: &SamplerConfig, maps: &Maps) -> Result<Vec<Insn>> 
             asm.emit([Insn::load(Size::W, R0, R0, 0)]);
             let use_second = asm.label();
             asm.jump(Insn::jmp_imm(Cond::Ne, R0, 0, 0), use_second);
-            record(&mut asm, config, maps, &pair[0], exit);
+            record(&mut asm, config, maps, &pair[0], exit, frame_loop);
             asm.place(use_second);
-            record(&mut asm, config, maps, &pair[1], exit);
+            record(&mut asm, config, maps, &pair[1], exit, frame_loop);
         }
     }
     asm.place(exit);
@@ -107,7 +113,14 @@ pub(super) fn program(config: &SamplerConfig, maps: &Maps) -> Result<Vec<Insn>> 
 }
 
 /// Records the stacks and bumps the count in `buffer`, then `goto exit`.
-fn record(asm: &mut Asm, config: &SamplerConfig, maps: &Maps, buffer: &Buffer, exit: Label) {
+fn record(
+    asm: &mut Asm,
+    config: &SamplerConfig,
+    maps: &Maps,
+    buffer: &Buffer,
+    exit: Label,
+    frame_loop: FrameLoop,
+) {
     let stacks = [
         (
             config.user_stacks,
@@ -125,6 +138,10 @@ fn record(asm: &mut Asm, config: &SamplerConfig, maps: &Maps, buffer: &Buffer, e
         ),
     ];
     for (wanted, slot, flags, map_full, collision) in stacks {
+        if let (true, KEY_USTACK, Some(unwind)) = (wanted, slot, &maps.unwind) {
+            unwinder::emit(asm, maps, &unwind.maps(buffer), frame_loop);
+            continue;
+        }
         if !wanted {
             asm.emit([Insn::store_imm(
                 Size::W,
@@ -178,7 +195,7 @@ fn record(asm: &mut Asm, config: &SamplerConfig, maps: &Maps, buffer: &Buffer, e
 }
 
 /// Offset of a key field in the program's stack frame.
-fn key_field(offset: usize) -> i16 {
+pub(super) fn key_field(offset: usize) -> i16 {
     FP_KEY + offset as i16
 }
 
@@ -216,7 +233,7 @@ fn update(asm: &mut Asm, map: &MapHandle, key_at: i16, flags: i32) {
 }
 
 /// `counters[counter] += 1` (per CPU, no atomics needed), then `goto next`.
-fn bump(asm: &mut Asm, counters: &MapHandle, counter: Counter, next: Label) {
+pub(super) fn bump(asm: &mut Asm, counters: &MapHandle, counter: Counter, next: Label) {
     asm.emit([Insn::store_imm(Size::W, R10, FP_SCRATCH, counter as i32)]);
     lookup_scratch(asm, counters);
     asm.jump(Insn::jmp_imm(Cond::Eq, R0, 0, 0), next);

@@ -8,7 +8,9 @@
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
 use super::codegen::KEY_SIZE;
-use super::{map_error, SamplerConfig, Target, COUNTERS, MAX_DEPTH};
+use super::tables::{TableMaps, PROC_SIZE};
+use super::unwinder::{UnwindMaps, SCRATCH_SIZE, USER_STACK_SIZE};
+use super::{map_error, SamplerConfig, Target, UserUnwind, COUNTERS, MAX_DEPTH};
 use crate::error::{Error, Result};
 
 /// One stack map and the count map whose keys refer to it.
@@ -16,6 +18,32 @@ use crate::error::{Error, Result};
 pub(super) struct Buffer {
     pub(super) stacks: MapHandle,
     pub(super) counts: MapHandle,
+    /// User stacks walked by the in-kernel unwinder, by hash, when it is used.
+    pub(super) user_stacks: Option<MapHandle>,
+}
+
+/// The maps of the in-kernel unwinder, shared by both buffers.
+#[derive(Debug)]
+pub(super) struct Unwind {
+    pub(super) tables: TableMaps,
+    /// Per-CPU state of one walk.
+    pub(super) scratch: MapHandle,
+    /// A `procs` value with no mappings, for processes without tables.
+    pub(super) empty_proc: MapHandle,
+}
+
+impl Unwind {
+    /// The maps the unwinder code uses when writing into `buffer`.
+    pub(super) fn maps<'a>(&'a self, buffer: &'a Buffer) -> UnwindMaps<'a> {
+        UnwindMaps {
+            scratch: &self.scratch,
+            rows: &self.tables.rows,
+            procs: &self.tables.procs,
+            empty_proc: &self.empty_proc,
+            // Buffers are created with a user-stack map whenever the unwinder is on.
+            stacks: buffer.user_stacks.as_ref().unwrap_or(&buffer.stacks),
+        }
+    }
 }
 
 /// One buffer, or two and the index of the one being written.
@@ -38,6 +66,8 @@ pub(super) struct Maps {
     pub(super) filter: Option<MapHandle>,
     /// Process ids seen since user space last looked, when tracked.
     pub(super) seen_pids: Option<MapHandle>,
+    /// The in-kernel unwinder's maps, when user stacks are walked with tables.
+    pub(super) unwind: Option<Unwind>,
 }
 
 /// Most processes tracked between two looks at the seen-pids map.
@@ -58,8 +88,20 @@ fn create(ty: MapType, name: &str, key: u32, value: u32, entries: u32) -> Result
 }
 
 impl Buffer {
-    fn create(config: &SamplerConfig, suffix: &str) -> Result<Self> {
+    fn create(config: &SamplerConfig, suffix: &str, unwind: bool) -> Result<Self> {
+        let user_stacks = if unwind {
+            Some(create(
+                MapType::Hash,
+                &format!("scorch_ustacks{suffix}"),
+                4,
+                USER_STACK_SIZE,
+                config.stack_storage_size,
+            )?)
+        } else {
+            None
+        };
         Ok(Self {
+            user_stacks,
             stacks: create(
                 MapType::StackTrace,
                 &format!("scorch_stacks{suffix}"),
@@ -79,15 +121,23 @@ impl Buffer {
 }
 
 impl Maps {
-    pub(super) fn create(config: &SamplerConfig) -> Result<Self> {
+    pub(super) fn create(config: &SamplerConfig, unwind: UserUnwind) -> Result<Self> {
+        let tables = match unwind {
+            UserUnwind::FramePointers => None,
+            UserUnwind::Tables { rows, processes } => Some(rows_and_processes(rows, processes)?),
+        };
+        let on = tables.is_some();
         let buffers = if config.double_buffered {
             let active = create(MapType::Array, "scorch_active", 4, 4, 1)?;
             Buffers::Double {
-                pair: [Buffer::create(config, "_a")?, Buffer::create(config, "_b")?],
+                pair: [
+                    Buffer::create(config, "_a", on)?,
+                    Buffer::create(config, "_b", on)?,
+                ],
                 active,
             }
         } else {
-            Buffers::Single(Buffer::create(config, "")?)
+            Buffers::Single(Buffer::create(config, "", on)?)
         };
         let filter = match &config.target {
             Target::All => None,
@@ -116,6 +166,16 @@ impl Maps {
             counters: create(MapType::PercpuArray, "scorch_counters", 4, 8, COUNTERS)?,
             filter,
             seen_pids,
+            unwind: tables,
         })
     }
+}
+
+/// The unwinder's maps for `rows` rows and `processes` processes.
+fn rows_and_processes(rows: u32, processes: u32) -> Result<Unwind> {
+    Ok(Unwind {
+        tables: TableMaps::create(rows, processes)?,
+        scratch: create(MapType::PercpuArray, "scorch_uscratch", 4, SCRATCH_SIZE, 1)?,
+        empty_proc: create(MapType::Array, "scorch_unoproc", 4, PROC_SIZE as u32, 1)?,
+    })
 }

@@ -14,9 +14,18 @@
 //! [`Sampler::drain`]s one while the program writes the other; it also asks
 //! for the pids seen since it last looked, to capture new processes while
 //! they live.
+//!
+//! User stacks are walked either by the kernel's frame-pointer walk
+//! (`bpf_get_stackid`) or, with [`UserUnwind::Tables`], by an unwinder of
+//! our own (`unwinder`) over `.eh_frame` tables that user space loads
+//! into maps per file and per process (`tables`); it stores each stack
+//! in a hash map of its own, which [`Sampler::drain`] merges into the
+//! snapshot like any other stack.
 
 mod codegen;
 mod maps;
+mod tables;
+mod unwinder;
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
@@ -29,6 +38,8 @@ use crate::perf_event::{Event, PerfEventLink, Rate};
 use crate::program::{Program, ProgramType};
 use codegen::{KEY_COMM, KEY_KSTACK, KEY_PID, KEY_SIZE, KEY_TID, KEY_USTACK};
 use maps::{Buffer, Buffers, Maps};
+pub use tables::{LoadedProcess, NoTable, SkippedFile};
+use unwinder::FrameLoop;
 
 /// Stack depth kept per stack, as the kernel's default `perf_event_max_stack`.
 pub const MAX_DEPTH: usize = 127;
@@ -92,10 +103,29 @@ pub(crate) enum Counter {
     CountMapFull = 4,
     /// A sample was counted.
     Recorded = 5,
+    /// A user stack walked with tables needed frame pointers for some frame.
+    UserFramePointer = 6,
+    /// A user stack was walked with frame pointers only: its process had no tables loaded.
+    UserWithoutTables = 7,
 }
 
 /// Number of [`Counter`]s.
-const COUNTERS: u32 = 6;
+const COUNTERS: u32 = 8;
+
+/// How user stacks are walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserUnwind {
+    /// The kernel's frame-pointer walk (`bpf_get_stackid`).
+    FramePointers,
+    /// The in-kernel unwinder over tables built from `.eh_frame`, falling
+    /// back to frame pointers (counted) where a mapping has none.
+    Tables {
+        /// Rows the table map holds, for all files together (16 bytes each).
+        rows: u32,
+        /// Processes whose mappings can be loaded.
+        processes: u32,
+    },
+}
 
 /// The program's counters, summed over all CPUs since the start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -108,6 +138,10 @@ pub struct Counters {
     pub stack_collisions: u64,
     /// Samples dropped entirely because the count map was full.
     pub count_map_full: u64,
+    /// User stacks walked with tables where some frame needed frame pointers.
+    pub user_frame_pointer: u64,
+    /// User stacks of processes without loaded tables (frame pointers only).
+    pub user_without_tables: u64,
 }
 
 impl Counters {
@@ -180,30 +214,100 @@ impl Snapshot {
 #[derive(Debug)]
 pub struct Sampler {
     maps: Maps,
+    /// Whom it samples, for [`Self::load_target_tables`].
+    target: Target,
     /// Index of the buffer being written, when double-buffered.
     active: u32,
     // Dropping the links detaches the program; keep it after them.
     links: Vec<PerfEventLink>,
-    _program: Program,
+    program: Program,
+}
+
+/// What [`Sampler::load_target_tables`] did, per target process.
+#[derive(Debug, Default)]
+pub struct TargetTables {
+    /// Processes whose tables were loaded, and how.
+    pub loaded: Vec<(u32, LoadedProcess)>,
+    /// Processes whose tables could not be loaded (exited meanwhile,
+    /// mappings unreadable, map full): they walk frame pointers.
+    pub failed: Vec<(u32, Error)>,
 }
 
 impl Sampler {
     /// Creates the maps, loads the program and attaches it to every CPU in `config.cpus`.
     pub fn start(config: &SamplerConfig) -> Result<Self> {
-        let maps = Maps::create(config)?;
-        let insns = codegen::program(config, &maps)?;
-        let program = Program::load(ProgramType::PerfEvent, "scorch_sample", &insns)?;
-        let links = config
-            .cpus
-            .iter()
-            .map(|&cpu| PerfEventLink::attach(&program, config.event, config.rate, cpu))
-            .collect::<Result<Vec<_>>>()?;
+        Self::start_unwinding(config, UserUnwind::FramePointers)
+    }
+
+    /// [`Self::start`], walking user stacks as `unwind` says. With tables,
+    /// sampling starts at once and walks frame pointers (counted) until
+    /// [`Self::load_target_tables`] or [`Self::load_tables`] is called; use
+    /// [`Self::prepare`] to load them before the first sample.
+    pub fn start_unwinding(config: &SamplerConfig, unwind: UserUnwind) -> Result<Self> {
+        let mut sampler = Self::prepare(config, unwind)?;
+        sampler.attach(config)?;
+        Ok(sampler)
+    }
+
+    /// Creates the maps and loads the program without attaching it, so
+    /// tables can be loaded before [`Self::attach`] starts sampling.
+    pub fn prepare(config: &SamplerConfig, unwind: UserUnwind) -> Result<Self> {
+        let maps = Maps::create(config, unwind)?;
+        let program = load_program(config, &maps)?;
         Ok(Self {
             maps,
+            target: config.target.clone(),
             active: 0,
-            links,
-            _program: program,
+            links: Vec::new(),
+            program,
         })
+    }
+
+    /// Attaches the program to every CPU in `config.cpus` (the configuration
+    /// it was prepared with): sampling starts.
+    pub fn attach(&mut self, config: &SamplerConfig) -> Result<()> {
+        self.links = config
+            .cpus
+            .iter()
+            .map(|&cpu| PerfEventLink::attach(&self.program, config.event, config.rate, cpu))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(())
+    }
+
+    /// Loads the unwind tables of every target process (every process on
+    /// the host for [`Target::All`]). One that exits meanwhile, or whose
+    /// mappings cannot be read or stored, goes on with frame pointers, and
+    /// its samples are counted as such. Nothing is loaded when user stacks
+    /// use frame pointers.
+    pub fn load_target_tables(&mut self) -> TargetTables {
+        let mut report = TargetTables::default();
+        for pid in target_pids(&self.target) {
+            match self.load_tables(pid) {
+                Ok(Some(loaded)) => report.loaded.push((pid, loaded)),
+                Ok(None) => {}
+                Err(err) => report.failed.push((pid, err)),
+            }
+        }
+        report
+    }
+
+    /// Loads (again) the unwind tables of process `pid`, for one that started
+    /// or mapped new code since; `None` when user stacks use frame pointers.
+    pub fn load_tables(&mut self, pid: u32) -> Result<Option<LoadedProcess>> {
+        match &mut self.maps.unwind {
+            Some(unwind) => unwind.tables.load_process(pid).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Loads the tables of process `pid` unless they are loaded and it still
+    /// runs the same program (not a new process under a reused pid, not
+    /// replaced by an exec); `None` when nothing was loaded.
+    pub fn refresh_tables(&mut self, pid: u32) -> Result<Option<LoadedProcess>> {
+        match &self.maps.unwind {
+            Some(unwind) if !unwind.tables.is_current(pid) => self.load_tables(pid),
+            _ => Ok(None),
+        }
     }
 
     /// Detaches the program from every CPU; the maps stay readable.
@@ -271,7 +375,51 @@ impl Sampler {
             stack_collisions: read(Counter::UserStackCollision)?
                 + read(Counter::KernelStackCollision)?,
             count_map_full: read(Counter::CountMapFull)?,
+            user_frame_pointer: read(Counter::UserFramePointer)?,
+            user_without_tables: read(Counter::UserWithoutTables)?,
         })
+    }
+}
+
+/// Generates and loads the program; an unwinder loop guarded by `may_goto`
+/// first (fast to verify), a counted one on kernels without it (before 6.9).
+fn load_program(config: &SamplerConfig, maps: &Maps) -> Result<Program> {
+    let load = |frame_loop| {
+        let insns = codegen::program(config, maps, frame_loop)?;
+        Program::load(ProgramType::PerfEvent, "scorch_sample", &insns)
+    };
+    if maps.unwind.is_none() {
+        return load(FrameLoop::Counted);
+    }
+    load(FrameLoop::MayGoto).or_else(|may_goto| {
+        load(FrameLoop::Counted).map_err(|counted| both_failed(may_goto, counted))
+    })
+}
+
+/// The error of an unwinder that loads neither with `may_goto` nor as a
+/// counted loop: both reasons, since either may be the one that matters.
+fn both_failed(may_goto: Error, counted: Error) -> Error {
+    match (may_goto, counted) {
+        (_, counted @ Error::Permission { .. }) => counted,
+        (
+            Error::Verifier {
+                summary: first,
+                log: first_log,
+                ..
+            },
+            Error::Verifier {
+                program,
+                summary,
+                log,
+            },
+        ) => Error::Verifier {
+            program,
+            summary: format!("with a may_goto loop: {first}; with a counted loop: {summary}"),
+            log: format!("with a may_goto loop:\n{first_log}\nwith a counted loop:\n{log}"),
+        },
+        (first, counted) => Error::Unsupported(format!(
+            "the in-kernel unwinder does not load with a may_goto loop ({first}) nor with a counted loop ({counted}); walk user stacks with frame pointers instead"
+        )),
     }
 }
 
@@ -288,11 +436,20 @@ fn drain_buffer(buffer: &Buffer) -> Result<Snapshot> {
             snapshot.counts.push(count);
         }
     }
+    // User stacks walked by the unwinder have ids of their own map; they
+    // are kept apart from the kernel's until read, then merged under fresh
+    // ids (above every kernel id) so the snapshot has one id space.
+    let user_map = buffer.user_stacks.as_ref().unwrap_or(&buffer.stacks);
+    let mut user_ids: HashMap<u32, u32> = HashMap::new();
+    let mut user_stacks: HashMap<u32, Vec<u64>> = HashMap::new();
     for count in &snapshot.counts {
-        for id in [count.user, count.kernel] {
+        for (id, map, stacks) in [
+            (count.user, user_map, &mut user_stacks),
+            (count.kernel, &buffer.stacks, &mut snapshot.stacks),
+        ] {
             if let StackId::Id(id) = id {
-                if let Entry::Vacant(slot) = snapshot.stacks.entry(id) {
-                    if let Some(stack) = read_stack(&buffer.stacks, id)? {
+                if let Entry::Vacant(slot) = stacks.entry(id) {
+                    if let Some(stack) = read_stack(map, id)? {
                         slot.insert(stack);
                     }
                 }
@@ -305,6 +462,25 @@ fn drain_buffer(buffer: &Buffer) -> Result<Snapshot> {
     for id in snapshot.stacks.keys() {
         let _ = buffer.stacks.delete(&id.to_ne_bytes());
     }
+    for id in user_stacks.keys() {
+        let _ = user_map.delete(&id.to_ne_bytes());
+    }
+    if buffer.user_stacks.is_none() {
+        snapshot.stacks.extend(user_stacks);
+        return Ok(snapshot);
+    }
+    let first_free = snapshot.stacks.keys().max().map_or(0, |max| max + 1);
+    for (new, (old, stack)) in (first_free..).zip(user_stacks) {
+        user_ids.insert(old, new);
+        snapshot.stacks.insert(new, stack);
+    }
+    for count in &mut snapshot.counts {
+        if let StackId::Id(id) = count.user {
+            count.user = user_ids
+                .get(&id)
+                .map_or(StackId::Missed, |&n| StackId::Id(n));
+        }
+    }
     Ok(snapshot)
 }
 
@@ -316,9 +492,36 @@ fn read_stack(stacks: &MapHandle, id: u32) -> Result<Option<Vec<u64>>> {
     Ok(value.map(|v| {
         v.chunks_exact(8)
             .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
+            // Unwound stacks carry their full hash after the frames.
+            .take(MAX_DEPTH)
             .take_while(|&a| a != 0)
             .collect()
     }))
+}
+
+/// The processes whose tables to load for `target`.
+fn target_pids(target: &Target) -> Vec<u32> {
+    match target {
+        Target::Pids(pids) => pids.clone(),
+        Target::Tids(tids) => tids.iter().filter_map(|&tid| tgid_of(tid)).collect(),
+        Target::All => std::fs::read_dir("/proc")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+/// The process of thread `tid`, from `/proc/TID/status`.
+fn tgid_of(tid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn map_error(what: &str, e: libbpf_rs::Error) -> Error {
@@ -347,6 +550,72 @@ fn decode_count(key: &[u8], value: &[u8]) -> Option<Count> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Both shapes of the unwinder's loop load on this kernel (root: it
+    /// loads BPF): `may_goto` (6.9+) and the counted one older kernels use.
+    #[test]
+    fn both_frame_loops_load() {
+        let config = SamplerConfig {
+            target: Target::Pids(vec![std::process::id()]),
+            rate: Rate::Frequency(99),
+            event: Event::CpuClock,
+            cpus: vec![0],
+            user_stacks: true,
+            kernel_stacks: true,
+            include_idle: false,
+            per_thread: false,
+            stack_storage_size: 64,
+            max_keys: 64,
+            double_buffered: true,
+            track_pids: false,
+        };
+        let unwind = UserUnwind::Tables {
+            rows: 1024,
+            processes: 4,
+        };
+        let maps = Maps::create(&config, unwind).expect("maps");
+        for frame_loop in [FrameLoop::MayGoto, FrameLoop::Counted] {
+            let insns = codegen::program(&config, &maps, frame_loop).expect("program");
+            if let Err(e) = Program::load(ProgramType::PerfEvent, "scorch_sample", &insns) {
+                let summary = match &e {
+                    Error::Verifier { summary, .. } => summary.clone(),
+                    other => other.to_string(),
+                };
+                panic!("the {frame_loop:?} loop does not load: {summary}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_load_keeps_both_reasons() {
+        let verifier = |summary: &str| Error::Verifier {
+            program: "scorch_sample".into(),
+            summary: summary.into(),
+            log: format!("log of {summary}"),
+        };
+        let both = both_failed(verifier("unknown opcode e5"), verifier("too many insns"));
+        let Error::Verifier { summary, log, .. } = &both else {
+            panic!("{both:?}");
+        };
+        assert!(summary.contains("unknown opcode e5") && summary.contains("too many insns"));
+        assert!(log.contains("log of unknown opcode e5") && log.contains("log of too many insns"));
+        let mixed = both_failed(
+            verifier("unknown opcode e5"),
+            Error::Unsupported("no BTF".into()),
+        )
+        .to_string();
+        assert!(
+            mixed.contains("unknown opcode e5") && mixed.contains("no BTF"),
+            "{mixed}"
+        );
+        let denied = both_failed(
+            verifier("x"),
+            Error::Permission {
+                what: "loading".into(),
+            },
+        );
+        assert!(matches!(denied, Error::Permission { .. }));
+    }
 
     #[test]
     fn decodes_keys_written_by_the_program_layout() {

@@ -1,7 +1,9 @@
 //! Labels of a process's series: what the page filters by.
 //!
 //! A process's executable and cgroup are read once, at its first sample,
-//! while it still runs; later windows reuse them even after it exits.
+//! while it still runs; later windows reuse them even after it exits. A
+//! process not seen for a whole window is forgotten (read again if it comes
+//! back), so the table holds the processes of about two windows.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -11,13 +13,25 @@ const MAX_PROCESSES: usize = 16_384;
 /// Per-process labels, read from /proc while processes live.
 #[derive(Debug, Default)]
 pub struct ProcessLabels {
-    known: HashMap<u32, (String, String)>,
+    known: HashMap<u32, Known>,
+    /// Number of the current window.
+    window: u64,
+}
+
+/// What is known of one process.
+#[derive(Debug)]
+struct Known {
+    exe: String,
+    cgroup: String,
+    /// The last window it was seen in.
+    seen: u64,
 }
 
 impl ProcessLabels {
     /// Reads `pid`'s executable and cgroup unless already known.
     pub fn capture(&mut self, pid: u32) {
-        if self.known.contains_key(&pid) {
+        if let Some(known) = self.known.get_mut(&pid) {
+            known.seen = self.window;
             return;
         }
         if self.known.len() >= MAX_PROCESSES {
@@ -29,7 +43,15 @@ impl ProcessLabels {
         let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
             .map(|text| cgroup_path(&text))
             .unwrap_or_default();
-        self.known.insert(pid, (exe, cgroup));
+        let seen = self.window;
+        self.known.insert(pid, Known { exe, cgroup, seen });
+    }
+
+    /// Ends a window: forgets the processes seen in neither it nor the one before.
+    pub fn end_window(&mut self) {
+        let window = self.window;
+        self.known.retain(|_, k| k.seen + 1 >= window);
+        self.window += 1;
     }
 
     /// The labels of one process's series.
@@ -44,12 +66,12 @@ impl ProcessLabels {
         labels.insert("host".into(), host.into());
         labels.insert("pid".into(), pid.to_string());
         labels.insert("comm".into(), comm.into());
-        if let Some((exe, cgroup)) = self.known.get(&pid) {
-            if !exe.is_empty() {
-                labels.insert("exe".into(), exe.clone());
+        if let Some(known) = self.known.get(&pid) {
+            if !known.exe.is_empty() {
+                labels.insert("exe".into(), known.exe.clone());
             }
-            if !cgroup.is_empty() {
-                labels.insert("cgroup".into(), cgroup.clone());
+            if !known.cgroup.is_empty() {
+                labels.insert("cgroup".into(), known.cgroup.clone());
             }
         }
         labels
@@ -100,5 +122,21 @@ mod tests {
                 .unwrap()
                 .to_string_lossy()
         ));
+    }
+
+    #[test]
+    fn processes_unseen_for_a_window_are_forgotten() {
+        let mut procs = ProcessLabels::default();
+        let me = std::process::id();
+        procs.capture(me);
+        procs.end_window();
+        assert!(
+            procs.known.contains_key(&me),
+            "seen in the window just ended"
+        );
+        procs.end_window();
+        assert!(procs.known.contains_key(&me), "seen in the window before");
+        procs.end_window();
+        assert!(!procs.known.contains_key(&me), "unseen for a whole window");
     }
 }

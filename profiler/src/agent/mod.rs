@@ -3,13 +3,18 @@
 //!
 //! One thread samples: it captures new processes every tick, and at the end
 //! of every window drains the sampler's idle buffer (the program keeps
-//! writing the other), symbolizes it, splits it per process and writes the
-//! series to the store in one transaction. Retention runs every minute. The
+//! writing the other), symbolizes it, splits it per process and hands the
+//! series to the store writer ([`writer`]), which writes them in one
+//! transaction on a thread of its own, so that a slow disk never delays a
+//! capture. Symbol caches survive across windows under a memory ceiling;
+//! after each window, processes that exited are forgotten and the caches
+//! trimmed. Retention runs every minute. The
 //! web server runs on its own small tokio runtime and reads the same store.
 //! SIGINT/SIGTERM end the current window early, write it, and exit.
 
-mod labels;
+pub(crate) mod labels;
 mod live;
+mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,7 +26,7 @@ use scorch_bpf::{online_cpus, Event, Rate, Sampler, SamplerConfig, Target};
 use scorch_formats::Meta;
 use scorch_store::{Store, StoreOptions, Window};
 use scorch_symbolizer::Symbolizer;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::collect::Collector;
 use crate::{privileges, server, signals};
@@ -53,6 +58,14 @@ pub struct AgentConfig {
     pub max_disk_bytes: u64,
     /// Distinct stacks per window the stack map can hold.
     pub stack_storage_size: u32,
+    /// Most bytes the symbol caches may hold (estimated).
+    pub max_symbol_cache_bytes: u64,
+    /// Where windows are pushed, if anywhere.
+    pub upload: crate::cli::UploadArgs,
+    /// Directory of windows waiting to be uploaded (default: under the data dir).
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the upload spool may use.
+    pub spool_size: u64,
 }
 
 /// Runs the agent until SIGINT or SIGTERM.
@@ -60,6 +73,11 @@ pub fn run(config: &AgentConfig) -> anyhow::Result<()> {
     privileges::check()?;
     scorch_bpf::mounts::ensure_mounted()?;
     let store = open_store(config)?;
+    let spool_dir = config
+        .spool_dir
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("upload-spool"));
+    let uploader = crate::upload::start(&config.upload, &spool_dir, config.spool_size)?;
     let live = live::LiveSampler {
         stack_storage_size: config.stack_storage_size,
     };
@@ -70,8 +88,11 @@ pub fn run(config: &AgentConfig) -> anyhow::Result<()> {
     let server = server::spawn(Arc::clone(&store), Some(Arc::new(live)), &listen)?;
     info!(listen = %config.listen, data_dir = %config.data_dir.display(), "serving the flame-graph page at http://{}", config.listen);
     signals::install();
-    let result = sample_forever(config, &store);
+    let result = sample_forever(config, &store, uploader.as_ref());
     server.stop();
+    if let Some(uploader) = uploader {
+        crate::upload::stop(uploader);
+    }
     result
 }
 
@@ -90,7 +111,11 @@ fn open_store(config: &AgentConfig) -> anyhow::Result<Arc<Store>> {
 }
 
 /// Samples window after window until a stop is requested.
-fn sample_forever(config: &AgentConfig, store: &Store) -> anyhow::Result<()> {
+fn sample_forever(
+    config: &AgentConfig,
+    store: &Arc<Store>,
+    uploader: Option<&scorch_upload::Uploader>,
+) -> anyhow::Result<()> {
     let sampler_config = SamplerConfig {
         target: Target::All,
         rate: Rate::Frequency(config.frequency_hz),
@@ -106,12 +131,12 @@ fn sample_forever(config: &AgentConfig, store: &Store) -> anyhow::Result<()> {
         track_pids: true,
     };
     let mut sampler = Sampler::start(&sampler_config)?;
-    let mut symbolizer = Symbolizer::new();
+    let mut symbolizer = Symbolizer::with_memory_limit(config.max_symbol_cache_bytes);
     let mut processes = ProcessLabels::default();
     let host = hostname();
     let mut window_start = SystemTime::now();
     let mut window_clock = Instant::now();
-    let mut last_retention = Instant::now();
+    let writer = writer::Writer::start(Arc::clone(store))?;
     let mut lost_before = 0;
     info!(hz = config.frequency_hz, window = ?config.window, "profiling every process");
     loop {
@@ -132,6 +157,14 @@ fn sample_forever(config: &AgentConfig, store: &Store) -> anyhow::Result<()> {
             ..Meta::default()
         };
         let profile = Collector::new(&snapshot, &mut symbolizer, meta).build(false);
+        let symbol_bytes = symbolizer.end_window();
+        if symbol_bytes > config.max_symbol_cache_bytes {
+            warn!(
+                symbol_cache_bytes = symbol_bytes,
+                "the symbols this window needed took more than --max-symbol-cache; they are \
+                 kept (parsing them again every window would cost CPU): raise it"
+            );
+        }
         let (start, end) = (unix_ns(window_start), unix_ns(window_end));
         window_start = window_end;
         let windows: Vec<Window> = profile
@@ -144,15 +177,9 @@ fn sample_forever(config: &AgentConfig, store: &Store) -> anyhow::Result<()> {
                 profile,
             })
             .collect();
-        match store.write_windows(&windows) {
-            Ok(_) => info!(
-                series = windows.len(),
-                samples = snapshot.total(),
-                "window written"
-            ),
-            // A full disk or a failing write must not stop profiling: the
-            // next window tries again, and retention may free space.
-            Err(err) => error!(%err, "window not written"),
+        processes.end_window();
+        if let Some(uploader) = uploader {
+            crate::upload::submit(uploader, &windows, config.frequency_hz);
         }
         let lost = sampler.counters().map(|c| c.lost()).unwrap_or(0);
         if lost > lost_before {
@@ -162,17 +189,13 @@ fn sample_forever(config: &AgentConfig, store: &Store) -> anyhow::Result<()> {
             );
             lost_before = lost;
         }
-        if last_retention.elapsed() >= RETENTION_EVERY {
-            last_retention = Instant::now();
-            match store.enforce_retention(unix_ns(SystemTime::now())) {
-                Ok(report) => info!(?report, "retention"),
-                Err(err) => error!(%err, "retention failed"),
-            }
-        }
+        let (samples, cache_bytes) = (snapshot.total(), symbolizer.memory_used());
         if stopping {
+            writer.finish(windows, samples, cache_bytes);
             info!("stopped; the last window is written");
             return Ok(());
         }
+        writer.submit(windows, samples, cache_bytes);
     }
 }
 

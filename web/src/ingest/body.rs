@@ -5,7 +5,7 @@
 //! sending too much is refused before it uploads anything), then while
 //! reading (so a dishonest or chunked one is cut off at the limit).
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use scorch_formats::gunzip::{self, human_size, Limits};
@@ -38,17 +38,18 @@ impl Encoding {
 
     /// `bytes` decoded, within `limits.decompressed`. Runs long on a big
     /// body: call it off the async threads.
-    pub fn decode(self, bytes: Vec<u8>, limits: &Limits) -> Result<Vec<u8>, ApiError> {
+    pub fn decode(self, bytes: Bytes, limits: &Limits) -> Result<Bytes, ApiError> {
         match self {
             Encoding::Identity => Ok(bytes),
             Encoding::Gzip => gunzip::gunzip("request body", &bytes, limits.decompressed)
+                .map(Bytes::from)
                 .map_err(ApiError::from_format),
         }
     }
 }
 
 /// The whole body as received, at most `limits.compressed` bytes.
-pub async fn read(headers: &HeaderMap, body: Body, limits: &Limits) -> Result<Vec<u8>, ApiError> {
+pub async fn read(headers: &HeaderMap, body: Body, limits: &Limits) -> Result<Bytes, ApiError> {
     let limit = limits.compressed;
     let too_large = |size: Option<u64>| {
         let size = match size {
@@ -70,7 +71,7 @@ pub async fn read(headers: &HeaderMap, body: Body, limits: &Limits) -> Result<Ve
     }
     let limited = Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
     match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
+        Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large(None)),
         Err(e) => Err(ApiError::bad_request(format!(
             "cannot read the request body: {e}"

@@ -15,22 +15,31 @@
 //! the window's. Only CPU profiles are stored (the store counts samples);
 //! others are skipped and the answer says so.
 //!
-//! Untrusted input is bounded before it is looked at: the body by
-//! [`Limits::compressed`] (413), anything gzipped by
-//! [`Limits::decompressed`] (413, decompression stops there), and bad
-//! protobuf, gzip, multipart, folded text or parameters are a 400 with a
-//! message. The whole request is checked before anything is written, and
-//! its windows are written in one transaction: all or nothing.
+//! Untrusted input is bounded before it is looked at, and one budget
+//! ([`IngestLimits`]) covers the whole request: the body by `compressed`
+//! (413), everything decompressed together by `decompressed` (413,
+//! decompression stops there), each pprof's samples, locations, functions
+//! and strings, counted on the wire before decoding (413), and stacks cut
+//! to `depth` frames. At most `concurrent` requests are decoded at once;
+//! more get 429 with `Retry-After`. Bad protobuf, gzip, multipart, folded
+//! text or parameters are a 400 with a message, and so is a window older
+//! than the store keeps or too far in the future. A request whose `Origin`
+//! is another site (a web page posting here) is a 403. The whole request
+//! is checked before anything is written, and its windows are written in
+//! one transaction: all or nothing.
 
 mod body;
+mod budget;
 mod multipart;
 mod name;
 pub(crate) mod push;
 pub(crate) mod pyroscope;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use axum::http::{header, HeaderMap};
 use scorch_formats::gunzip::Limits;
 use scorch_store::{Store, Upload, WindowId};
 
@@ -42,24 +51,125 @@ pub const SERVICE_NAME: &str = "service_name";
 pub const PROFILE_TYPE: &str = "__name__";
 /// Pyroscope's profile type of CPU profiles.
 pub const PROCESS_CPU: &str = "process_cpu";
+/// The time range of a profile that says none: the last 10 s.
+const DEFAULT_SPAN_NS: u64 = 10_000_000_000;
 
-/// What ingest handlers share: the store and the limits, or `None` when
-/// ingest is off.
+/// How much one ingest request may cost, and how many run at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestLimits {
+    /// Most bytes of a request body as received. Default: 16 MiB.
+    pub compressed: u64,
+    /// Most bytes after decompression, all of a request's profiles
+    /// together. Default: 16 MiB, four times Pyroscope's 4 MiB
+    /// `max-profile-size-bytes`.
+    pub decompressed: u64,
+    /// Most samples of a request. Default: 100 000.
+    pub samples: u64,
+    /// Most locations, functions or string-table entries of a request,
+    /// each. Default: 500 000.
+    pub symbols: u64,
+    /// Most bytes a request's decoded pprof messages may take. Default:
+    /// 128 MiB.
+    pub decoded: u64,
+    /// Most frames kept of a stack; deeper ones lose their leaf-most
+    /// frames. Default: 1000, as Pyroscope.
+    pub depth: usize,
+    /// Requests decoded at once. Default: the number of CPUs.
+    pub concurrent: usize,
+    /// Windows that ended longer ago than this are refused (the store's
+    /// retention, when it has one). Default: none.
+    pub max_age: Option<Duration>,
+    /// Windows that end further than this in the future are refused.
+    /// Default: 10 minutes.
+    pub max_ahead: Duration,
+}
+
+impl Default for IngestLimits {
+    fn default() -> Self {
+        let limits = Limits::default();
+        IngestLimits {
+            compressed: limits.compressed,
+            decompressed: limits.decompressed,
+            samples: 100_000,
+            symbols: 500_000,
+            decoded: 128 << 20,
+            depth: 1000,
+            concurrent: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_age: None,
+            max_ahead: Duration::from_secs(600),
+        }
+    }
+}
+
+impl IngestLimits {
+    /// The size limits of one body.
+    fn gunzip(&self) -> Limits {
+        Limits {
+            compressed: self.compressed,
+            decompressed: self.decompressed,
+        }
+    }
+}
+
+/// Whether a server stores pushed profiles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestMode {
+    /// Stores them, within these limits.
+    Accept(IngestLimits),
+    /// Answers 503 with this reason.
+    Refuse(String),
+}
+
+/// The mode and the requests in flight, shared by all handlers.
+#[derive(Clone)]
+pub(crate) struct Shared(Arc<(IngestMode, AtomicUsize)>);
+
+impl Shared {
+    pub(crate) fn new(mode: IngestMode) -> Shared {
+        Shared(Arc::new((mode, AtomicUsize::new(0))))
+    }
+}
+
+/// A slot among [`IngestLimits::concurrent`]; freed when dropped.
+pub(crate) struct Permit(Shared);
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        (self.0).0 .1.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// What ingest handlers share: the store and the mode.
 #[derive(Clone)]
 pub(crate) struct Ingest {
     pub(crate) store: Arc<Store>,
-    pub(crate) limits: Option<Limits>,
+    pub(crate) shared: Shared,
 }
 
 impl Ingest {
-    /// The limits, or the 503 that says ingest is off.
-    fn limits(&self) -> Result<Limits, ApiError> {
-        self.limits.ok_or_else(|| {
-            ApiError::unavailable(
-                "this server does not accept profiles: run `scorch serve` without \
-                 `--no-ingest`, on a store no agent is writing",
-            )
-        })
+    /// Admits a request: the limits and a slot, or the 503 (ingest off),
+    /// 403 (another site's page) or 429 (busy) that says why not.
+    fn admit(&self, headers: &HeaderMap) -> Result<(IngestLimits, Permit), ApiError> {
+        let (mode, busy) = &*self.shared.0;
+        let limits = match mode {
+            IngestMode::Accept(limits) => *limits,
+            IngestMode::Refuse(reason) => {
+                return Err(ApiError::unavailable(format!(
+                    "{reason}; pushed profiles are not stored"
+                )))
+            }
+        };
+        same_origin(headers)?;
+        let taken = busy.fetch_add(1, Ordering::AcqRel);
+        let permit = Permit(self.shared.clone());
+        if taken >= limits.concurrent.max(1) {
+            return Err(ApiError::busy(format!(
+                "{taken} profiles are being received already, the most this server \
+                 decodes at once; retry in {} s",
+                crate::error::RETRY_AFTER_SECS
+            )));
+        }
+        Ok((limits, permit))
     }
 
     /// Writes the uploads in one transaction, on the blocking pool.
@@ -73,6 +183,60 @@ impl Ingest {
             .map_err(|e| ApiError::internal(format!("the write did not finish: {e}")))?
             .map_err(ApiError::from_store)
     }
+}
+
+/// Refuses a request sent by a web page of another origin: browsers send
+/// `Origin` on cross-site POSTs, SDKs and agents send none.
+fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or("?");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let own = ["http://", "https://"]
+        .iter()
+        .any(|scheme| !host.is_empty() && origin.eq_ignore_ascii_case(&format!("{scheme}{host}")));
+    if own {
+        return Ok(());
+    }
+    Err(ApiError::forbidden(format!(
+        "profiles pushed from the web page of `{origin}` are refused: only this server's \
+         own pages may send an `Origin`; SDKs and agents send none, so push from them"
+    )))
+}
+
+/// The range of a window ending `until` that says no start: the 10 s before.
+fn ending_at(until: u64) -> (u64, u64) {
+    (until.saturating_sub(DEFAULT_SPAN_NS), until)
+}
+
+/// Refuses a window the store would drop at once (older than `max_age`)
+/// or that lies too far ahead (a wrong clock or unit).
+fn check_window(start: u64, end: u64, limits: &IngestLimits) -> Result<(), ApiError> {
+    let now = now_ns();
+    let ns = |d: Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+    if let Some(age) = limits.max_age {
+        if end < now.saturating_sub(ns(age)) {
+            return Err(ApiError::bad_request(format!(
+                "the profile's time range ends {} s ago, before the {} s this store keeps; \
+                 check `from`/`until` (Unix seconds) and the client's clock",
+                (now - end) / 1_000_000_000,
+                age.as_secs()
+            )));
+        }
+    }
+    if start > now.saturating_add(ns(limits.max_ahead)) {
+        return Err(ApiError::bad_request(format!(
+            "the profile's time range starts {} s in the future, more than the {} s allowed; \
+             check `from`/`until` (Unix seconds) and the client's clock",
+            (start - now) / 1_000_000_000,
+            limits.max_ahead.as_secs()
+        )));
+    }
+    Ok(())
 }
 
 /// Runs CPU-heavy decoding on the blocking pool, so a big profile never

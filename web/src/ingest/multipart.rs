@@ -96,7 +96,10 @@ fn disposition_name(value: &str) -> Option<String> {
     loop {
         let semi = rest.find(';')?;
         rest = rest[semi + 1..].trim_start();
-        let Some(after) = rest.strip_prefix("name=") else {
+        let key_is_name = rest
+            .get(..5)
+            .is_some_and(|k| k.eq_ignore_ascii_case("name="));
+        let Some(after) = rest.get(5..).filter(|_| key_is_name) else {
             // Skip this parameter, minding quoted values.
             if let Some(eq) = rest.find('=') {
                 if rest[eq + 1..].starts_with('"') {
@@ -165,6 +168,13 @@ mod tests {
         assert_eq!(parts[0].body, b"\x1f\x8b\r\n--Xy binary");
         assert_eq!(parts[1].name, "sample_type_config");
         assert_eq!(parts[1].body, b"{}");
+    }
+
+    #[test]
+    fn the_name_parameter_is_case_insensitive() {
+        let data =
+            b"--XyZ\r\nContent-Disposition: form-data; NAME=\"profile\"\r\n\r\nabc\r\n--XyZ--";
+        assert_eq!(parse("XyZ", data).unwrap()[0].name, "profile");
     }
 
     #[test]

@@ -3,9 +3,13 @@
 //! The name runs up to `{`; the labels are `key=value` pairs separated by
 //! `,` up to a final `}`. Keys are `[A-Za-z_][A-Za-z0-9_.]*`; values are
 //! any text without `,`, `{`, `}` or `=`. Spaces around names, keys and
-//! values are dropped. `service_name` and keys starting with `__` are set
-//! by the server and cannot be given. Errors say where in the string the
+//! values are dropped. Keys starting with `__` are the server's and are
+//! dropped, as Pyroscope drops them. Errors say where in the string the
 //! problem is (a 1-based character position).
+//!
+//! For text profiles (folded, lines) Pyroscope reads the profile type from
+//! the name's last dot-separated segment ([`ProfileType::of`]): `my.app.cpu`
+//! is application `my.app`, CPU samples; a name without a dot is CPU.
 
 use std::collections::BTreeMap;
 
@@ -92,14 +96,6 @@ pub fn parse(text: &str) -> Result<AppName, String> {
                 format!("label key `{key}` is not a name (letters, digits, `_`, `.`; not starting with a digit)"),
             ));
         }
-        if key == "service_name" || key.starts_with("__") {
-            return Err(at(
-                start,
-                format!(
-                    "label `{key}` is set by the server (the application name is `service_name`)"
-                ),
-            ));
-        }
         if let Some(bad) = pair[eq + 1..].find(['{', '=']) {
             return Err(at(
                 start + eq + 1 + bad,
@@ -115,14 +111,79 @@ pub fn parse(text: &str) -> Result<AppName, String> {
                 format!("label `{key}` has an empty value"),
             ));
         }
-        if labels.insert(key.to_string(), value.to_string()).is_some() {
+        if labels.contains_key(key) {
             return Err(at(start, format!("label `{key}` is given twice")));
+        }
+        if !key.starts_with("__") {
+            labels.insert(key.to_string(), value.to_string());
         }
     }
     Ok(AppName {
         app: app.to_string(),
         labels,
     })
+}
+
+/// What the last segment of an application name says the profile is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProfileType {
+    /// CPU samples (`cpu`, `itimer`, or no segment): stored.
+    Cpu,
+    /// A profile type Pyroscope knows but scorch does not store; the
+    /// segment, e.g. `alloc_space`.
+    Other(String),
+}
+
+/// The profile types Pyroscope names by a suffix, other than CPU. `wall`
+/// is one of them: wall-clock samples include time off the CPU, and mixed
+/// with CPU samples they would make CPU flame graphs lie.
+const OTHER_TYPES: [&str; 23] = [
+    "wall",
+    "inuse_objects",
+    "inuse_space",
+    "alloc_objects",
+    "alloc_space",
+    "goroutines",
+    "mutex_count",
+    "mutex_duration",
+    "block_count",
+    "block_duration",
+    "alloc_in_new_tlab_objects",
+    "alloc_in_new_tlab_bytes",
+    "alloc_outside_tlab_objects",
+    "alloc_outside_tlab_bytes",
+    "lock_count",
+    "lock_duration",
+    "live",
+    "exceptions",
+    "seconds",
+    "nanoseconds",
+    "microseconds",
+    "milliseconds",
+    "bytes",
+];
+
+impl ProfileType {
+    /// The application and the profile type of a text profile's name, as
+    /// Pyroscope reads them: `my.app.cpu` is `my.app` and CPU, `app` is
+    /// CPU; an unknown last segment (`my.app`) is an error, as it is there.
+    pub fn of(app: &str) -> Result<(String, ProfileType), String> {
+        let Some((service, suffix)) = app.rsplit_once('.') else {
+            return Ok((app.to_string(), ProfileType::Cpu));
+        };
+        let kind = match suffix {
+            "cpu" | "itimer" => ProfileType::Cpu,
+            known if OTHER_TYPES.contains(&known) => ProfileType::Other(known.to_string()),
+            unknown => {
+                return Err(format!(
+                    "unknown profile type `{unknown}` in `name={app}`: the last `.` segment \
+                     of the application name is the profile type, as in Pyroscope; name a \
+                     CPU profile `{app}.cpu`"
+                ))
+            }
+        };
+        Ok((service.to_string(), kind))
+    }
 }
 
 /// `[A-Za-z_][A-Za-z0-9_.]*`.
@@ -170,6 +231,49 @@ mod tests {
     }
 
     #[test]
+    fn service_name_is_kept_and_private_labels_are_dropped() {
+        assert_eq!(
+            ok("app.cpu{service_name=web,__name__=x,__delta__=false,env=prod}"),
+            (
+                "app.cpu".into(),
+                pairs(&[("env", "prod"), ("service_name", "web")])
+            )
+        );
+    }
+
+    #[test]
+    fn profile_types_by_suffix_as_pyroscope_reads_them() {
+        assert_eq!(
+            ProfileType::of("my.app.cpu"),
+            Ok(("my.app".into(), ProfileType::Cpu))
+        );
+        assert_eq!(
+            ProfileType::of("my.app.itimer"),
+            Ok(("my.app".into(), ProfileType::Cpu))
+        );
+        assert_eq!(ProfileType::of("app"), Ok(("app".into(), ProfileType::Cpu)));
+        for other in [
+            "alloc_space",
+            "inuse_objects",
+            "goroutines",
+            "mutex_count",
+            "wall",
+        ] {
+            let name = format!("my.app.{other}");
+            assert_eq!(
+                ProfileType::of(&name),
+                Ok(("my.app".into(), ProfileType::Other(other.into()))),
+                "{other}"
+            );
+        }
+        let err = ProfileType::of("my.app").unwrap_err();
+        assert!(err.contains("unknown profile type `app`"), "{err}");
+        assert!(ProfileType::of("app.")
+            .unwrap_err()
+            .contains("unknown profile type ``"));
+    }
+
+    #[test]
     fn errors_say_where() {
         let err = |t| parse(t).unwrap_err();
         assert!(err("").contains("`name` is empty"));
@@ -194,8 +298,6 @@ mod tests {
         assert!(err("app{9x=1}").contains("label key `9x` is not a name"));
         assert!(err("app{a=1,a=2}").contains("label `a` is given twice at character 9"));
         assert!(err("app{a=1}x").contains("text after the closing `}` at character 9"));
-        assert!(err("app{service_name=x}").contains("set by the server"));
-        assert!(err("app{__name__=x}").contains("set by the server"));
         assert!(err("a=b").contains("has `=` in the application name at character 2"));
         assert!(err("app{a=b=c}").contains("a value with `=` at character 8"));
         // Positions count characters, not bytes.

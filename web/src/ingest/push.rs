@@ -6,8 +6,11 @@
 //! protobuf `PushRequest` (`Content-Type: application/proto`, gzipped when
 //! `Content-Encoding: gzip`), the answer a binary `PushResponse` (empty)
 //! with status 200. Errors are Connect's JSON, `{"code": "invalid_argument",
-//! "message": "…"}`, with the HTTP status of the code (413 for a body past
-//! the size limit). Connect's JSON encoding (`application/json`, proto3
+//! "message": "…"}`, with the HTTP status the Connect protocol gives the
+//! code. A request past a size limit is `invalid_argument` (413), not
+//! `resource_exhausted`, which clients retry; an encoding or content type
+//! we do not read is `internal` with 415, as Connect answers an
+//! unsupported codec. Connect's JSON encoding (`application/json`, proto3
 //! JSON with the profile in base64) works too, answered with `{}`. gRPC
 //! (`application/grpc`, HTTP/2 only) is refused with 415 and a message.
 //!
@@ -26,22 +29,19 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use prost::Message;
-use scorch_formats::gunzip::Limits;
-use scorch_formats::pprof::decode_limited;
 use scorch_formats::pprof_import::{self, Defaults};
 use scorch_formats::push::pyroscope::{PushRequest, PushResponse, RawProfileSeries};
 use scorch_store::{Upload, Window};
 
 use super::body::{self, Encoding};
-use super::{now_ns, off_thread, Ingest, SERVICE_NAME};
+use super::budget::Budget;
+use super::{check_window, ending_at, now_ns, off_thread, Ingest, IngestLimits, SERVICE_NAME};
 use crate::error::ApiError;
 
 /// The content type of Connect's binary protobuf encoding.
 pub const CONNECT_PROTO: &str = "application/proto";
 /// The content type of Connect's JSON encoding.
 const CONNECT_JSON: &str = "application/json";
-/// The time range of a profile that says none: the last 10 s.
-const DEFAULT_SPAN_NS: u64 = 10_000_000_000;
 
 /// An error answered the Connect way.
 pub(crate) struct ConnectError(ApiError);
@@ -55,19 +55,22 @@ impl From<ApiError> for ConnectError {
 impl IntoResponse for ConnectError {
     fn into_response(self) -> Response {
         let code = match self.0.status {
-            StatusCode::BAD_REQUEST => "invalid_argument",
+            StatusCode::BAD_REQUEST | StatusCode::PAYLOAD_TOO_LARGE => "invalid_argument",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "internal",
             StatusCode::UNAUTHORIZED => "unauthenticated",
-            StatusCode::PAYLOAD_TOO_LARGE => "resource_exhausted",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unimplemented",
+            StatusCode::FORBIDDEN => "permission_denied",
+            StatusCode::TOO_MANY_REQUESTS => "unavailable",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "internal",
         };
-        let body = serde_json::json!({
-            "code": code,
-            "message": self.0.message,
-            "error": self.0.message,
-        });
-        (self.0.status, Json(body)).into_response()
+        let body = serde_json::json!({ "code": code, "message": self.0.message });
+        let mut response = (self.0.status, Json(body)).into_response();
+        if self.0.status == StatusCode::TOO_MANY_REQUESTS {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, crate::error::RETRY_AFTER_SECS.into());
+        }
+        response
     }
 }
 
@@ -77,13 +80,15 @@ pub(crate) async fn push(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ConnectError> {
-    let limits = ingest.limits()?;
+    let (limits, _permit) = ingest.admit(&headers)?;
     let codec = Codec::of(&headers)?;
     let encoding = Encoding::of(&headers)?;
-    let data = body::read(&headers, body, &limits).await?;
+    let data = body::read(&headers, body, &limits.gunzip()).await?;
     let (uploads, skipped) = off_thread(move || {
-        let data = encoding.decode(data, &limits)?;
-        uploads(&codec.decode(&data)?, &limits)
+        let data = encoding.decode(data, &limits.gunzip())?;
+        let request = codec.decode(&data)?;
+        drop(data);
+        uploads(&request, &limits)
     })
     .await?;
     let written = ingest.write(uploads).await?;
@@ -107,12 +112,8 @@ pub(crate) async fn push(
 
 /// The windows of a request, and how many profiles were skipped for not
 /// being CPU profiles.
-fn uploads(request: &PushRequest, limits: &Limits) -> Result<(Vec<Upload>, usize), ApiError> {
-    // The received size is checked: what is left to bound is decompression.
-    let inner = Limits {
-        compressed: limits.decompressed,
-        decompressed: limits.decompressed,
-    };
+fn uploads(request: &PushRequest, limits: &IngestLimits) -> Result<(Vec<Upload>, usize), ApiError> {
+    let mut budget = Budget::new(limits);
     let mut uploads = Vec::new();
     let mut skipped = 0;
     for (index, series) in request.series.iter().enumerate() {
@@ -123,11 +124,13 @@ fn uploads(request: &PushRequest, limits: &Limits) -> Result<(Vec<Upload>, usize
             .unwrap_or_else(|| "unknown_service".into());
         for (sample_index, sample) in series.samples.iter().enumerate() {
             let at = || format!("series {index}, sample {sample_index}");
-            let message = decode_limited(&sample.raw_profile, &inner)
-                .map_err(|e| with_place(ApiError::from_format(e), &at()))?;
+            let message = budget
+                .pprof(&sample.raw_profile)
+                .map_err(|e| with_place(e, &at()))?;
             let defaults = Defaults {
                 comm: comm.clone(),
                 frequency_hz: None,
+                max_depth: Some(budget.depth()),
             };
             let profile = match pprof_import::to_model(&message, &defaults) {
                 Ok(profile) => profile,
@@ -143,14 +146,13 @@ fn uploads(request: &PushRequest, limits: &Limits) -> Result<(Vec<Upload>, usize
                     meta.start_unix_ns,
                     meta.start_unix_ns.saturating_add(meta.duration_ns),
                 )
-            } else {
+            } else if meta.duration_ns > 0 {
                 let now = now_ns();
-                let span = match meta.duration_ns {
-                    0 => DEFAULT_SPAN_NS,
-                    span => span,
-                };
-                (now.saturating_sub(span), now)
+                (now.saturating_sub(meta.duration_ns), now)
+            } else {
+                ending_at(now_ns())
             };
+            check_window(start, end, limits).map_err(|e| with_place(e, &at()))?;
             uploads.push(Upload {
                 id: Some(sample.id.clone()).filter(|id| !id.is_empty()),
                 window: Window {
@@ -218,10 +220,11 @@ impl Codec {
     }
 }
 
-/// A series' labels; empty or repeated names are errors.
+/// A series' labels; empty or repeated names are errors, and a label with
+/// an empty value is absent, as Prometheus-style labels are.
 fn labels(series: &RawProfileSeries, index: usize) -> Result<BTreeMap<String, String>, ApiError> {
     let mut labels = BTreeMap::new();
-    for pair in &series.labels {
+    for pair in series.labels.iter().filter(|p| !p.value.is_empty()) {
         if pair.name.is_empty() {
             return Err(ApiError::bad_request(format!(
                 "series {index} has a label with an empty name"

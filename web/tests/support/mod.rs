@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use scorch_store::{Store, StoreOptions};
-use scorch_web::IngestLimits;
+use scorch_web::{IngestLimits, IngestMode};
 
 /// 2023-11-14T22:13:20Z in Unix seconds: the tests' time.
 pub const T0_SECS: u64 = 1_700_000_000;
@@ -69,7 +69,7 @@ pub fn serve(limits: Option<IngestLimits>, token: Option<&str>) -> Server {
             Arc::clone(&store),
             None,
             token.map(str::to_string),
-            limits,
+            IngestMode::Accept(limits),
         ),
         None => scorch_web::router(Arc::clone(&store), None, token.map(str::to_string)),
     };
@@ -90,7 +90,7 @@ pub fn serve(limits: Option<IngestLimits>, token: Option<&str>) -> Server {
     Server { addr, store, dir }
 }
 
-/// The default limits: 16 MiB received, 256 MiB decompressed.
+/// The default limits: 16 MiB received, 16 MiB decompressed.
 pub fn default_limits() -> Option<IngestLimits> {
     Some(IngestLimits::default())
 }
@@ -128,8 +128,11 @@ impl Response {
 
     /// The `error` message of a JSON error answer.
     pub fn error(&self) -> String {
-        self.json()["error"]
+        let json = self.json();
+        // scorch's `{"error"}`, or Connect's `{"code", "message"}`.
+        json["error"]
             .as_str()
+            .or(json["message"].as_str())
             .unwrap_or_default()
             .to_string()
     }

@@ -1,0 +1,42 @@
+#!/bin/sh
+# First render of the flame-graph page against the real server, in release:
+# `scorch serve` over a store holding the page tests' dataset, whose "big"
+# range has 118k distinct functions and a 3001-frame stack; headless
+# Chromium loads the page RUNS times (web/e2e/bench.mjs) and prints
+# min/median/max of each phase against the 500 ms target.
+#
+#   bench/page-render.sh [RUNS]      (default 9; needs node, npm ci in web/e2e, /usr/bin/chromium)
+set -eu
+cd "$(dirname "$0")/.."
+RUNS=${1:-9}
+TARGET=${CARGO_TARGET_DIR:-target}
+
+cargo build --release -q -p scorch
+cargo build --release -q -p scorch-web --example fixture-store
+
+WORK=$(mktemp -d)
+SERVER=
+cleanup() {
+    [ -n "$SERVER" ] && kill "$SERVER" 2>/dev/null && wait "$SERVER" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+node web/e2e/fixtures.mjs --out "$WORK" >/dev/null
+"$TARGET/release/examples/fixture-store" "$WORK/dataset.json" "$WORK/store"
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+"$TARGET/release/scorch" serve --no-ingest --data-dir "$WORK/store" --listen "127.0.0.1:$PORT" 2>"$WORK/serve.log" &
+SERVER=$!
+i=0
+until curl -sf "http://127.0.0.1:$PORT/api/labels" >/dev/null; do
+    i=$((i + 1))
+    if [ "$i" -gt 100 ]; then
+        echo "scorch serve did not start:" >&2
+        cat "$WORK/serve.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+
+echo "server: scorch serve (release) at 127.0.0.1:$PORT over the fixture store"
+SCORCH_URL="http://127.0.0.1:$PORT/" node web/e2e/bench.mjs "$RUNS"

@@ -1,0 +1,135 @@
+//! `profile --unwind`: a C program built without frame pointers spins in a
+//! qsort comparator, called through Debian's libc (no frame pointers
+//! either). With `--unwind dwarf` the folded stacks reach `main`; with
+//! `--unwind fp` they stop in libc. Code without tables is reported.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::{cpu_lock, describe, folded, require_root, run, Workload};
+
+/// `tests/workloads/qsort_spin.c` built once with `-O2 -fomit-frame-pointer`.
+fn qsort_spin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| build_qsort_spin("qsort_spin_nofp", &["-g"]))
+        .clone()
+}
+
+/// The same without call frame information for its own code: only crt's
+/// and libc's have tables.
+fn qsort_spin_without_cfi() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            build_qsort_spin(
+                "qsort_spin_nocfi",
+                &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"],
+            )
+        })
+        .clone()
+}
+
+/// Builds `tests/workloads/qsort_spin.c` with `-O2 -fomit-frame-pointer` and `flags` as `name`.
+fn build_qsort_spin(name: &str, flags: &[&str]) -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/qsort_spin.c");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let status = Command::new("gcc")
+        .args(["-O2", "-fomit-frame-pointer"])
+        .args(flags)
+        .arg("-o")
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("gcc runs");
+    assert!(status.success(), "building {}", src.display());
+    out
+}
+
+/// Folded user stacks of a one-second profile of `pid` with `--unwind mode`.
+fn profile(pid: u32, mode: &str) -> Vec<(String, u64)> {
+    let (stacks, _) = profile_with_stderr(pid, mode);
+    stacks
+}
+
+/// [`profile`], and what scorch printed on stderr.
+fn profile_with_stderr(pid: u32, mode: &str) -> (Vec<(String, u64)>, String) {
+    let pid = pid.to_string();
+    let out = run(&[
+        "profile", "-F", "199", "-U", "-p", &pid, "1", "-f", "--unwind", mode,
+    ]);
+    assert!(out.status.success(), "{}", describe(&out));
+    (
+        folded(&String::from_utf8_lossy(&out.stdout)),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Samples whose stack satisfies `pred`.
+fn count(stacks: &[(String, u64)], pred: impl Fn(&str) -> bool) -> u64 {
+    stacks.iter().filter(|(s, _)| pred(s)).map(|(_, c)| c).sum()
+}
+
+#[test]
+fn dwarf_reaches_main_through_libc_and_fp_does_not() {
+    require_root();
+    let _cpu = cpu_lock();
+    let workload = Workload::start(&qsort_spin(), &[]);
+
+    // The tables are loaded before sampling starts: every stack is
+    // complete, through libc, down to _start. (Loaded after, the first
+    // samples of a second walk frame pointers: 4-15% bare stacks.)
+    let complete = |s: &str| {
+        s.contains(";_start;")
+            && s.contains("qsort_r;")
+            && s.contains(";main;sort_all")
+            && s.ends_with(";compare")
+    };
+    for mode in ["dwarf", "auto"] {
+        let (stacks, stderr) = profile_with_stderr(workload.pid(), mode);
+        let total = count(&stacks, |_| true);
+        let full = count(&stacks, complete);
+        assert!(
+            total >= 50 && full * 100 >= total * 99,
+            "--unwind {mode}: {full} complete of {total}: {stacks:?}"
+        );
+        assert!(
+            !stderr.contains("frame pointers"),
+            "--unwind {mode} warned about frame pointers: {stderr}"
+        );
+    }
+
+    let fp = profile(workload.pid(), "fp");
+    let total = count(&fp, |_| true);
+    assert!(
+        count(&fp, |s| s.ends_with(";compare")) * 10 >= total * 9,
+        "{fp:?}"
+    );
+    assert!(
+        count(&fp, |s| s.contains(";main;")) * 10 < total,
+        "frame pointers reached main: the test proves nothing: {fp:?}"
+    );
+}
+
+#[test]
+fn code_without_unwind_tables_is_reported() {
+    require_root();
+    let _cpu = cpu_lock();
+    let workload = Workload::start(&qsort_spin_without_cfi(), &[]);
+    let (stacks, stderr) = profile_with_stderr(workload.pid(), "dwarf");
+    assert!(count(&stacks, |_| true) >= 50, "{stacks:?}");
+    // compare has no row: every stack falls back to frame pointers there.
+    let warning: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:") && l.contains("frame pointers"))
+        .collect();
+    assert_eq!(warning.len(), 1, "one warning line expected: {stderr}");
+    assert!(
+        warning[0].contains("call frame information")
+            && warning[0].contains("-fno-omit-frame-pointer"),
+        "the warning says neither why nor what to do: {stderr}"
+    );
+}
