@@ -153,6 +153,22 @@ impl<'k> Resolver<'k> {
                 "a tracepoint probe is written `tracepoint:CATEGORY:NAME`",
             ));
         };
+        // A name without wildcards needs only its format file: listing
+        // every tracepoint (a slow read of tracefs) is for globs and for
+        // suggesting a near name when the tracepoint does not exist.
+        let literal = |s: &str| !s.contains(['*', '?']);
+        if literal(category) && literal(name) {
+            if let Ok(format) = self.format(spec, category, name) {
+                return Ok(vec![Instance {
+                    name: format!("tracepoint:{category}:{name}"),
+                    attach: Attach::Tracepoint {
+                        category: category.to_string(),
+                        name: name.to_string(),
+                        format,
+                    },
+                }]);
+            }
+        }
         let all = self.tracepoints(spec)?;
         let matches: Vec<(String, String)> = all
             .iter()
