@@ -204,6 +204,25 @@ fn agent_windows_reach_serve_once_through_an_outage_and_a_restart() {
         count_containing(&received, "main;outer;inner"),
         count_containing(&sampled, "main;outer;inner")
     );
+    page_shows(&server.addr, &["burn", "outer", "inner"]);
+}
+
+/// Opens the page served at `addr` in headless Chromium (web/e2e/shows.mjs)
+/// and checks that `frames` are drawn.
+fn page_shows(addr: &str, frames: &[&str]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../web/e2e/shows.mjs");
+    let out = Command::new("node")
+        .arg(script)
+        .args(frames)
+        .env("SCORCH_URL", format!("http://{addr}/"))
+        .output()
+        .expect("node (installed by .ci/run, with `npm ci` in web/e2e)");
+    assert!(
+        out.status.success(),
+        "the page does not show {frames:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
