@@ -137,9 +137,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn our_own_executable_has_symbols_and_dwarf() {
-        // Test binaries are built with debug information and a symbol table.
-        let exe = std::env::current_exe().unwrap();
+    fn a_program_built_with_dwarf_has_symbols_and_dwarf() {
+        let exe = crate::test_binary::build();
         let cost = ElfCost::of(&exe, None);
         let size = std::fs::metadata(&exe).unwrap().len();
         assert!(cost.symbols > 0, "{cost:?}");

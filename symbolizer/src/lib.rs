@@ -69,6 +69,8 @@ mod kallsyms;
 mod maps;
 mod perfmap;
 mod process;
+#[cfg(test)]
+mod test_binary;
 mod vdso;
 
 use std::collections::HashMap;
@@ -684,19 +686,15 @@ mod tests {
         );
     }
 
-    #[inline(never)]
-    fn a_function_to_find() -> u64 {
-        std::hint::black_box(42)
-    }
-
     #[test]
     fn a_small_ceiling_keeps_names_and_drops_debug_information() {
-        let address = a_function_to_find as fn() -> u64 as usize as u64;
-        let me = std::process::id();
+        let (mut program, address) = crate::test_binary::start();
+        let pid = program.id();
         let name_of = |r: &Resolved| r.lines.last().map(|l| l.function.clone());
 
         let mut roomy = bounded(1 << 40);
-        let frame = roomy.user(me, &[address]).remove(0);
+        roomy.capture(pid).expect("capture the test program");
+        let frame = roomy.user(pid, &[address]).remove(0);
         assert!(
             name_of(&frame).unwrap().contains("a_function_to_find"),
             "{frame:?}"
@@ -707,9 +705,14 @@ mod tests {
         );
         assert!(roomy.elf.bytes() > 0);
 
-        let limit = 64 << 10;
+        // Debug information above a quarter of the ceiling is not loaded;
+        // a window needs more than this ceiling for the program's names.
+        let limit = 1 << 10;
+        let dwarf = crate::footprint::ElfCost::of(&crate::test_binary::build(), None).dwarf;
+        assert!(dwarf > limit / 4, "{dwarf} bytes of DWARF");
         let mut tight = bounded(limit);
-        let frame = tight.user(me, &[address]).remove(0);
+        tight.capture(pid).expect("capture the test program");
+        let frame = tight.user(pid, &[address]).remove(0);
         assert!(
             name_of(&frame).unwrap().contains("a_function_to_find"),
             "{frame:?}"
@@ -721,5 +724,7 @@ mod tests {
         assert!(tight.end_window() > limit, "the window's peak is reported");
         tight.end_window();
         assert!(tight.memory_used() <= limit, "{}", tight.memory_used());
+        program.kill().unwrap();
+        program.wait().unwrap();
     }
 }
