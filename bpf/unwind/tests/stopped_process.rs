@@ -31,11 +31,20 @@ struct Traced {
 impl Traced {
     /// Starts `exe args`, waits for "ready", and seizes it.
     fn start(exe: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(exe)
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("workload starts");
+        // ETXTBSY: a process another test thread forked may still hold a
+        // just-written binary open for writing until it execs.
+        let mut spawn = || Command::new(exe).args(args).stdout(Stdio::piped()).spawn();
+        let mut child = spawn();
+        for _ in 0..50 {
+            match &child {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                    std::thread::sleep(Duration::from_millis(20));
+                    child = spawn();
+                }
+                _ => break,
+            }
+        }
+        let mut child = child.expect("workload starts");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -337,12 +346,25 @@ fn unwinds_a_rust_release_binary_linked_by_lld() {
 
     let traced = Traced::start(&exe, &[]);
     let space = AddressSpace::of_process(traced.pid() as u32, &mut TableCache::new()).unwrap();
-    for _ in 0..5 {
+    let mut in_the_loop = 0;
+    for _ in 0..50 {
+        if in_the_loop == 5 {
+            break;
+        }
         let (regs, stack) = traced.capture();
         let unwound = unwind(regs, &space, &stack, 127);
         let named = name(&unwound.frames, &space);
         let describe = || format!("{named:#?}\nstopped: {:?}", unwound.stop);
         let at = |part: &str| named.iter().position(|n| n.function.contains(part));
+        // Every stop unwinds to `_start` through tables; a stop can still
+        // land in the `println!` of "ready" on a loaded machine.
+        assert_eq!(named.last().unwrap().function, "_start", "{}", describe());
+        assert_eq!(unwound.stop, Stop::End, "{}", describe());
+        if at("burn_rs5outer").is_none() {
+            std::thread::sleep(Duration::from_millis(20));
+            continue;
+        }
+        in_the_loop += 1;
         // Stopped in inner (nearly always) or, between two calls, in outer.
         let leaf = at("burn_rs5inner").unwrap_or(0);
         assert!(
@@ -353,8 +375,6 @@ fn unwinds_a_rust_release_binary_linked_by_lld() {
             "[inner ->] outer -> main not found: {}",
             describe()
         );
-        assert_eq!(named.last().unwrap().function, "_start", "{}", describe());
-        assert_eq!(unwound.stop, Stop::End, "{}", describe());
         assert!(
             named[1..].iter().all(|n| n.method == Method::Table),
             "a frame was not found through a table: {}",
@@ -362,4 +382,5 @@ fn unwinds_a_rust_release_binary_linked_by_lld() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    assert_eq!(in_the_loop, 5, "the workload was never stopped in its loop");
 }
