@@ -33,7 +33,7 @@ impl Traced {
     fn start(exe: &Path, args: &[&str]) -> Self {
         // ETXTBSY: a process another test thread forked may still hold a
         // just-written binary open for writing until it execs.
-        let mut spawn = || Command::new(exe).args(args).stdout(Stdio::piped()).spawn();
+        let spawn = || Command::new(exe).args(args).stdout(Stdio::piped()).spawn();
         let mut child = spawn();
         for _ in 0..50 {
             match &child {
