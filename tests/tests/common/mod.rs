@@ -233,3 +233,20 @@ pub fn go_pprof_flat_percent(args: &[&str], home: &Path, function: &str) -> f64 
         .and_then(|pct| pct.trim_end_matches('%').parse().ok())
         .unwrap_or_else(|| panic!("no flat% in {row:?}"))
 }
+
+/// A minimal HTTP GET of `path` on `addr`: status and body; `None` when
+/// nothing listens (yet).
+pub fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n")?.1.to_string();
+    Some((status, body))
+}
