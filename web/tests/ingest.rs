@@ -1235,19 +1235,31 @@ fn requests_past_the_concurrency_limit_get_429_with_retry_after() {
     );
     let path = ingest_path("slow.cpu", "");
     // A client that sends its headers and half its body, and stalls.
-    let mut slow = std::net::TcpStream::connect(server.addr).unwrap();
-    write!(
-        slow,
-        "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\na;b 1\n",
-        server.addr
-    )
-    .unwrap();
-    slow.flush().unwrap();
+    let stall = || {
+        let mut slow = std::net::TcpStream::connect(server.addr).unwrap();
+        write!(
+            slow,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\na;b 1\n",
+            server.addr
+        )
+        .unwrap();
+        slow.flush().unwrap();
+        slow.set_read_timeout(Some(std::time::Duration::from_millis(20)))
+            .unwrap();
+        slow
+    };
+    let mut slow = stall();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let busy = loop {
         let r = post(server.addr, &path, "text/plain", b"a;b 1\n");
         if r.status == 429 || std::time::Instant::now() > deadline {
             break r;
+        }
+        // The stalled request and this one race for the slot: when this one
+        // won, the stalled one was answered 429 and a new one stalls.
+        let mut byte = [0u8; 1];
+        if matches!(slow.peek(&mut byte), Ok(n) if n > 0) {
+            slow = stall();
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
@@ -1256,9 +1268,11 @@ fn requests_past_the_concurrency_limit_get_429_with_retry_after() {
     assert!(busy.error().contains("retry in 1 s"), "{}", busy.error());
     // Once the slow request ends, its slot is free again.
     slow.write_all(b"a;c 1\n").unwrap();
+    slow.set_read_timeout(None).unwrap();
     let mut answer = Vec::new();
     std::io::Read::read_to_end(&mut slow, &mut answer).ok();
-    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert_eq!(
         post(server.addr, &path, "text/plain", b"a;b 1\n").status,
         200
