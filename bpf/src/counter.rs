@@ -7,14 +7,9 @@
 //! event type (`PERF_TYPE_SOFTWARE` or `PERF_TYPE_HARDWARE`) and its
 //! config differ. Hardware events need a PMU, which most VMs lack.
 
-use std::os::fd::{FromRawFd, OwnedFd};
-
 use crate::error::{Error, Result};
-use crate::perf_event::PerfEventLink;
+use crate::perf_event::{self, PerfEventLink};
 use crate::program::Program;
-
-/// `PERF_FLAG_FD_CLOEXEC` from `include/uapi/linux/perf_event.h`.
-const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 1 << 3;
 
 /// Which family of perf events a counter belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,21 +44,9 @@ pub fn attach(program: &Program, counter: Counter, period: u64, cpu: u32) -> Res
         ..Default::default()
     };
     attr.__bindgen_anon_1.sample_period = period;
-    // SAFETY: attr is a valid perf_event_attr that outlives the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_perf_event_open,
-            &attr as *const libbpf_sys::perf_event_attr,
-            -1i32,
-            cpu as i32,
-            -1i32,
-            PERF_FLAG_FD_CLOEXEC,
-        )
-    };
-    if fd < 0 {
-        let err = std::io::Error::last_os_error();
+    let event = perf_event::open(&attr, -1, cpu as i32).map_err(|err| {
         let what = format!("opening the {} perf event on CPU {cpu}", counter.name);
-        return Err(match (counter.kind, err.raw_os_error()) {
+        match (counter.kind, err.raw_os_error()) {
             (CounterKind::Hardware, Some(libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV)) => {
                 Error::Sys {
                     what: format!(
@@ -74,10 +57,8 @@ pub fn attach(program: &Program, counter: Counter, period: u64, cpu: u32) -> Res
                 }
             }
             _ => Error::sys(what, err),
-        });
-    }
-    // SAFETY: a non-negative return is a new fd we own.
-    let event = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        }
+    })?;
     PerfEventLink::link(
         program,
         event,
