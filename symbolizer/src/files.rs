@@ -21,6 +21,7 @@ use std::os::unix::fs::MetadataExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::{Arc, Weak};
 
 use crate::maps::MapsEntry;
 use crate::vdso;
@@ -51,7 +52,7 @@ pub(crate) struct MappedFile {
     pub(crate) id: FileId,
     /// The path the process mapped it under (`[vdso]` for the vDSO).
     path: String,
-    handle: File,
+    handle: Arc<File>,
     build_id: OnceCell<Option<String>>,
 }
 
@@ -87,18 +88,29 @@ impl MappedFile {
     }
 }
 
-/// Every file held open, by identity.
-#[derive(Debug, Default)]
-pub(crate) struct FileTable {
-    files: HashMap<FileId, Rc<MappedFile>>,
-    /// Our own vDSO image, the same code the kernel maps into every process.
-    vdso: OnceCell<Option<Rc<MappedFile>>>,
+/// A file opened for a mapping, on any thread; [`FileTable::adopt`] makes
+/// it a [`MappedFile`].
+#[derive(Debug)]
+pub(crate) struct OpenedFile {
+    id: FileId,
+    path: String,
+    handle: Arc<File>,
 }
 
-impl FileTable {
-    /// The file behind a file-backed mapping of process `pid`, opened on
-    /// first sight; `None` when it cannot be opened.
-    pub(crate) fn open(&mut self, pid: u32, entry: &MapsEntry) -> Option<Rc<MappedFile>> {
+/// Opens the files of mappings, one handle per file among all the
+/// snapshots that still hold it.
+#[derive(Debug, Default)]
+pub(crate) struct FileOpener {
+    open: HashMap<FileId, Weak<File>>,
+}
+
+/// How many handles [`FileOpener`] remembers before it forgets closed ones.
+const OPENER_SWEEP_AT: usize = 4096;
+
+impl FileOpener {
+    /// The file behind a file-backed mapping of process `pid`; `None` when
+    /// it cannot be opened.
+    pub(crate) fn open(&mut self, pid: u32, entry: &MapsEntry) -> Option<OpenedFile> {
         let path = entry.path.strip_suffix(" (deleted)").unwrap_or(entry.path);
         let link = PathBuf::from(format!(
             "/proc/{pid}/map_files/{:x}-{:x}",
@@ -113,21 +125,45 @@ impl FileTable {
                 (Path::new(path), meta)
             }
         };
-        if let Some(file) = self.files.get(&FileId::of(&meta)) {
-            return Some(Rc::clone(file));
+        let path = path.to_owned();
+        let id = FileId::of(&meta);
+        if let Some(handle) = self.open.get(&id).and_then(Weak::upgrade) {
+            return Some(OpenedFile { id, path, handle });
         }
         let handle = File::open(source).ok()?;
         // Key by what we hold, in case the file changed since the stat.
         let id = FileId::of(&handle.metadata().ok()?);
-        let file = self.files.entry(id).or_insert_with(|| {
+        let handle = Arc::new(handle);
+        if self.open.len() >= OPENER_SWEEP_AT {
+            self.open.retain(|_, held| held.strong_count() > 0);
+        }
+        self.open.insert(id, Arc::downgrade(&handle));
+        Some(OpenedFile { id, path, handle })
+    }
+}
+
+/// Every file held open, by identity.
+#[derive(Debug, Default)]
+pub(crate) struct FileTable {
+    files: HashMap<FileId, Rc<MappedFile>>,
+    /// Our own vDSO image, the same code the kernel maps into every process.
+    vdso: OnceCell<Option<Rc<MappedFile>>>,
+    /// Opens files for captures made on this thread.
+    pub(crate) opener: FileOpener,
+}
+
+impl FileTable {
+    /// The held file with `file`'s identity, or `file` itself from now on.
+    pub(crate) fn adopt(&mut self, file: OpenedFile) -> Rc<MappedFile> {
+        let held = self.files.entry(file.id).or_insert_with(|| {
             Rc::new(MappedFile {
-                id,
-                path: path.to_owned(),
-                handle,
+                id: file.id,
+                path: file.path,
+                handle: file.handle,
                 build_id: OnceCell::new(),
             })
         });
-        Some(Rc::clone(file))
+        Rc::clone(held)
     }
 
     /// The vDSO image, if a mapping of `len` bytes can be symbolized with it.
@@ -138,7 +174,7 @@ impl FileTable {
             Some(Rc::new(MappedFile {
                 id,
                 path: vdso::NAME.to_owned(),
-                handle,
+                handle: Arc::new(handle),
                 build_id: OnceCell::new(),
             }))
         });

@@ -12,7 +12,10 @@
 //!   processes are long gone. So a process is *captured* while it lives
 //!   ([`Symbolizer::capture`]): its executable mappings, an open handle on
 //!   every mapped file, its perf map. Resolution then uses file offsets in
-//!   those held files and needs nothing from the process.
+//!   those held files and needs nothing from the process. A symbolizer busy
+//!   with a big window cannot capture, so a [`SnapshotTaker`] on another
+//!   thread can take the snapshots and the symbolizer
+//!   [`adopt`](Symbolizer::adopt)s them later.
 //! - **Files change under us.** A binary may be deleted, rebuilt in place or
 //!   live in another mount namespace. Handles come from
 //!   `/proc/PID/map_files`, so we read the very file the process mapped.
@@ -69,6 +72,7 @@ mod kallsyms;
 mod maps;
 mod perfmap;
 mod process;
+mod snapshots;
 #[cfg(test)]
 mod test_binary;
 mod vdso;
@@ -86,7 +90,9 @@ pub use crate::error::Error;
 use crate::files::{FileId, FileTable, MappedFile};
 use crate::kallsyms::Kallsyms;
 use crate::perfmap::PerfMap;
+pub use crate::process::ProcessSnapshot;
 use crate::process::{Backing, Incarnation, Process, Region};
+pub use crate::snapshots::SnapshotTaker;
 
 /// How many process snapshots are kept before the least recently used goes.
 const MAX_PROCESSES: usize = 4096;
@@ -289,14 +295,21 @@ impl Symbolizer {
     /// exits; does nothing if this run of the process is already captured.
     pub fn capture(&mut self, pid: u32) -> Result<(), Error> {
         let incarnation = Incarnation::read(pid)?;
-        if let Some(process) = self.processes.get_mut(&pid) {
-            if process.incarnation == Some(incarnation) {
-                self.tick += 1;
-                process.last_used = self.tick;
-                return Ok(());
-            }
+        if !self.touch(pid, incarnation) {
+            let snapshot = ProcessSnapshot::take(pid, incarnation, &mut self.files.opener)?;
+            self.adopt(snapshot);
         }
-        let newer = Process::capture(pid, incarnation, &mut self.files)?;
+        Ok(())
+    }
+
+    /// Keeps a snapshot taken on another thread (by a [`SnapshotTaker`]),
+    /// as [`Symbolizer::capture`] would have taken it.
+    pub fn adopt(&mut self, snapshot: ProcessSnapshot) {
+        let pid = snapshot.pid;
+        if self.touch(pid, snapshot.incarnation) {
+            return;
+        }
+        let newer = Process::adopt(snapshot, &mut self.files);
         if self
             .processes
             .get(&pid)
@@ -304,7 +317,19 @@ impl Symbolizer {
         {
             self.insert(pid, newer);
         }
-        Ok(())
+    }
+
+    /// Marks the snapshot of `pid` used if it is of `incarnation`; whether it is.
+    fn touch(&mut self, pid: u32, incarnation: Incarnation) -> bool {
+        let Some(process) = self.processes.get_mut(&pid) else {
+            return false;
+        };
+        if process.incarnation != Some(incarnation) {
+            return false;
+        }
+        self.tick += 1;
+        process.last_used = self.tick;
+        true
     }
 
     /// Resolves user-space addresses of process `pid`, capturing it first
@@ -459,7 +484,9 @@ impl Symbolizer {
         }
         process.refreshed = Some(now);
         let before = process.bytes();
-        let newer = Incarnation::read(pid).and_then(|i| Process::capture(pid, i, &mut self.files));
+        let newer = Incarnation::read(pid)
+            .and_then(|i| ProcessSnapshot::take(pid, i, &mut self.files.opener))
+            .map(|snapshot| Process::adopt(snapshot, &mut self.files));
         match newer {
             Ok(newer) if process.superseded_by(&newer) => {
                 let perf_map = newer.perf_map.or(process.perf_map.take());

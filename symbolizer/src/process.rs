@@ -19,7 +19,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::error::{is_gone, Error};
-use crate::files::{FileTable, MappedFile};
+use crate::files::{FileOpener, FileTable, MappedFile, OpenedFile};
 use crate::maps;
 use crate::perfmap::PerfMap;
 use crate::vdso;
@@ -82,52 +82,96 @@ pub(crate) struct Process {
     pub(crate) last_used: u64,
 }
 
-impl Process {
-    /// Snapshots the executable mappings and perf map of `pid`.
-    pub(crate) fn capture(
+/// What backs a mapping in a [`ProcessSnapshot`].
+#[derive(Debug)]
+enum Opened {
+    File(OpenedFile),
+    /// The vDSO, of this many bytes.
+    Vdso(u64),
+    Opaque,
+    Anonymous,
+}
+
+/// A process's executable mappings with their files held open, and its
+/// perf map: what symbolizing it needs after it exits. Taken on any thread
+/// (see [`crate::SnapshotTaker`]); the symbolizer adopts it with
+/// [`crate::Symbolizer::adopt`].
+#[derive(Debug)]
+pub struct ProcessSnapshot {
+    pub(crate) pid: u32,
+    pub(crate) incarnation: Incarnation,
+    /// Executable mappings: start, end, file offset, path without ` (deleted)`.
+    regions: Vec<(u64, u64, u64, String, Opened)>,
+    perf_map: Option<PerfMap>,
+}
+
+impl ProcessSnapshot {
+    /// Reads the executable mappings and perf map of `pid`, run `incarnation`.
+    pub(crate) fn take(
         pid: u32,
         incarnation: Incarnation,
-        files: &mut FileTable,
+        opener: &mut FileOpener,
     ) -> Result<Self, Error> {
         let path = format!("/proc/{pid}/maps");
         let text = fs::read_to_string(&path).map_err(|e| proc_error(pid, path, e))?;
-        let mut regions: Vec<Region> = maps::parse(&text)
+        let regions = maps::parse(&text)
             .filter(|e| e.executable)
             .map(|e| {
-                let backing = if e.path.is_empty() || e.path.starts_with("[anon") {
-                    Backing::Anonymous
+                let opened = if e.path.is_empty() || e.path.starts_with("[anon") {
+                    Opened::Anonymous
                 } else if e.path == vdso::NAME {
-                    files
-                        .vdso(e.end - e.start)
-                        .map_or(Backing::Opaque, Backing::File)
+                    Opened::Vdso(e.end - e.start)
                 } else if e.path.starts_with('/') {
-                    files.open(pid, &e).map_or(Backing::Opaque, Backing::File)
+                    opener.open(pid, &e).map_or(Opened::Opaque, Opened::File)
                 } else {
-                    Backing::Opaque
+                    Opened::Opaque
                 };
-                Region {
-                    start: e.start,
-                    end: e.end,
-                    offset: e.offset,
-                    path: match backing {
-                        Backing::Anonymous => String::new(),
-                        _ => e
-                            .path
-                            .strip_suffix(" (deleted)")
-                            .unwrap_or(e.path)
-                            .to_owned(),
-                    },
-                    backing,
-                }
+                let path = match opened {
+                    Opened::Anonymous => String::new(),
+                    _ => e
+                        .path
+                        .strip_suffix(" (deleted)")
+                        .unwrap_or(e.path)
+                        .to_owned(),
+                };
+                (e.start, e.end, e.offset, path, opened)
+            })
+            .collect();
+        Ok(Self {
+            pid,
+            incarnation,
+            regions,
+            perf_map: PerfMap::load(pid),
+        })
+    }
+}
+
+impl Process {
+    /// The process `snapshot` describes, its files shared through `files`.
+    pub(crate) fn adopt(snapshot: ProcessSnapshot, files: &mut FileTable) -> Self {
+        let mut regions: Vec<Region> = snapshot
+            .regions
+            .into_iter()
+            .map(|(start, end, offset, path, opened)| Region {
+                start,
+                end,
+                offset,
+                path,
+                backing: match opened {
+                    Opened::File(file) => Backing::File(files.adopt(file)),
+                    Opened::Vdso(len) => files.vdso(len).map_or(Backing::Opaque, Backing::File),
+                    Opened::Opaque => Backing::Opaque,
+                    Opened::Anonymous => Backing::Anonymous,
+                },
             })
             .collect();
         regions.sort_by_key(|r| r.start);
-        Ok(Self {
-            incarnation: Some(incarnation),
+        Self {
+            incarnation: Some(snapshot.incarnation),
             regions,
-            perf_map: PerfMap::load(pid),
+            perf_map: snapshot.perf_map,
             ..Self::default()
-        })
+        }
     }
 
     /// Whether `newer` should replace this snapshot. A process turning into

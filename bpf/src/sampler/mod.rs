@@ -339,19 +339,26 @@ impl Sampler {
 
     /// Pids sampled since the last call (requires `track_pids`).
     pub fn take_seen_pids(&self) -> Result<Vec<u32>> {
-        let Some(seen) = &self.maps.seen_pids else {
-            return Ok(Vec::new());
-        };
-        let keys: Vec<Vec<u8>> = seen.keys().collect();
-        let mut pids = Vec::with_capacity(keys.len());
-        for key in keys {
-            // Deleted, it is inserted again at the process's next sample.
-            let _ = seen.delete(&key);
-            if let Ok(bytes) = <[u8; 4]>::try_from(key.as_slice()) {
-                pids.push(u32::from_ne_bytes(bytes));
-            }
-        }
-        Ok(pids)
+        Ok(self
+            .maps
+            .seen_pids
+            .as_ref()
+            .map(take_pids)
+            .unwrap_or_default())
+    }
+
+    /// A reader of the pids sampled (requires `track_pids`) that can move to
+    /// another thread, so new processes are captured while this one is busy.
+    pub fn seen_pids(&self) -> Result<Option<SeenPids>> {
+        self.maps
+            .seen_pids
+            .as_ref()
+            .map(|map| {
+                MapHandle::try_from(map)
+                    .map(SeenPids)
+                    .map_err(|e| map_error("duplicating the seen-pids map", e))
+            })
+            .transpose()
     }
 
     /// The program's counters, summed over CPUs.
@@ -501,6 +508,31 @@ fn tgid_of(tid: u32) -> Option<u32> {
         .trim()
         .parse()
         .ok()
+}
+
+/// The pids the program has sampled, read from any thread.
+#[derive(Debug)]
+pub struct SeenPids(MapHandle);
+
+impl SeenPids {
+    /// Pids sampled since the last call.
+    pub fn take(&self) -> Vec<u32> {
+        take_pids(&self.0)
+    }
+}
+
+/// Removes and returns the pids in the seen-pids map.
+fn take_pids(seen: &MapHandle) -> Vec<u32> {
+    let keys: Vec<Vec<u8>> = seen.keys().collect();
+    let mut pids = Vec::with_capacity(keys.len());
+    for key in keys {
+        // Deleted, it is inserted again at the process's next sample.
+        let _ = seen.delete(&key);
+        if let Ok(bytes) = <[u8; 4]>::try_from(key.as_slice()) {
+            pids.push(u32::from_ne_bytes(bytes));
+        }
+    }
+    pids
 }
 
 fn map_error(what: &str, e: libbpf_rs::Error) -> Error {

@@ -1,24 +1,26 @@
 //! `scorch agent`: always-on whole-host profiling into the embedded store,
 //! with the web page served beside it.
 //!
-//! One thread samples: it captures new processes every tick, and at the end
-//! of every window drains the sampler's idle buffer (the program keeps
+//! One thread samples: at the end of every window it drains the sampler's idle buffer (the program keeps
 //! writing the other), symbolizes it, splits it per process and hands the
 //! series to the store writer ([`writer`]), which writes them in one
 //! transaction on a thread of its own, so that a slow disk never delays a
-//! capture. Symbol caches survive across windows under a memory ceiling;
+//! capture. New processes are captured every tick on a thread of their
+//! own ([`capture`]), so they are caught while they live even when the
+//! sampling thread is busy symbolizing. Symbol caches survive across windows under a memory ceiling;
 //! after each window, processes that exited are forgotten and the caches
 //! trimmed. Retention runs every minute. The
 //! web server runs on its own small tokio runtime and reads the same store.
 //! SIGINT/SIGTERM end the current window early, write it, and exit.
 
+mod capture;
 pub(crate) mod labels;
 mod live;
 mod writer;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -132,7 +134,10 @@ fn sample_forever(
     };
     let mut sampler = Sampler::start(&sampler_config)?;
     let mut symbolizer = Symbolizer::with_memory_limit(config.max_symbol_cache_bytes);
-    let mut processes = ProcessLabels::default();
+    let processes = Arc::new(Mutex::new(ProcessLabels::default()));
+    let seen = sampler.seen_pids()?.context("the sampler tracks no pids")?;
+    let capture = capture::Capture::start(seen, Arc::clone(&processes))
+        .context("starting the capture thread")?;
     let host = hostname();
     let mut window_start = SystemTime::now();
     let mut window_clock = Instant::now();
@@ -141,10 +146,7 @@ fn sample_forever(
     info!(hz = config.frequency_hz, window = ?config.window, "profiling every process");
     loop {
         std::thread::sleep(TICK);
-        for pid in sampler.take_seen_pids().unwrap_or_default() {
-            processes.capture(pid);
-            let _ = symbolizer.capture(pid);
-        }
+        capture.deliver(&mut symbolizer);
         let stopping = signals::stop_requested();
         if !stopping && window_clock.elapsed() < config.window {
             continue;
@@ -152,6 +154,7 @@ fn sample_forever(
         let window_end = SystemTime::now();
         window_clock = Instant::now();
         let snapshot = sampler.drain()?;
+        capture.deliver(&mut symbolizer);
         let meta = Meta {
             frequency_hz: Some(config.frequency_hz),
             ..Meta::default()
@@ -167,17 +170,19 @@ fn sample_forever(
         }
         let (start, end) = (unix_ns(window_start), unix_ns(window_end));
         window_start = window_end;
+        let mut labels = capture::lock(&processes);
         let windows: Vec<Window> = profile
             .split_by(|s| (s.pid, s.comm.clone()))
             .into_iter()
             .map(|((pid, comm), profile)| Window {
                 start_unix_ns: start,
                 end_unix_ns: end,
-                labels: processes.labels(pid, &comm, &host, &config.labels),
+                labels: labels.labels(pid, &comm, &host, &config.labels),
                 profile,
             })
             .collect();
-        processes.end_window();
+        labels.end_window();
+        drop(labels);
         if let Some(uploader) = uploader {
             crate::upload::submit(uploader, &windows, config.frequency_hz);
         }

@@ -1,0 +1,84 @@
+//! Capturing new processes on a thread of their own.
+//!
+//! The sampling thread spends part of every window symbolizing; a process
+//! that starts and exits meanwhile must still be captured while it lives.
+//! So this thread reads the pids the sampler saw every tick, reads the
+//! labels of new ones, takes a symbolizer snapshot of each new run of a
+//! process, and queues the snapshots for the sampling thread to adopt.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use scorch_bpf::SeenPids;
+use scorch_symbolizer::{ProcessSnapshot, SnapshotTaker, Symbolizer};
+
+use super::labels::ProcessLabels;
+use super::TICK;
+
+/// Snapshots waiting for the sampling thread; when full, the capture
+/// thread waits (the symbolizer captures on demand what it missed).
+const QUEUE: usize = 4096;
+
+/// The capture thread; stopped and joined when dropped.
+pub struct Capture {
+    snapshots: Receiver<ProcessSnapshot>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Capture {
+    /// Starts capturing the processes `seen` reports, their labels into `labels`.
+    pub fn start(seen: SeenPids, labels: Arc<Mutex<ProcessLabels>>) -> std::io::Result<Capture> {
+        let (sender, snapshots) = sync_channel(QUEUE);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("capture".into())
+            .spawn(move || {
+                let mut taker = SnapshotTaker::default();
+                while !stopped.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    for pid in seen.take() {
+                        lock(&labels).capture(pid);
+                        if let Some(snapshot) = taker.take_new(pid) {
+                            if sender.send(snapshot).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            })?;
+        Ok(Capture {
+            snapshots,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Hands the snapshots taken so far to `symbolizer`.
+    pub fn deliver(&self, symbolizer: &mut Symbolizer) {
+        for snapshot in self.snapshots.try_iter() {
+            symbolizer.adopt(snapshot);
+        }
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // Closing the queue ends a send waiting on a full one.
+        drop(std::mem::replace(&mut self.snapshots, sync_channel(0).1));
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The labels, even if a thread panicked while holding them.
+pub fn lock(labels: &Mutex<ProcessLabels>) -> std::sync::MutexGuard<'_, ProcessLabels> {
+    labels
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
