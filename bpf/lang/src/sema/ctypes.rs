@@ -84,6 +84,8 @@ enum Made {
     Int(IntType, bool),
     Pointer(CTypeId),
     Array(CTypeId, u32),
+    /// `struct NAME` used but never defined: pointers to it are fine.
+    Forward(String),
     Record {
         name: String,
         size: u32,
@@ -153,6 +155,9 @@ impl<'k> CTypes<'k> {
                 Some(Made::Pointer(to)) => Shape::Pointer(to),
                 Some(Made::Array(element, len)) => Shape::Array { element, len },
                 Some(Made::Record { name, size, .. }) => Shape::Record { name, size },
+                Some(Made::Forward(name)) => {
+                    Shape::Opaque(format!("{name} (declared, never defined)"))
+                }
                 None => Shape::Void,
             },
             CTypeId::Kernel(id) => self.kernel_shape(id, 0),
@@ -286,7 +291,7 @@ impl<'k> CTypes<'k> {
                 Some(Made::Int(int, _)) => int.to_string(),
                 Some(Made::Pointer(to)) => format!("{} *", self.name_of(to)),
                 Some(Made::Array(element, len)) => format!("{}[{len}]", self.name_of(element)),
-                Some(Made::Record { name, .. }) => name,
+                Some(Made::Record { name, .. } | Made::Forward(name)) => name,
                 None => "void".into(),
             },
         }
@@ -331,6 +336,17 @@ impl<'k> CTypes<'k> {
             })
             .get(name)
             .copied()
+    }
+
+    /// The closest constant or enumerator name to `name`, for "did you
+    /// mean".
+    pub fn near_constant(&self, name: &str) -> Option<String> {
+        let mut names: Vec<&str> = super::constants::names().collect();
+        names.extend(self.script_enums.keys().map(String::as_str));
+        if let Some(kernel) = self.kernel_enums.get() {
+            names.extend(kernel.keys().map(String::as_str));
+        }
+        crate::suggest::closest(name, names).map(str::to_string)
     }
 
     /// The closest struct name to `name`, for "did you mean".
@@ -577,9 +593,10 @@ impl<'k> CTypes<'k> {
                 }
                 return Ok(id);
             }
-            return self
+            // C allows pointers to structs it has not seen defined.
+            return Ok(self
                 .record(kind, &name)
-                .ok_or_else(|| format!("unknown type `{} {name}`", kind.as_str()));
+                .unwrap_or_else(|| self.make(Made::Forward(format!("{} {name}", kind.as_str())))));
         }
         // Multi-word integer types: `unsigned long long int`.
         let mut words = vec![word];
@@ -810,7 +827,9 @@ mod tests {
         t.declare(&decl(RecordKind::Enum, "e", "{ A, B = 5, C }"))
             .unwrap();
         assert_eq!(t.enumerator("C"), Some(6));
-        let bad = t.declare(&decl(RecordKind::Struct, "bad", "{ struct nope *p; }"));
-        assert!(bad.is_err());
+        t.declare(&decl(RecordKind::Struct, "fwd", "{ struct nope *p; }"))
+            .unwrap();
+        let bad = t.declare(&decl(RecordKind::Struct, "bad", "{ struct nope n; }"));
+        assert_eq!(bad.unwrap_err().message, "member `n` has no size");
     }
 }

@@ -203,6 +203,9 @@ impl Checker<'_> {
                         Unavailable::Unknown(near) => {
                             let d =
                                 Diagnostic::error(e.span, format!("unknown identifier `{name}`"));
+                            let near = near
+                                .map(str::to_string)
+                                .or_else(|| self.types.near_constant(name));
                             match near {
                                 Some(near) => d.with_help(format!("did you mean `{near}`?")),
                                 None => d,

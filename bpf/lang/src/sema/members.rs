@@ -51,9 +51,15 @@ impl Checker<'_> {
                 None => {
                     let mut d = Diagnostic::error(
                         field.span,
-                        format!("`{}` is {base_ty}, which has no fields", field.name),
+                        format!(
+                            "cannot read field `{}` of a value of type {base_ty}",
+                            field.name
+                        ),
                     );
-                    d = d.with_note(base.span, format!("this is {base_ty}, not a pointer"));
+                    d = d.with_note(
+                        base.span,
+                        format!("this is {base_ty}, not a pointer to a struct"),
+                    );
                     d = d.with_help(
                         "cast it to a pointer to a struct first, e.g. `((struct task_struct *)arg0)->pid`",
                     );
@@ -82,6 +88,16 @@ impl Checker<'_> {
                         ),
                     )
                     .with_help("read the pointer first: `(*p)->field`"),
+                );
+                return None;
+            }
+            Shape::Opaque(what) => {
+                self.error(
+                    Diagnostic::error(
+                        field.span,
+                        format!("cannot read field `{}` of {what}", field.name),
+                    )
+                    .with_help(format!("define `{name} {{ … }}` in the script")),
                 );
                 return None;
             }
