@@ -258,3 +258,50 @@ fn sizeof_and_offsetof_agree_with_bpftool() {
         )
     );
 }
+
+/// The value of `@name: N` in bpftrace's map output.
+fn scalar(out: &str, name: &str) -> u64 {
+    let prefix = format!("@{name}: ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in {out}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn run_queue_latency_with_task_state_constants() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // What bpftrace's runqlat measures, for one thread: the time from its
+    // wakeup (or preemption) to running again.
+    let o = trace(
+        |tid| {
+            format!(
+                "#include <linux/sched.h>
+                 tracepoint:sched:sched_wakeup /args.pid == {tid}/ {{ @qtime[args.pid] = nsecs; @wakeups = count(); }}
+                 tracepoint:sched:sched_switch {{
+                   if (args.prev_pid == {tid} && args.prev_state == TASK_RUNNING) {{ @qtime[args.prev_pid] = nsecs; }}
+                   if (args.prev_pid == {tid} && args.prev_state == TASK_INTERRUPTIBLE) {{ @sleeps = count(); }}
+                   $ns = @qtime[args.next_pid];
+                   if ($ns) {{ @usecs = hist((nsecs - $ns) / 1000); @runs = count(); }}
+                   delete(@qtime[args.next_pid]);
+                 }}
+                 t:syscalls:sys_enter_openat /tid == {tid}/ {{ clear(@qtime); exit(); }}"
+            )
+        },
+        || {
+            sleep_a_little();
+            let _ = std::fs::File::open("/etc/hostname");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    // Each sleep blocks interruptibly and is woken by its timer; every
+    // wakeup is followed by a run.
+    assert!(scalar(&o.out, "sleeps") >= 1, "{}", o.out);
+    assert!(scalar(&o.out, "wakeups") >= 1, "{}", o.out);
+    assert!(scalar(&o.out, "runs") >= 1, "{}", o.out);
+    assert!(o.out.contains("@usecs: \n["), "{}", o.out);
+}
