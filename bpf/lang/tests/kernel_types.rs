@@ -305,3 +305,36 @@ fn run_queue_latency_with_task_state_constants() {
     assert!(scalar(&o.out, "runs") >= 1, "{}", o.out);
     assert!(o.out.contains("@usecs: \n["), "{}", o.out);
 }
+
+#[test]
+fn socket_structs_from_a_tracepoint_pointer() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: this kernel has no IPv6 loopback");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    // The client socket becomes established: its `struct sock` (a
+    // `const void *` in the tracepoint) holds both addresses, IPv6 arrays
+    // that ntop() formats, and the state it leaves.
+    let o = trace(
+        |_| {
+            format!(
+                "tracepoint:sock:inet_sock_set_state /args.family == AF_INET6 && args.dport == {port} && args.newstate == TCP_ESTABLISHED/ {{
+                   $sk = (struct sock *)args.skaddr;
+                   printf(\"%s %s %d %d\\n\", ntop($sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8), ntop($sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8), $sk->__sk_common.skc_family == AF_INET6, $sk->__sk_common.skc_state == args.oldstate);
+                   exit();
+                 }}"
+            )
+        },
+        move || {
+            let _client = std::net::TcpStream::connect(("::1", port)).unwrap();
+            let _server = listener.accept().unwrap();
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "::1 ::1 1 1\n\n\n");
+}
