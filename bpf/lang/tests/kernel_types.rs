@@ -338,3 +338,35 @@ fn socket_structs_from_a_tracepoint_pointer() {
     assert_eq!(o.result, Ok(0), "{}", o.err);
     assert_eq!(o.out, "::1 ::1 1 1\n\n\n");
 }
+
+#[test]
+fn user_struct_pointers_in_tracepoint_arguments() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let (_, ppid) = pids();
+    // What bpftrace's naptime reads: the `struct __kernel_timespec *` a
+    // process passes to nanosleep(2), in user memory.
+    let o = trace(
+        |tid| {
+            format!(
+                "tracepoint:syscalls:sys_enter_nanosleep /tid == {tid} && args->rqtp->tv_sec + args->rqtp->tv_nsec/ {{
+                   $task = (struct task_struct *)curtask;
+                   printf(\"%d %d.%03d %d\\n\", $task->real_parent->pid, args->rqtp->tv_sec, (uint64)args->rqtp->tv_nsec / 1e6, args.rqtp.tv_nsec);
+                   exit();
+                 }}"
+            )
+        },
+        || {
+            let ts = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 1_500_000,
+            };
+            // SAFETY: nanosleep reads one timespec; the remainder may be null.
+            unsafe { libc::syscall(libc::SYS_nanosleep, &ts, std::ptr::null_mut::<libc::timespec>()) };
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, format!("{ppid} 0.001 1500000\n\n\n"));
+}
