@@ -364,7 +364,13 @@ fn user_struct_pointers_in_tracepoint_arguments() {
                 tv_nsec: 1_500_000,
             };
             // SAFETY: nanosleep reads one timespec; the remainder may be null.
-            unsafe { libc::syscall(libc::SYS_nanosleep, &ts, std::ptr::null_mut::<libc::timespec>()) };
+            unsafe {
+                libc::syscall(
+                    libc::SYS_nanosleep,
+                    &ts,
+                    std::ptr::null_mut::<libc::timespec>(),
+                )
+            };
         },
     );
     assert_eq!(o.result, Ok(0), "{}", o.err);
