@@ -104,6 +104,8 @@ pub struct CTypes<'k> {
     script_enums: HashMap<String, i64>,
     /// The kernel's enumerators, read on first use.
     kernel_enums: OnceCell<HashMap<String, i64>>,
+    /// Kernel lookups by name already made: each is a scan of every type.
+    kernel_names: RefCell<HashMap<String, Option<u32>>>,
 }
 
 impl<'k> CTypes<'k> {
@@ -116,7 +118,25 @@ impl<'k> CTypes<'k> {
             records: HashMap::new(),
             script_enums: HashMap::new(),
             kernel_enums: OnceCell::new(),
+            kernel_names: RefCell::new(HashMap::new()),
         }
+    }
+
+    /// `lookup(name)` in the kernel's types, remembered.
+    fn kernel_lookup(
+        &self,
+        key: &str,
+        lookup: impl FnOnce(&KernelTypes) -> Option<u32>,
+    ) -> Option<u32> {
+        let k = self.kernel?;
+        if let Some(found) = self.kernel_names.borrow().get(key) {
+            return *found;
+        }
+        let found = lookup(k);
+        self.kernel_names
+            .borrow_mut()
+            .insert(key.to_string(), found);
+        found
     }
 
     /// Whether kernel types are available.
@@ -304,7 +324,7 @@ impl<'k> CTypes<'k> {
             return Some(id);
         }
         let k = self.kernel?;
-        let id = k.struct_named(&key)?;
+        let id = self.kernel_lookup(&key, |k| k.struct_named(&key))?;
         let union = matches!(k.resolve(id), Btf::Struct { union: true, .. });
         (union == (kind == RecordKind::Union)).then_some(CTypeId::Kernel(id))
     }
@@ -316,8 +336,8 @@ impl<'k> CTypes<'k> {
             let char = name == "char";
             return Some(self.make(Made::Int(int, char)));
         }
-        let k = self.kernel?;
-        k.type_named(name).map(CTypeId::Kernel)
+        self.kernel_lookup(name, |k| k.type_named(name))
+            .map(CTypeId::Kernel)
     }
 
     /// The value of enumerator `name`: the script's, else the kernel's.
