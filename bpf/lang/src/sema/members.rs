@@ -60,9 +60,10 @@ impl Checker<'_> {
                         base.span,
                         format!("this is {base_ty}, not a pointer to a struct"),
                     );
-                    d = d.with_help(
-                        "cast it to a pointer to a struct first, e.g. `((struct task_struct *)arg0)->pid`",
-                    );
+                    d = d.with_help(match self.types.has_kernel() {
+                        true => "cast it to a pointer to a struct first, e.g. `((struct task_struct *)arg0)->pid`",
+                        false => NO_BTF,
+                    });
                     self.error(d);
                     return None;
                 }

@@ -10,6 +10,10 @@
 //! - **Names**: which builtin an identifier is (and whether it exists in
 //!   this kind of probe), which function a call is, which declaration a
 //!   `$var` refers to ([`scope`]).
+//! - **C types**: kernel structs from BTF and the script's `struct`
+//!   definitions ([`ctypes`]), read member by member ([`Access`]);
+//!   identifiers C headers would define ([`constants`], BTF enumerators).
+//!   The kernel's BTF is read only when the program may need it.
 //! - **Types**: of every expression ([`types`]), and of every map's keys
 //!   and values across all probes ([`maps`]). Types flow between probes
 //!   through maps (`@a = @b` in one probe, `@b = comm` in another), so the
@@ -18,7 +22,8 @@
 //!
 //! Like the parser, the pass collects every error it can and never
 //! panics. It is pure: the kernel is reached only through [`Kernel`], which
-//! tests answer from a copied tracefs directory.
+//! tests answer from a copied tracefs directory (and a small BTF file
+//! beside it).
 
 pub mod builtins;
 mod calls;
@@ -214,20 +219,19 @@ pub fn analyze(
     let mut diags = Vec::new();
     let mut config = Config::default();
     let mut maps = maps::MapTable::default();
-    let mut types = CTypes::new(None);
+    // The kernel's BTF is read only for programs that may need it.
+    let declares = program.items.iter().any(|i| matches!(i, Item::CDecl(_)));
+    let mut types = match declares || uses_kernel_types(program) {
+        true => CTypes::new(kernel.types()),
+        false => CTypes::new(None),
+    };
     for item in &program.items {
         if let Item::CDecl(decl) = item {
-            if !types.has_kernel() {
-                types = CTypes::new(kernel.types());
-            }
             if let Err(d) = types.declare(decl) {
                 diags.push(d);
             }
         }
         preamble(item, &mut config, &mut maps, &mut diags);
-    }
-    if !types.has_kernel() && uses_kernel_types(program) {
-        types = CTypes::new(kernel.types());
     }
 
     let mut resolver = probes::Resolver::new(kernel);
