@@ -465,6 +465,10 @@ impl Checker<'_> {
                 (Type::Ptr { .. }, Type::Int(_)) if matches!(op, BinOp::Add | BinOp::Sub) => {
                     Some(a.clone())
                 }
+                // Other arithmetic on an address (`curtask & ~0xfff`,
+                // `p - q`) is arithmetic on its 64-bit value.
+                (Type::Ptr { .. }, Type::Int(_) | Type::Ptr { .. })
+                | (Type::Int(_), Type::Ptr { .. }) => Some(Type::U64),
                 _ => mismatch(self),
             },
         }
