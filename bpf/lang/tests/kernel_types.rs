@@ -376,3 +376,31 @@ fn user_struct_pointers_in_tracepoint_arguments() {
     assert_eq!(o.result, Ok(0), "{}", o.err);
     assert_eq!(o.out, format!("{ppid} 0.001 1500000\n\n\n"));
 }
+
+#[test]
+fn char_pointer_members_through_anonymous_unions() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = std::env::current_exe().unwrap();
+    let name = exe.file_name().unwrap().to_string_lossy().into_owned();
+    // `d_name` sits in an anonymous union of `struct dentry` on recent
+    // kernels; `name` is a `const unsigned char *` that str() reads.
+    let o = trace(
+        |tid| {
+            format!(
+                "t:syscalls:sys_enter_openat /tid == {tid}/ {{
+                   $d = curtask->mm->exe_file->f_path.dentry;
+                   printf(\"%s %d\\n\", str($d->d_name.name), $d->d_name.len);
+                   exit();
+                 }}"
+            )
+        },
+        || {
+            let _ = std::fs::File::open("/etc/hostname");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, format!("{name} {}\n\n\n", name.len()));
+}
