@@ -413,6 +413,64 @@ impl KernelTypes {
         names
     }
 
+    /// The typedef or base type (`pid_t`, `u64`, `unsigned int`) named
+    /// `name`.
+    pub fn type_named(&self, name: &str) -> Option<TypeId> {
+        self.find(name, TYPEDEF).or_else(|| self.find(name, INT))
+    }
+
+    /// The tags of every struct and union, for suggestions.
+    pub fn struct_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .ids()
+            .filter_map(|id| self.raw(id))
+            .filter(|raw| matches!(raw.kind, STRUCT | UNION) && !raw.name.is_empty())
+            .map(|raw| raw.name)
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Every enumerator of every enum, with its value, in BTF order (the
+    /// first of two enumerators with one name wins where it matters).
+    pub fn enumerators(&self) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        for raw in self.ids().filter_map(|id| self.raw(id)) {
+            for i in 0..raw.vlen {
+                // btf_enum: name_off, val (i32, or u32 when unsigned);
+                // btf_enum64: name_off, lo32, hi32.
+                let value = match raw.kind {
+                    ENUM if raw.kind_flag => i64::from(raw.word(2 * i + 1) as i32),
+                    ENUM => i64::from(raw.word(2 * i + 1)),
+                    ENUM64 => {
+                        (u64::from(raw.word(3 * i + 2)) << 32 | u64::from(raw.word(3 * i + 1)))
+                            as i64
+                    }
+                    _ => break,
+                };
+                let name_off = if raw.kind == ENUM64 {
+                    raw.word(3 * i)
+                } else {
+                    raw.word(2 * i)
+                };
+                out.push((self.string(name_off), value));
+            }
+        }
+        out
+    }
+
+    /// The argument types of raw tracepoint `name` (its `btf_trace_NAME`
+    /// prototype without the context parameter).
+    pub fn raw_tracepoint_args(&self, name: &str) -> Option<Vec<TypeId>> {
+        let typedef = self.raw(self.find(&format!("btf_trace_{name}"), TYPEDEF)?)?;
+        let pointer = self.raw(typedef.size_or_type).filter(|r| r.kind == PTR)?;
+        let proto = self
+            .raw(pointer.size_or_type)
+            .filter(|r| r.kind == FUNC_PROTO)?;
+        Some((1..proto.vlen).map(|i| proto.word(2 * i + 1)).collect())
+    }
+
     /// How C spells type `id`: `struct task_struct *`, `char[16]`, `pid_t`.
     pub fn name_of(&self, id: TypeId) -> String {
         self.spell(id, 0)

@@ -190,3 +190,54 @@ fn function_names_are_bpftools_funcs() {
     theirs.dedup();
     assert_eq!(ours, theirs);
 }
+
+#[test]
+fn enumerators_match_bpftool() {
+    let types = KernelTypes::vmlinux().expect("vmlinux BTF");
+    let ours: HashMap<String, i64> = types.enumerators().into_iter().collect();
+    // bpftool's values of each name (a few names are in several enums).
+    let mut theirs: HashMap<&str, Vec<i64>> = HashMap::new();
+    for block in bpftool().values() {
+        if !(block.header.starts_with("ENUM ") || block.header.starts_with("ENUM64 ")) {
+            continue;
+        }
+        let signed = block.header.contains("encoding=SIGNED");
+        for line in &block.lines {
+            let text = line.split("val=").nth(1).expect("val=");
+            let text = text.trim_end_matches(['U', 'L']);
+            let value = match signed {
+                true => text.parse::<i64>().unwrap(),
+                false => text.parse::<u64>().unwrap() as i64,
+            };
+            theirs.entry(quoted(line)).or_default().push(value);
+        }
+    }
+    assert_eq!(ours.len(), theirs.len());
+    for (name, values) in &theirs {
+        let v = ours.get(*name).unwrap_or_else(|| panic!("{name} missing"));
+        assert!(values.contains(v), "{name}: ours {v}, bpftool {values:?}");
+    }
+    assert_eq!(ours.get("TCP_ESTABLISHED"), Some(&1));
+}
+
+#[test]
+fn raw_tracepoint_argument_types_and_names() {
+    let types = KernelTypes::vmlinux().expect("vmlinux BTF");
+    let args = types
+        .raw_tracepoint_args("sched_switch")
+        .expect("sched_switch");
+    let spelled: Vec<String> = args.iter().map(|&a| types.name_of(a)).collect();
+    assert_eq!(
+        spelled,
+        [
+            "bool",
+            "struct task_struct *",
+            "struct task_struct *",
+            "unsigned int"
+        ]
+    );
+    assert_eq!(types.raw_tracepoint_args("no_such_tracepoint"), None);
+    let pid_t = types.type_named("pid_t").expect("pid_t");
+    assert_eq!(pid_t, find("TYPEDEF", "pid_t"));
+    assert!(types.struct_names().iter().any(|n| n == "task_struct"));
+}

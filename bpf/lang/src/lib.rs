@@ -14,7 +14,10 @@
 //!    [`ast::ExprId`] for the side tables of later passes ([`dump`]).
 //! 3. **Semantic analysis** ([`sema`]): probe specs expanded against the
 //!    kernel's tracepoints, names resolved, the type of every expression
-//!    and of every map inferred across probes ([`sema::dump`]).
+//!    and of every map inferred across probes ([`sema::dump`]); kernel
+//!    structs (`curtask->real_parent->comm`), casts, `sizeof`, enumerators
+//!    and header constants from the kernel's BTF and the script's own
+//!    declarations ([`sema::ctypes`]).
 //! 4. **Code generation** ([`codegen`]): BPF instructions for each probe,
 //!    with virtual registers on `r6`–`r8` and the stack, and per-CPU scratch
 //!    memory for strings, keys and events ([`codegen::dump`]).

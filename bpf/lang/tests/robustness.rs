@@ -48,7 +48,11 @@ fn survive(bytes: &[u8]) {
                 check_diagnostics(&diagnostics, &file, len, true);
                 return;
             }
-            match sema::analyze(&program, kernel(), &["abc".to_string()]) {
+            let analyzed = TYPES.with(|types| {
+                let kernel = WithTypes(kernel(), types.as_ref());
+                sema::analyze(&program, &kernel, &["abc".to_string()])
+            });
+            match analyzed {
                 Ok(analysis) => {
                     sema::dump::dump(&analysis);
                     match scorch_lang::codegen::compile(&program, &analysis) {
@@ -82,6 +86,34 @@ impl sema::Kernel for Memory {
             .get(&(category.to_string(), name.to_string()))
             .cloned()
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+}
+
+thread_local! {
+    /// The fixture's kernel types (a small BTF file), so mutations reach
+    /// struct walks, casts and enumerators too.
+    static TYPES: Option<scorch_bpf::btf_types::KernelTypes> =
+        Some(scorch_bpf::btf_types::KernelTypes::parse(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tracefs/btf"
+        ))
+        .expect("the fixture's BTF"));
+}
+
+/// The in-memory tracefs with kernel types.
+struct WithTypes<'a>(&'a Memory, Option<&'a scorch_bpf::btf_types::KernelTypes>);
+
+impl sema::Kernel for WithTypes<'_> {
+    fn tracepoints(&self) -> io::Result<Vec<(String, String)>> {
+        self.0.tracepoints()
+    }
+
+    fn tracepoint_format(&self, category: &str, name: &str) -> io::Result<String> {
+        self.0.tracepoint_format(category, name)
+    }
+
+    fn types(&self) -> Option<&scorch_bpf::btf_types::KernelTypes> {
+        self.1
     }
 }
 

@@ -89,3 +89,33 @@ fn listing_probes_filters_with_globs() {
     assert_eq!(text.lines().count(), 10, "{text}");
     assert!(text.starts_with("hardware:backend-stalls:\n"), "{text}");
 }
+
+/// A kernel without BTF (and without tracepoints).
+struct NoBtf;
+
+impl sema::Kernel for NoBtf {
+    fn tracepoints(&self) -> std::io::Result<Vec<(String, String)>> {
+        Ok(Vec::new())
+    }
+    fn tracepoint_format(&self, _: &str, _: &str) -> std::io::Result<String> {
+        Err(std::io::ErrorKind::NotFound.into())
+    }
+}
+
+#[test]
+fn script_types_work_without_kernel_btf() {
+    let file = scorch_lang::SourceFile::inline(
+        "struct a { int x; char name[4]; }; struct b { struct a inner; struct a *next; };
+         BEGIN { @s = sizeof(struct b); @o = offsetof(struct b, inner.name); @v = ((struct b *)0)->next->x; }",
+    );
+    let program = parse(&file).unwrap();
+    sema::analyze(&program, &NoBtf, &[]).unwrap_or_else(|d| panic!("{}", render_all(&d, &file)));
+    let file = scorch_lang::SourceFile::inline("BEGIN { @v = curtask->pid; }");
+    let program = parse(&file).unwrap();
+    let errors = render_all(&sema::analyze(&program, &NoBtf, &[]).unwrap_err(), &file);
+    assert!(
+        errors.contains("a value of type uint64 has no fields")
+            || errors.contains("cannot read field `pid`"),
+        "{errors}"
+    );
+}

@@ -262,7 +262,7 @@ impl Gen<'_> {
             self.e.free(af);
         } else {
             let af = match addr_ty {
-                Type::Buf(16) => libc::AF_INET6,
+                Type::Buf(16) | Type::Mem { size: 16, .. } => libc::AF_INET6,
                 _ => libc::AF_INET,
             };
             self.e
@@ -273,6 +273,16 @@ impl Gen<'_> {
         let r = self.e.get(v, R1);
         match addr_ty {
             Type::Buf(n) => self.e.copy_mem(SCRATCH, slot as i16 + 8, r, 8, n),
+            Type::Mem { size, space, .. } => {
+                // An array in memory (`in6_u.u6_addr8`): read its bytes.
+                self.e.asm.emit([Insn::mov64_reg(R3, r)]);
+                self.e.scratch_ptr(R1, slot + 8);
+                self.e.asm.emit([Insn::mov64_imm(R2, size as i32)]);
+                self.e.call(match space {
+                    AddrSpace::Kernel => libbpf_sys::BPF_FUNC_probe_read_kernel,
+                    AddrSpace::User => libbpf_sys::BPF_FUNC_probe_read_user,
+                });
+            }
             _ => {
                 self.e
                     .asm

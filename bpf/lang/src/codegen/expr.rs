@@ -44,10 +44,12 @@ impl Gen<'_> {
                 .call(e, args)?
                 .ok_or_else(|| self.internal("a call without a value used as one")),
             ExprKind::Field { base, field, .. } => {
-                if !matches!(self.ty(base), Type::Args) {
-                    return Err(self.internal("a field of something other than args"));
+                if matches!(self.ty(base), Type::Args) {
+                    return self.args_field(e, &field.name);
                 }
-                self.args_field(e, &field.name)
+                let v = self.expr(base)?;
+                self.read_member(e, v)?;
+                Ok(v)
             }
             ExprKind::TupleIndex { base, index } => {
                 let Type::Tuple(items) = self.ty(base) else {
@@ -93,9 +95,8 @@ impl Gen<'_> {
                     UnaryOp::Neg => self.e.alu_imm(v, Alu::Mul, -1),
                     UnaryOp::BitNot => self.e.alu_imm(v, Alu::Xor, -1),
                     UnaryOp::Not => self.truth(v, true),
-                    UnaryOp::Deref | UnaryOp::AddrOf => {
-                        return Err(self.internal("an unsupported unary operator"))
-                    }
+                    UnaryOp::Deref => self.read_member(e, v)?,
+                    UnaryOp::AddrOf => return Err(self.internal("an unsupported unary operator")),
                 }
                 Ok(v)
             }
@@ -139,9 +140,8 @@ impl Gen<'_> {
             ExprKind::Param(_) | ExprKind::ParamCount | ExprKind::Sizeof(_) => {
                 Err(self.internal("a constant without a value"))
             }
-            ExprKind::Index { .. } | ExprKind::Offsetof { .. } => {
-                Err(self.internal("an unsupported expression"))
-            }
+            ExprKind::Index { base, index } => self.index(e, base, index),
+            ExprKind::Offsetof { .. } => Err(self.internal("a constant without a value")),
         }
     }
 

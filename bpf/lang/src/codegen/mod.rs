@@ -28,6 +28,7 @@ mod gen;
 pub mod layout;
 mod loops;
 mod maps;
+mod memory;
 mod output;
 
 use scorch_bpf::insn::Insn;

@@ -120,7 +120,10 @@ impl Parser<'_> {
             TokenKind::Ident(_) => TypeKind::Named(self.bump_name().name),
             _ => return Err(self.expected("a type")),
         };
-        let mut ty = TypeExpr { kind, span: start };
+        let mut ty = TypeExpr {
+            kind,
+            span: start.to(Span::empty(self.prev_end)),
+        };
         if self.eat(Punct::LBracket).is_some() {
             let len = match self.peek().kind {
                 TokenKind::Int(len) => {

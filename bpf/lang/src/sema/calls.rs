@@ -712,7 +712,8 @@ impl Checker<'_> {
     }
 
     /// `ntop(addr)` or `ntop(af, addr)`: an IPv4 address in an integer,
-    /// or an IPv4 or IPv6 one in a `buf()` of 4 or 16 bytes; without
+    /// or an IPv4 or IPv6 one in a `buf()` of 4 or 16 bytes or in a
+    /// kernel array such as `in6_u.u6_addr8`; without
     /// `af`, the size says which.
     fn ntop(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
         if !self.arity(e, func, args, 1, 2) {
@@ -723,11 +724,11 @@ impl Checker<'_> {
         }
         let addr = args.last()?;
         match self.expr(addr)? {
-            Type::Int(_) | Type::Buf(4 | 16) => Some(Type::Inet),
+            Type::Int(_) | Type::Buf(4 | 16) | Type::Mem { size: 4 | 16, .. } => Some(Type::Inet),
             other => {
                 self.error(Diagnostic::error(
                     addr.span,
-                    format!("ntop() takes an integer or a buf() of 4 or 16 bytes, not {other}"),
+                    format!("ntop() takes an integer, or a buf() or array of 4 or 16 bytes, not {other}"),
                 ));
                 None
             }

@@ -18,6 +18,8 @@ pub(super) struct Checker<'a> {
     pub(super) params: &'a [String],
     /// The kernel, for `kaddr()`.
     pub(super) kernel: &'a dyn super::Kernel,
+    /// Kernel and script C types.
+    pub(super) types: &'a super::CTypes<'a>,
     pub(super) config: &'a Config,
     pub(super) maps: &'a mut MapTable,
     pub(super) vars: &'a mut Vars,
@@ -38,6 +40,7 @@ pub(super) struct Checker<'a> {
 impl<'a> Checker<'a> {
     pub(super) fn new(
         kernel: &'a dyn super::Kernel,
+        types: &'a super::CTypes<'a>,
         params: &'a [String],
         config: &'a Config,
         maps: &'a mut MapTable,
@@ -46,6 +49,7 @@ impl<'a> Checker<'a> {
     ) -> Self {
         Checker {
             kernel,
+            types,
             params,
             config,
             maps,

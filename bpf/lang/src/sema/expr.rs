@@ -7,7 +7,7 @@ use super::probes::Attach;
 use super::tracepoint::{c_int_type, FieldType};
 use super::types::Type;
 use super::Const;
-use crate::ast::{BinOp, Expr, ExprKind, IncDec, Name, TypeExpr, TypeKind, TypeOrExpr, UnaryOp};
+use crate::ast::{BinOp, Expr, ExprKind, IncDec, Name, TypeExpr, TypeKind, UnaryOp};
 use crate::diag::Diagnostic;
 
 impl Checker<'_> {
@@ -60,7 +60,7 @@ impl Checker<'_> {
                 self.map_read(e, &map.name)
             }
             ExprKind::Call { func, args } => self.call(e, func, args, super::calls::Use::Value),
-            ExprKind::Field { base, field, .. } => self.field(base, field),
+            ExprKind::Field { base, field, .. } => self.field(e, base, field),
             ExprKind::TupleIndex { base, index } => {
                 match self.expr(base)? {
                     Type::Tuple(items) => match items.get(*index as usize) {
@@ -82,15 +82,7 @@ impl Checker<'_> {
                     }
                 }
             }
-            ExprKind::Index { base, index } => {
-                self.expr(base);
-                self.expr(index);
-                self.error(Diagnostic::error(
-                    e.span,
-                    "array indexing is not supported by scorch yet",
-                ));
-                None
-            }
+            ExprKind::Index { base, index } => self.index(e, base, index),
             ExprKind::Tuple(items) => {
                 let mut types = Vec::with_capacity(items.len());
                 for item in items {
@@ -133,37 +125,9 @@ impl Checker<'_> {
                 }
                 ty
             }
-            ExprKind::Cast { ty, expr } => {
-                let target = self.type_expr(ty)?;
-                let from = self.expr(expr)?;
-                match (&target, &from) {
-                    (Type::Int(_), Type::Int(_) | Type::Ptr { .. }) => Some(target),
-                    _ => {
-                        self.error(Diagnostic::error(
-                            e.span,
-                            format!("cannot cast {from} to {target}"),
-                        ));
-                        None
-                    }
-                }
-            }
-            ExprKind::Sizeof(of) => {
-                let ty = match of {
-                    TypeOrExpr::Type(t) => self.type_expr(t)?,
-                    TypeOrExpr::Expr(x) => self.expr(x)?,
-                };
-                self.out
-                    .consts
-                    .insert(e.id, Const::Int(i64::from(ty.size())));
-                Some(Type::U64)
-            }
-            ExprKind::Offsetof { .. } => {
-                self.error(Diagnostic::error(
-                    e.span,
-                    "`offsetof` is not supported by scorch yet",
-                ));
-                None
-            }
+            ExprKind::Cast { ty, expr } => self.cast(e, ty, expr),
+            ExprKind::Sizeof(of) => self.sizeof(e, of),
+            ExprKind::Offsetof { of, fields } => self.offsetof(e, of, fields),
             ExprKind::Block(block) => self.block(block),
         }
     }
@@ -231,11 +195,17 @@ impl Checker<'_> {
         for kind in kinds {
             match builtins::lookup(name, kind) {
                 Ok(b) => found = Some(b),
+                Err(Unavailable::Unknown(_)) if self.header_constant(e, name).is_some() => {
+                    return Some(Type::I64);
+                }
                 Err(why) => {
                     let d = match why {
                         Unavailable::Unknown(near) => {
                             let d =
                                 Diagnostic::error(e.span, format!("unknown identifier `{name}`"));
+                            let near = near
+                                .map(str::to_string)
+                                .or_else(|| self.types.near_constant(name));
                             match near {
                                 Some(near) => d.with_help(format!("did you mean `{near}`?")),
                                 None => d,
@@ -286,6 +256,15 @@ impl Checker<'_> {
                 }
                 Some(ty)
             }
+            Builtin::Curtask => {
+                let task = self
+                    .types
+                    .record(crate::ast::RecordKind::Struct, "task_struct");
+                Some(match task {
+                    Some(to) => self.types.pointer(to, super::types::AddrSpace::Kernel),
+                    None => ty,
+                })
+            }
             Builtin::Probe => {
                 self.per_instance = true;
                 let longest = self
@@ -300,18 +279,16 @@ impl Checker<'_> {
         }
     }
 
-    /// `args.field` in every attach point of the probe.
-    fn field(&mut self, base: &Expr, field: &Name) -> Option<Type> {
+    /// `base.field` or `base->field`.
+    fn field(&mut self, e: &Expr, base: &Expr, field: &Name) -> Option<Type> {
         match self.expr(base)? {
-            Type::Args => {}
-            other => {
-                self.error(Diagnostic::error(
-                    field.span,
-                    format!("a value of type {other} has no fields"),
-                ));
-                return None;
-            }
+            Type::Args => self.args_field(field),
+            other => self.member_access(e, base, other, field),
         }
+    }
+
+    /// `args.field` in every attach point of the probe.
+    fn args_field(&mut self, field: &Name) -> Option<Type> {
         let mut ty: Option<(Type, String)> = None;
         for instance in self.instances.clone() {
             let Attach::Tracepoint { format, .. } = &instance.attach else {
@@ -367,12 +344,15 @@ impl Checker<'_> {
     }
 
     fn unary(&mut self, e: &Expr, op: UnaryOp, operand: &Expr) -> Option<Type> {
+        if op == UnaryOp::Deref {
+            return self.deref(e, operand);
+        }
         let ty = self.expr(operand)?;
         match (op, &ty) {
             (UnaryOp::Not, t) if t.is_scalar() => Some(Type::U64),
             (UnaryOp::Neg, Type::Int(_)) => Some(Type::I64),
             (UnaryOp::BitNot, Type::Int(int)) => Some(Type::Int(int.arith(*int))),
-            (UnaryOp::Deref | UnaryOp::AddrOf, _) => {
+            (UnaryOp::AddrOf, _) => {
                 self.error(Diagnostic::error(
                     e.span,
                     format!(
@@ -485,6 +465,10 @@ impl Checker<'_> {
                 (Type::Ptr { .. }, Type::Int(_)) if matches!(op, BinOp::Add | BinOp::Sub) => {
                     Some(a.clone())
                 }
+                // Other arithmetic on an address (`curtask & ~0xfff`,
+                // `p - q`) is arithmetic on its 64-bit value.
+                (Type::Ptr { .. }, Type::Int(_) | Type::Ptr { .. })
+                | (Type::Int(_), Type::Ptr { .. }) => Some(Type::U64),
                 _ => mismatch(self),
             },
         }
@@ -516,26 +500,20 @@ impl Checker<'_> {
         }
     }
 
-    /// The type a written type names.
+    /// The type a written type names: a language type, or a C type read
+    /// as an integer or pointer.
     pub(super) fn type_expr(&mut self, t: &TypeExpr) -> Option<Type> {
-        let ty = match &t.kind {
+        match &t.kind {
             TypeKind::Named(name) if name == "string" => Some(Type::Str(self.config.max_strlen)),
-            TypeKind::Named(name) => c_int_type(name).map(Type::Int),
+            TypeKind::Named(name) if c_int_type(name).is_some() => c_int_type(name).map(Type::Int),
             TypeKind::Array {
                 elem,
                 len: Some(len),
             } if matches!(&elem.kind, TypeKind::Named(n) if n == "string") => {
                 Some(Type::Str((*len).clamp(1, 4096) as u32))
             }
-            _ => None,
-        };
-        if ty.is_none() {
-            self.error(Diagnostic::error(
-                t.span,
-                "only integer and string types are supported by scorch here",
-            ));
+            _ => self.c_value_type(t),
         }
-        ty
     }
 }
 

@@ -7,8 +7,11 @@
 //! analysis stays a pure function of its inputs. Raw tracepoints come
 //! from the kernel's BTF, or a `raw_tracepoints` list beside a copy.
 
+use std::cell::OnceCell;
 use std::io;
 use std::path::{Path, PathBuf};
+
+use scorch_bpf::btf_types::KernelTypes;
 
 /// The kernel facts semantic analysis needs.
 pub trait Kernel {
@@ -28,6 +31,11 @@ pub trait Kernel {
         let _ = name;
         Ok(None)
     }
+    /// The kernel's types, for `curtask->pid`, casts and `sizeof`; `None`
+    /// when its BTF cannot be read.
+    fn types(&self) -> Option<&KernelTypes> {
+        None
+    }
 }
 
 /// The address of `name` in `/proc/kallsyms`-format text.
@@ -42,16 +50,33 @@ pub fn kallsyms_lookup(text: &str, name: &str) -> Option<u64> {
     })
 }
 
-/// A tracefs directory: `available_events` and `events/CAT/NAME/format`.
-#[derive(Debug, Clone)]
+/// A tracefs directory: `available_events` and `events/CAT/NAME/format`;
+/// and the kernel's BTF, read on first use: a `btf` file beside a copied
+/// tracefs, else `/sys/kernel/btf/vmlinux`.
 pub struct TraceFs {
     root: PathBuf,
+    types: OnceCell<Option<KernelTypes>>,
+}
+
+impl Clone for TraceFs {
+    fn clone(&self) -> Self {
+        TraceFs::new(self.root.clone())
+    }
+}
+
+impl std::fmt::Debug for TraceFs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceFs").field("root", &self.root).finish()
+    }
 }
 
 impl TraceFs {
     /// The tracefs mounted at `root` (or a copy of one).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        TraceFs { root: root.into() }
+        TraceFs {
+            root: root.into(),
+            types: OnceCell::new(),
+        }
     }
 
     /// The directory this reads.
@@ -66,6 +91,18 @@ fn read(path: &Path) -> io::Result<String> {
 }
 
 impl Kernel for TraceFs {
+    fn types(&self) -> Option<&KernelTypes> {
+        self.types
+            .get_or_init(|| {
+                let copy = self.root.join("btf");
+                match copy.exists() {
+                    true => KernelTypes::parse(&copy.to_string_lossy()).ok(),
+                    false => KernelTypes::vmlinux().ok(),
+                }
+            })
+            .as_ref()
+    }
+
     /// From `kallsyms` beside a copied tracefs, else `/proc/kallsyms`.
     fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
         let copy = self.root.join("kallsyms");

@@ -10,6 +10,10 @@
 //! - **Names**: which builtin an identifier is (and whether it exists in
 //!   this kind of probe), which function a call is, which declaration a
 //!   `$var` refers to ([`scope`]).
+//! - **C types**: kernel structs from BTF and the script's `struct`
+//!   definitions ([`ctypes`]), read member by member ([`Access`]);
+//!   identifiers C headers would define ([`constants`], BTF enumerators).
+//!   The kernel's BTF is read only when the program may need it.
 //! - **Types**: of every expression ([`types`]), and of every map's keys
 //!   and values across all probes ([`maps`]). Types flow between probes
 //!   through maps (`@a = @b` in one probe, `@b = comm` in another), so the
@@ -18,16 +22,20 @@
 //!
 //! Like the parser, the pass collects every error it can and never
 //! panics. It is pure: the kernel is reached only through [`Kernel`], which
-//! tests answer from a copied tracefs directory.
+//! tests answer from a copied tracefs directory (and a small BTF file
+//! beside it).
 
 pub mod builtins;
 mod calls;
 mod check;
+pub mod constants;
+pub mod ctypes;
 pub mod dump;
 mod expr;
 pub mod functions;
 pub mod kernel;
 pub mod maps;
+mod members;
 pub mod perf_events;
 pub mod probes;
 pub mod scope;
@@ -43,6 +51,7 @@ use crate::printf;
 use crate::provider::ProbeKind;
 use crate::span::Span;
 pub use builtins::Builtin;
+pub use ctypes::{CTypeId, CTypes};
 pub use functions::Function;
 pub use kernel::{Kernel, TraceFs};
 pub use maps::MapInfo;
@@ -75,6 +84,23 @@ pub enum Const {
     Int(i64),
     /// A string's bytes, without NUL.
     Str(Vec<u8>),
+}
+
+/// How `base.member`, `base[i]` or `*p` reads memory: the address is the
+/// base's value (a pointer, or the address of a struct in memory) plus
+/// `offset`, plus the index times `stride`; what is read there follows from
+/// the expression's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    /// Bytes past the base address.
+    pub offset: u32,
+    /// For `[i]`: bytes per element.
+    pub stride: u32,
+    /// For a bitfield: its first bit in the bytes read at `offset`, and its
+    /// width in bits.
+    pub bitfield: Option<(u8, u8)>,
+    /// Which memory it is in.
+    pub space: AddrSpace,
 }
 
 /// One `printf` call site: its format and the types of its arguments.
@@ -140,6 +166,8 @@ pub struct Analysis {
     pub calls: HashMap<ExprId, Function>,
     /// Expressions whose value is known at compile time.
     pub consts: HashMap<ExprId, Const>,
+    /// Member, element and pointer reads, by the reading expression.
+    pub accesses: HashMap<ExprId, Access>,
     /// `printf`, `system` and `cat` call sites, indexed by [`Analysis::formats`].
     pub printfs: Vec<PrintfInfo>,
     /// `time()` formats, indexed by [`Analysis::formats`].
@@ -191,7 +219,18 @@ pub fn analyze(
     let mut diags = Vec::new();
     let mut config = Config::default();
     let mut maps = maps::MapTable::default();
+    // The kernel's BTF is read only for programs that may need it.
+    let declares = program.items.iter().any(|i| matches!(i, Item::CDecl(_)));
+    let mut types = match declares || uses_kernel_types(program) {
+        true => CTypes::new(kernel.types()),
+        false => CTypes::new(None),
+    };
     for item in &program.items {
+        if let Item::CDecl(decl) = item {
+            if let Err(d) = types.declare(decl) {
+                diags.push(d);
+            }
+        }
         preamble(item, &mut config, &mut maps, &mut diags);
     }
 
@@ -218,13 +257,15 @@ pub fn analyze(
     let mut vars = scope::Vars::default();
     for _ in 0..MAX_INFERENCE_WALKS {
         let before = (maps.snapshot(), vars.snapshot());
-        let mut silent = check::Checker::new(kernel, params, &config, &mut maps, &mut vars, false);
+        let mut silent =
+            check::Checker::new(kernel, &types, params, &config, &mut maps, &mut vars, false);
         silent.program(program, &mut probe_infos);
         if (maps.snapshot(), vars.snapshot()) == before {
             break;
         }
     }
-    let mut reporting = check::Checker::new(kernel, params, &config, &mut maps, &mut vars, true);
+    let mut reporting =
+        check::Checker::new(kernel, &types, params, &config, &mut maps, &mut vars, true);
     reporting.program(program, &mut probe_infos);
     let mut analysis = reporting.finish();
     diags.append(&mut analysis.warnings);
@@ -239,6 +280,50 @@ pub fn analyze(
     analysis.probes = probe_infos;
     analysis.config = config;
     Ok(analysis)
+}
+
+/// Whether `program` may need the kernel's types: reading the kernel's
+/// BTF takes milliseconds, which one-liners without them need not spend.
+fn uses_kernel_types(program: &Program) -> bool {
+    struct Find(bool);
+    impl crate::visit::Visitor for Find {
+        fn visit_expr(&mut self, e: &crate::ast::Expr) {
+            use crate::ast::ExprKind as K;
+            let is_language_type = |t: &crate::ast::TypeExpr| match &t.kind {
+                crate::ast::TypeKind::Named(n) => {
+                    n == "string" || tracepoint::c_int_type(n).is_some()
+                }
+                _ => false,
+            };
+            match &e.kind {
+                K::Field { base, .. } => {
+                    self.0 |= !matches!(&base.kind, K::Ident(n) if n == "args")
+                }
+                K::Cast { ty, .. } => self.0 |= !is_language_type(ty),
+                K::Sizeof(crate::ast::TypeOrExpr::Type(ty)) => self.0 |= !is_language_type(ty),
+                K::Sizeof(_) | K::Offsetof { .. } | K::Index { .. } => self.0 = true,
+                K::Unary {
+                    op: crate::ast::UnaryOp::Deref,
+                    ..
+                } => self.0 = true,
+                // Enumerators: capitals that are not known constants.
+                K::Ident(name) => {
+                    self.0 |= name.bytes().any(|b| b.is_ascii_uppercase())
+                        && constants::lookup(name).is_none()
+                }
+                _ => {}
+            }
+            crate::visit::walk_expr(self, e);
+        }
+    }
+    let mut find = Find(false);
+    for probe in program.probes() {
+        if let Some(p) = &probe.predicate {
+            crate::visit::Visitor::visit_expr(&mut find, p);
+        }
+        crate::visit::Visitor::visit_block(&mut find, &probe.body);
+    }
+    find.0
 }
 
 /// Handles the items before the probes.

@@ -82,11 +82,13 @@ impl FieldType {
             FieldType::Ptr { target, space } => Some(Type::Ptr {
                 target: target.clone(),
                 space: *space,
+                to: None,
             }),
             FieldType::CharArray(len) => Some(Type::Str(*len)),
             FieldType::DataLocStr => Some(Type::Ptr {
                 target: "char".into(),
                 space: AddrSpace::Kernel,
+                to: None,
             }),
             FieldType::Unsupported => None,
         }
@@ -325,7 +327,8 @@ mod tests {
             filename.ty.value_type(),
             Some(Type::Ptr {
                 target: "char".into(),
-                space: AddrSpace::Kernel
+                space: AddrSpace::Kernel,
+                to: None,
             })
         );
     }

@@ -8,8 +8,11 @@
 //! - **Strings** are NUL-terminated buffers of a fixed size (`string[16]`
 //!   for `comm`, `string[64]` for `str()` by default).
 //! - **Tuples** group values: `(pid, comm)`.
-//! - **Pointers** come from the kernel (a `char *` tracepoint field) and
-//!   are only read through helpers, e.g. by `str()`.
+//! - **Pointers** come from the kernel (a `char *` tracepoint field,
+//!   `curtask`) and are only read through helpers: by `str()`, or member
+//!   by member with `->` when their C type is known.
+//! - **Structs and arrays in memory** (`curtask->se`) are held as their
+//!   address until a member or element is read.
 //! - **`args`** is the record of a tracepoint's fields.
 //! - **Aggregations** (`count()`, `hist()`, …) are what a map holds when an
 //!   aggregating function is assigned to it; they are never plain values.
@@ -17,6 +20,8 @@
 //! Maps store every integer as 8 bytes, like bpftrace; see [`Type::widened`].
 
 use std::fmt;
+
+use super::ctypes::CTypeId;
 
 /// An integer type: its size in bytes (1, 2, 4 or 8) and signedness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -172,6 +177,21 @@ pub enum Type {
         target: String,
         /// Where it points.
         space: AddrSpace,
+        /// The pointed-to C type, when known: what `->` and `*` read.
+        to: Option<CTypeId>,
+    },
+    /// A struct, union or (non-`char`) array in kernel or user memory,
+    /// held as its address: `curtask->se`. Members and elements are read
+    /// from it; it is not copied whole.
+    Mem {
+        /// Its C type.
+        id: CTypeId,
+        /// As C spells it.
+        name: String,
+        /// Its size in bytes.
+        size: u32,
+        /// Where it lies.
+        space: AddrSpace,
     },
     /// The `args` record of a tracepoint.
     Args,
@@ -242,7 +262,7 @@ impl Type {
             | Type::Buf(_)
             | Type::Inet => true,
             Type::Tuple(items) => items.iter().all(Type::is_storable),
-            Type::Void | Type::Args | Type::Agg(_) => false,
+            Type::Void | Type::Args | Type::Agg(_) | Type::Mem { .. } => false,
         }
     }
 
@@ -294,6 +314,7 @@ impl Type {
     pub fn size(&self) -> u32 {
         match self {
             Type::Void | Type::Args | Type::Agg(_) => 0,
+            Type::Mem { size, .. } => *size,
             Type::Int(int) => u32::from(int.size),
             Type::Str(size) => *size,
             Type::Ptr { .. } | Type::Stack(_) | Type::Ksym | Type::Strftime(_) => 8,
@@ -361,6 +382,7 @@ impl fmt::Display for Type {
             }
             Type::Ptr { target, .. } => write!(f, "{target} *"),
             Type::Args => f.write_str("args"),
+            Type::Mem { name, .. } => f.write_str(name),
             Type::Agg(kind) => write!(f, "{}_t", kind.function()),
             Type::Stack(st) => f.write_str(if st.user { "ustack" } else { "kstack" }),
             Type::Ksym => f.write_str("ksym"),
