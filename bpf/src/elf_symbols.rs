@@ -191,6 +191,60 @@ pub(crate) fn read_elf(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|e| Error::Probe(format!("cannot read {}: {e}", path.display())))
 }
 
+/// The libraries `path` names as its dependencies (`DT_NEEDED`), e.g.
+/// `libc.so.6`.
+pub fn needed_libraries(path: &Path) -> Result<Vec<String>> {
+    use object::read::elf::Dyn;
+    let data = read_elf(path)?;
+    let file = ElfFile64::<Endianness>::parse(&*data)
+        .map_err(|e| Error::Probe(format!("{} is not a 64-bit ELF file ({e})", path.display())))?;
+    let endian = file.endian();
+    let sections = file.elf_section_table();
+    let Some((entries, index)) = sections.dynamic(endian, file.data()).ok().flatten() else {
+        return Ok(Vec::new());
+    };
+    let Ok(strings) = sections.strings(endian, file.data(), index) else {
+        return Ok(Vec::new());
+    };
+    Ok(entries
+        .iter()
+        .filter(|d| d.tag32(endian) == Some(elf::DT_NEEDED))
+        .filter_map(|d| d.string(endian, strings).ok())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect())
+}
+
+/// The file offset of virtual address `address` in `path` (a probe given
+/// by address, as `nm` or `objdump` print it).
+pub fn address_offset(path: &Path, address: u64) -> Result<u64> {
+    let data = read_elf(path)?;
+    let file = object::File::parse(&*data)
+        .map_err(|e| Error::Probe(format!("{} is not an ELF file: {e}", path.display())))?;
+    Segments::of(&file).file_offset(address).ok_or_else(|| {
+        Error::Probe(format!(
+            "address {address:#x} is in no loadable segment of {}: give a virtual address as `nm` prints it",
+            path.display()
+        ))
+    })
+}
+
+/// The link-time address of symbol `name` (a function or a variable) in
+/// `path`, if it has one: what bpftrace's `uaddr()` returns.
+pub fn symbol_address(path: &Path, name: &str) -> Result<Option<u64>> {
+    let data = read_elf(path)?;
+    let file = object::File::parse(&*data)
+        .map_err(|e| Error::Probe(format!("{} is not an ELF file: {e}", path.display())))?;
+    Ok(file
+        .symbols()
+        .chain(file.dynamic_symbols())
+        .filter(|s| s.section_index().is_some() && s.address() != 0)
+        .find(|s| {
+            s.name()
+                .is_ok_and(|n| n.split_once('@').map_or(n, |(base, _)| base) == name)
+        })
+        .map(|s| s.address()))
+}
+
 /// The file offset of the function `symbol` in `path`.
 pub fn symbol_offset(path: &Path, symbol: &str) -> Result<u64> {
     let functions = function_symbols(path, |_| true)?;

@@ -47,6 +47,9 @@ impl Gen<'_> {
                 if !matches!(self.ty(base), Type::Args) {
                     return Err(self.internal("a field of something other than args"));
                 }
+                if let Some(v) = self.fentry_param(e, &field.name) {
+                    return v;
+                }
                 self.args_field(e, &field.name)
             }
             ExprKind::TupleIndex { base, index } => {

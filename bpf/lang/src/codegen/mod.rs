@@ -24,6 +24,7 @@ mod builtins;
 mod disasm;
 mod emit;
 mod expr;
+mod function_args;
 mod gen;
 pub mod layout;
 mod loops;
@@ -119,6 +120,12 @@ pub enum ProgKind {
     RawTracepoint,
     /// Attached to perf events: `interval`, `profile`, `software`, `hardware`.
     PerfEvent,
+    /// Attached to uprobes, uretprobes, USDT probes, kprobes and
+    /// kretprobes (`pt_regs` as context).
+    Kprobe,
+    /// Attached through a BPF trampoline to one kernel function: fentry,
+    /// fexit (one program per function: each loads with its BTF id).
+    Trampoline,
 }
 
 /// One generated program.
@@ -344,8 +351,10 @@ fn groups(instances: &[Instance], per_instance: bool) -> Vec<(ProgKind, Vec<Inst
             Attach::Interval(_) | Attach::Profile(_) | Attach::Counter { .. } => {
                 ProgKind::PerfEvent
             }
+            Attach::Uprobe(_) | Attach::Usdt(_) | Attach::Kprobe { .. } => ProgKind::Kprobe,
+            Attach::Fentry(_) => ProgKind::Trampoline,
         };
-        let shared = !per_instance && kind != ProgKind::RunOnce;
+        let shared = !per_instance && !matches!(kind, ProgKind::RunOnce | ProgKind::Trampoline);
         match out.iter_mut().find(|(k, _)| shared && *k == kind) {
             Some((_, group)) => group.push(instance.clone()),
             None => out.push((kind, vec![instance.clone()])),

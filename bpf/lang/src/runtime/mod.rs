@@ -161,7 +161,7 @@ pub fn run(
     if !opts.dry_run {
         scorch_bpf::mounts::ensure_mounted().map_err(|e| RunError::Bpf(e.to_string()))?;
     }
-    let kernel = sema::TraceFs::new(tracefs);
+    let kernel = sema::TraceFs::new(tracefs).with_pid(opts.pid);
     let compiled = compile(source, &opts.params, &kernel, opts.unsafe_, err)?;
     if opts.dry_run {
         out.write_all(codegen::dump(&compiled).as_bytes())
@@ -189,7 +189,7 @@ pub fn run(
                 let _ = writeln!(session.err, "{line}");
             }
         };
-        attach::attach(def, program, tracefs, &mut attached, &mut verbose)?;
+        attach::attach(def, program, tracefs, opts.pid, &mut attached, &mut verbose)?;
         probes += def.instances.len();
     }
     session.run_special(true)?;

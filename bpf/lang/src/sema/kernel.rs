@@ -23,6 +23,11 @@ pub trait Kernel {
             "this kernel does not list its raw tracepoints",
         ))
     }
+    /// The process named with `-p`: libraries resolve through its
+    /// mappings, and uprobes fire in it only.
+    fn target_pid(&self) -> Option<u32> {
+        None
+    }
     /// The address of kernel symbol `name`, for `kaddr()`.
     fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
         let _ = name;
@@ -46,12 +51,22 @@ pub fn kallsyms_lookup(text: &str, name: &str) -> Option<u64> {
 #[derive(Debug, Clone)]
 pub struct TraceFs {
     root: PathBuf,
+    pid: Option<u32>,
 }
 
 impl TraceFs {
     /// The tracefs mounted at `root` (or a copy of one).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        TraceFs { root: root.into() }
+        TraceFs {
+            root: root.into(),
+            pid: None,
+        }
+    }
+
+    /// The same, tracing process `pid` (`-p`).
+    pub fn with_pid(mut self, pid: Option<u32>) -> Self {
+        self.pid = pid;
+        self
     }
 
     /// The directory this reads.
@@ -66,6 +81,10 @@ fn read(path: &Path) -> io::Result<String> {
 }
 
 impl Kernel for TraceFs {
+    fn target_pid(&self) -> Option<u32> {
+        self.pid
+    }
+
     /// From `kallsyms` beside a copied tracefs, else `/proc/kallsyms`.
     fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
         let copy = self.root.join("kallsyms");

@@ -7,8 +7,10 @@
 //! [`Kernel`] and reporting unknown names with the nearest known one.
 //!
 //! Probe kinds handled: `begin`/`end`, `tracepoint`, `rawtracepoint`,
-//! `interval`, `profile`, `software` and `hardware`; the others are
-//! reported as not supported yet.
+//! `interval`, `profile`, `software`, `hardware`, `uprobe`/`uretprobe` and
+//! `usdt` ([`super::user_probes`]), `kprobe`/`kretprobe` and
+//! `fentry`/`fexit` ([`super::kernel_probes`]); the others are reported as
+//! not supported yet.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +18,10 @@ use std::sync::Arc;
 use scorch_bpf::counter::{Counter, CounterKind};
 
 use super::kernel::Kernel;
+pub use super::kernel_probes::{FentryParam, KernelFunction};
 use super::perf_events;
 use super::tracepoint::{parse_format, Format};
+pub use super::user_probes::{UsdtPoint, UserProbe};
 use crate::ast::ProbeSpec;
 use crate::diag::Diagnostic;
 use crate::provider::ProbeKind;
@@ -65,6 +69,36 @@ pub enum Attach {
     Interval(Rate),
     /// A timer on every CPU.
     Profile(Rate),
+    /// An instruction of a user-space file: a uprobe, or a uretprobe on
+    /// the function it starts.
+    Uprobe(Arc<UserProbe>),
+    /// A USDT probe of a user-space file.
+    Usdt(Arc<UsdtPoint>),
+    /// A kernel function through a kprobe or kretprobe.
+    Kprobe {
+        /// The function.
+        function: String,
+        /// Offset into it (0: its entry).
+        offset: u64,
+        /// On return rather than on entry.
+        ret: bool,
+    },
+    /// A kernel function through a BPF trampoline: fentry/fexit, or a
+    /// kprobe/kretprobe the kernel can only run that way.
+    Fentry(Arc<KernelFunction>),
+}
+
+impl Attach {
+    /// The function the probe is in, for `func`.
+    pub fn function(&self) -> Option<&str> {
+        match self {
+            Attach::Uprobe(u) => Some(&u.function),
+            Attach::Usdt(u) => Some(&u.probe.name),
+            Attach::Kprobe { function, .. } => Some(function),
+            Attach::Fentry(f) => Some(&f.function),
+            _ => None,
+        }
+    }
 }
 
 /// One attach point of a probe.
@@ -78,7 +112,9 @@ pub struct Instance {
 
 /// Expands specs, caching kernel facts between them.
 pub(super) struct Resolver<'k> {
-    kernel: &'k dyn Kernel,
+    pub(super) kernel: &'k dyn Kernel,
+    /// The kernel's BTF and the functions kprobes can target, read once.
+    pub(super) kernel_facts: super::kernel_probes::Facts,
     tracepoints: Option<Result<Vec<(String, String)>, String>>,
     raw_tracepoints: Option<Result<Vec<(String, u32)>, String>>,
     formats: HashMap<(String, String), Arc<Format>>,
@@ -88,6 +124,7 @@ impl<'k> Resolver<'k> {
     pub(super) fn new(kernel: &'k dyn Kernel) -> Self {
         Resolver {
             kernel,
+            kernel_facts: Default::default(),
             tracepoints: None,
             raw_tracepoints: None,
             formats: HashMap::new(),
@@ -131,13 +168,21 @@ impl<'k> Resolver<'k> {
             ProbeKind::RawTracepoint => self.raw_tracepoint(spec, &parts),
             ProbeKind::Software => counter(spec, &parts, CounterKind::Software),
             ProbeKind::Hardware => counter(spec, &parts, CounterKind::Hardware),
+            ProbeKind::Uprobe | ProbeKind::Uretprobe => {
+                super::user_probes::uprobe(spec, &parts, self.kernel.target_pid())
+            }
+            ProbeKind::Usdt => super::user_probes::usdt(spec, &parts, self.kernel.target_pid()),
+            ProbeKind::Kprobe | ProbeKind::Kretprobe | ProbeKind::Fentry | ProbeKind::Fexit => {
+                self.kernel_probe(spec, &parts)
+            }
             other => Err(Diagnostic::error(
                 spec.provider.span,
                 format!("`{other}` probes are not supported by scorch yet"),
             )
             .with_help(
                 "supported probe types: begin, end, tracepoint, rawtracepoint, interval, \
-                 profile, software, hardware",
+                 profile, software, hardware, uprobe, uretprobe, usdt, kprobe, kretprobe, \
+                 fentry, fexit",
             )),
         }
     }
