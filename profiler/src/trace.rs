@@ -19,9 +19,10 @@ use crate::privileges;
 /// Runs `scorch trace` with `args`; the exit status is the program's.
 pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     if let Some(pattern) = &args.list {
-        let kernel = scorch_lang::sema::TraceFs::new(scorch_bpf::mounts::TRACEFS);
+        let kernel =
+            scorch_lang::sema::TraceFs::new(scorch_bpf::mounts::TRACEFS).with_pid(args.pid);
         let mut out = std::io::stdout().lock();
-        scorch_lang::runtime::list(pattern, &kernel, &mut out)?;
+        scorch_lang::runtime::list_with(pattern, &kernel, args.verbose, &mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
     let (source, params) = program(args)?;

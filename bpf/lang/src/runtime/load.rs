@@ -109,22 +109,19 @@ fn trampoline_type(def: &crate::codegen::ProgramDef) -> Result<ProgramType, RunE
 /// The kernel's refusal of a trampoline program, explained; for a kprobe
 /// run as fentry, also why it was not a kprobe.
 fn trampoline_error(f: &KernelFunction, e: scorch_bpf::Error) -> scorch_bpf::Error {
-    let e = scorch_bpf::btf_link::explain_fentry_error(e, &f.function);
-    match (&e, f.via_kprobe) {
-        (scorch_bpf::Error::Unsupported(why), true) => {
-            let kind = if f.ret { "kretprobe" } else { "kprobe" };
-            let cause = if std::env::var_os(crate::sema::kernel_probes::VIA_FENTRY_ENV).is_some() {
-                format!("{} is set", crate::sema::kernel_probes::VIA_FENTRY_ENV)
-            } else {
-                "this kernel has no kprobes: it was built without CONFIG_KPROBES and CONFIG_KPROBE_EVENTS (/sys/bus/event_source/devices/kprobe is missing)".to_string()
-            };
-            scorch_bpf::Error::Unsupported(format!(
-                "cannot attach {kind}:{}: {cause}, so scorch tried fentry/fexit, and {why}",
-                f.function
-            ))
-        }
-        _ => e,
+    if !f.via_kprobe {
+        return scorch_bpf::btf_link::explain_fentry_error(e, &f.function);
     }
+    let kind = if f.ret { "kretprobe" } else { "kprobe" };
+    let cause = if std::env::var_os(crate::sema::kernel_probes::VIA_FENTRY_ENV).is_some() {
+        format!("{} is set", crate::sema::kernel_probes::VIA_FENTRY_ENV)
+    } else {
+        "this kernel has no kprobes: it was built without CONFIG_KPROBES and CONFIG_KPROBE_EVENTS (/sys/bus/event_source/devices/kprobe is missing)".to_string()
+    };
+    scorch_bpf::Error::Unsupported(format!(
+        "cannot attach {kind}:{}: {cause}, so scorch tried fentry/fexit, and the kernel refused that too ({e}): fentry needs BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS) and a security policy that allows them (see /sys/kernel/security/lockdown); trace a tracepoint instead (`scorch trace -l 'tracepoint:*'`)",
+        f.function
+    ))
 }
 
 /// `insns` with map indexes replaced by file descriptors.

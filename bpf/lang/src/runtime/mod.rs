@@ -24,6 +24,7 @@ mod attach;
 mod clock;
 mod events;
 mod list;
+mod list_functions;
 mod load;
 mod session;
 mod signals;
@@ -31,7 +32,7 @@ mod stacks;
 
 use std::io::Write;
 
-pub use list::list;
+pub use list::{list, list_with};
 
 use crate::diag::{render_all, Diagnostic};
 use crate::span::SourceFile;

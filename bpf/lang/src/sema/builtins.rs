@@ -173,6 +173,11 @@ pub fn lookup(name: &str, kind: ProbeKind) -> Result<(Builtin, Type), Unavailabl
             Ok(n) => (Builtin::Arg(n), Type::U64),
             Err(_) => return Err(Unavailable::NotInProbe("functions have at most a few arguments")),
         },
+        _ if is_arg_n(name) && matches!(kind, ProbeKind::Fentry | ProbeKind::Fexit) => {
+            return Err(Unavailable::NotInProbe(
+                "fentry and fexit probes name their arguments: use `args.NAME`",
+            ))
+        }
         _ if is_arg_n(name) && has_retval(kind) => {
             return Err(Unavailable::NotInProbe(
                 "the argN builtins can only be used with kprobe, uprobe and usdt probes (a return probe no longer has the arguments)",
