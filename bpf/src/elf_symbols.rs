@@ -36,9 +36,12 @@ pub struct Symbol {
 pub fn resolve_binary(name: &str, pid: Option<u32>) -> Result<PathBuf> {
     if name.contains('/') {
         let path = PathBuf::from(name);
-        return match path.exists() {
-            true => Ok(path),
-            false => Err(Error::Probe(format!(
+        return match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(path),
+            Ok(_) => Err(Error::Probe(format!(
+                "{name} is not a regular file: give the path of an executable or library"
+            ))),
+            Err(_) => Err(Error::Probe(format!(
                 "{name} does not exist: check the path, or give a command or library name"
             ))),
         };
@@ -85,12 +88,16 @@ fn command_in_path(name: &str) -> Option<PathBuf> {
 }
 
 fn library_in_ld_cache(name: &str) -> Option<PathBuf> {
-    // `ldconfig -p` prints the cache: `\tlibc.so.6 (libc6,x86-64) => /lib/...`.
-    let out = std::process::Command::new("ldconfig")
-        .arg("-p")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    // `ldconfig -p` prints the cache: `\tlibc.so.6 (libc6,x86-64) => /lib/...`;
+    // read once per process.
+    static CACHE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = CACHE.get_or_init(|| {
+        std::process::Command::new("ldconfig")
+            .arg("-p")
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default()
+    });
     let mut matches = text.lines().filter_map(|line| {
         let (lib, path) = line.trim().split_once(" => ")?;
         let (file, flags) = lib.split_once(' ')?;
@@ -188,6 +195,13 @@ impl Segments {
 
 /// Reads the ELF file at `path`, with an error that names it.
 pub(crate) fn read_elf(path: &Path) -> Result<Vec<u8>> {
+    // Never a device or a FIFO, which could be endless.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Err(Error::Probe(format!(
+            "{} is not a regular file: give the path of an executable or library",
+            path.display()
+        )));
+    }
     std::fs::read(path).map_err(|e| Error::Probe(format!("cannot read {}: {e}", path.display())))
 }
 

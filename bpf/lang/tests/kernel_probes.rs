@@ -159,6 +159,38 @@ fn unknown_kernel_functions_and_arguments_are_program_errors() {
     assert!(e.contains("use `args.NAME`"), "{e}");
 }
 
+/// `-l` lists kernel functions for kprobes and, from BTF, for fentry;
+/// `-lv` adds fentry's typed arguments.
+#[test]
+fn lists_kernel_functions_with_their_arguments() {
+    if !privileged() {
+        return;
+    }
+    let list = |pattern: &str, verbose: bool| {
+        let mut out = Vec::new();
+        scorch_lang::runtime::list_with(
+            pattern,
+            &scorch_lang::sema::TraceFs::new("/sys/kernel/tracing"),
+            verbose,
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(list("k:do_nanosleep", false), "kprobe:do_nanosleep\n");
+    assert_eq!(
+        list("fentry:do_nanosleep", true),
+        "fentry:vmlinux:do_nanosleep\n    \
+         struct hrtimer_sleeper * t\n    \
+         enum hrtimer_mode mode\n    \
+         int retval\n"
+    );
+    assert_eq!(
+        list("kfunc:vmlinux:do_nanosleep", false),
+        "fentry:vmlinux:do_nanosleep\n"
+    );
+}
+
 /// Runs the tests above inside Debian's 6.1 kernel: see
 /// `tests/guest/boot.sh`.
 #[test]
@@ -169,7 +201,8 @@ fn kernel_probes_on_linux_6_1() {
     let me = std::env::current_exe().expect("test binary");
     let tests = "kprobe_and_kretprobe_count_arguments_and_return_values \
                  fentry_and_fexit_read_typed_arguments \
-                 unknown_kernel_functions_and_arguments_are_program_errors";
+                 unknown_kernel_functions_and_arguments_are_program_errors \
+                 lists_kernel_functions_with_their_arguments";
     let script = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guest-kernel-probes.sh");
     std::fs::write(
         &script,
@@ -192,7 +225,7 @@ fn kernel_probes_on_linux_6_1() {
     let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(
         out.status.success()
-            && console.contains("KPROBES: test result: ok. 3 passed")
+            && console.contains("KPROBES: test result: ok. 4 passed")
             && console.contains("FALLBACK: test result: ok. 1 passed"),
         "the kernel probe tests failed on 6.1 ({:?}):\n{console}\n{}",
         out.status,

@@ -561,6 +561,9 @@ fn bad_user_probes_are_clear_errors() {
     assert!(e.contains("/nonexistent/scorch does not exist"), "{e}");
     assert!(e.starts_with("stdin:1:1: error:"), "{e}");
 
+    let e = program_error("uprobe:/dev/zero:main { }", &opts);
+    assert!(e.contains("/dev/zero is not a regular file"), "{e}");
+
     let e = program_error(&format!("usdt:{bin}:scorch:tock {{ }}"), &opts);
     assert!(e.contains("has no USDT probe `scorch:tock`"), "{e}");
     assert!(e.contains("declares no USDT probes"), "{e}");

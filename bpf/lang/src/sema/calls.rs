@@ -142,15 +142,16 @@ impl Checker<'_> {
                 if self.arity(e, func, args, 1, 1) {
                     self.int_arg(&args[0], "return value");
                 }
-                // scorch compiles no kprobes, the only probes that can
-                // change a function's return value.
+                // Changing a return value (bpf_override_return) is not
+                // implemented; it would also need a kernel built with
+                // CONFIG_BPF_KPROBE_OVERRIDE.
                 self.error(
                     Diagnostic::error(
                         e.span,
                         "override() needs a kprobe on an ALLOW_ERROR_INJECTION function",
                     )
                     .with_help(
-                        "scorch does not compile kprobes yet; the functions that allow \
+                        "scorch does not implement override() yet; the functions that allow \
                          error injection are in /sys/kernel/debug/error_injection/list",
                     ),
                 );

@@ -9,6 +9,9 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use scorch_bpf::btf_types::KernelTypes;
 
 /// The kernel facts semantic analysis needs.
 pub trait Kernel {
@@ -27,6 +30,24 @@ pub trait Kernel {
     /// mappings, and uprobes fire in it only.
     fn target_pid(&self) -> Option<u32> {
         None
+    }
+    /// The kernel functions kprobes can target.
+    fn kernel_functions(&self) -> io::Result<Vec<String>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this kernel does not list its functions",
+        ))
+    }
+    /// The kernel's BTF: functions and their prototypes for fentry/fexit.
+    fn kernel_types(&self) -> io::Result<Arc<KernelTypes>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this kernel has no BTF",
+        ))
+    }
+    /// Whether kprobes must attach through fentry/fexit.
+    fn kprobes_via_fentry(&self) -> bool {
+        false
     }
     /// The address of kernel symbol `name`, for `kaddr()`.
     fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
@@ -73,6 +94,11 @@ impl TraceFs {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// Whether this is the running kernel's tracefs rather than a copy.
+    fn is_live(&self) -> bool {
+        self.root == Path::new(scorch_bpf::mounts::TRACEFS)
+    }
 }
 
 fn read(path: &Path) -> io::Result<String> {
@@ -83,6 +109,38 @@ fn read(path: &Path) -> io::Result<String> {
 impl Kernel for TraceFs {
     fn target_pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    /// tracefs's `available_filter_functions`; for the live tracefs, under
+    /// lockdown, the text symbols of `/proc/kallsyms`.
+    fn kernel_functions(&self) -> io::Result<Vec<String>> {
+        if !self.is_live() && !self.root.join("available_filter_functions").exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no available_filter_functions beside the copied tracefs",
+            ));
+        }
+        scorch_bpf::probe::kernel_functions(&self.root.to_string_lossy())
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// The running kernel's BTF, for the live tracefs only.
+    fn kernel_types(&self) -> io::Result<Arc<KernelTypes>> {
+        if !self.is_live() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "a copied tracefs has no kernel BTF beside it",
+            ));
+        }
+        KernelTypes::vmlinux()
+            .map(Arc::new)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// For the live tracefs: when the kernel has no kprobe PMU, or
+    /// `SCORCH_KPROBE_VIA_FENTRY` is set.
+    fn kprobes_via_fentry(&self) -> bool {
+        self.is_live() && super::kernel_probes::kprobes_via_fentry()
     }
 
     /// From `kallsyms` beside a copied tracefs, else `/proc/kallsyms`.

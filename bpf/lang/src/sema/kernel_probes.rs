@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use scorch_bpf::btf_types::{self, KernelTypes};
 
+use super::kernel::Kernel;
 use super::probes::{glob, Attach, Instance, Resolver};
 use super::types::{AddrSpace, IntType, Type};
 use crate::ast::ProbeSpec;
@@ -72,24 +73,17 @@ pub(crate) struct Facts {
 
 impl Facts {
     /// The functions kprobes can target.
-    fn functions(&mut self) -> Result<&[String], String> {
+    fn functions(&mut self, kernel: &dyn Kernel) -> Result<&[String], String> {
         self.functions
-            .get_or_insert_with(|| {
-                scorch_bpf::probe::kernel_functions(scorch_bpf::mounts::TRACEFS)
-                    .map_err(|e| e.to_string())
-            })
+            .get_or_insert_with(|| kernel.kernel_functions().map_err(|e| e.to_string()))
             .as_deref()
             .map_err(Clone::clone)
     }
 
     /// The running kernel's BTF.
-    pub(crate) fn btf(&mut self) -> Result<Arc<KernelTypes>, String> {
+    fn btf(&mut self, kernel: &dyn Kernel) -> Result<Arc<KernelTypes>, String> {
         self.btf
-            .get_or_insert_with(|| {
-                KernelTypes::vmlinux()
-                    .map(Arc::new)
-                    .map_err(|e| e.to_string())
-            })
+            .get_or_insert_with(|| kernel.kernel_types().map_err(|e| e.to_string()))
             .clone()
     }
 }
@@ -177,7 +171,7 @@ impl Resolver<'_> {
             _ => (target, 0),
         };
         let kprobe = matches!(kind, ProbeKind::Kprobe | ProbeKind::Kretprobe);
-        if kprobe && !kprobes_via_fentry() {
+        if kprobe && !self.kernel.kprobes_via_fentry() {
             return self.kprobes(spec, function, offset, ret);
         }
         if kprobe && offset != 0 {
@@ -200,7 +194,7 @@ impl Resolver<'_> {
         ret: bool,
     ) -> Result<Vec<Instance>, Diagnostic> {
         let name = spec.kind.name();
-        let all = self.kernel_facts.functions().map_err(|e| {
+        let all = self.kernel_facts.functions(self.kernel).map_err(|e| {
             Diagnostic::error(spec.span, format!("cannot list kernel functions: {e}"))
         })?;
         let found: Vec<Instance> = all
@@ -232,7 +226,7 @@ impl Resolver<'_> {
         via_kprobe: bool,
     ) -> Result<Vec<Instance>, Diagnostic> {
         let name = spec.kind.name();
-        let btf = self.kernel_facts.btf().map_err(|e| {
+        let btf = self.kernel_facts.btf(self.kernel).map_err(|e| {
             let why = if via_kprobe {
                 "this kernel has no kprobes (built without CONFIG_KPROBES), and fentry, which scorch uses instead, needs the kernel's BTF (CONFIG_DEBUG_INFO_BTF)"
             } else {
