@@ -44,7 +44,7 @@
 //!
 //! # Not yet
 //!
-//! `watchpoint`, `asyncwatchpoint` and `iter` probes; struct walks
+//! `iter` probes; struct walks
 //! through BTF; the other functions bpftrace has beyond stacks
 //! (`override` is refused with the reason: it needs a kprobe that may
 //! override); `fn` subprograms.

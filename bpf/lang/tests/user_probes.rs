@@ -701,3 +701,42 @@ fn lists_functions_and_usdt_probes_of_a_binary() {
         format!("usdt:{0}:scorch:one\nusdt:{0}:scorch:two\n", usdt.display())
     );
 }
+
+/// A watchpoint on a variable of the `-p` process counts its writes.
+#[test]
+fn watchpoint_counts_writes_in_the_traced_process() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = build_c(
+        "watched",
+        "#include <stdio.h>\n#include <stdlib.h>\n\
+         volatile long scorch_watched;\n\
+         int main(int argc, char **argv) {\n\
+           char line[8]; long n = atol(argv[1]);\n\
+           if (!fgets(line, sizeof line, stdin)) return 1;\n\
+           for (long i = 0; i < n; i++) scorch_watched = i;\n\
+           return 0;\n\
+         }\n",
+        &["-O1", "-no-pie"],
+    );
+    let nm = Command::new("nm").arg(&exe).output().expect("nm");
+    let address = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .find_map(|l| l.strip_suffix(" B scorch_watched").map(str::to_string))
+        .expect("scorch_watched in nm");
+    let program = SourceFile::inline(format!(
+        "watchpoint:0x{address}:8:w {{ @writes = count(); @[comm] = count(); }}"
+    ));
+    let child = start(&exe, &["50"]);
+    let o = trace(&program, &with_pid(child.id()), move |_| go(child));
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(map_value(&o.out, "@writes"), "50");
+    assert_eq!(map_value(&o.out, "@[watched]"), "50");
+    let e = program_error(
+        &format!("watchpoint:0x{address}:8:w {{ }}"),
+        &RunOptions::default(),
+    );
+    assert!(e.contains("give it with -p PID"), "{e}");
+}

@@ -118,7 +118,8 @@ pub enum ProgKind {
     Tracepoint,
     /// Attached to raw tracepoints.
     RawTracepoint,
-    /// Attached to perf events: `interval`, `profile`, `software`, `hardware`.
+    /// Attached to perf events: `interval`, `profile`, `software`,
+    /// `hardware`, `watchpoint`.
     PerfEvent,
     /// Attached to uprobes, uretprobes, USDT probes, kprobes and
     /// kretprobes (`pt_regs` as context).
@@ -348,9 +349,10 @@ fn groups(instances: &[Instance], per_instance: bool) -> Vec<(ProgKind, Vec<Inst
             Attach::Begin | Attach::End => ProgKind::RunOnce,
             Attach::Tracepoint { .. } => ProgKind::Tracepoint,
             Attach::RawTracepoint { .. } => ProgKind::RawTracepoint,
-            Attach::Interval(_) | Attach::Profile(_) | Attach::Counter { .. } => {
-                ProgKind::PerfEvent
-            }
+            Attach::Interval(_)
+            | Attach::Profile(_)
+            | Attach::Counter { .. }
+            | Attach::Watchpoint { .. } => ProgKind::PerfEvent,
             Attach::Uprobe(_) | Attach::Usdt(_) | Attach::Kprobe { .. } => ProgKind::Kprobe,
             Attach::Fentry(_) => ProgKind::Trampoline,
         };

@@ -126,6 +126,17 @@ pub(super) fn attach(
                 verbose(format!("attached {}", instance.name));
                 to._perf_events.push(link);
             }
+            Attach::Watchpoint {
+                address,
+                len,
+                access,
+                pid,
+            } => {
+                let link = scorch_bpf::watchpoint::attach(program, *pid, *address, *len, *access)
+                    .map_err(|e| fail(instance.name.clone(), e))?;
+                verbose(format!("attached {} in process {pid}", instance.name));
+                to._perf_events.push(link);
+            }
             Attach::Fentry(f) => {
                 let link = BtfLink::attach(program).map_err(|e| fail(instance.name.clone(), e))?;
                 let how = match (f.via_kprobe, f.ret) {

@@ -44,6 +44,7 @@ pub fn dump(analysis: &Analysis) -> String {
                     u.probe.args.len()
                 ),
                 Attach::Kprobe { offset, .. } => format!(" offset {offset}"),
+                Attach::Watchpoint { pid, .. } => format!(" in process {pid}"),
                 Attach::Fentry(f) => format!(
                     " btf args {}{}",
                     f.params.len(),

@@ -121,6 +121,7 @@ impl ProbeInfo {
                 Attach::Kprobe { ret: false, .. } => ProbeKind::Kprobe,
                 Attach::Kprobe { ret: true, .. } => ProbeKind::Kretprobe,
                 Attach::Fentry(ref f) => f.kind(),
+                Attach::Watchpoint { .. } => ProbeKind::Watchpoint,
             };
             if !kinds.contains(&kind) {
                 kinds.push(kind);

@@ -83,6 +83,17 @@ pub enum Attach {
         /// On return rather than on entry.
         ret: bool,
     },
+    /// A hardware watchpoint on memory of the `-p` process.
+    Watchpoint {
+        /// The watched address.
+        address: u64,
+        /// How many bytes: 1, 2, 4 or 8.
+        len: u64,
+        /// Which accesses fire it.
+        access: scorch_bpf::watchpoint::Access,
+        /// The process.
+        pid: u32,
+    },
     /// A kernel function through a BPF trampoline: fentry/fexit, or a
     /// kprobe/kretprobe the kernel can only run that way.
     Fentry(Arc<KernelFunction>),
@@ -175,6 +186,9 @@ impl<'k> Resolver<'k> {
             ProbeKind::Kprobe | ProbeKind::Kretprobe | ProbeKind::Fentry | ProbeKind::Fexit => {
                 self.kernel_probe(spec, &parts)
             }
+            ProbeKind::Watchpoint | ProbeKind::AsyncWatchpoint => {
+                watchpoint(spec, &parts, self.kernel.target_pid())
+            }
             other => Err(Diagnostic::error(
                 spec.provider.span,
                 format!("`{other}` probes are not supported by scorch yet"),
@@ -182,7 +196,7 @@ impl<'k> Resolver<'k> {
             .with_help(
                 "supported probe types: begin, end, tracepoint, rawtracepoint, interval, \
                  profile, software, hardware, uprobe, uretprobe, usdt, kprobe, kretprobe, \
-                 fentry, fexit",
+                 fentry, fexit, watchpoint, asyncwatchpoint",
             )),
         }
     }
@@ -437,6 +451,49 @@ fn counter(
         attach: Attach::Counter {
             counter: def.counter,
             period,
+        },
+    }])
+}
+
+/// `watchpoint:ADDRESS:LENGTH:MODE` (also `asyncwatchpoint`), on the `-p`
+/// process. scorch never stops the process on a hit, so both behave
+/// as bpftrace's `asyncwatchpoint`.
+fn watchpoint(
+    spec: &ProbeSpec,
+    parts: &[&str],
+    pid: Option<u32>,
+) -> Result<Vec<Instance>, Diagnostic> {
+    let kind = spec.kind.name();
+    let usage = || {
+        Diagnostic::error(
+            spec.span,
+            format!("a {kind} probe is written `{kind}:ADDRESS:LENGTH:MODE`"),
+        )
+        .with_help("e.g. `watchpoint:0x10000000:8:w`; LENGTH is 1, 2, 4 or 8, MODE r, w, rw or x")
+    };
+    let [address, len, mode] = parts else {
+        return Err(usage());
+    };
+    let number = super::user_probes::parse_number;
+    let (Some(address), Some(len)) = (number(address), number(len)) else {
+        return Err(usage());
+    };
+    let Some(access) = scorch_bpf::watchpoint::Access::parse(mode) else {
+        return Err(usage());
+    };
+    let Some(pid) = pid else {
+        return Err(Diagnostic::error(
+            spec.span,
+            format!("a {kind} watches memory of one process: give it with -p PID"),
+        ));
+    };
+    Ok(vec![Instance {
+        name: format!("{kind}:{address:#x}:{len}:{mode}"),
+        attach: Attach::Watchpoint {
+            address,
+            len,
+            access,
+            pid,
         },
     }])
 }
