@@ -8,6 +8,7 @@ use super::RunError;
 use crate::sema;
 use crate::sema::kernel_probes::function_proto;
 use crate::sema::probes::glob;
+use crate::sema::user_probes::shown;
 
 /// The probes of `provider` (canonical name) whose rest matches `rest`;
 /// nothing for providers listed elsewhere.
@@ -41,7 +42,7 @@ pub(super) fn list(provider: &str, rest: &str, pid: Option<u32>) -> Result<Vec<S
             scorch_bpf::elf_symbols::function_symbols(&path, |name| glob(pattern, name))
                 .map_err(|e| fail(binary, &e))?
                 .into_iter()
-                .map(|s| format!("{provider}:{}:{}", path.display(), s.name))
+                .map(|s| format!("{provider}:{}:{}", shown(&path), s.name))
                 .collect()
         }
         "usdt" => {
@@ -55,7 +56,7 @@ pub(super) fn list(provider: &str, rest: &str, pid: Option<u32>) -> Result<Vec<S
                 .into_iter()
                 .map(|p| format!("{}:{}", p.provider, p.name))
                 .filter(|name| glob(pattern, name))
-                .map(|name| format!("usdt:{}:{name}", path.display()))
+                .map(|name| format!("usdt:{}:{name}", shown(&path)))
                 .collect()
         }
         _ => Vec::new(),

@@ -42,7 +42,7 @@ pub struct UsdtPoint {
 
 /// How a path is shown in probe names: a library found through a
 /// process's mappings without the `/proc/PID/root` prefix.
-fn shown(path: &Path) -> String {
+pub(crate) fn shown(path: &Path) -> String {
     let text = path.display().to_string();
     match text.strip_prefix("/proc/") {
         Some(rest) => match rest.split_once("/root/") {
