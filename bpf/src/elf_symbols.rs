@@ -36,9 +36,12 @@ pub struct Symbol {
 pub fn resolve_binary(name: &str, pid: Option<u32>) -> Result<PathBuf> {
     if name.contains('/') {
         let path = PathBuf::from(name);
-        return match path.exists() {
-            true => Ok(path),
-            false => Err(Error::Probe(format!(
+        return match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(path),
+            Ok(_) => Err(Error::Probe(format!(
+                "{name} is not a regular file: give the path of an executable or library"
+            ))),
+            Err(_) => Err(Error::Probe(format!(
                 "{name} does not exist: check the path, or give a command or library name"
             ))),
         };
@@ -85,12 +88,16 @@ fn command_in_path(name: &str) -> Option<PathBuf> {
 }
 
 fn library_in_ld_cache(name: &str) -> Option<PathBuf> {
-    // `ldconfig -p` prints the cache: `\tlibc.so.6 (libc6,x86-64) => /lib/...`.
-    let out = std::process::Command::new("ldconfig")
-        .arg("-p")
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    // `ldconfig -p` prints the cache: `\tlibc.so.6 (libc6,x86-64) => /lib/...`;
+    // read once per process.
+    static CACHE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = CACHE.get_or_init(|| {
+        std::process::Command::new("ldconfig")
+            .arg("-p")
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default()
+    });
     let mut matches = text.lines().filter_map(|line| {
         let (lib, path) = line.trim().split_once(" => ")?;
         let (file, flags) = lib.split_once(' ')?;
@@ -188,7 +195,68 @@ impl Segments {
 
 /// Reads the ELF file at `path`, with an error that names it.
 pub(crate) fn read_elf(path: &Path) -> Result<Vec<u8>> {
+    // Never a device or a FIFO, which could be endless.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return Err(Error::Probe(format!(
+            "{} is not a regular file: give the path of an executable or library",
+            path.display()
+        )));
+    }
     std::fs::read(path).map_err(|e| Error::Probe(format!("cannot read {}: {e}", path.display())))
+}
+
+/// The libraries `path` names as its dependencies (`DT_NEEDED`), e.g.
+/// `libc.so.6`.
+pub fn needed_libraries(path: &Path) -> Result<Vec<String>> {
+    use object::read::elf::Dyn;
+    let data = read_elf(path)?;
+    let file = ElfFile64::<Endianness>::parse(&*data)
+        .map_err(|e| Error::Probe(format!("{} is not a 64-bit ELF file ({e})", path.display())))?;
+    let endian = file.endian();
+    let sections = file.elf_section_table();
+    let Some((entries, index)) = sections.dynamic(endian, file.data()).ok().flatten() else {
+        return Ok(Vec::new());
+    };
+    let Ok(strings) = sections.strings(endian, file.data(), index) else {
+        return Ok(Vec::new());
+    };
+    Ok(entries
+        .iter()
+        .filter(|d| d.tag32(endian) == Some(elf::DT_NEEDED))
+        .filter_map(|d| d.string(endian, strings).ok())
+        .map(|name| String::from_utf8_lossy(name).into_owned())
+        .collect())
+}
+
+/// The file offset of virtual address `address` in `path` (a probe given
+/// by address, as `nm` or `objdump` print it).
+pub fn address_offset(path: &Path, address: u64) -> Result<u64> {
+    let data = read_elf(path)?;
+    let file = object::File::parse(&*data)
+        .map_err(|e| Error::Probe(format!("{} is not an ELF file: {e}", path.display())))?;
+    Segments::of(&file).file_offset(address).ok_or_else(|| {
+        Error::Probe(format!(
+            "address {address:#x} is in no loadable segment of {}: give a virtual address as `nm` prints it",
+            path.display()
+        ))
+    })
+}
+
+/// The link-time address of symbol `name` (a function or a variable) in
+/// `path`, if it has one: what bpftrace's `uaddr()` returns.
+pub fn symbol_address(path: &Path, name: &str) -> Result<Option<u64>> {
+    let data = read_elf(path)?;
+    let file = object::File::parse(&*data)
+        .map_err(|e| Error::Probe(format!("{} is not an ELF file: {e}", path.display())))?;
+    Ok(file
+        .symbols()
+        .chain(file.dynamic_symbols())
+        .filter(|s| s.section_index().is_some() && s.address() != 0)
+        .find(|s| {
+            s.name()
+                .is_ok_and(|n| n.split_once('@').map_or(n, |(base, _)| base) == name)
+        })
+        .map(|s| s.address()))
 }
 
 /// The file offset of the function `symbol` in `path`.

@@ -19,9 +19,17 @@ use crate::privileges;
 /// Runs `scorch trace` with `args`; the exit status is the program's.
 pub fn run(args: &TraceArgs) -> anyhow::Result<ExitCode> {
     if let Some(pattern) = &args.list {
-        let kernel = scorch_lang::sema::TraceFs::new(scorch_bpf::mounts::TRACEFS);
+        // `-lv PATTERN` is bpftrace's `-l -v PATTERN`, though it reads as
+        // `-l` with the value `v`; after `-l -v` the pattern is left over.
+        let (pattern, verbose) = match (pattern.as_str(), args.rest.first()) {
+            ("v", rest) => (rest.map_or("*", String::as_str), true),
+            ("*", Some(rest)) => (rest.as_str(), args.verbose),
+            (pattern, _) => (pattern, args.verbose),
+        };
+        let kernel =
+            scorch_lang::sema::TraceFs::new(scorch_bpf::mounts::TRACEFS).with_pid(args.pid);
         let mut out = std::io::stdout().lock();
-        scorch_lang::runtime::list(pattern, &kernel, &mut out)?;
+        scorch_lang::runtime::list_with(pattern, &kernel, verbose, &mut out)?;
         return Ok(ExitCode::SUCCESS);
     }
     let (source, params) = program(args)?;

@@ -47,12 +47,10 @@
 //!
 //! # Not yet
 //!
-//! Probe kinds other than `begin`, `end`, `tracepoint`, `rawtracepoint`,
-//! `interval`, `profile`, `software` and `hardware`; `uaddr` (it needs
-//! uprobes) and the other functions bpftrace has beyond stacks (`kstack`,
-//! `ustack`), `ksym`, `usym`, `kaddr`, `join`, `strftime`, `system`,
-//! `cat`, `signal`, `buf`, `ntop` and `len` (`override` is refused with the reason: it
-//! needs a kprobe); `fn` subprograms.
+//! `iter` probes; struct walks
+//! through BTF; the other functions bpftrace has beyond stacks
+//! (`override` is refused with the reason: it needs a kprobe that may
+//! override); `fn` subprograms.
 //! Each is reported as "not supported by scorch yet" at the place it is
 //! written. `for` loops walk maps (not per-CPU aggregations) and ranges.
 //!

@@ -28,16 +28,9 @@ impl Gen<'_> {
             Builtin::Curtask => helper(libbpf_sys::BPF_FUNC_get_current_task),
             Builtin::Jiffies => helper(libbpf_sys::BPF_FUNC_jiffies64),
             Builtin::Comm | Builtin::Probe | Builtin::Args => None,
-            Builtin::Arg(n) => {
-                // The context is the raw tracepoint's `u64` argument array.
-                self.e.asm.emit([
-                    Insn::load(Size::DW, R1, R10, FP_CTX),
-                    Insn::load(Size::DW, R0, R1, 8 * i16::from(n)),
-                ]);
-                let v = self.e.alloc()?;
-                self.e.set(v, R0);
-                return Ok(v);
-            }
+            Builtin::Arg(n) => return self.function_arg(n),
+            Builtin::Retval => return self.retval(e),
+            Builtin::Func => return self.func(e),
             Builtin::Kstack | Builtin::Ustack => return self.stack(e),
         };
         if let Some(id) = call {
@@ -104,12 +97,12 @@ impl Gen<'_> {
             Function::Str => return self.str_call(e, args).map(Some),
             Function::HasKey => return self.has_key(e, args).map(Some),
             Function::Kstack | Function::Ustack => return self.stack(e).map(Some),
-            Function::Ksym | Function::Kaddr => {
+            Function::Ksym | Function::Kaddr | Function::Uaddr => {
                 let arg = args
                     .first()
                     .ok_or_else(|| self.internal("ksym() without an argument"))?;
-                if f == Function::Kaddr {
-                    return Err(self.internal("kaddr() without its address"));
+                if f != Function::Ksym {
+                    return Err(self.internal("kaddr()/uaddr() without its address"));
                 }
                 return self.expr(arg).map(Some);
             }

@@ -45,6 +45,9 @@ impl Gen<'_> {
                 .ok_or_else(|| self.internal("a call without a value used as one")),
             ExprKind::Field { base, field, .. } => {
                 if matches!(self.ty(base), Type::Args) {
+                    if let Some(v) = self.fentry_param(e, &field.name) {
+                        return v;
+                    }
                     return self.args_field(e, &field.name);
                 }
                 let v = self.expr(base)?;

@@ -24,6 +24,7 @@ mod builtins;
 mod disasm;
 mod emit;
 mod expr;
+mod function_args;
 mod gen;
 pub mod layout;
 mod loops;
@@ -118,8 +119,15 @@ pub enum ProgKind {
     Tracepoint,
     /// Attached to raw tracepoints.
     RawTracepoint,
-    /// Attached to perf events: `interval`, `profile`, `software`, `hardware`.
+    /// Attached to perf events: `interval`, `profile`, `software`,
+    /// `hardware`, `watchpoint`.
     PerfEvent,
+    /// Attached to uprobes, uretprobes, USDT probes, kprobes and
+    /// kretprobes (`pt_regs` as context).
+    Kprobe,
+    /// Attached through a BPF trampoline to one kernel function: fentry,
+    /// fexit (one program per function: each loads with its BTF id).
+    Trampoline,
 }
 
 /// One generated program.
@@ -342,11 +350,14 @@ fn groups(instances: &[Instance], per_instance: bool) -> Vec<(ProgKind, Vec<Inst
             Attach::Begin | Attach::End => ProgKind::RunOnce,
             Attach::Tracepoint { .. } => ProgKind::Tracepoint,
             Attach::RawTracepoint { .. } => ProgKind::RawTracepoint,
-            Attach::Interval(_) | Attach::Profile(_) | Attach::Counter { .. } => {
-                ProgKind::PerfEvent
-            }
+            Attach::Interval(_)
+            | Attach::Profile(_)
+            | Attach::Counter { .. }
+            | Attach::Watchpoint { .. } => ProgKind::PerfEvent,
+            Attach::Uprobe(_) | Attach::Usdt(_) | Attach::Kprobe { .. } => ProgKind::Kprobe,
+            Attach::Fentry(_) => ProgKind::Trampoline,
         };
-        let shared = !per_instance && kind != ProgKind::RunOnce;
+        let shared = !per_instance && !matches!(kind, ProgKind::RunOnce | ProgKind::Trampoline);
         match out.iter_mut().find(|(k, _)| shared && *k == kind) {
             Some((_, group)) => group.push(instance.clone()),
             None => out.push((kind, vec![instance.clone()])),

@@ -3,7 +3,9 @@
 //! Every attachment is a link value that detaches when dropped; a run
 //! keeps them in one vector and stops tracing by clearing it.
 
+use scorch_bpf::btf_link::BtfLink;
 use scorch_bpf::perf_event::PerfEventLink;
+use scorch_bpf::probe::ProbePoint;
 use scorch_bpf::program::Program;
 use scorch_bpf::raw_tracepoint::RawTracepointLink;
 use scorch_bpf::tracepoint::TracepointLink;
@@ -19,6 +21,7 @@ pub(super) struct Attachments {
     _tracepoints: Vec<TracepointLink>,
     _perf_events: Vec<PerfEventLink>,
     _raw_tracepoints: Vec<RawTracepointLink>,
+    _trampolines: Vec<BtfLink>,
 }
 
 fn perf_rate(rate: Rate) -> PerfRate {
@@ -29,11 +32,13 @@ fn perf_rate(rate: Rate) -> PerfRate {
 }
 
 /// Attaches `program` to every attach point of `def` (nothing for
-/// `begin`/`end`, which run once), adding the links to `to`.
+/// `begin`/`end`, which run once), adding the links to `to`. User-space
+/// probes fire only in process `pid`, when given.
 pub(super) fn attach(
     def: &ProgramDef,
     program: &Program,
     tracefs: &str,
+    pid: Option<u32>,
     to: &mut Attachments,
     verbose: &mut dyn FnMut(String),
 ) -> Result<(), RunError> {
@@ -74,6 +79,73 @@ pub(super) fn attach(
                     instance.name,
                     cpus.len()
                 ));
+            }
+            Attach::Uprobe(u) => {
+                let point = ProbePoint::User {
+                    path: &u.path,
+                    offset: u.offset,
+                    ret: u.ret,
+                    pid,
+                    semaphore: 0,
+                };
+                let link = scorch_bpf::probe::attach(program, &point)
+                    .map_err(|e| fail(instance.name.clone(), e))?;
+                verbose(format!("attached {} ({})", instance.name, point.describe()));
+                to._perf_events.push(link);
+            }
+            Attach::Usdt(u) => {
+                let point = ProbePoint::User {
+                    path: &u.path,
+                    offset: u.probe.offset,
+                    ret: false,
+                    pid,
+                    semaphore: u.probe.semaphore,
+                };
+                let link = scorch_bpf::probe::attach(program, &point)
+                    .map_err(|e| fail(instance.name.clone(), e))?;
+                verbose(format!(
+                    "attached {} ({}, semaphore at {:#x})",
+                    instance.name,
+                    point.describe(),
+                    u.probe.semaphore
+                ));
+                to._perf_events.push(link);
+            }
+            Attach::Kprobe {
+                function,
+                offset,
+                ret,
+            } => {
+                let point = ProbePoint::Kernel {
+                    function,
+                    offset: *offset,
+                    ret: *ret,
+                };
+                let link = scorch_bpf::probe::attach(program, &point)
+                    .map_err(|e| fail(instance.name.clone(), e))?;
+                verbose(format!("attached {}", instance.name));
+                to._perf_events.push(link);
+            }
+            Attach::Watchpoint {
+                address,
+                len,
+                access,
+                pid,
+            } => {
+                let link = scorch_bpf::watchpoint::attach(program, *pid, *address, *len, *access)
+                    .map_err(|e| fail(instance.name.clone(), e))?;
+                verbose(format!("attached {} in process {pid}", instance.name));
+                to._perf_events.push(link);
+            }
+            Attach::Fentry(f) => {
+                let link = BtfLink::attach(program).map_err(|e| fail(instance.name.clone(), e))?;
+                let how = match (f.via_kprobe, f.ret) {
+                    (true, false) => " through fentry (this kernel runs it without kprobes)",
+                    (true, true) => " through fexit (this kernel runs it without kprobes)",
+                    _ => "",
+                };
+                verbose(format!("attached {}{how}", instance.name));
+                to._trampolines.push(link);
             }
             Attach::Interval(rate) | Attach::Profile(rate) => {
                 let cpus = scorch_bpf::online_cpus().map_err(|e| fail(instance.name.clone(), e))?;

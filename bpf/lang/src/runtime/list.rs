@@ -1,6 +1,11 @@
 //! `-l [PATTERN]`: the probes this machine offers, as `bpftrace -l` prints
 //! them — tracepoints from tracefs, raw tracepoints from the kernel's BTF,
 //! and the software and hardware perf events, one full name per line.
+//! Kernel functions (`kprobe:*`, `fentry:*`) are listed when the pattern
+//! names their provider (there are tens of thousands), a binary's
+//! functions and USDT probes when it names the binary
+//! (`uprobe:/bin/bash:*`, `usdt:./app:*`). With `-v` (`-lv`), each
+//! tracepoint's fields and each fentry function's arguments follow it.
 
 use std::io::Write;
 
@@ -13,6 +18,16 @@ use scorch_bpf::counter::CounterKind;
 /// `tracepoint:syscalls:sys_enter_*`; aliases such as `t:` or `rt:` work
 /// for the provider), one per line, sorted.
 pub fn list(pattern: &str, kernel: &dyn sema::Kernel, out: &mut dyn Write) -> Result<(), RunError> {
+    list_with(pattern, kernel, false, out)
+}
+
+/// [`list`], with the arguments of each probe under it when `verbose`.
+pub fn list_with(
+    pattern: &str,
+    kernel: &dyn sema::Kernel,
+    verbose: bool,
+    out: &mut dyn Write,
+) -> Result<(), RunError> {
     let pattern = match pattern.split_once(':') {
         Some((provider, rest)) => match ProbeKind::from_name(provider) {
             Some(kind) => format!("{}:{rest}", kind.name()),
@@ -64,10 +79,23 @@ pub fn list(pattern: &str, kernel: &dyn sema::Kernel, out: &mut dyn Write) -> Re
         );
     }
     names.retain(|full| glob(&pattern, full));
+    if let Some((provider, rest)) = pattern.split_once(':') {
+        names.extend(super::list_functions::list(
+            provider,
+            rest,
+            kernel.target_pid(),
+        )?);
+    }
     names.sort();
     names.dedup();
+    let mut details = super::list_functions::Details::default();
     for name in names {
         writeln!(out, "{name}").map_err(|e| RunError::Io(e.to_string()))?;
+        if verbose {
+            for line in details.of(&name, kernel) {
+                writeln!(out, "    {line}").map_err(|e| RunError::Io(e.to_string()))?;
+            }
+        }
     }
     Ok(())
 }

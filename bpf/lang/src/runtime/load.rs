@@ -12,6 +12,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use super::RunError;
 use crate::codegen::{Compiled, MapKind, ProgKind, GLOBALS_SIZE, GLOBAL_START};
+use crate::sema::{Attach, KernelFunction};
 
 /// The kernel objects of a running program.
 pub(super) struct Loaded {
@@ -56,6 +57,8 @@ pub(super) fn load(compiled: &Compiled, start_ns: u64) -> Result<Loaded, RunErro
             ProgKind::Tracepoint => ProgramType::Tracepoint,
             ProgKind::RawTracepoint => ProgramType::RawTracepoint,
             ProgKind::PerfEvent => ProgramType::PerfEvent,
+            ProgKind::Kprobe => ProgramType::Kprobe,
+            ProgKind::Trampoline => trampoline_type(def)?,
         };
         let name = scorch_bpf::map::kernel_name(&format!("scorch_{i}"));
         let loaded = if def.callbacks.is_empty() {
@@ -69,6 +72,10 @@ pub(super) fn load(compiled: &Compiled, start_ns: u64) -> Result<Loaded, RunErro
                 .collect();
             scorch_bpf::func_info::FuncInfo::load(&starts, &arity)
                 .and_then(|funcs| Program::load_with_funcs(ty, &name, &insns, &funcs))
+        };
+        let loaded = match (&def.instances.first().map(|i| &i.attach), loaded) {
+            (Some(Attach::Fentry(f)), Err(e)) => Err(trampoline_error(f, e)),
+            (_, loaded) => loaded,
         };
         let program = loaded.map_err(|e| match e {
             scorch_bpf::Error::Verifier { summary, log, .. } => RunError::Verifier {
@@ -84,6 +91,37 @@ pub(super) fn load(compiled: &Compiled, start_ns: u64) -> Result<Loaded, RunErro
         programs.push(program);
     }
     Ok(Loaded { maps, programs })
+}
+
+/// The program type of a trampoline program: fentry or fexit, with its
+/// function's BTF id.
+fn trampoline_type(def: &crate::codegen::ProgramDef) -> Result<ProgramType, RunError> {
+    let Some(Attach::Fentry(f)) = def.instances.first().map(|i| &i.attach) else {
+        return Err(RunError::Bpf(format!(
+            "internal error: program of {} has no kernel function",
+            def.name()
+        )));
+    };
+    scorch_bpf::btf_link::fentry_type(&f.function, f.ret)
+        .map_err(|e| RunError::Bpf(format!("{}: {e}", def.name())))
+}
+
+/// The kernel's refusal of a trampoline program, explained; for a kprobe
+/// run as fentry, also why it was not a kprobe.
+fn trampoline_error(f: &KernelFunction, e: scorch_bpf::Error) -> scorch_bpf::Error {
+    if !f.via_kprobe {
+        return scorch_bpf::btf_link::explain_fentry_error(e, &f.function);
+    }
+    let kind = if f.ret { "kretprobe" } else { "kprobe" };
+    let cause = if std::env::var_os(crate::sema::kernel_probes::VIA_FENTRY_ENV).is_some() {
+        format!("{} is set", crate::sema::kernel_probes::VIA_FENTRY_ENV)
+    } else {
+        "this kernel has no kprobes: it was built without CONFIG_KPROBES and CONFIG_KPROBE_EVENTS (/sys/bus/event_source/devices/kprobe is missing)".to_string()
+    };
+    scorch_bpf::Error::Unsupported(format!(
+        "cannot attach {kind}:{}: {cause}, so scorch tried fentry/fexit, and the kernel refused that too ({e}): fentry needs BPF trampolines (CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS) and a security policy that allows them (see /sys/kernel/security/lockdown); trace a tracepoint instead (`scorch trace -l 'tracepoint:*'`)",
+        f.function
+    ))
 }
 
 /// `insns` with map indexes replaced by file descriptors.

@@ -24,6 +24,7 @@ mod attach;
 mod clock;
 mod events;
 mod list;
+mod list_functions;
 mod load;
 mod session;
 mod signals;
@@ -31,7 +32,7 @@ mod stacks;
 
 use std::io::Write;
 
-pub use list::list;
+pub use list::{list, list_with};
 
 use crate::diag::{render_all, Diagnostic};
 use crate::span::SourceFile;
@@ -161,7 +162,7 @@ pub fn run(
     if !opts.dry_run {
         scorch_bpf::mounts::ensure_mounted().map_err(|e| RunError::Bpf(e.to_string()))?;
     }
-    let kernel = sema::TraceFs::new(tracefs);
+    let kernel = sema::TraceFs::new(tracefs).with_pid(opts.pid);
     let compiled = compile(source, &opts.params, &kernel, opts.unsafe_, err)?;
     if opts.dry_run {
         out.write_all(codegen::dump(&compiled).as_bytes())
@@ -189,7 +190,7 @@ pub fn run(
                 let _ = writeln!(session.err, "{line}");
             }
         };
-        attach::attach(def, program, tracefs, &mut attached, &mut verbose)?;
+        attach::attach(def, program, tracefs, opts.pid, &mut attached, &mut verbose)?;
         probes += def.instances.len();
     }
     session.run_special(true)?;

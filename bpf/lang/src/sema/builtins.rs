@@ -46,8 +46,30 @@ pub enum Builtin {
     Kstack,
     /// The user stack.
     Ustack,
-    /// Argument N of a raw tracepoint.
+    /// Argument N: of a raw tracepoint, a function (kprobe, uprobe) or a
+    /// USDT probe.
     Arg(u8),
+    /// The return value of a function (kretprobe, uretprobe, fexit).
+    Retval,
+    /// The name of the probed function.
+    Func,
+}
+
+/// Whether probes of `kind` fire inside a function whose arguments
+/// `arg0..` name.
+fn has_args(kind: ProbeKind) -> bool {
+    matches!(
+        kind,
+        ProbeKind::Kprobe | ProbeKind::Uprobe | ProbeKind::Usdt
+    )
+}
+
+/// Whether probes of `kind` fire on return from a function.
+fn has_retval(kind: ProbeKind) -> bool {
+    matches!(
+        kind,
+        ProbeKind::Kretprobe | ProbeKind::Uretprobe | ProbeKind::Fexit
+    )
 }
 
 /// Every builtin bpftrace documents, for suggestions.
@@ -128,12 +150,38 @@ pub fn lookup(name: &str, kind: ProbeKind) -> Result<(Builtin, Type), Unavailabl
             )
         }
         "args" => {
-            if kind != ProbeKind::Tracepoint {
+            if !matches!(
+                kind,
+                ProbeKind::Tracepoint | ProbeKind::Fentry | ProbeKind::Fexit
+            ) {
                 return Err(Unavailable::NotInProbe(
-                    "`args` is only available in tracepoint probes",
+                    "`args` is only available in tracepoint, fentry and fexit probes",
                 ));
             }
             (Builtin::Args, Type::Args)
+        }
+        "retval" if has_retval(kind) => (Builtin::Retval, Type::U64),
+        "retval" => {
+            return Err(Unavailable::NotInProbe(
+                "the retval builtin can only be used with kretprobe, uretprobe and fexit probes",
+            ))
+        }
+        "func" if has_args(kind) || has_retval(kind) || kind == ProbeKind::Fentry => {
+            (Builtin::Func, Type::Str(0))
+        }
+        _ if is_arg_n(name) && has_args(kind) => match name[3..].parse::<u8>() {
+            Ok(n) => (Builtin::Arg(n), Type::U64),
+            Err(_) => return Err(Unavailable::NotInProbe("functions have at most a few arguments")),
+        },
+        _ if is_arg_n(name) && matches!(kind, ProbeKind::Fentry | ProbeKind::Fexit) => {
+            return Err(Unavailable::NotInProbe(
+                "fentry and fexit probes name their arguments: use `args.NAME`",
+            ))
+        }
+        _ if is_arg_n(name) && has_retval(kind) => {
+            return Err(Unavailable::NotInProbe(
+                "the argN builtins can only be used with kprobe, uprobe and usdt probes (a return probe no longer has the arguments)",
+            ))
         }
         _ if is_arg_n(name) && kind == ProbeKind::RawTracepoint => match name[3..].parse::<u8>() {
             Ok(n) => (Builtin::Arg(n), Type::U64),
@@ -149,6 +197,9 @@ pub fn lookup(name: &str, kind: ProbeKind) -> Result<(Builtin, Type), Unavailabl
                     "tracepoint probes have no positional arguments: use `args.FIELD`"
                 }
                 ProbeKind::RawTracepoint => "raw tracepoints have `arg0`…`argN` only",
+                ProbeKind::Fentry | ProbeKind::Fexit => {
+                    "fentry and fexit probes name their arguments: use `args.NAME`"
+                }
                 _ => "this builtin needs a kprobe, uprobe or fentry probe",
             }))
         }

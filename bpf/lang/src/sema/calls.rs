@@ -4,6 +4,7 @@
 use super::check::Checker;
 use super::functions::{self, Function, Lookup};
 use super::maps::display;
+use super::probes::Attach;
 use super::signals;
 use super::types::{AggKind, StackMode, StackType, Type};
 use super::{Const, PrintfInfo};
@@ -116,6 +117,7 @@ impl Checker<'_> {
                 })
             }
             Function::Kaddr => self.kaddr(e, func, args),
+            Function::Uaddr => self.uaddr(e, func, args),
             Function::Join => self.join(e, func, args),
             Function::Strftime => self.strftime(e, func, args),
             Function::Signal => self.signal(e, func, args),
@@ -140,15 +142,16 @@ impl Checker<'_> {
                 if self.arity(e, func, args, 1, 1) {
                     self.int_arg(&args[0], "return value");
                 }
-                // scorch compiles no kprobes, the only probes that can
-                // change a function's return value.
+                // Changing a return value (bpf_override_return) is not
+                // implemented; it would also need a kernel built with
+                // CONFIG_BPF_KPROBE_OVERRIDE.
                 self.error(
                     Diagnostic::error(
                         e.span,
                         "override() needs a kprobe on an ALLOW_ERROR_INJECTION function",
                     )
                     .with_help(
-                        "scorch does not compile kprobes yet; the functions that allow \
+                        "scorch does not implement override() yet; the functions that allow \
                          error injection are in /sys/kernel/debug/error_injection/list",
                     ),
                 );
@@ -271,6 +274,64 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// `uaddr("name")`: the address of a symbol of the probed binary,
+    /// known at compile time, in uprobe and usdt probes only.
+    fn uaddr(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 1) {
+            return None;
+        }
+        let ExprKind::Str(name) = &args[0].kind else {
+            self.error(Diagnostic::error(
+                args[0].span,
+                "uaddr() takes a string literal: `uaddr(\"counter\")`",
+            ));
+            return None;
+        };
+        let name = String::from_utf8_lossy(name).into_owned();
+        let mut address = None;
+        for instance in self.instances.clone() {
+            let path = match &instance.attach {
+                Attach::Uprobe(u) => u.path.clone(),
+                Attach::Usdt(u) => u.path.clone(),
+                _ => {
+                    self.error(
+                        Diagnostic::error(
+                            e.span,
+                            format!("uaddr() cannot be used in {} probes", instance.name),
+                        )
+                        .with_help(
+                            "uaddr() names a symbol of the binary of a uprobe or usdt probe",
+                        ),
+                    );
+                    return None;
+                }
+            };
+            match scorch_bpf::elf_symbols::symbol_address(&path, &name) {
+                Ok(Some(found)) if address.is_none_or(|a| a == found) => address = Some(found),
+                Ok(Some(_)) => {
+                    self.error(Diagnostic::error(
+                        args[0].span,
+                        format!("`{name}` has different addresses in the probe's binaries"),
+                    ));
+                    return None;
+                }
+                Ok(None) => {
+                    self.error(Diagnostic::error(
+                        args[0].span,
+                        format!("{} has no symbol `{name}`", path.display()),
+                    ));
+                    return None;
+                }
+                Err(err) => {
+                    self.error(Diagnostic::error(args[0].span, err.to_string()));
+                    return None;
+                }
+            }
+        }
+        self.out.consts.insert(e.id, Const::Int(address? as i64));
+        Some(Type::U64)
     }
 
     /// Checks that between `min` and `max` arguments were given.

@@ -36,6 +36,24 @@ pub fn dump(analysis: &Analysis) -> String {
                     Rate::Hz(hz) => format!(" every 1/{hz} s"),
                     Rate::PeriodNs(ns) => format!(" every {ns} ns"),
                 },
+                Attach::Uprobe(u) => format!(" offset {:#x}", u.offset),
+                Attach::Usdt(u) => format!(
+                    " offset {:#x} semaphore {:#x} args {}",
+                    u.probe.offset,
+                    u.probe.semaphore,
+                    u.probe.args.len()
+                ),
+                Attach::Kprobe { offset, .. } => format!(" offset {offset}"),
+                Attach::Watchpoint { pid, .. } => format!(" in process {pid}"),
+                Attach::Fentry(f) => format!(
+                    " btf args {}{}",
+                    f.params.len(),
+                    if f.via_kprobe {
+                        " (as fentry/fexit)"
+                    } else {
+                        ""
+                    }
+                ),
             };
             let _ = writeln!(out, "  {}{detail}", instance.name);
         }

@@ -234,6 +234,18 @@ impl Checker<'_> {
                 Some(ty)
             }
             Builtin::Arg(n) => {
+                if let Some(why) = self.function_arg_problem(n) {
+                    self.error(Diagnostic::error(e.span, why));
+                    return None;
+                }
+                if self
+                    .instances
+                    .iter()
+                    .any(|i| matches!(i.attach, Attach::Usdt(_)))
+                {
+                    // Each USDT probe keeps its arguments somewhere else.
+                    self.per_instance = true;
+                }
                 // Every attach point must pass that argument: the kernel
                 // refuses a program that reads past the last one.
                 let short = self.instances.iter().find_map(|i| match &i.attach {
@@ -265,6 +277,18 @@ impl Checker<'_> {
                     None => ty,
                 })
             }
+            Builtin::Retval => Some(self.retval_type()),
+            Builtin::Func => {
+                self.per_instance = true;
+                let longest = self
+                    .instances
+                    .iter()
+                    .filter_map(|i| i.attach.function())
+                    .map(str::len)
+                    .max()
+                    .unwrap_or(0);
+                Some(Type::Str(longest as u32 + 1))
+            }
             Builtin::Probe => {
                 self.per_instance = true;
                 let longest = self
@@ -289,6 +313,9 @@ impl Checker<'_> {
 
     /// `args.field` in every attach point of the probe.
     fn args_field(&mut self, field: &Name) -> Option<Type> {
+        if let Some(ty) = self.function_param(field) {
+            return ty;
+        }
         let mut ty: Option<(Type, String)> = None;
         for instance in self.instances.clone() {
             let Attach::Tracepoint { format, .. } = &instance.attach else {

@@ -53,6 +53,8 @@ pub enum Function {
     Usym,
     /// `kaddr("name")`
     Kaddr,
+    /// `uaddr("name")`: a symbol's address in the probed binary.
+    Uaddr,
     /// `join(argv[, delim])`
     Join,
     /// `strftime(fmt, nsecs)`
@@ -197,6 +199,7 @@ pub fn lookup(name: &str) -> Lookup {
         "ksym" => Function::Ksym,
         "usym" => Function::Usym,
         "kaddr" => Function::Kaddr,
+        "uaddr" => Function::Uaddr,
         "join" => Function::Join,
         "strftime" => Function::Strftime,
         "system" => Function::System,
@@ -220,7 +223,7 @@ mod tests {
     fn lookups() {
         assert_eq!(lookup("count"), Lookup::Known(Function::Count));
         assert_eq!(lookup("ksym"), Lookup::Known(Function::Ksym));
-        assert_eq!(lookup("uaddr"), Lookup::NotSupported);
+        assert_eq!(lookup("uaddr"), Lookup::Known(Function::Uaddr));
         assert_eq!(lookup("prinft"), Lookup::Unknown(Some("printf")));
         assert_eq!(lookup("cuont"), Lookup::Unknown(Some("count")));
         assert!(Function::Hist.is_aggregation());

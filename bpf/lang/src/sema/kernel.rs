@@ -10,6 +10,7 @@
 use std::cell::OnceCell;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use scorch_bpf::btf_types::KernelTypes;
 
@@ -25,6 +26,29 @@ pub trait Kernel {
             io::ErrorKind::Unsupported,
             "this kernel does not list its raw tracepoints",
         ))
+    }
+    /// The process named with `-p`: libraries resolve through its
+    /// mappings, and uprobes fire in it only.
+    fn target_pid(&self) -> Option<u32> {
+        None
+    }
+    /// The kernel functions kprobes can target.
+    fn kernel_functions(&self) -> io::Result<Vec<String>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this kernel does not list its functions",
+        ))
+    }
+    /// The kernel's BTF: functions and their prototypes for fentry/fexit.
+    fn kernel_types(&self) -> io::Result<Arc<KernelTypes>> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this kernel has no BTF",
+        ))
+    }
+    /// Whether kprobes must attach through fentry/fexit.
+    fn kprobes_via_fentry(&self) -> bool {
+        false
     }
     /// The address of kernel symbol `name`, for `kaddr()`.
     fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
@@ -55,18 +79,22 @@ pub fn kallsyms_lookup(text: &str, name: &str) -> Option<u64> {
 /// tracefs, else `/sys/kernel/btf/vmlinux`.
 pub struct TraceFs {
     root: PathBuf,
-    types: OnceCell<Option<KernelTypes>>,
+    pid: Option<u32>,
+    types: OnceCell<Option<Arc<KernelTypes>>>,
 }
 
 impl Clone for TraceFs {
     fn clone(&self) -> Self {
-        TraceFs::new(self.root.clone())
+        TraceFs::new(self.root.clone()).with_pid(self.pid)
     }
 }
 
 impl std::fmt::Debug for TraceFs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TraceFs").field("root", &self.root).finish()
+        f.debug_struct("TraceFs")
+            .field("root", &self.root)
+            .field("pid", &self.pid)
+            .finish()
     }
 }
 
@@ -75,13 +103,40 @@ impl TraceFs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         TraceFs {
             root: root.into(),
+            pid: None,
             types: OnceCell::new(),
         }
+    }
+
+    /// The same, tracing process `pid` (`-p`).
+    pub fn with_pid(mut self, pid: Option<u32>) -> Self {
+        self.pid = pid;
+        self
     }
 
     /// The directory this reads.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether this is the running kernel's tracefs rather than a copy.
+    fn is_live(&self) -> bool {
+        self.root == Path::new(scorch_bpf::mounts::TRACEFS)
+    }
+
+    /// The kernel's types, read once: a `btf` file beside a copied
+    /// tracefs, else the running kernel's.
+    fn btf(&self) -> Option<&Arc<KernelTypes>> {
+        self.types
+            .get_or_init(|| {
+                let copy = self.root.join("btf");
+                let types = match copy.exists() {
+                    true => KernelTypes::parse(&copy.to_string_lossy()),
+                    false => KernelTypes::vmlinux(),
+                };
+                types.ok().map(Arc::new)
+            })
+            .as_ref()
     }
 }
 
@@ -92,15 +147,46 @@ fn read(path: &Path) -> io::Result<String> {
 
 impl Kernel for TraceFs {
     fn types(&self) -> Option<&KernelTypes> {
-        self.types
-            .get_or_init(|| {
-                let copy = self.root.join("btf");
-                match copy.exists() {
-                    true => KernelTypes::parse(&copy.to_string_lossy()).ok(),
-                    false => KernelTypes::vmlinux().ok(),
-                }
-            })
-            .as_ref()
+        self.btf().map(|types| &**types)
+    }
+
+    fn target_pid(&self) -> Option<u32> {
+        self.pid
+    }
+
+    /// tracefs's `available_filter_functions`; for the live tracefs, under
+    /// lockdown, the text symbols of `/proc/kallsyms`.
+    fn kernel_functions(&self) -> io::Result<Vec<String>> {
+        if !self.is_live() && !self.root.join("available_filter_functions").exists() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "no available_filter_functions beside the copied tracefs",
+            ));
+        }
+        scorch_bpf::probe::kernel_functions(&self.root.to_string_lossy())
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// The running kernel's BTF, for the live tracefs only.
+    fn kernel_types(&self) -> io::Result<Arc<KernelTypes>> {
+        if !self.is_live() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "a copied tracefs has no kernel BTF beside it",
+            ));
+        }
+        self.btf().cloned().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                "cannot read the kernel's BTF (/sys/kernel/btf/vmlinux)",
+            )
+        })
+    }
+
+    /// For the live tracefs: when the kernel has no kprobe PMU, or
+    /// `SCORCH_KPROBE_VIA_FENTRY` is set.
+    fn kprobes_via_fentry(&self) -> bool {
+        self.is_live() && super::kernel_probes::kprobes_via_fentry()
     }
 
     /// From `kallsyms` beside a copied tracefs, else `/proc/kallsyms`.

@@ -32,8 +32,10 @@ pub mod constants;
 pub mod ctypes;
 pub mod dump;
 mod expr;
+mod function_args;
 pub mod functions;
 pub mod kernel;
+pub mod kernel_probes;
 pub mod maps;
 mod members;
 pub mod perf_events;
@@ -42,6 +44,7 @@ pub mod scope;
 pub mod signals;
 pub mod tracepoint;
 pub mod types;
+pub mod user_probes;
 
 use std::collections::HashMap;
 
@@ -55,7 +58,7 @@ pub use ctypes::{CTypeId, CTypes};
 pub use functions::Function;
 pub use kernel::{Kernel, TraceFs};
 pub use maps::MapInfo;
-pub use probes::{Attach, Instance, Rate};
+pub use probes::{Attach, Instance, KernelFunction, Rate};
 pub use scope::{VarId, VarInfo};
 pub use types::{AddrSpace, AggKind, IntType, StackMode, StackType, Type};
 
@@ -138,6 +141,13 @@ impl ProbeInfo {
                 },
                 Attach::Interval(_) => ProbeKind::Interval,
                 Attach::Profile(_) => ProbeKind::Profile,
+                Attach::Uprobe(ref u) if u.ret => ProbeKind::Uretprobe,
+                Attach::Uprobe(_) => ProbeKind::Uprobe,
+                Attach::Usdt(_) => ProbeKind::Usdt,
+                Attach::Kprobe { ret: false, .. } => ProbeKind::Kprobe,
+                Attach::Kprobe { ret: true, .. } => ProbeKind::Kretprobe,
+                Attach::Fentry(ref f) => f.kind(),
+                Attach::Watchpoint { .. } => ProbeKind::Watchpoint,
             };
             if !kinds.contains(&kind) {
                 kinds.push(kind);

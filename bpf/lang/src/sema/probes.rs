@@ -7,8 +7,10 @@
 //! [`Kernel`] and reporting unknown names with the nearest known one.
 //!
 //! Probe kinds handled: `begin`/`end`, `tracepoint`, `rawtracepoint`,
-//! `interval`, `profile`, `software` and `hardware`; the others are
-//! reported as not supported yet.
+//! `interval`, `profile`, `software`, `hardware`, `uprobe`/`uretprobe` and
+//! `usdt` ([`super::user_probes`]), `kprobe`/`kretprobe` and
+//! `fentry`/`fexit` ([`super::kernel_probes`]); the others are reported as
+//! not supported yet.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,8 +18,10 @@ use std::sync::Arc;
 use scorch_bpf::counter::{Counter, CounterKind};
 
 use super::kernel::Kernel;
+pub use super::kernel_probes::{FentryParam, KernelFunction};
 use super::perf_events;
 use super::tracepoint::{parse_format, Format};
+pub use super::user_probes::{UsdtPoint, UserProbe};
 use crate::ast::ProbeSpec;
 use crate::diag::Diagnostic;
 use crate::provider::ProbeKind;
@@ -65,6 +69,47 @@ pub enum Attach {
     Interval(Rate),
     /// A timer on every CPU.
     Profile(Rate),
+    /// An instruction of a user-space file: a uprobe, or a uretprobe on
+    /// the function it starts.
+    Uprobe(Arc<UserProbe>),
+    /// A USDT probe of a user-space file.
+    Usdt(Arc<UsdtPoint>),
+    /// A kernel function through a kprobe or kretprobe.
+    Kprobe {
+        /// The function.
+        function: String,
+        /// Offset into it (0: its entry).
+        offset: u64,
+        /// On return rather than on entry.
+        ret: bool,
+    },
+    /// A hardware watchpoint on memory of the `-p` process.
+    Watchpoint {
+        /// The watched address.
+        address: u64,
+        /// How many bytes: 1, 2, 4 or 8.
+        len: u64,
+        /// Which accesses fire it.
+        access: scorch_bpf::watchpoint::Access,
+        /// The process.
+        pid: u32,
+    },
+    /// A kernel function through a BPF trampoline: fentry/fexit, or a
+    /// kprobe/kretprobe the kernel can only run that way.
+    Fentry(Arc<KernelFunction>),
+}
+
+impl Attach {
+    /// The function the probe is in, for `func`.
+    pub fn function(&self) -> Option<&str> {
+        match self {
+            Attach::Uprobe(u) => Some(&u.function),
+            Attach::Usdt(u) => Some(&u.probe.name),
+            Attach::Kprobe { function, .. } => Some(function),
+            Attach::Fentry(f) => Some(&f.function),
+            _ => None,
+        }
+    }
 }
 
 /// One attach point of a probe.
@@ -78,7 +123,9 @@ pub struct Instance {
 
 /// Expands specs, caching kernel facts between them.
 pub(super) struct Resolver<'k> {
-    kernel: &'k dyn Kernel,
+    pub(super) kernel: &'k dyn Kernel,
+    /// The kernel's BTF and the functions kprobes can target, read once.
+    pub(super) kernel_facts: super::kernel_probes::Facts,
     tracepoints: Option<Result<Vec<(String, String)>, String>>,
     raw_tracepoints: Option<Result<Vec<(String, u32)>, String>>,
     formats: HashMap<(String, String), Arc<Format>>,
@@ -88,6 +135,7 @@ impl<'k> Resolver<'k> {
     pub(super) fn new(kernel: &'k dyn Kernel) -> Self {
         Resolver {
             kernel,
+            kernel_facts: Default::default(),
             tracepoints: None,
             raw_tracepoints: None,
             formats: HashMap::new(),
@@ -131,13 +179,24 @@ impl<'k> Resolver<'k> {
             ProbeKind::RawTracepoint => self.raw_tracepoint(spec, &parts),
             ProbeKind::Software => counter(spec, &parts, CounterKind::Software),
             ProbeKind::Hardware => counter(spec, &parts, CounterKind::Hardware),
+            ProbeKind::Uprobe | ProbeKind::Uretprobe => {
+                super::user_probes::uprobe(spec, &parts, self.kernel.target_pid())
+            }
+            ProbeKind::Usdt => super::user_probes::usdt(spec, &parts, self.kernel.target_pid()),
+            ProbeKind::Kprobe | ProbeKind::Kretprobe | ProbeKind::Fentry | ProbeKind::Fexit => {
+                self.kernel_probe(spec, &parts)
+            }
+            ProbeKind::Watchpoint | ProbeKind::AsyncWatchpoint => {
+                watchpoint(spec, &parts, self.kernel.target_pid())
+            }
             other => Err(Diagnostic::error(
                 spec.provider.span,
                 format!("`{other}` probes are not supported by scorch yet"),
             )
             .with_help(
                 "supported probe types: begin, end, tracepoint, rawtracepoint, interval, \
-                 profile, software, hardware",
+                 profile, software, hardware, uprobe, uretprobe, usdt, kprobe, kretprobe, \
+                 fentry, fexit, watchpoint, asyncwatchpoint",
             )),
         }
     }
@@ -392,6 +451,49 @@ fn counter(
         attach: Attach::Counter {
             counter: def.counter,
             period,
+        },
+    }])
+}
+
+/// `watchpoint:ADDRESS:LENGTH:MODE` (also `asyncwatchpoint`), on the `-p`
+/// process. scorch never stops the process on a hit, so both behave
+/// as bpftrace's `asyncwatchpoint`.
+fn watchpoint(
+    spec: &ProbeSpec,
+    parts: &[&str],
+    pid: Option<u32>,
+) -> Result<Vec<Instance>, Diagnostic> {
+    let kind = spec.kind.name();
+    let usage = || {
+        Diagnostic::error(
+            spec.span,
+            format!("a {kind} probe is written `{kind}:ADDRESS:LENGTH:MODE`"),
+        )
+        .with_help("e.g. `watchpoint:0x10000000:8:w`; LENGTH is 1, 2, 4 or 8, MODE r, w, rw or x")
+    };
+    let [address, len, mode] = parts else {
+        return Err(usage());
+    };
+    let number = super::user_probes::parse_number;
+    let (Some(address), Some(len)) = (number(address), number(len)) else {
+        return Err(usage());
+    };
+    let Some(access) = scorch_bpf::watchpoint::Access::parse(mode) else {
+        return Err(usage());
+    };
+    let Some(pid) = pid else {
+        return Err(Diagnostic::error(
+            spec.span,
+            format!("a {kind} watches memory of one process: give it with -p PID"),
+        ));
+    };
+    Ok(vec![Instance {
+        name: format!("{kind}:{address:#x}:{len}:{mode}"),
+        attach: Attach::Watchpoint {
+            address,
+            len,
+            access,
+            pid,
         },
     }])
 }

@@ -1,0 +1,236 @@
+//! kprobe, kretprobe, fentry and fexit programs, and kprobes run through
+//! fentry/fexit where the kernel has no kprobes.
+//!
+//! Our development kernel has neither kprobes nor usable trampolines: there
+//! the tests check the errors name what is missing. The last test boots
+//! Debian's 6.1 kernel (which has both) under QEMU and runs this binary's
+//! tests there with `SCORCH_REQUIRE_KPROBES=1`, once as is and once with
+//! `SCORCH_KPROBE_VIA_FENTRY=1`, which sends kprobes through fentry. Each
+//! program filters on the thread id of a workload that sleeps five times.
+
+mod harness;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use harness::{privileged, trace, trace_with, SERIAL};
+use scorch_lang::{RunError, RunOptions};
+
+/// Whether the kernel must run kprobes and fentry (inside the guest).
+fn required() -> bool {
+    std::env::var_os("SCORCH_REQUIRE_KPROBES").is_some()
+}
+
+fn via_fentry() -> bool {
+    std::env::var_os("SCORCH_KPROBE_VIA_FENTRY").is_some()
+}
+
+/// Five sleeps (each one `do_nanosleep`), then `getppid` to stop.
+fn sleeps_then_getppid() {
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_getppid) };
+}
+
+fn stop_on_getppid(tid: i32) -> String {
+    format!("tracepoint:syscalls:sys_enter_getppid /tid == {tid}/ {{ exit(); }}")
+}
+
+fn value<'a>(out: &'a str, name: &str) -> &'a str {
+    let prefix = format!("{name}: ");
+    out.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in:\n{out}"))
+}
+
+#[test]
+fn kprobe_and_kretprobe_count_arguments_and_return_values() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut opts = RunOptions::default();
+    opts.verbose = true;
+    let o = trace_with(
+        |tid| {
+            format!(
+                "kprobe:do_nanosleep /tid == {tid}/ {{ @k = count(); @mode = sum(arg1); @f[func] = count(); @s[kstack] = count(); }}
+                 k:do_nanoslee? /tid == {tid}/ {{ @w[probe] = count(); }}
+                 kretprobe:do_nanosleep /tid == {tid}/ {{ @r = count(); @rv = sum(retval); }}
+                 {}",
+                stop_on_getppid(tid)
+            )
+        },
+        opts,
+        sleeps_then_getppid,
+    );
+    if !required() {
+        match &o.result {
+            Err(RunError::Bpf(e)) => {
+                assert!(e.contains("CONFIG_KPROBES"), "{e}");
+                assert!(e.contains("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS"), "{e}");
+                eprintln!("skipped: this kernel runs neither kprobes nor fentry: {e}");
+                return;
+            }
+            Err(RunError::Program(e)) if e.contains("CONFIG_KPROBES") => {
+                eprintln!("skipped: {e}");
+                return;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(value(&o.out, "@k"), "5", "{}", o.out);
+    assert_eq!(value(&o.out, "@r"), "5", "{}", o.out);
+    assert_eq!(value(&o.out, "@rv"), "0", "{}", o.out);
+    assert_eq!(value(&o.out, "@f[do_nanosleep]"), "5", "{}", o.out);
+    assert_eq!(value(&o.out, "@w[kprobe:do_nanosleep]"), "5", "{}", o.out);
+    // hrtimer_nanosleep calls do_nanosleep with the mode it was given.
+    assert_eq!(value(&o.out, "@mode"), "5", "{}", o.out);
+    assert!(o.out.contains("hrtimer_nanosleep"), "{}", o.out);
+    let through_fentry = o
+        .err
+        .contains("attached kprobe:do_nanosleep through fentry");
+    assert_eq!(through_fentry, via_fentry(), "{}", o.err);
+}
+
+#[test]
+fn fentry_and_fexit_read_typed_arguments() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |tid| {
+            format!(
+                "fentry:do_nanosleep /tid == {tid}/ {{ @n = count(); @mode = sum(args.mode); @f[func] = count(); @own = sum(args.t->task->pid == tid); }}
+                 kretfunc:do_nanosleep /tid == {tid}/ {{ @r = count(); @rv = sum(retval); @t = sum(args->mode); }}
+                 {}",
+                stop_on_getppid(tid)
+            )
+        },
+        sleeps_then_getppid,
+    );
+    if !required() {
+        if let Err(RunError::Bpf(e)) = &o.result {
+            assert!(e.contains("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS"), "{e}");
+            eprintln!("skipped: this kernel refuses fentry: {e}");
+            return;
+        }
+    }
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(value(&o.out, "@n"), "5", "{}", o.out);
+    assert_eq!(value(&o.out, "@mode"), "5", "{}", o.out);
+    assert_eq!(value(&o.out, "@f[do_nanosleep]"), "5", "{}", o.out);
+    // A typed pointer argument walks through BTF: the sleeper's task is the caller.
+    assert_eq!(value(&o.out, "@own"), "5", "{}", o.out);
+    assert_eq!(value(&o.out, "@r"), "5", "{}", o.out);
+    assert_eq!(value(&o.out, "@rv"), "0", "{}", o.out);
+    assert_eq!(value(&o.out, "@t"), "5", "{}", o.out);
+}
+
+#[test]
+fn unknown_kernel_functions_and_arguments_are_program_errors() {
+    if !privileged() {
+        return;
+    }
+    let run = |text: &str| {
+        scorch_lang::run(
+            &scorch_lang::SourceFile::inline(text),
+            &RunOptions::default(),
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+    };
+    let Err(RunError::Program(e)) = run("kprobe:do_nanosleeep { }") else {
+        panic!("no error for a misspelt kernel function");
+    };
+    assert!(e.contains("no kernel function `do_nanosleeep`"), "{e}");
+    assert!(e.contains("did you mean `kprobe:do_nanosleep`?"), "{e}");
+    let Err(RunError::Program(e)) = run("fentry:do_nanosleep { @ = args.moed; }") else {
+        panic!("no error for a misspelt argument");
+    };
+    assert!(e.contains("do_nanosleep has no argument `moed`"), "{e}");
+    assert!(e.contains("did you mean `mode`?"), "{e}");
+    let Err(RunError::Program(e)) = run("fexit:do_nanosleep { @ = arg0; }") else {
+        panic!("no error for arg0 in fexit");
+    };
+    assert!(e.contains("use `args.NAME`"), "{e}");
+}
+
+/// `-l` lists kernel functions for kprobes and, from BTF, for fentry;
+/// `-lv` adds fentry's typed arguments.
+#[test]
+fn lists_kernel_functions_with_their_arguments() {
+    if !privileged() {
+        return;
+    }
+    let list = |pattern: &str, verbose: bool| {
+        let mut out = Vec::new();
+        scorch_lang::runtime::list_with(
+            pattern,
+            &scorch_lang::sema::TraceFs::new("/sys/kernel/tracing"),
+            verbose,
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(list("k:do_nanosleep", false), "kprobe:do_nanosleep\n");
+    assert_eq!(
+        list("fentry:do_nanosleep", true),
+        "fentry:vmlinux:do_nanosleep\n    \
+         struct hrtimer_sleeper * t\n    \
+         enum hrtimer_mode mode\n    \
+         int retval\n"
+    );
+    assert_eq!(
+        list("kfunc:vmlinux:do_nanosleep", false),
+        "fentry:vmlinux:do_nanosleep\n"
+    );
+}
+
+/// Runs the tests above inside Debian's 6.1 kernel: see
+/// `tests/guest/boot.sh`.
+#[test]
+fn kernel_probes_on_linux_6_1() {
+    if !privileged() || required() {
+        return;
+    }
+    let me = std::env::current_exe().expect("test binary");
+    let tests = "kprobe_and_kretprobe_count_arguments_and_return_values \
+                 fentry_and_fexit_read_typed_arguments \
+                 unknown_kernel_functions_and_arguments_are_program_errors \
+                 lists_kernel_functions_with_their_arguments";
+    let script = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guest-kernel-probes.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "export SCORCH_REQUIRE_KPROBES=1\n\
+             {me} --test-threads 1 --exact {tests} 2>&1 | sed 's/^/KPROBES: /'\n\
+             SCORCH_KPROBE_VIA_FENTRY=1 {me} --test-threads 1 --exact \
+             kprobe_and_kretprobe_count_arguments_and_return_values 2>&1 | sed 's/^/FALLBACK: /'\n",
+            me = me.display()
+        ),
+    )
+    .unwrap();
+    let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/guest/boot.sh");
+    let out = Command::new("bash")
+        .arg(boot)
+        .arg(&script)
+        .arg(&me)
+        .output()
+        .expect("tests/guest/boot.sh");
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        out.status.success()
+            && console.contains("KPROBES: test result: ok. 4 passed")
+            && console.contains("FALLBACK: test result: ok. 1 passed"),
+        "the kernel probe tests failed on 6.1 ({:?}):\n{console}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
