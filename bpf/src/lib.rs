@@ -33,5 +33,6 @@ pub mod watchpoint;
 pub use error::{Error, Result};
 pub use perf_event::{online_cpus, Event, Rate};
 pub use sampler::{
-    Count, Counters, LoadedProcess, Sampler, SamplerConfig, Snapshot, StackId, Target, UserUnwind,
+    Count, Counters, LoadedProcess, OffCpu, Sampler, SamplerConfig, Snapshot, StackId, Target,
+    UserUnwind,
 };

@@ -1,0 +1,89 @@
+//! The off-CPU program on the running kernel: it loads on `sched_switch`
+//! and times this test's own sleeps, with their kernel and user stacks.
+
+use std::time::{Duration, Instant};
+
+use scorch_bpf::{Event, OffCpu, Rate, Sampler, SamplerConfig, StackId, Target};
+
+fn config(tid: u32, min_block_ns: u64) -> SamplerConfig {
+    SamplerConfig {
+        target: Target::Tids(vec![tid]),
+        rate: Rate::Frequency(1),
+        event: Event::CpuClock,
+        cpus: Vec::new(),
+        user_stacks: true,
+        kernel_stacks: true,
+        include_idle: false,
+        per_thread: true,
+        stack_storage_size: 1024,
+        max_keys: 1024,
+        double_buffered: false,
+        track_pids: false,
+        off_cpu: Some(OffCpu {
+            min_block_ns,
+            max_block_ns: u64::MAX,
+            state: None,
+            max_threads: 1024,
+        }),
+    }
+}
+
+/// Sleeps `times` times for `each`; returns the wall time slept.
+fn sleep_loop(times: u32, each: Duration) -> Duration {
+    let start = Instant::now();
+    for _ in 0..times {
+        std::thread::sleep(each);
+    }
+    start.elapsed()
+}
+
+#[test]
+fn times_this_threads_sleeps() {
+    let me = unsafe { libc::gettid() } as u32;
+    let mut sampler = Sampler::start(&config(me, 1000)).expect("off-CPU program starts");
+    let slept = sleep_loop(20, Duration::from_millis(20));
+    sampler.stop();
+    let snapshot = sampler.drain().expect("drain");
+    assert!(
+        snapshot.counts.iter().all(|c| c.tid == me),
+        "the tid filter let others through: {:?}",
+        snapshot.counts
+    );
+    let total = snapshot.total();
+    let slept_ns = slept.as_nanos() as u64;
+    // Every sleep is off CPU; the loop's own work is on it (a little).
+    assert!(
+        total >= slept_ns / 2 && total <= slept_ns * 3 / 2,
+        "{total} ns off CPU for {slept_ns} ns slept: {:?}",
+        snapshot.counts
+    );
+    let kernel = snapshot
+        .counts
+        .iter()
+        .find_map(|c| match c.kernel {
+            StackId::Id(id) => snapshot.stack(id),
+            _ => None,
+        })
+        .expect("a kernel stack");
+    assert!(!kernel.is_empty());
+    assert!(
+        snapshot
+            .counts
+            .iter()
+            .any(|c| matches!(c.user, StackId::Id(_))),
+        "no user stack: {:?}",
+        snapshot.counts
+    );
+    assert_eq!(sampler.counters().unwrap().lost(), 0);
+}
+
+#[test]
+fn short_waits_are_dropped_below_the_minimum() {
+    let me = unsafe { libc::gettid() } as u32;
+    // 1 s minimum: none of these 5 ms sleeps is kept.
+    let mut sampler = Sampler::start(&config(me, 1_000_000_000)).expect("off-CPU program starts");
+    sleep_loop(20, Duration::from_millis(5));
+    sampler.stop();
+    let snapshot = sampler.drain().expect("drain");
+    assert_eq!(snapshot.total(), 0, "{:?}", snapshot.counts);
+}
