@@ -40,7 +40,9 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::str::FromStr;
 
-pub use model::{FrameKind, Line, Location, Mapping, Meta, Profile, ProfileBuilder, Sample, Stack};
+pub use model::{
+    FrameKind, Line, Location, Mapping, Measure, Meta, Profile, ProfileBuilder, Sample, Stack,
+};
 pub use text::TextOptions;
 
 /// What can go wrong while writing or reading a profile.

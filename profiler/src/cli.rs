@@ -333,8 +333,8 @@ pub struct ProfileArgs {
     )]
     pub pid: Vec<u32>,
 
-    /// Profile threads with these comma-separated TIDs only.
-    #[arg(short = 'L', long = "tid", value_delimiter = ',')]
+    /// Profile threads with these comma-separated TIDs only (-t as in offcputime).
+    #[arg(short = 'L', short_alias = 't', long = "tid", value_delimiter = ',')]
     pub tid: Vec<u32>,
 
     /// Show stacks from user space only (no kernel space stacks).
@@ -414,6 +414,45 @@ pub struct ProfileArgs {
     /// Where and how the profile is pushed (Pyroscope, Parca).
     #[command(flatten)]
     pub upload: UploadArgs,
+
+    /// Off-CPU time instead of CPU samples: how long threads wait (blocked
+    /// or runnable but not running) and where, as bcc's offcputime; counts
+    /// are microseconds (folded, text, SVG) or nanoseconds (pprof).
+    #[arg(long = "off-cpu", help_heading = "Off-CPU",
+          conflicts_with_all = ["frequency", "count", "event", "include_idle", "cpu"])]
+    pub off_cpu: bool,
+
+    /// Off CPU: keep waits of at least this many microseconds.
+    #[arg(
+        short = 'm',
+        long = "min-block-time",
+        value_name = "US",
+        default_value_t = 1,
+        requires = "off_cpu",
+        help_heading = "Off-CPU"
+    )]
+    pub min_block_time: u64,
+
+    /// Off CPU: keep waits of at most this many microseconds.
+    #[arg(
+        short = 'M',
+        long = "max-block-time",
+        value_name = "US",
+        requires = "off_cpu",
+        help_heading = "Off-CPU"
+    )]
+    pub max_block_time: Option<u64>,
+
+    /// Off CPU: keep only waits that began in these task states, a bit mask
+    /// as in include/linux/sched.h (1 interruptible sleep, 2 uninterruptible);
+    /// 0 keeps only preempted threads [default: every state].
+    #[arg(
+        long = "state",
+        value_name = "MASK",
+        requires = "off_cpu",
+        help_heading = "Off-CPU"
+    )]
+    pub state: Option<u32>,
 }
 
 /// User-stack unwinding methods `--unwind` accepts.

@@ -7,6 +7,7 @@ mod agent;
 mod cli;
 mod collect;
 mod logging;
+mod offcpu;
 mod privileges;
 mod profile;
 mod serve;

@@ -16,7 +16,7 @@ use libbpf_rs::MapHandle;
 use libbpf_sys as sys;
 
 use super::maps::{Buffer, Buffers, Maps};
-use super::unwinder::{self, FrameLoop};
+use super::unwinder::{self, FrameLoop, UserRegs};
 use super::{Counter, SamplerConfig, Target};
 use crate::error::Result;
 use crate::insn::{Alu, Asm, Cond, Insn, Label, Size, R0, R1, R10, R2, R3, R4, R6, R7, R8, R9};
@@ -173,7 +173,11 @@ pub(super) fn record_stacks(
     ];
     for (wanted, slot, flags, map_full, collision) in stacks {
         if let (true, KEY_USTACK, Some(unwind)) = (wanted, slot, &maps.unwind) {
-            unwinder::emit(asm, maps, &unwind.maps(buffer), frame_loop);
+            let regs = match config.off_cpu {
+                Some(_) => UserRegs::SavedAtKernelEntry,
+                None => UserRegs::Sample,
+            };
+            unwinder::emit(asm, maps, &unwind.maps(buffer), frame_loop, regs);
             continue;
         }
         if !wanted {

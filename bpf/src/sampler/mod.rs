@@ -456,20 +456,25 @@ fn load_off_cpu_program(
     off_cpu: &OffCpu,
     maps: &Maps,
 ) -> Result<(Program, ProgramType)> {
-    if maps.unwind.is_some() {
-        return Err(Error::Unsupported(
-            "off-CPU stacks are walked with frame pointers: the in-kernel unwinder starts from the registers of a perf-event sample, which a sched_switch program does not have (use --unwind fp)".into(),
-        ));
-    }
-    let insns = offcpu::program(config, off_cpu, maps, TaskOffsets::from_kernel()?)?;
+    let task = TaskOffsets::from_kernel()?;
+    let frame_loop = match maps.unwind {
+        Some(_) => FrameLoop::MayGoto,
+        None => FrameLoop::Counted,
+    };
+    let insns = offcpu::program(config, off_cpu, maps, task, frame_loop)?;
     let typed = btf_link::tp_btf_type(SCHED_SWITCH)
         .and_then(|ty| Ok((Program::load(ty, "scorch_offcpu", &insns)?, ty)));
     typed.or_else(|typed_err| {
         Program::load(ProgramType::RawTracepoint, "scorch_offcpu", &insns)
             .map(|program| (program, ProgramType::RawTracepoint))
             .map_err(|raw_err| {
+                let unwinder = if maps.unwind.is_some() {
+                    " (the in-kernel unwinder needs the may_goto instruction of Linux 6.9 or later)"
+                } else {
+                    ""
+                };
                 Error::Unsupported(format!(
-                    "cannot load the off-CPU program on sched_switch: as tp_btf: {typed_err}; as a raw tracepoint: {raw_err}"
+                    "cannot load the off-CPU program on sched_switch{unwinder}: as tp_btf: {typed_err}; as a raw tracepoint: {raw_err}"
                 ))
             })
     })

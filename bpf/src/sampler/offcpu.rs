@@ -16,6 +16,10 @@
 //! `prev->__state` are read with `bpf_probe_read_kernel` at member offsets
 //! taken from the kernel's BTF and baked in as immediates.
 //!
+//! User stacks are walked like the CPU sampler's, with frame pointers or
+//! the in-kernel unwinder, from the user registers the task saved when it
+//! entered the kernel.
+//!
 //! A thread that exits switches out one last time in `TASK_DEAD`; it is not
 //! recorded, so exited threads leave no entry behind. A full start map
 //! drops the wait and is counted.
@@ -96,6 +100,7 @@ pub(super) fn program(
     off_cpu: &OffCpu,
     maps: &Maps,
     task: TaskOffsets,
+    frame_loop: FrameLoop,
 ) -> Result<Vec<Insn>> {
     let (Buffers::Single(buffer), Some(starts)) = (&maps.buffers, &maps.starts) else {
         return Err(Error::Unsupported(
@@ -125,12 +130,14 @@ pub(super) fn program(
     }
     note_seen(&mut asm, maps);
     build_key(&mut asm, config);
-    record_stacks(&mut asm, config, maps, buffer, FrameLoop::Counted);
+    record_stacks(&mut asm, config, maps, buffer, frame_loop);
     // starts[tid] = (now, key): the value is fp-40..0, the time then the key.
+    // The unwinder used r7, so the tid is asked for again.
     asm.emit([
+        Insn::call(sys::BPF_FUNC_get_current_pid_tgid),
+        Insn::store_reg(Size::W, R10, FP_SCRATCH, R0),
         Insn::call(sys::BPF_FUNC_ktime_get_ns),
         Insn::store_reg(Size::DW, R10, FP_VALUE, R0),
-        Insn::store_reg(Size::W, R10, FP_SCRATCH, R7),
     ]);
     update(&mut asm, starts, FP_SCRATCH, sys::BPF_ANY as i32);
     asm.jump(Insn::jmp_imm(Cond::Eq, R0, 0, 0), switch_in);

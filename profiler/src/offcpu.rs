@@ -1,0 +1,81 @@
+//! What an off-CPU profile needs beyond the CPU profile's path.
+//!
+//! Kernel stacks of the `sched_switch` program are taken inside the
+//! tracepoint, so they start with the program itself (an address no symbol
+//! covers) and the kernel's `bpf_trace_run*` that called it, above
+//! `__schedule`. Those frames say nothing about the wait and are removed,
+//! so a stack's kernel leaf is the scheduler, as in bcc's offcputime.
+
+use scorch_formats::{Profile, Stack};
+
+/// Name prefix of the kernel function that runs tracepoint programs.
+const TRACEPOINT_RUNNER: &str = "bpf_trace_run";
+
+/// Removes, from every kernel stack, the frames from the leaf down to the
+/// tracepoint runner; a stack without one is kept whole.
+pub fn trim_tracing_frames(profile: &mut Profile) {
+    let runner_at = |frames: &[usize], profile: &Profile| {
+        frames
+            .iter()
+            .position(|&index| profile.location_name(index).starts_with(TRACEPOINT_RUNNER))
+    };
+    for i in 0..profile.samples.len() {
+        let Stack::Frames(frames) = &profile.samples[i].kernel else {
+            continue;
+        };
+        if let Some(at) = runner_at(frames, profile) {
+            if let Stack::Frames(frames) = &mut profile.samples[i].kernel {
+                frames.drain(..=at);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use scorch_formats::{FrameKind, Line, Location, Meta, ProfileBuilder, Sample};
+
+    fn location(builder: &mut ProfileBuilder, name: Option<&str>, address: u64) -> usize {
+        builder.location(Location {
+            address,
+            mapping: None,
+            kind: FrameKind::Kernel,
+            lines: name
+                .map(|n| Line {
+                    function: n.to_string(),
+                    file: None,
+                    line: None,
+                })
+                .into_iter()
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn the_program_and_its_runner_are_removed() {
+        let mut b = ProfileBuilder::new(Meta::default());
+        let program = location(&mut b, None, 1);
+        let runner = location(&mut b, Some("bpf_trace_run4"), 2);
+        let schedule = location(&mut b, Some("__schedule"), 3);
+        let syscall = location(&mut b, Some("do_syscall_64"), 4);
+        for kernel in [
+            vec![program, runner, schedule, syscall],
+            vec![schedule, syscall],
+        ] {
+            b.sample(Sample {
+                pid: 1,
+                tid: None,
+                comm: "a".into(),
+                user: Stack::Absent,
+                kernel: Stack::Frames(kernel),
+                count: 1,
+            });
+        }
+        let mut p = b.build();
+        trim_tracing_frames(&mut p);
+        for s in &p.samples {
+            assert_eq!(s.kernel, Stack::Frames(vec![schedule, syscall]));
+        }
+    }
+}
