@@ -2,22 +2,24 @@
 //!
 //! Kernel stacks of the `sched_switch` program are taken inside the
 //! tracepoint, so they start with the program itself (an address no symbol
-//! covers) and the kernel's `bpf_trace_run*` that called it, above
+//! covers), the kernel's `bpf_trace_run*` that called it and, when several
+//! programs share the tracepoint, `__traceiter_sched_switch`, above
 //! `__schedule`. Those frames say nothing about the wait and are removed,
 //! so a stack's kernel leaf is the scheduler, as in bcc's offcputime.
 
 use scorch_formats::{Profile, Stack};
 
-/// Name prefix of the kernel function that runs tracepoint programs.
-const TRACEPOINT_RUNNER: &str = "bpf_trace_run";
+/// Name prefixes of the kernel functions that run tracepoint programs.
+const TRACING: [&str; 3] = ["bpf_trace_run", "__bpf_trace_", "__traceiter_"];
 
 /// Removes, from every kernel stack, the frames from the leaf down to the
-/// tracepoint runner; a stack without one is kept whole.
+/// root-most tracing function; a stack without one is kept whole.
 pub fn trim_tracing_frames(profile: &mut Profile) {
     let runner_at = |frames: &[usize], profile: &Profile| {
-        frames
-            .iter()
-            .position(|&index| profile.location_name(index).starts_with(TRACEPOINT_RUNNER))
+        frames.iter().rposition(|&index| {
+            let name = profile.location_name(index);
+            TRACING.iter().any(|prefix| name.starts_with(prefix))
+        })
     };
     for i in 0..profile.samples.len() {
         let Stack::Frames(frames) = &profile.samples[i].kernel else {
