@@ -8,11 +8,6 @@ use std::time::Instant;
 
 use common::*;
 
-/// Microseconds in folded stacks that contain `needle`.
-fn micros_in(stacks: &[(String, u64)], needle: &str) -> u64 {
-    count_containing(stacks, needle)
-}
-
 #[test]
 fn sleeping_workload_is_off_cpu_in_sleeper_for_about_the_time_it_slept() {
     require_root();
@@ -28,7 +23,7 @@ fn sleeping_workload_is_off_cpu_in_sleeper_for_about_the_time_it_slept() {
         "{stacks:?}"
     );
     // The whole chain, through libc (no frame pointers) into the scheduler.
-    let chain = micros_in(&stacks, "main;sleeper;usleep;");
+    let chain = count_containing(&stacks, "main;sleeper;usleep;");
     let in_scheduler = stacks
         .iter()
         .filter(|(s, _)| s.contains("main;sleeper;usleep;") && s.ends_with(";schedule;__schedule"))
@@ -95,8 +90,15 @@ fn block_time_bounds_keep_only_waits_in_range() {
     let out = run(&["profile", "--off-cpu", "-M", "50000", "-p", &pid, "1", "-f"]);
     assert!(out.status.success(), "{}", describe(&out));
     let stacks = folded(&String::from_utf8_lossy(&out.stdout));
-    assert!(micros_in(&stacks, "short_naps;usleep") > 0, "{stacks:?}");
-    assert_eq!(micros_in(&stacks, "long_naps;usleep"), 0, "{stacks:?}");
+    assert!(
+        count_containing(&stacks, "short_naps;usleep") > 0,
+        "{stacks:?}"
+    );
+    assert_eq!(
+        count_containing(&stacks, "long_naps;usleep"),
+        0,
+        "{stacks:?}"
+    );
 
     // At least 100 ms: the 200 ms naps; a 1 ms nap off CPU that long would
     // take a machine stalled for a tenth of a second, so allow a trace.
@@ -112,10 +114,10 @@ fn block_time_bounds_keep_only_waits_in_range() {
     ]);
     assert!(out.status.success(), "{}", describe(&out));
     let stacks = folded(&String::from_utf8_lossy(&out.stdout));
-    let long = micros_in(&stacks, "long_naps;usleep");
+    let long = count_containing(&stacks, "long_naps;usleep");
     assert!(long >= 200_000, "{stacks:?}");
     assert!(
-        micros_in(&stacks, "short_naps;usleep") * 20 <= long,
+        count_containing(&stacks, "short_naps;usleep") * 20 <= long,
         "{stacks:?}"
     );
 }
@@ -182,7 +184,10 @@ fn a_process_exiting_mid_profile_keeps_its_waits() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("every target process exited"), "{stderr}");
     let stacks = folded(&String::from_utf8_lossy(&out.stdout));
-    assert!(micros_in(&stacks, "main;sleeper;usleep") > 0, "{stacks:?}");
+    assert!(
+        count_containing(&stacks, "main;sleeper;usleep") > 0,
+        "{stacks:?}"
+    );
 }
 
 #[test]
