@@ -464,20 +464,20 @@ fn load_off_cpu_program(
     let insns = offcpu::program(config, off_cpu, maps, task, frame_loop)?;
     let typed = btf_link::tp_btf_type(SCHED_SWITCH)
         .and_then(|ty| Ok((Program::load(ty, "scorch_offcpu", &insns)?, ty)));
-    typed.or_else(|typed_err| {
-        Program::load(ProgramType::RawTracepoint, "scorch_offcpu", &insns)
+    match typed {
+        Ok(loaded) => Ok(loaded),
+        // A raw tracepoint would be refused the same instruction.
+        Err(err) if maps.unwind.is_some() => Err(Error::Unsupported(format!(
+            "the in-kernel unwinder did not load on sched_switch ({err}); it needs the may_goto instruction of Linux 6.9 or later"
+        ))),
+        Err(typed_err) => Program::load(ProgramType::RawTracepoint, "scorch_offcpu", &insns)
             .map(|program| (program, ProgramType::RawTracepoint))
             .map_err(|raw_err| {
-                let unwinder = if maps.unwind.is_some() {
-                    " (the in-kernel unwinder needs the may_goto instruction of Linux 6.9 or later)"
-                } else {
-                    ""
-                };
                 Error::Unsupported(format!(
-                    "cannot load the off-CPU program on sched_switch{unwinder}: as tp_btf: {typed_err}; as a raw tracepoint: {raw_err}"
+                    "cannot load the off-CPU program on sched_switch: as tp_btf: {typed_err}; as a raw tracepoint: {raw_err}"
                 ))
-            })
-    })
+            }),
+    }
 }
 
 /// Reads a buffer's counts and the stacks they use, then empties it.
