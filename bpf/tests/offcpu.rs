@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use scorch_bpf::{Event, OffCpu, Rate, Sampler, SamplerConfig, StackId, Target};
+use scorch_bpf::{Event, OffCpu, Rate, Sampler, SamplerConfig, StackId, Target, ThreadKind};
 
 fn config(tid: u32, min_block_ns: u64) -> SamplerConfig {
     SamplerConfig {
@@ -24,6 +24,7 @@ fn config(tid: u32, min_block_ns: u64) -> SamplerConfig {
             max_block_ns: u64::MAX,
             state: None,
             max_threads: 1024,
+            threads: ThreadKind::All,
         }),
     }
 }

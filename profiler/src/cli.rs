@@ -321,6 +321,24 @@ pub struct ProfileCli {
     pub args: ProfileArgs,
 }
 
+/// Help of the binary invoked as `offcputime`, as bcc's tool is: `profile
+/// --off-cpu` with offcputime's words.
+pub const OFFCPUTIME_ABOUT: &str = "Summarize off-CPU time by stack trace";
+
+/// Examples shown by `offcputime --help`.
+pub const OFFCPUTIME_EXAMPLES: &str = "examples:\n    \
+    ./offcputime             # trace off-CPU stack time until Ctrl-C\n    \
+    ./offcputime 5           # trace for 5 seconds only\n    \
+    ./offcputime -f 5        # 5 seconds, and output in folded format\n    \
+    ./offcputime -m 1000     # trace only events that last more than 1000 usec\n    \
+    ./offcputime -M 10000    # trace only events that last less than 10000 usec\n    \
+    ./offcputime -p 185      # only trace threads for PID 185\n    \
+    ./offcputime -t 188      # only trace thread 188\n    \
+    ./offcputime -u          # only trace user threads (no kernel)\n    \
+    ./offcputime -k          # only trace kernel threads (no user)\n    \
+    ./offcputime -U          # only show user space stacks (no kernel)\n    \
+    ./offcputime -K          # only show kernel space stacks (no user)";
+
 /// Options of `profile`.
 #[derive(Debug, Args, Clone)]
 pub struct ProfileArgs {
@@ -442,6 +460,25 @@ pub struct ProfileArgs {
         help_heading = "Off-CPU"
     )]
     pub max_block_time: Option<u64>,
+
+    /// Off CPU: user threads only (no kernel threads).
+    #[arg(
+        short = 'u',
+        long = "user-threads-only",
+        requires = "off_cpu",
+        conflicts_with = "kernel_threads_only",
+        help_heading = "Off-CPU"
+    )]
+    pub user_threads_only: bool,
+
+    /// Off CPU: kernel threads only (no user threads).
+    #[arg(
+        short = 'k',
+        long = "kernel-threads-only",
+        requires = "off_cpu",
+        help_heading = "Off-CPU"
+    )]
+    pub kernel_threads_only: bool,
 
     /// Off CPU: keep only waits that began in these task states, a bit mask
     /// as in include/linux/sched.h (1 interruptible sleep, 2 uninterruptible);

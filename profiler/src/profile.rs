@@ -17,7 +17,7 @@ use anyhow::{bail, Context};
 use scorch_bpf::sampler::TargetTables;
 use scorch_bpf::{
     online_cpus, Counters, Event, LoadedProcess, OffCpu, Rate, Sampler, SamplerConfig, Target,
-    UserUnwind,
+    ThreadKind, UserUnwind,
 };
 use scorch_formats::{text, Format, Measure, Meta, Profile, TextOptions};
 use scorch_symbolizer::Symbolizer;
@@ -188,6 +188,11 @@ fn off_cpu(args: &ProfileArgs) -> anyhow::Result<Option<OffCpu>> {
             .map_or(u64::MAX, |max| max.saturating_mul(1000).saturating_add(999)),
         state: args.state,
         max_threads: OFF_CPU_THREADS,
+        threads: match (args.user_threads_only, args.kernel_threads_only) {
+            (true, _) => ThreadKind::User,
+            (_, true) => ThreadKind::Kernel,
+            _ => ThreadKind::All,
+        },
     }))
 }
 

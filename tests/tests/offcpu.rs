@@ -205,3 +205,38 @@ fn bad_off_cpu_arguments_are_refused() {
     let out = run(&["profile", "-m", "5", "1"]);
     assert!(!out.status.success(), "-m without --off-cpu was accepted");
 }
+
+#[test]
+fn offcputime_alias_keeps_user_or_kernel_threads() {
+    require_root();
+    let sleeper = Workload::start(&c_workload("sleeper"), &["sleep"]);
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("offcputime-alias");
+    std::fs::create_dir_all(&dir).unwrap();
+    let alias = dir.join("offcputime");
+    let _ = std::fs::remove_file(&alias);
+    std::os::unix::fs::symlink(scorch(), &alias).unwrap();
+    let offcputime = |args: &[&str]| {
+        let out = Command::new(&alias).args(args).output().unwrap();
+        assert!(out.status.success(), "{}", describe(&out));
+        folded(&String::from_utf8_lossy(&out.stdout))
+    };
+    let comm = "sleeper;";
+    // Whole host, user threads: the workload is there, no kernel thread.
+    let user = offcputime(&["-u", "1", "-f"]);
+    assert!(count_containing(&user, comm) > 0, "{user:?}");
+    assert!(
+        !user.iter().any(|(s, _)| s.contains(";kthread;")),
+        "{user:?}"
+    );
+    // Kernel threads: all started by the kernel, none is the workload.
+    let kernel = offcputime(&["-k", "1", "-f"]);
+    assert!(!kernel.is_empty());
+    assert!(
+        kernel
+            .iter()
+            .all(|(s, _)| s.contains(";ret_from_fork") || s.contains("[Missed Kernel Stack]")),
+        "{kernel:?}"
+    );
+    assert_eq!(count_containing(&kernel, comm), 0, "{kernel:?}");
+    drop(sleeper);
+}

@@ -41,8 +41,8 @@ use crate::program::{Program, ProgramType};
 use crate::raw_tracepoint::RawTracepointLink;
 use codegen::{KEY_COMM, KEY_KSTACK, KEY_PID, KEY_SIZE, KEY_TID, KEY_USTACK};
 use maps::{Buffer, Buffers, Maps};
-pub use offcpu::OffCpu;
 use offcpu::TaskOffsets;
+pub use offcpu::{OffCpu, ThreadKind};
 pub use tables::{LoadedProcess, NoTable, SkippedFile};
 use unwinder::FrameLoop;
 

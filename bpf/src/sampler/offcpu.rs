@@ -50,6 +50,20 @@ pub struct OffCpu {
     pub state: Option<u32>,
     /// Threads that can be off CPU at once (entries of the start map).
     pub max_threads: u32,
+    /// Which kind of thread to keep (bcc's `-u`, `-k`).
+    pub threads: ThreadKind,
+}
+
+/// User threads, kernel threads or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThreadKind {
+    /// Every thread.
+    #[default]
+    All,
+    /// Threads of user processes only.
+    User,
+    /// Kernel threads only.
+    Kernel,
 }
 
 /// Bytes of a start-map value: the time of the switch-out, then the count key.
@@ -57,6 +71,8 @@ pub(super) const START_SIZE: u32 = 40;
 
 /// `TASK_DEAD` in `task_struct::__state` (include/linux/sched.h, since 4.14).
 const TASK_DEAD: i32 = 0x80;
+/// `PF_KTHREAD` in `task_struct::flags` (include/linux/sched.h).
+const PF_KTHREAD: i32 = 0x0020_0000;
 
 /// Where the program finds what it reads in a `task_struct`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +81,8 @@ pub(super) struct TaskOffsets {
     pub(super) pid: i32,
     /// Byte offset of `__state` (`state` before Linux 5.14).
     pub(super) state: i32,
+    /// Byte offset of `flags`.
+    pub(super) flags: i32,
 }
 
 impl TaskOffsets {
@@ -90,6 +108,7 @@ impl TaskOffsets {
         Ok(Self {
             pid: offset(&["pid"])?,
             state: offset(&["__state", "state"])?,
+            flags: offset(&["flags"])?,
         })
     }
 }
@@ -127,6 +146,19 @@ pub(super) fn program(
             asm.emit([Insn::alu64_imm(Alu::And, R1, mask as i32)]);
             asm.jump(Insn::jmp_imm(Cond::Eq, R1, 0, 0), switch_in);
         }
+    }
+    let kthread = match off_cpu.threads {
+        ThreadKind::All => None,
+        ThreadKind::User => Some(Cond::Ne),
+        ThreadKind::Kernel => Some(Cond::Eq),
+    };
+    if let Some(skip_when) = kthread {
+        read_task_u32(&mut asm, 1, task.flags, switch_in);
+        asm.emit([
+            Insn::load(Size::W, R1, R10, FP_SCRATCH),
+            Insn::alu64_imm(Alu::And, R1, PF_KTHREAD),
+        ]);
+        asm.jump(Insn::jmp_imm(skip_when, R1, 0, 0), switch_in);
     }
     note_seen(&mut asm, maps);
     build_key(&mut asm, config);
