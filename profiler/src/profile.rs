@@ -93,6 +93,7 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         &target,
         duration,
         args.quiet,
+        off_cpu.is_some(),
     );
     sampler.stop();
     let elapsed = started.elapsed();
@@ -299,8 +300,10 @@ fn sample(
     target: &Target,
     duration: Option<Duration>,
     quiet: bool,
+    off_cpu: bool,
 ) -> End {
-    let mut status = StatusLine::new(quiet);
+    let unit = if off_cpu { "waits" } else { "samples" };
+    let mut status = StatusLine::new(quiet, unit);
     let started = Instant::now();
     let mut captured: HashSet<u32> = HashSet::new();
     let end = loop {
