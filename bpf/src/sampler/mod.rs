@@ -15,6 +15,11 @@
 //! for the pids seen since it last looked, to capture new processes while
 //! they live.
 //!
+//! With [`SamplerConfig::off_cpu`] the program runs on the scheduler's
+//! `sched_switch` instead (`offcpu`): it counts the nanoseconds target
+//! threads spend off CPU, in the same buffers and keys, so everything that
+//! reads a snapshot works unchanged.
+//!
 //! User stacks are walked either by the kernel's frame-pointer walk
 //! (`bpf_get_stackid`) or, with [`UserUnwind::Tables`], by an unwinder of
 //! our own (`unwinder`) over `.eh_frame` tables that user space loads
@@ -293,28 +298,24 @@ impl Sampler {
     }
 
     /// Attaches the program to every CPU in `config.cpus` (the configuration
-    /// it was prepared with): sampling starts.
+    /// it was prepared with), or off CPU to `sched_switch`: sampling starts.
     pub fn attach(&mut self, config: &SamplerConfig) -> Result<()> {
-        if config.off_cpu.is_some() {
-            let link = match self.program_type {
-                ProgramType::TpBtf(_) => Link::Btf {
-                    _link: BtfLink::attach(&self.program)?,
-                },
-                _ => Link::RawTracepoint {
-                    _link: RawTracepointLink::attach(&self.program, SCHED_SWITCH)?,
-                },
-            };
-            self.links = vec![link];
-            return Ok(());
-        }
-        self.links = config
-            .cpus
-            .iter()
-            .map(|&cpu| {
-                PerfEventLink::attach(&self.program, config.event, config.rate, cpu)
-                    .map(|link| Link::Perf { _link: link })
-            })
-            .collect::<Result<Vec<_>>>()?;
+        self.links = match self.program_type {
+            ProgramType::TpBtf(_) => vec![Link::Btf {
+                _link: BtfLink::attach(&self.program)?,
+            }],
+            ProgramType::RawTracepoint => vec![Link::RawTracepoint {
+                _link: RawTracepointLink::attach(&self.program, SCHED_SWITCH)?,
+            }],
+            _ => config
+                .cpus
+                .iter()
+                .map(|&cpu| {
+                    PerfEventLink::attach(&self.program, config.event, config.rate, cpu)
+                        .map(|link| Link::Perf { _link: link })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
         Ok(())
     }
 
