@@ -645,6 +645,44 @@ mod tests {
         }
     }
 
+    /// The off-CPU program loads both ways (root): as tp_btf, and as the
+    /// plain raw tracepoint used where tp_btf does not load.
+    #[test]
+    fn off_cpu_program_loads_as_tp_btf_and_raw_tracepoint() {
+        let config = SamplerConfig {
+            target: Target::Pids(vec![std::process::id()]),
+            rate: Rate::Frequency(1),
+            event: Event::CpuClock,
+            cpus: Vec::new(),
+            user_stacks: true,
+            kernel_stacks: true,
+            include_idle: false,
+            per_thread: true,
+            stack_storage_size: 64,
+            max_keys: 64,
+            double_buffered: false,
+            track_pids: true,
+            off_cpu: Some(OffCpu {
+                min_block_ns: 1000,
+                max_block_ns: u64::MAX,
+                state: Some(2),
+                max_threads: 64,
+                threads: ThreadKind::User,
+            }),
+        };
+        let maps = Maps::create(&config, UserUnwind::FramePointers).expect("maps");
+        let task = TaskOffsets::from_kernel().expect("task_struct offsets");
+        let off_cpu = config.off_cpu.as_ref().unwrap();
+        let insns =
+            offcpu::program(&config, off_cpu, &maps, task, FrameLoop::Counted).expect("program");
+        let typed = btf_link::tp_btf_type(SCHED_SWITCH).expect("sched_switch in BTF");
+        for ty in [typed, ProgramType::RawTracepoint] {
+            if let Err(e) = Program::load(ty, "scorch_offcpu", &insns) {
+                panic!("the off-CPU program does not load as {ty:?}: {e}");
+            }
+        }
+    }
+
     #[test]
     fn decodes_keys_written_by_the_program_layout() {
         let mut key = [0u8; KEY_SIZE];
