@@ -33,6 +33,6 @@ pub mod watchpoint;
 pub use error::{Error, Result};
 pub use perf_event::{online_cpus, Event, Rate};
 pub use sampler::{
-    Count, Counters, LoadedProcess, Sampler, SamplerConfig, SeenPids, Snapshot, StackId, Target,
-    UserUnwind,
+    Count, Counters, LoadedProcess, OffCpu, Sampler, SamplerConfig, SeenPids, Snapshot, StackId,
+    Target, ThreadKind, UserUnwind,
 };

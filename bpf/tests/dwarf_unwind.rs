@@ -88,6 +88,7 @@ fn config(pid: u32) -> SamplerConfig {
         max_keys: 4096,
         double_buffered: false,
         track_pids: false,
+        off_cpu: None,
     }
 }
 

@@ -19,6 +19,7 @@ fn config(target: Target) -> SamplerConfig {
         max_keys: 4096,
         double_buffered: false,
         track_pids: false,
+        off_cpu: None,
     }
 }
 

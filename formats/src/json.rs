@@ -16,7 +16,8 @@
 //! ```
 //!
 //! Optional fields (`frequency_hz`, `sample_period`, `tid`) are left out
-//! when unknown. Nanosecond times above 2^53 lose precision in JavaScript
+//! when unknown; `"off_cpu":true` marks an off-CPU profile, whose counts
+//! are nanoseconds (`period_ns` 1). Nanosecond times above 2^53 lose precision in JavaScript
 //! numbers; Rust reads them back exactly. The whole profile is written:
 //! [`TextOptions`](crate::TextOptions) do not apply.
 
@@ -25,7 +26,7 @@ use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FrameKind, Profile, Stack};
+use crate::model::{FrameKind, Measure, Profile, Stack};
 use crate::text::{MISSED_KERNEL, MISSED_USER};
 use crate::Error;
 
@@ -57,6 +58,9 @@ pub struct JsonMeta {
     pub sample_period: Option<u64>,
     /// CPU time one sample stands for, nanoseconds (0 when unknown).
     pub period_ns: u64,
+    /// `true` when counts are nanoseconds off CPU rather than CPU samples.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub off_cpu: bool,
 }
 
 /// A stack and how often it was sampled.
@@ -126,6 +130,7 @@ pub fn to_json(profile: &Profile) -> JsonProfile {
             frequency_hz: meta.frequency_hz,
             sample_period: meta.sample_period,
             period_ns: meta.period_ns(),
+            off_cpu: meta.measure == Measure::OffCpuNanoseconds,
         },
         names: names.list,
         samples,

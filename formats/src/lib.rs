@@ -19,6 +19,10 @@
 //! - [`json`]: a compact form for the web page.
 //! - [`push`]: the requests that carry pprof to Pyroscope and Parca.
 //!
+//! A sample's count is a number of CPU samples, or nanoseconds off CPU
+//! when [`Meta::measure`] says so; each format shows it the way its tools
+//! expect (bcc's offcputime microseconds, pprof's `off-cpu/nanoseconds`).
+//!
 //! Unknown is data: an address nobody could symbolize is still a frame
 //! (`libfoo.so+0x1a2b` or `[unknown]`), a stack that could not be recorded
 //! shows as `[Missed User Stack]`. No input makes a writer panic; a profile
@@ -40,7 +44,9 @@ use std::io::{self, Write};
 use std::path::Path;
 use std::str::FromStr;
 
-pub use model::{FrameKind, Line, Location, Mapping, Meta, Profile, ProfileBuilder, Sample, Stack};
+pub use model::{
+    FrameKind, Line, Location, Mapping, Measure, Meta, Profile, ProfileBuilder, Sample, Stack,
+};
 pub use text::TextOptions;
 
 /// What can go wrong while writing or reading a profile.

@@ -111,6 +111,17 @@ pub struct Sample {
     pub count: u64,
 }
 
+/// What a sample's count measures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Measure {
+    /// Samples taken on CPU, each standing for [`Meta::period_ns`] of CPU time.
+    #[default]
+    OnCpuSamples,
+    /// Nanoseconds threads spent off CPU (blocked or waiting to run),
+    /// summed per stack.
+    OffCpuNanoseconds,
+}
+
 /// What was profiled, when, and how often.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Meta {
@@ -124,11 +135,17 @@ pub struct Meta {
     pub frequency_hz: Option<u64>,
     /// Sample every N events, when sampling by count (`-c`).
     pub sample_period: Option<u64>,
+    /// What the samples' counts measure.
+    pub measure: Measure,
 }
 
 impl Meta {
-    /// CPU time one sample stands for, in nanoseconds (0 when unknown).
+    /// CPU time one sample stands for, in nanoseconds (0 when unknown; 1
+    /// for off-CPU profiles, whose counts are nanoseconds).
     pub fn period_ns(&self) -> u64 {
+        if self.measure == Measure::OffCpuNanoseconds {
+            return 1;
+        }
         match (self.frequency_hz, self.sample_period) {
             (Some(hz), _) if hz > 0 => 1_000_000_000 / hz,
             // cpu-clock counts nanoseconds, so a period of N events is N ns.

@@ -11,8 +11,9 @@
 //!
 //! - two values per sample: `samples/count` and `cpu/nanoseconds` (count
 //!   times [`Meta::period_ns`](crate::Meta::period_ns)); `period_type` is
-//!   `cpu/nanoseconds`, `time_nanos` and `duration_nanos` come from the meta,
-//!   the target is a comment;
+//!   `cpu/nanoseconds`; for an off-CPU profile one value, `off-cpu/nanoseconds`,
+//!   which is also the period type (period 1); `time_nanos` and
+//!   `duration_nanos` come from the meta, the target is a comment;
 //! - every mapping and location of the model, ids from 1 in model order;
 //!   a mapping's `has_*` flags say what symbolization found in it;
 //! - functions deduplicated by (name, file); `system_name` is the name;
@@ -40,7 +41,7 @@ use flate2::Compression;
 use prost::Message;
 
 use crate::gunzip::{maybe_gunzip, Limits};
-use crate::model::{offset_name, Profile, Stack, UNKNOWN};
+use crate::model::{offset_name, Measure, Profile, Stack, UNKNOWN};
 use crate::text::{MISSED_KERNEL, MISSED_USER};
 use crate::Error;
 
@@ -420,7 +421,8 @@ pub fn to_proto(profile: &Profile) -> proto::Profile {
 pub type NamedStack = (Vec<String>, Vec<i64>);
 
 /// Each sample's stack as names, root first, with its values (for
-/// profiles written by [`encode`]: the count, then CPU nanoseconds).
+/// profiles written by [`encode`]: the count, then CPU nanoseconds; for
+/// off-CPU profiles, nanoseconds off CPU).
 ///
 /// Names follow the model: a location's functions outermost first, an
 /// unsymbolized one as `module+0xoffset` or `[unknown]`.
@@ -484,10 +486,17 @@ impl Encoder {
     fn encode(&mut self, profile: &Profile) {
         self.string("");
         let meta = &profile.meta;
-        let count = self.value_type("samples", "count");
-        let cpu = self.value_type("cpu", "nanoseconds");
-        self.out.sample_type = vec![count, cpu.clone()];
-        self.out.period_type = Some(cpu);
+        let off_cpu = meta.measure == Measure::OffCpuNanoseconds;
+        if off_cpu {
+            let nanos = self.value_type("off-cpu", "nanoseconds");
+            self.out.sample_type = vec![nanos.clone()];
+            self.out.period_type = Some(nanos);
+        } else {
+            let count = self.value_type("samples", "count");
+            let cpu = self.value_type("cpu", "nanoseconds");
+            self.out.sample_type = vec![count, cpu.clone()];
+            self.out.period_type = Some(cpu);
+        }
         self.out.period = saturate(meta.period_ns());
         self.out.time_nanos = saturate(meta.start_unix_ns);
         self.out.duration_nanos = saturate(meta.duration_ns);
@@ -579,10 +588,14 @@ impl Encoder {
                 ..Default::default()
             });
             let count = saturate(s.count);
-            let nanos = saturate(s.count.saturating_mul(meta.period_ns()));
+            let value = if off_cpu {
+                vec![count]
+            } else {
+                vec![count, saturate(s.count.saturating_mul(meta.period_ns()))]
+            };
             self.out.sample.push(proto::Sample {
                 location_id,
-                value: vec![count, nanos],
+                value,
                 label,
             });
         }

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 
 use crate::model::{
-    FrameKind, Line, Location, Mapping, Meta, Profile, ProfileBuilder, Sample, Stack,
+    FrameKind, Line, Location, Mapping, Measure, Meta, Profile, ProfileBuilder, Sample, Stack,
 };
 use crate::pprof::proto;
 use crate::text::{MISSED_KERNEL, MISSED_USER};
@@ -60,6 +60,7 @@ pub fn to_model(profile: &proto::Profile, defaults: &Defaults) -> Result<Profile
             .filter(|&hz| hz > 0)
             .or(defaults.frequency_hz),
         sample_period: None,
+        measure: Measure::OnCpuSamples,
     };
     let mut reader = Reader {
         builder: ProfileBuilder::new(meta),

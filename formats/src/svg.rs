@@ -15,7 +15,9 @@
 //! the same profile always gives the same SVG.
 //!
 //! The title says what was profiled, for how long and how many samples,
-//! e.g. `scorch profile — PID 1234 — 2.0 s, 197 samples`. A profile with
+//! e.g. `scorch profile — PID 1234 — 2.0 s, 197 samples`. An off-CPU
+//! profile is drawn as `flamegraph.pl --title="Off-CPU Time Flame Graph"
+//! --countname=us` draws bcc's `offcputime -f`: counts in microseconds. A profile with
 //! no samples gives a small SVG that says so, not an error.
 
 use std::io::Write;
@@ -23,7 +25,7 @@ use std::io::Write;
 use inferno::flamegraph::color::{Color, MultiPalette, Palette, PaletteMap};
 use inferno::flamegraph::{self, Options};
 
-use crate::model::{Profile, UNKNOWN};
+use crate::model::{Measure, Profile, UNKNOWN};
 use crate::text::{self, Marks, TextOptions, MISSED_KERNEL, MISSED_USER};
 use crate::Error;
 
@@ -49,6 +51,9 @@ pub fn write<W: Write>(profile: &Profile, opts: &TextOptions, mut writer: W) -> 
         }
         let mut options = Options::default();
         options.title = title;
+        if profile.meta.measure == Measure::OffCpuNanoseconds {
+            options.count_name = "us".to_string();
+        }
         options.colors = Palette::Multi(MultiPalette::Js);
         options.hash = true;
         options.palette_map = Some(&mut placeholders);
@@ -67,10 +72,16 @@ const PLACEHOLDER_GREY: Color = Color {
     b: 180,
 };
 
-/// `scorch profile — TARGET — 2.0 s, 197 samples`.
+/// `scorch profile — TARGET — 2.0 s, 197 samples`, or for off-CPU time
+/// `Off-CPU Time Flame Graph — TARGET — 2.0 s, 1834000 us`.
 fn title(profile: &Profile) -> String {
     let meta = &profile.meta;
-    let mut title = String::from("scorch profile");
+    let off_cpu = meta.measure == Measure::OffCpuNanoseconds;
+    let mut title = String::from(if off_cpu {
+        "Off-CPU Time Flame Graph"
+    } else {
+        "scorch profile"
+    });
     if !meta.target.is_empty() {
         title.push_str(" — ");
         title.push_str(&xml_safe(&meta.target));
@@ -80,6 +91,10 @@ fn title(profile: &Profile) -> String {
         title.push_str(&format!("{:.1} s, ", meta.duration_ns as f64 / 1e9));
     }
     let count = profile.total_count();
+    if off_cpu {
+        title.push_str(&format!("{} us", count / 1000));
+        return title;
+    }
     let unit = if count == 1 { "sample" } else { "samples" };
     title.push_str(&format!("{count} {unit}"));
     title

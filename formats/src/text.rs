@@ -11,6 +11,9 @@
 //!   the user frames leaf first, then `-` with the command and pid, then
 //!   the count, each stack followed by an empty line.
 //!
+//! An off-CPU profile prints as bcc's `offcputime` prints it, in the same
+//! two forms, its counts in microseconds.
+//!
 //! Both list stacks by count, smallest first, as bcc does; ties are broken
 //! by the rendered text so that output is deterministic, and stacks that
 //! render identically are merged by adding their counts (bcc keeps them
@@ -30,7 +33,7 @@
 use std::collections::HashMap;
 use std::io::{BufWriter, Write};
 
-use crate::model::{FrameKind, Profile, Sample, Stack};
+use crate::model::{FrameKind, Measure, Profile, Sample, Stack};
 use crate::Error;
 
 /// Placeholder for a user stack that was wanted but not recorded.
@@ -92,12 +95,15 @@ pub struct Header {
     pub cpu: Option<u32>,
     /// How long sampling lasts; without it, until Ctrl-C.
     pub duration_secs: Option<u64>,
+    /// Off-CPU time is traced (bcc `offcputime`'s header), not samples.
+    pub off_cpu: bool,
 }
 
 /// The line bcc prints when sampling starts, without its newline, e.g.
 /// `Sampling at 49 Hertz of PID 123 by user + kernel stack for 2 secs.` or
 /// `Sampling at every 1000 events of all threads by user stack... Hit
-/// Ctrl-C to end.`
+/// Ctrl-C to end.`; for off-CPU time, `offcputime`'s `Tracing off-CPU time
+/// (us) of PID 123 by user + kernel stack for 2 secs.`
 pub fn header(h: &Header) -> String {
     let rate = match (
         h.frequency_hz.filter(|&hz| hz > 0),
@@ -113,7 +119,14 @@ pub fn header(h: &Header) -> String {
         (false, true) => "kernel",
         (false, false) => "no",
     };
-    let mut line = format!("Sampling at {rate} of {} by {stacks} stack", h.target);
+    let mut line = if h.off_cpu {
+        format!(
+            "Tracing off-CPU time (us) of {} by {stacks} stack",
+            h.target
+        )
+    } else {
+        format!("Sampling at {rate} of {} by {stacks} stack", h.target)
+    };
     if let Some(cpu) = h.cpu {
         line.push_str(&format!(" on CPU#{cpu}"));
     }
@@ -192,7 +205,7 @@ pub fn write_text<W: Write>(profile: &Profile, opts: &TextOptions, writer: W) ->
         (block, sample.count)
     });
     let mut out = BufWriter::new(writer);
-    for (block, count) in tally(blocks) {
+    for (block, count) in tally(blocks, profile.meta.measure) {
         write!(out, "{block}        {count}\n\n")?;
     }
     out.flush()?;
@@ -262,7 +275,7 @@ pub(crate) fn folded(profile: &Profile, opts: &TextOptions, marks: Marks) -> Vec
         }
         (frames.join(";"), sample.count)
     });
-    tally(lines)
+    tally(lines, profile.meta.measure)
 }
 
 /// Names of a leaf-first stack, leaf first, inlined functions expanded.
@@ -273,12 +286,19 @@ fn leaf_first<'a>(profile: &'a Profile, frames: &'a [usize]) -> impl Iterator<It
 }
 
 /// Merges identical texts by adding their counts, then sorts by count and
-/// text.
-fn tally(items: impl Iterator<Item = (String, u64)>) -> Vec<(String, u64)> {
+/// text. Off-CPU nanoseconds become microseconds, as bcc's `offcputime`
+/// prints them; a stack off CPU for less than one is left out.
+fn tally(items: impl Iterator<Item = (String, u64)>, measure: Measure) -> Vec<(String, u64)> {
     let mut counts: HashMap<String, u64> = HashMap::new();
     for (text, count) in items {
         let total = counts.entry(text).or_insert(0);
         *total = total.saturating_add(count);
+    }
+    if measure == Measure::OffCpuNanoseconds {
+        counts.retain(|_, total| {
+            *total /= 1000;
+            *total > 0
+        });
     }
     let mut sorted: Vec<(String, u64)> = counts.into_iter().collect();
     sorted.sort_unstable_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));

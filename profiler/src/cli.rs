@@ -321,6 +321,24 @@ pub struct ProfileCli {
     pub args: ProfileArgs,
 }
 
+/// Help of the binary invoked as `offcputime`, as bcc's tool is: `profile
+/// --off-cpu` with offcputime's words.
+pub const OFFCPUTIME_ABOUT: &str = "Summarize off-CPU time by stack trace";
+
+/// Examples shown by `offcputime --help`.
+pub const OFFCPUTIME_EXAMPLES: &str = "examples:\n    \
+    ./offcputime             # trace off-CPU stack time until Ctrl-C\n    \
+    ./offcputime 5           # trace for 5 seconds only\n    \
+    ./offcputime -f 5        # 5 seconds, and output in folded format\n    \
+    ./offcputime -m 1000     # trace only events that last more than 1000 usec\n    \
+    ./offcputime -M 10000    # trace only events that last less than 10000 usec\n    \
+    ./offcputime -p 185      # only trace threads for PID 185\n    \
+    ./offcputime -t 188      # only trace thread 188\n    \
+    ./offcputime -u          # only trace user threads (no kernel)\n    \
+    ./offcputime -k          # only trace kernel threads (no user)\n    \
+    ./offcputime -U          # only show user space stacks (no kernel)\n    \
+    ./offcputime -K          # only show kernel space stacks (no user)";
+
 /// Options of `profile`.
 #[derive(Debug, Args, Clone)]
 pub struct ProfileArgs {
@@ -333,8 +351,8 @@ pub struct ProfileArgs {
     )]
     pub pid: Vec<u32>,
 
-    /// Profile threads with these comma-separated TIDs only.
-    #[arg(short = 'L', long = "tid", value_delimiter = ',')]
+    /// Profile threads with these comma-separated TIDs only (-t as in offcputime).
+    #[arg(short = 'L', short_alias = 't', long = "tid", value_delimiter = ',')]
     pub tid: Vec<u32>,
 
     /// Show stacks from user space only (no kernel space stacks).
@@ -414,6 +432,64 @@ pub struct ProfileArgs {
     /// Where and how the profile is pushed (Pyroscope, Parca).
     #[command(flatten)]
     pub upload: UploadArgs,
+
+    /// Off-CPU time instead of CPU samples: how long threads wait (blocked
+    /// or runnable but not running) and where, as bcc's offcputime; counts
+    /// are microseconds (folded, text, SVG) or nanoseconds (pprof).
+    #[arg(long = "off-cpu", help_heading = "Off-CPU",
+          conflicts_with_all = ["frequency", "count", "event", "include_idle", "cpu"])]
+    pub off_cpu: bool,
+
+    /// Off CPU: keep waits of at least this many microseconds.
+    #[arg(
+        short = 'm',
+        long = "min-block-time",
+        value_name = "US",
+        default_value_t = 1,
+        requires = "off_cpu",
+        help_heading = "Off-CPU"
+    )]
+    pub min_block_time: u64,
+
+    /// Off CPU: keep waits of at most this many microseconds.
+    #[arg(
+        short = 'M',
+        long = "max-block-time",
+        value_name = "US",
+        requires = "off_cpu",
+        help_heading = "Off-CPU"
+    )]
+    pub max_block_time: Option<u64>,
+
+    /// Off CPU: user threads only (no kernel threads).
+    #[arg(
+        short = 'u',
+        long = "user-threads-only",
+        requires = "off_cpu",
+        conflicts_with = "kernel_threads_only",
+        help_heading = "Off-CPU"
+    )]
+    pub user_threads_only: bool,
+
+    /// Off CPU: kernel threads only (no user threads).
+    #[arg(
+        short = 'k',
+        long = "kernel-threads-only",
+        requires = "off_cpu",
+        help_heading = "Off-CPU"
+    )]
+    pub kernel_threads_only: bool,
+
+    /// Off CPU: keep only waits that began in these task states, a bit mask
+    /// as in include/linux/sched.h (1 interruptible sleep, 2 uninterruptible);
+    /// 0 keeps only preempted threads [default: every state].
+    #[arg(
+        long = "state",
+        value_name = "MASK",
+        requires = "off_cpu",
+        help_heading = "Off-CPU"
+    )]
+    pub state: Option<u32>,
 }
 
 /// User-stack unwinding methods `--unwind` accepts.

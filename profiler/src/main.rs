@@ -1,12 +1,13 @@
 //! The scorch binary: argument parsing and wiring, nothing else.
 //!
-//! Invoked as `profile` it behaves as bcc's `profile` tool, as `bpftrace`
-//! as bpftrace; as `scorch` it takes subcommands.
+//! Invoked as `profile` it behaves as bcc's `profile` tool, as
+//! `offcputime` as bcc's `offcputime`, as `bpftrace` as bpftrace; as `scorch` it takes subcommands.
 
 mod agent;
 mod cli;
 mod collect;
 mod logging;
+mod offcpu;
 mod privileges;
 mod profile;
 mod serve;
@@ -20,7 +21,7 @@ mod upload;
 use std::path::Path;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches, Parser};
 
 fn main() -> ExitCode {
     let argv0 = std::env::args_os().next().unwrap_or_default();
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
         .unwrap_or_default();
     let result = match name.as_str() {
         "profile" => profile::run(&cli::ProfileCli::parse().args),
+        "offcputime" => profile::run(&offcputime_args()),
         "bpftrace" => return exit_status(trace::run(&cli::BpftraceCli::parse().args)),
         _ => match cli::Cli::parse().command {
             cli::Command::Trace(args) => return exit_status(trace::run(&args)),
@@ -45,6 +47,25 @@ fn main() -> ExitCode {
         },
     };
     exit_status(result.map(|()| ExitCode::SUCCESS))
+}
+
+/// The arguments of the binary invoked as `offcputime`: `profile --off-cpu`
+/// under bcc's tool name and help.
+fn offcputime_args() -> cli::ProfileArgs {
+    let mut argv = std::env::args_os();
+    let argv = argv
+        .next()
+        .into_iter()
+        .chain([std::ffi::OsString::from("--off-cpu")])
+        .chain(argv);
+    let matches = cli::ProfileCli::command()
+        .name("offcputime")
+        .about(cli::OFFCPUTIME_ABOUT)
+        .after_help(cli::OFFCPUTIME_EXAMPLES)
+        .get_matches_from(argv);
+    cli::ProfileCli::from_arg_matches(&matches)
+        .unwrap_or_else(|err| err.exit())
+        .args
 }
 
 /// The status to exit with, printing the error if there is one.

@@ -1,4 +1,5 @@
-//! `profile`: sample on-CPU stacks for a while, then write them out.
+//! `profile`: sample on-CPU stacks for a while, then write them out; with
+//! `--off-cpu`, time where threads wait instead (bcc's offcputime).
 //!
 //! The run has three phases. Validation checks every argument, privilege and
 //! output path before anything is attached. Sampling attaches the sampler,
@@ -15,9 +16,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{bail, Context};
 use scorch_bpf::sampler::TargetTables;
 use scorch_bpf::{
-    online_cpus, Counters, Event, LoadedProcess, Rate, Sampler, SamplerConfig, Target, UserUnwind,
+    online_cpus, Counters, Event, LoadedProcess, OffCpu, Rate, Sampler, SamplerConfig, Target,
+    ThreadKind, UserUnwind,
 };
-use scorch_formats::{text, Format, Meta, Profile, TextOptions};
+use scorch_formats::{text, Format, Measure, Meta, Profile, TextOptions};
 use scorch_symbolizer::Symbolizer;
 
 use crate::cli::{EventArg, ProfileArgs, UnwindArg};
@@ -39,8 +41,12 @@ struct Output {
 /// Runs `profile` with `args`.
 pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     let target = target(args)?;
+    let off_cpu = off_cpu(args)?;
     let outputs = open_outputs(args)?;
     let upload = crate::upload::endpoint(&args.upload)?;
+    if off_cpu.is_some() && upload.is_some() {
+        bail!("--upload sends CPU profiles only: write the off-CPU profile to a file with -o (e.g. -o offcpu.pb.gz) instead");
+    }
     privileges::check()?;
     let cpus = cpus(args.cpu)?;
     scorch_bpf::mounts::ensure_mounted()?;
@@ -55,7 +61,7 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         || outputs
             .iter()
             .any(|o| matches!(o.format, Format::Pprof | Format::Json));
-    let config = sampler_config(args, target.clone(), cpus, per_thread);
+    let config = sampler_config(args, target.clone(), cpus, per_thread, off_cpu);
     let mut symbolizer = Symbolizer::one_shot();
     if let Target::Pids(pids) = &target {
         for &pid in pids {
@@ -87,6 +93,7 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
         &target,
         duration,
         args.quiet,
+        off_cpu.is_some(),
     );
     sampler.stop();
     let elapsed = started.elapsed();
@@ -102,8 +109,11 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     }
 
     let snapshot = sampler.drain()?;
-    let meta = meta(&target, config.rate, start_wall, elapsed);
-    let profile = Collector::new(&snapshot, &mut symbolizer, meta).build(per_thread);
+    let meta = meta(&target, &config, start_wall, elapsed);
+    let mut profile = Collector::new(&snapshot, &mut symbolizer, meta).build(per_thread);
+    if off_cpu.is_some() {
+        crate::offcpu::trim_tracing_frames(&mut profile);
+    }
     let written = write_outputs(&profile, outputs, &text_opts);
     let counters = report_losses(&sampler)?;
     if !args.quiet {
@@ -131,6 +141,7 @@ fn sampler_config(
     target: Target,
     cpus: Vec<u32>,
     per_thread: bool,
+    off_cpu: Option<OffCpu>,
 ) -> SamplerConfig {
     SamplerConfig {
         target,
@@ -152,7 +163,38 @@ fn sampler_config(
         max_keys: args.stack_storage_size.saturating_mul(2).max(10240),
         double_buffered: false,
         track_pids: true,
+        off_cpu,
     }
+}
+
+/// Threads an off-CPU profile can time at once (the start map, 40 bytes each).
+const OFF_CPU_THREADS: u32 = 65536;
+
+/// The off-CPU options of `args`, checked; `None` without `--off-cpu`.
+fn off_cpu(args: &ProfileArgs) -> anyhow::Result<Option<OffCpu>> {
+    if !args.off_cpu {
+        return Ok(None);
+    }
+    if let Some(max) = args.max_block_time.filter(|&max| max < args.min_block_time) {
+        bail!(
+            "--max-block-time {max} is below --min-block-time {}: no wait could be kept",
+            args.min_block_time
+        );
+    }
+    // As bcc: a wait counts when its whole microseconds are within bounds.
+    Ok(Some(OffCpu {
+        min_block_ns: args.min_block_time.saturating_mul(1000),
+        max_block_ns: args
+            .max_block_time
+            .map_or(u64::MAX, |max| max.saturating_mul(1000).saturating_add(999)),
+        state: args.state,
+        max_threads: OFF_CPU_THREADS,
+        threads: match (args.user_threads_only, args.kernel_threads_only) {
+            (true, _) => ThreadKind::User,
+            (_, true) => ThreadKind::Kernel,
+            _ => ThreadKind::All,
+        },
+    }))
 }
 
 /// Unwind table capacity of a `profile` run: rows (16 bytes each, 8 MiB
@@ -191,7 +233,11 @@ fn prepare_sampler(
 }
 
 /// What the profile says about its own run.
-fn meta(target: &Target, rate: Rate, start: SystemTime, elapsed: Duration) -> Meta {
+fn meta(target: &Target, config: &SamplerConfig, start: SystemTime, elapsed: Duration) -> Meta {
+    let rate = match config.off_cpu {
+        Some(_) => None,
+        None => Some(config.rate),
+    };
     Meta {
         target: target_description(target),
         start_unix_ns: start
@@ -200,12 +246,16 @@ fn meta(target: &Target, rate: Rate, start: SystemTime, elapsed: Duration) -> Me
             .unwrap_or(0),
         duration_ns: elapsed.as_nanos() as u64,
         frequency_hz: match rate {
-            Rate::Frequency(hz) => Some(hz),
-            Rate::Period(_) => None,
+            Some(Rate::Frequency(hz)) => Some(hz),
+            _ => None,
         },
         sample_period: match rate {
-            Rate::Period(n) => Some(n),
-            Rate::Frequency(_) => None,
+            Some(Rate::Period(n)) => Some(n),
+            _ => None,
+        },
+        measure: match config.off_cpu {
+            Some(_) => Measure::OffCpuNanoseconds,
+            None => Measure::OnCpuSamples,
         },
     }
 }
@@ -250,8 +300,10 @@ fn sample(
     target: &Target,
     duration: Option<Duration>,
     quiet: bool,
+    off_cpu: bool,
 ) -> End {
-    let mut status = StatusLine::new(quiet);
+    let unit = if off_cpu { "waits" } else { "samples" };
+    let mut status = StatusLine::new(quiet, unit);
     let started = Instant::now();
     let mut captured: HashSet<u32> = HashSet::new();
     let end = loop {
@@ -319,6 +371,12 @@ fn report_losses(sampler: &Sampler) -> anyhow::Result<Counters> {
         // collisions rarer, so the advice holds for both.
         eprintln!(
             "WARNING: {missing} stack traces could not be displayed. Consider increasing --stack-storage-size."
+        );
+    }
+    if losses.start_map_full > 0 {
+        eprintln!(
+            "WARNING: {} waits were not timed because {OFF_CPU_THREADS} threads were already off CPU; profile fewer threads with -p or -t.",
+            losses.start_map_full
         );
     }
     if losses.count_map_full > 0 {
@@ -508,5 +566,6 @@ fn header(args: &ProfileArgs, target: &Target, duration: Option<Duration>) -> St
         kernel: !args.user_stacks_only,
         cpu: args.cpu,
         duration_secs: duration.map(|d| d.as_secs()),
+        off_cpu: args.off_cpu,
     })
 }

@@ -1,4 +1,4 @@
-//! The live status line on stderr: elapsed time, samples, losses.
+//! The live status line on stderr: elapsed time, samples (or waits), losses.
 //!
 //! Shown only when stderr is a terminal and `-q` was not given.
 
@@ -10,14 +10,18 @@ use std::time::Duration;
 pub struct StatusLine {
     enabled: bool,
     shown: bool,
+    /// What is counted: `samples`, or `waits` off CPU.
+    unit: &'static str,
 }
 
 impl StatusLine {
-    /// A status line, shown only on a terminal and when not quiet.
-    pub fn new(quiet: bool) -> Self {
+    /// A status line counting `unit` (e.g. `samples`), shown only on a
+    /// terminal and when not quiet.
+    pub fn new(quiet: bool, unit: &'static str) -> Self {
         Self {
             enabled: !quiet && std::io::stderr().is_terminal(),
             shown: false,
+            unit,
         }
     }
 
@@ -31,7 +35,7 @@ impl StatusLine {
         &mut self,
         elapsed: Duration,
         duration: Option<Duration>,
-        samples: u64,
+        recorded: u64,
         lost: u64,
     ) {
         if !self.enabled {
@@ -42,8 +46,9 @@ impl StatusLine {
             None => "Ctrl-C to stop".to_string(),
         };
         let line = format!(
-            "\r\x1b[2K{:.1}s / {total}  {samples} samples  {lost} lost",
-            elapsed.as_secs_f64()
+            "\r\x1b[2K{:.1}s / {total}  {recorded} {}  {lost} lost",
+            elapsed.as_secs_f64(),
+            self.unit
         );
         let mut err = std::io::stderr().lock();
         let _ = err.write_all(line.as_bytes());

@@ -91,3 +91,35 @@ fn trace_counts_a_tracepoint_on_linux_6_1() {
     // 0.1 s for the 2.5 s the probe is attached, even if emulation is slow.
     assert!(count >= 5, "@n = {count}: {lines:?}");
 }
+
+#[test]
+fn off_cpu_times_a_sleeping_workload_on_linux_6_1() {
+    let scorch = scorch();
+    let sleeper = c_workload("sleeper");
+    // The in-kernel unwinder needs 6.9: on 6.1 `--unwind auto` walks frame
+    // pointers, which stop at libc's nanosleep (no frame pointer) and
+    // reach main through it, skipping sleeper and usleep.
+    let script = format!(
+        "{sleeper} sleep > /tmp/sleeper.out &\n\
+         sleep 1\n\
+         {scorch} profile --off-cpu -f -p $! 2 > /tmp/out.folded 2> /tmp/err.txt || {{ cat /tmp/err.txt; exit 1; }}\n\
+         sed 's/^/STDERR: /' /tmp/err.txt\n\
+         sed 's/^/FOLDED: /' /tmp/out.folded\n",
+        sleeper = sleeper.display(),
+        scorch = scorch.display()
+    );
+    let lines = guest(&script, &[&scorch, &sleeper], "FOLDED");
+    let stacks = folded(&lines.join("\n"));
+    let waiting: u64 = stacks
+        .iter()
+        .filter(|(s, _)| {
+            s.starts_with("sleeper;") && s.contains(";main;") && s.ends_with(";schedule;__schedule")
+        })
+        .map(|(_, n)| n)
+        .sum();
+    // It sleeps all the time: about the 2 s profiled, even under emulation.
+    assert!(
+        (1_000_000..=6_000_000).contains(&waiting),
+        "{waiting} us off CPU from main into the scheduler in a 2 s profile on 6.1:\n{lines:#?}"
+    );
+}

@@ -16,7 +16,7 @@ use libbpf_rs::MapHandle;
 use libbpf_sys as sys;
 
 use super::maps::{Buffer, Buffers, Maps};
-use super::unwinder::{self, FrameLoop};
+use super::unwinder::{self, FrameLoop, UserRegs};
 use super::{Counter, SamplerConfig, Target};
 use crate::error::Result;
 use crate::insn::{Alu, Asm, Cond, Insn, Label, Size, R0, R1, R10, R2, R3, R4, R6, R7, R8, R9};
@@ -32,8 +32,8 @@ const COMM_LEN: i32 = 16;
 // Stack frame of the program: key at fp-32, a u64 value at fp-40, a u32
 // scratch (map keys of one word) at fp-48; the unwinder keeps the context
 // at fp-56.
-const FP_KEY: i16 = -32;
-const FP_VALUE: i16 = -40;
+pub(super) const FP_KEY: i16 = -32;
+pub(super) const FP_VALUE: i16 = -40;
 pub(super) const FP_SCRATCH: i16 = -48;
 
 pub(super) fn fd(map: &MapHandle) -> i32 {
@@ -49,49 +49,13 @@ pub(super) fn program(
     let mut asm = Asm::new();
     let exit = asm.label();
 
-    asm.emit([
-        Insn::mov64_reg(R6, R1),
-        Insn::call(sys::BPF_FUNC_get_current_pid_tgid),
-        Insn::alu32_reg(Alu::Mov, R7, R0),
-        Insn::mov64_reg(R8, R0),
-        Insn::alu64_imm(Alu::Rsh, R8, 32),
-    ]);
+    current_task(&mut asm);
     if !config.include_idle {
         asm.jump(Insn::jmp_imm(Cond::Eq, R7, 0, 0), exit);
     }
-    if let Some(filter) = &maps.filter {
-        let id = if matches!(config.target, Target::Tids(_)) {
-            R7
-        } else {
-            R8
-        };
-        asm.emit([Insn::store_reg(Size::W, R10, FP_SCRATCH, id)]);
-        lookup_scratch(&mut asm, filter);
-        asm.jump(Insn::jmp_imm(Cond::Eq, R0, 0, 0), exit);
-    }
-    if let Some(seen) = &maps.seen_pids {
-        // seen[tgid] = 1 unless present; failures (map full) only delay a capture.
-        asm.emit([
-            Insn::store_reg(Size::W, R10, FP_SCRATCH, R8),
-            Insn::store_imm(Size::DW, R10, FP_VALUE, 1),
-        ]);
-        update(&mut asm, seen, FP_SCRATCH, sys::BPF_NOEXIST as i32);
-    }
-
-    // The key, zeroed whole so padding never differs.
-    for off in (FP_KEY..0).step_by(8) {
-        asm.emit([Insn::store_imm(Size::DW, R10, off, 0)]);
-    }
-    asm.emit([Insn::store_reg(Size::W, R10, key_field(KEY_PID), R8)]);
-    if config.per_thread {
-        asm.emit([Insn::store_reg(Size::W, R10, key_field(KEY_TID), R7)]);
-    }
-    asm.emit([
-        Insn::mov64_reg(R1, R10),
-        Insn::alu64_imm(Alu::Add, R1, key_field(KEY_COMM) as i32),
-        Insn::mov64_imm(R2, COMM_LEN),
-        Insn::call(sys::BPF_FUNC_get_current_comm),
-    ]);
+    drop_filtered(&mut asm, config, maps, exit);
+    note_seen(&mut asm, maps);
+    build_key(&mut asm, config);
 
     match &maps.buffers {
         Buffers::Single(only) => record(&mut asm, config, maps, only, exit, frame_loop),
@@ -112,6 +76,62 @@ pub(super) fn program(
     Ok(asm.finish()?)
 }
 
+/// `r6 = ctx`, `r7 = tid`, `r8 = tgid` of the current task.
+pub(super) fn current_task(asm: &mut Asm) {
+    asm.emit([
+        Insn::mov64_reg(R6, R1),
+        Insn::call(sys::BPF_FUNC_get_current_pid_tgid),
+        Insn::alu32_reg(Alu::Mov, R7, R0),
+        Insn::mov64_reg(R8, R0),
+        Insn::alu64_imm(Alu::Rsh, R8, 32),
+    ]);
+}
+
+/// `goto skip` unless the task in r7 (tid) / r8 (tgid) is a target.
+pub(super) fn drop_filtered(asm: &mut Asm, config: &SamplerConfig, maps: &Maps, skip: Label) {
+    if let Some(filter) = &maps.filter {
+        let id = if matches!(config.target, Target::Tids(_)) {
+            R7
+        } else {
+            R8
+        };
+        asm.emit([Insn::store_reg(Size::W, R10, FP_SCRATCH, id)]);
+        lookup_scratch(asm, filter);
+        asm.jump(Insn::jmp_imm(Cond::Eq, R0, 0, 0), skip);
+    }
+}
+
+/// Notes the tgid in r8 in the seen-pids map, when tracked.
+pub(super) fn note_seen(asm: &mut Asm, maps: &Maps) {
+    if let Some(seen) = &maps.seen_pids {
+        // seen[tgid] = 1 unless present; failures (map full) only delay a capture.
+        asm.emit([
+            Insn::store_reg(Size::W, R10, FP_SCRATCH, R8),
+            Insn::store_imm(Size::DW, R10, FP_VALUE, 1),
+        ]);
+        update(asm, seen, FP_SCRATCH, sys::BPF_NOEXIST as i32);
+    }
+}
+
+/// Builds the count key of the current task (tgid r8, tid r7) at `fp-32`,
+/// without its stacks.
+pub(super) fn build_key(asm: &mut Asm, config: &SamplerConfig) {
+    // The key, zeroed whole so padding never differs.
+    for off in (FP_KEY..0).step_by(8) {
+        asm.emit([Insn::store_imm(Size::DW, R10, off, 0)]);
+    }
+    asm.emit([Insn::store_reg(Size::W, R10, key_field(KEY_PID), R8)]);
+    if config.per_thread {
+        asm.emit([Insn::store_reg(Size::W, R10, key_field(KEY_TID), R7)]);
+    }
+    asm.emit([
+        Insn::mov64_reg(R1, R10),
+        Insn::alu64_imm(Alu::Add, R1, key_field(KEY_COMM) as i32),
+        Insn::mov64_imm(R2, COMM_LEN),
+        Insn::call(sys::BPF_FUNC_get_current_comm),
+    ]);
+}
+
 /// Records the stacks and bumps the count in `buffer`, then `goto exit`.
 fn record(
     asm: &mut Asm,
@@ -119,6 +139,20 @@ fn record(
     maps: &Maps,
     buffer: &Buffer,
     exit: Label,
+    frame_loop: FrameLoop,
+) {
+    record_stacks(asm, config, maps, buffer, frame_loop);
+    asm.emit([Insn::store_imm(Size::DW, R10, FP_VALUE, 1)]);
+    add_count(asm, maps, &buffer.counts, exit);
+}
+
+/// Records the current task's stacks (context in r6) into `buffer`'s stack
+/// maps and their ids into the key at `fp-32`; counts failures.
+pub(super) fn record_stacks(
+    asm: &mut Asm,
+    config: &SamplerConfig,
+    maps: &Maps,
+    buffer: &Buffer,
     frame_loop: FrameLoop,
 ) {
     let stacks = [
@@ -139,7 +173,11 @@ fn record(
     ];
     for (wanted, slot, flags, map_full, collision) in stacks {
         if let (true, KEY_USTACK, Some(unwind)) = (wanted, slot, &maps.unwind) {
-            unwinder::emit(asm, maps, &unwind.maps(buffer), frame_loop);
+            let regs = match config.off_cpu {
+                Some(_) => UserRegs::SavedAtKernelEntry,
+                None => UserRegs::Sample,
+            };
+            unwinder::emit(asm, maps, &unwind.maps(buffer), frame_loop, regs);
             continue;
         }
         if !wanted {
@@ -169,25 +207,27 @@ fn record(
         bump(asm, &maps.counters, collision, done);
         asm.place(done);
     }
+}
 
-    // counts[key] += 1, inserting the key when it is new.
+/// `counts[key at fp-32] += u64 at fp-40`, inserting the key when it is
+/// new, counted as recorded (or as a full map); then `goto exit`.
+pub(super) fn add_count(asm: &mut Asm, maps: &Maps, counts: &MapHandle, exit: Label) {
     let add = asm.label();
     let recorded = asm.label();
-    lookup_key(asm, &buffer.counts);
+    lookup_key(asm, counts);
     asm.jump(Insn::jmp_imm(Cond::Ne, R0, 0, 0), add);
-    asm.emit([Insn::store_imm(Size::DW, R10, FP_VALUE, 1)]);
-    update(asm, &buffer.counts, FP_KEY, sys::BPF_NOEXIST as i32);
+    update(asm, counts, FP_KEY, sys::BPF_NOEXIST as i32);
     asm.jump(Insn::jmp_imm(Cond::Eq, R0, 0, 0), recorded);
     // Another CPU inserted the same key first: add to its entry instead.
     let full = asm.label();
     asm.jump(Insn::jmp_imm(Cond::Ne, R0, -libc::EEXIST, 0), full);
-    lookup_key(asm, &buffer.counts);
+    lookup_key(asm, counts);
     asm.jump(Insn::jmp_imm(Cond::Ne, R0, 0, 0), add);
     asm.place(full);
     bump(asm, &maps.counters, Counter::CountMapFull, exit);
     asm.place(add);
     asm.emit([
-        Insn::mov64_imm(R1, 1),
+        Insn::load(Size::DW, R1, R10, FP_VALUE),
         Insn::atomic_add(Size::DW, R0, 0, R1),
     ]);
     asm.place(recorded);
@@ -210,7 +250,7 @@ fn lookup_key(asm: &mut Asm, map: &MapHandle) {
 }
 
 /// `r0 = map[scratch word]`.
-fn lookup_scratch(asm: &mut Asm, map: &MapHandle) {
+pub(super) fn lookup_scratch(asm: &mut Asm, map: &MapHandle) {
     asm.emit(Insn::ld_map_fd(R1, fd(map)));
     asm.emit([
         Insn::mov64_reg(R2, R10),
@@ -220,7 +260,7 @@ fn lookup_scratch(asm: &mut Asm, map: &MapHandle) {
 }
 
 /// `r0 = update(map, fp+key_at, fp-40, flags)`.
-fn update(asm: &mut Asm, map: &MapHandle, key_at: i16, flags: i32) {
+pub(super) fn update(asm: &mut Asm, map: &MapHandle, key_at: i16, flags: i32) {
     asm.emit(Insn::ld_map_fd(R1, fd(map)));
     asm.emit([
         Insn::mov64_reg(R2, R10),

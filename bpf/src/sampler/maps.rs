@@ -8,6 +8,7 @@
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
 use super::codegen::KEY_SIZE;
+use super::offcpu::START_SIZE;
 use super::tables::{TableMaps, PROC_SIZE};
 use super::unwinder::{UnwindMaps, SCRATCH_SIZE, USER_STACK_SIZE};
 use super::{map_error, SamplerConfig, Target, UserUnwind, COUNTERS, MAX_DEPTH};
@@ -68,6 +69,9 @@ pub(super) struct Maps {
     pub(super) seen_pids: Option<MapHandle>,
     /// The in-kernel unwinder's maps, when user stacks are walked with tables.
     pub(super) unwind: Option<Unwind>,
+    /// Off-CPU profiles: when and with what key each waiting thread left
+    /// the CPU, by thread id.
+    pub(super) starts: Option<MapHandle>,
 }
 
 /// Most processes tracked between two looks at the seen-pids map.
@@ -161,7 +165,18 @@ impl Maps {
         } else {
             None
         };
+        let starts = match &config.off_cpu {
+            Some(off_cpu) => Some(create(
+                MapType::Hash,
+                "scorch_offcpu",
+                4,
+                START_SIZE,
+                off_cpu.max_threads,
+            )?),
+            None => None,
+        };
         Ok(Self {
+            starts,
             buffers,
             counters: create(MapType::PercpuArray, "scorch_counters", 4, 8, COUNTERS)?,
             filter,

@@ -15,6 +15,11 @@
 //! for the pids seen since it last looked, to capture new processes while
 //! they live.
 //!
+//! With [`SamplerConfig::off_cpu`] the program runs on the scheduler's
+//! `sched_switch` instead (`offcpu`): it counts the nanoseconds target
+//! threads spend off CPU, in the same buffers and keys, so everything that
+//! reads a snapshot works unchanged.
+//!
 //! User stacks are walked either by the kernel's frame-pointer walk
 //! (`bpf_get_stackid`) or, with [`UserUnwind::Tables`], by an unwinder of
 //! our own (`unwinder`) over `.eh_frame` tables that user space loads
@@ -24,6 +29,7 @@
 
 mod codegen;
 mod maps;
+mod offcpu;
 mod tables;
 mod unwinder;
 
@@ -33,11 +39,15 @@ use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
+use crate::btf_link::{self, BtfLink};
 use crate::error::{Error, Result};
 use crate::perf_event::{Event, PerfEventLink, Rate};
 use crate::program::{Program, ProgramType};
+use crate::raw_tracepoint::RawTracepointLink;
 use codegen::{KEY_COMM, KEY_KSTACK, KEY_PID, KEY_SIZE, KEY_TID, KEY_USTACK};
 use maps::{Buffer, Buffers, Maps};
+use offcpu::TaskOffsets;
+pub use offcpu::{OffCpu, ThreadKind};
 pub use tables::{LoadedProcess, NoTable, SkippedFile};
 use unwinder::FrameLoop;
 
@@ -86,6 +96,9 @@ pub struct SamplerConfig {
     pub double_buffered: bool,
     /// Remember the pids sampled, for [`Sampler::take_seen_pids`].
     pub track_pids: bool,
+    /// Count nanoseconds off CPU at context switches instead of sampling
+    /// on CPU (`rate`, `event` and `cpus` are then unused).
+    pub off_cpu: Option<OffCpu>,
 }
 
 /// What the program counts per CPU, by index in its counter array.
@@ -107,10 +120,12 @@ pub(crate) enum Counter {
     UserFramePointer = 6,
     /// A user stack was walked with frame pointers only: its process had no tables loaded.
     UserWithoutTables = 7,
+    /// Off CPU: the start map was full, so a thread's wait was not timed.
+    StartMapFull = 8,
 }
 
 /// Number of [`Counter`]s.
-const COUNTERS: u32 = 8;
+const COUNTERS: u32 = 9;
 
 /// How user stacks are walked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,12 +157,14 @@ pub struct Counters {
     pub user_frame_pointer: u64,
     /// User stacks of processes without loaded tables (frame pointers only).
     pub user_without_tables: u64,
+    /// Off-CPU waits not timed because the start map was full.
+    pub start_map_full: u64,
 }
 
 impl Counters {
-    /// Every stack or sample lost, whatever the reason.
+    /// Every stack, sample or wait lost, whatever the reason.
     pub fn lost(&self) -> u64 {
-        self.stack_map_full + self.stack_collisions + self.count_map_full
+        self.stack_map_full + self.stack_collisions + self.count_map_full + self.start_map_full
     }
 }
 
@@ -185,7 +202,7 @@ pub struct Count {
     pub user: StackId,
     /// Kernel stack.
     pub kernel: StackId,
-    /// Number of samples.
+    /// Number of samples (nanoseconds off CPU, for an off-CPU profile).
     pub count: u64,
 }
 
@@ -219,8 +236,21 @@ pub struct Sampler {
     /// Index of the buffer being written, when double-buffered.
     active: u32,
     // Dropping the links detaches the program; keep it after them.
-    links: Vec<PerfEventLink>,
+    links: Vec<Link>,
     program: Program,
+    /// How the program was loaded, which says how it attaches.
+    program_type: ProgramType,
+}
+
+/// One attachment of the program, detached when dropped.
+#[derive(Debug)]
+enum Link {
+    /// On-CPU: a perf event of one CPU.
+    Perf { _link: PerfEventLink },
+    /// Off-CPU, tp_btf: `sched_switch`.
+    Btf { _link: BtfLink },
+    /// Off-CPU, raw tracepoint: `sched_switch`.
+    RawTracepoint { _link: RawTracepointLink },
 }
 
 /// What [`Sampler::load_target_tables`] did, per target process.
@@ -253,24 +283,39 @@ impl Sampler {
     /// tables can be loaded before [`Self::attach`] starts sampling.
     pub fn prepare(config: &SamplerConfig, unwind: UserUnwind) -> Result<Self> {
         let maps = Maps::create(config, unwind)?;
-        let program = load_program(config, &maps)?;
+        let (program, program_type) = match &config.off_cpu {
+            Some(off_cpu) => load_off_cpu_program(config, off_cpu, &maps)?,
+            None => (load_program(config, &maps)?, ProgramType::PerfEvent),
+        };
         Ok(Self {
             maps,
             target: config.target.clone(),
             active: 0,
             links: Vec::new(),
             program,
+            program_type,
         })
     }
 
     /// Attaches the program to every CPU in `config.cpus` (the configuration
-    /// it was prepared with): sampling starts.
+    /// it was prepared with), or off CPU to `sched_switch`: sampling starts.
     pub fn attach(&mut self, config: &SamplerConfig) -> Result<()> {
-        self.links = config
-            .cpus
-            .iter()
-            .map(|&cpu| PerfEventLink::attach(&self.program, config.event, config.rate, cpu))
-            .collect::<Result<Vec<_>>>()?;
+        self.links = match self.program_type {
+            ProgramType::TpBtf(_) => vec![Link::Btf {
+                _link: BtfLink::attach(&self.program)?,
+            }],
+            ProgramType::RawTracepoint => vec![Link::RawTracepoint {
+                _link: RawTracepointLink::attach(&self.program, SCHED_SWITCH)?,
+            }],
+            _ => config
+                .cpus
+                .iter()
+                .map(|&cpu| {
+                    PerfEventLink::attach(&self.program, config.event, config.rate, cpu)
+                        .map(|link| Link::Perf { _link: link })
+                })
+                .collect::<Result<Vec<_>>>()?,
+        };
         Ok(())
     }
 
@@ -384,6 +429,7 @@ impl Sampler {
             count_map_full: read(Counter::CountMapFull)?,
             user_frame_pointer: read(Counter::UserFramePointer)?,
             user_without_tables: read(Counter::UserWithoutTables)?,
+            start_map_full: read(Counter::StartMapFull)?,
         })
     }
 }
@@ -407,6 +453,39 @@ fn load_program(config: &SamplerConfig, maps: &Maps) -> Result<Program> {
             "the in-kernel unwinder did not load ({err}); it needs the may_goto instruction of Linux 6.9 or later"
         ))
     })
+}
+
+/// The scheduler's tracepoint an off-CPU profile runs on.
+const SCHED_SWITCH: &str = "sched_switch";
+
+/// Generates and loads the off-CPU program: tp_btf, else a raw tracepoint.
+fn load_off_cpu_program(
+    config: &SamplerConfig,
+    off_cpu: &OffCpu,
+    maps: &Maps,
+) -> Result<(Program, ProgramType)> {
+    let task = TaskOffsets::from_kernel()?;
+    let frame_loop = match maps.unwind {
+        Some(_) => FrameLoop::MayGoto,
+        None => FrameLoop::Counted,
+    };
+    let insns = offcpu::program(config, off_cpu, maps, task, frame_loop)?;
+    let typed = btf_link::tp_btf_type(SCHED_SWITCH)
+        .and_then(|ty| Ok((Program::load(ty, "scorch_offcpu", &insns)?, ty)));
+    match typed {
+        Ok(loaded) => Ok(loaded),
+        // A raw tracepoint would be refused the same instruction.
+        Err(err) if maps.unwind.is_some() => Err(Error::Unsupported(format!(
+            "the in-kernel unwinder did not load on sched_switch ({err}); it needs the may_goto instruction of Linux 6.9 or later"
+        ))),
+        Err(typed_err) => Program::load(ProgramType::RawTracepoint, "scorch_offcpu", &insns)
+            .map(|program| (program, ProgramType::RawTracepoint))
+            .map_err(|raw_err| {
+                Error::Unsupported(format!(
+                    "cannot load the off-CPU program on sched_switch: as tp_btf: {typed_err}; as a raw tracepoint: {raw_err}"
+                ))
+            }),
+    }
 }
 
 /// Reads a buffer's counts and the stacks they use, then empties it.
@@ -579,6 +658,7 @@ mod tests {
             max_keys: 64,
             double_buffered: true,
             track_pids: false,
+            off_cpu: None,
         };
         let unwind = UserUnwind::Tables {
             rows: 1024,
@@ -593,6 +673,44 @@ mod tests {
                     other => other.to_string(),
                 };
                 panic!("the {frame_loop:?} loop does not load: {summary}");
+            }
+        }
+    }
+
+    /// The off-CPU program loads both ways (root): as tp_btf, and as the
+    /// plain raw tracepoint used where tp_btf does not load.
+    #[test]
+    fn off_cpu_program_loads_as_tp_btf_and_raw_tracepoint() {
+        let config = SamplerConfig {
+            target: Target::Pids(vec![std::process::id()]),
+            rate: Rate::Frequency(1),
+            event: Event::CpuClock,
+            cpus: Vec::new(),
+            user_stacks: true,
+            kernel_stacks: true,
+            include_idle: false,
+            per_thread: true,
+            stack_storage_size: 64,
+            max_keys: 64,
+            double_buffered: false,
+            track_pids: true,
+            off_cpu: Some(OffCpu {
+                min_block_ns: 1000,
+                max_block_ns: u64::MAX,
+                state: Some(2),
+                max_threads: 64,
+                threads: ThreadKind::User,
+            }),
+        };
+        let maps = Maps::create(&config, UserUnwind::FramePointers).expect("maps");
+        let task = TaskOffsets::from_kernel().expect("task_struct offsets");
+        let off_cpu = config.off_cpu.as_ref().unwrap();
+        let insns =
+            offcpu::program(&config, off_cpu, &maps, task, FrameLoop::Counted).expect("program");
+        let typed = btf_link::tp_btf_type(SCHED_SWITCH).expect("sched_switch in BTF");
+        for ty in [typed, ProgramType::RawTracepoint] {
+            if let Err(e) = Program::load(ty, "scorch_offcpu", &insns) {
+                panic!("the off-CPU program does not load as {ty:?}: {e}");
             }
         }
     }

@@ -18,7 +18,7 @@
 //!
 //! Registers come from the perf event's context when the sample hit user
 //! mode, else from `bpf_task_pt_regs` (the user registers saved at the last
-//! entry into the kernel).
+//! entry into the kernel); off-CPU, always from the latter ([`UserRegs`]).
 
 use libbpf_sys as sys;
 
@@ -89,6 +89,18 @@ pub(super) enum FrameLoop {
     Counted,
 }
 
+/// Where the walk's first user registers come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum UserRegs {
+    /// The perf event's context (`pt_regs`) when the sample hit user mode,
+    /// else those saved at the task's last entry into the kernel.
+    Sample,
+    /// Those saved at the task's last entry into the kernel
+    /// (`bpf_task_pt_regs`): a program not on a perf event, such as the
+    /// off-CPU one on `sched_switch`, always runs in kernel mode.
+    SavedAtKernelEntry,
+}
+
 /// `may_goto +off`: falls through until the kernel's loop budget for this
 /// run is spent (`BPF_JMP | BPF_JCOND`, src 0).
 const MAY_GOTO: Insn = Insn {
@@ -141,7 +153,13 @@ fn read_user(asm: &mut Asm, fail: Label) {
 /// Emits the unwinder: on exit the key's user-stack slot holds the stack's
 /// id in `maps.stacks`, or `-EFAULT` when there is no user stack, and r6 is
 /// the context again.
-pub(super) fn emit(asm: &mut Asm, maps: &Maps, unwind: &UnwindMaps, frame_loop: FrameLoop) {
+pub(super) fn emit(
+    asm: &mut Asm,
+    maps: &Maps,
+    unwind: &UnwindMaps,
+    frame_loop: FrameLoop,
+    regs: UserRegs,
+) {
     let absent = asm.label();
     let end = asm.label();
     let done = asm.label();
@@ -157,15 +175,17 @@ pub(super) fn emit(asm: &mut Asm, maps: &Maps, unwind: &UnwindMaps, frame_loop: 
     // The user registers.
     let kernel_mode = asm.label();
     let have_regs = asm.label();
-    asm.emit([
-        Insn::load(Size::DW, R1, R6, PT_CS),
-        Insn::alu64_imm(Alu::And, R1, 3),
-    ]);
-    asm.jump(Insn::jmp_imm(Cond::Ne, R1, 3, 0), kernel_mode);
-    for (from, to) in [(PT_RIP, S_RIP), (PT_RSP, S_RSP), (PT_RBP, S_RBP)] {
-        asm.emit([Insn::load(Size::DW, R1, R6, from), st(to, R1)]);
+    if regs == UserRegs::Sample {
+        asm.emit([
+            Insn::load(Size::DW, R1, R6, PT_CS),
+            Insn::alu64_imm(Alu::And, R1, 3),
+        ]);
+        asm.jump(Insn::jmp_imm(Cond::Ne, R1, 3, 0), kernel_mode);
+        for (from, to) in [(PT_RIP, S_RIP), (PT_RSP, S_RSP), (PT_RBP, S_RBP)] {
+            asm.emit([Insn::load(Size::DW, R1, R6, from), st(to, R1)]);
+        }
+        asm.goto(have_regs);
     }
-    asm.goto(have_regs);
     asm.place(kernel_mode);
     asm.emit([
         Insn::call(sys::BPF_FUNC_get_current_task_btf),

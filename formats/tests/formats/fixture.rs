@@ -4,7 +4,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use scorch_formats::{
-    FrameKind, Line, Location, Mapping, Meta, Profile, ProfileBuilder, Sample, Stack,
+    FrameKind, Line, Location, Mapping, Measure, Meta, Profile, ProfileBuilder, Sample, Stack,
 };
 
 /// Total of the fixture's counts.
@@ -29,6 +29,7 @@ pub fn profile() -> Profile {
         duration_ns: 2_000_000_000,
         frequency_hz: Some(49),
         sample_period: None,
+        measure: Measure::OnCpuSamples,
     });
     let app = b.mapping(Mapping {
         start: 0x5555_0000_0000,

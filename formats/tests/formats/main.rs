@@ -6,6 +6,7 @@
 mod fixture;
 mod format;
 mod json;
+mod offcpu;
 mod pprof;
 mod svg;
 mod text;

@@ -186,6 +186,7 @@ fn header_wording_matches_bcc() {
         kernel: true,
         cpu: None,
         duration_secs: Some(2),
+        off_cpu: false,
     };
     let cases = [
         header(&both),

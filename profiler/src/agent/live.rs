@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use scorch_bpf::{online_cpus, Event, Rate, Sampler, SamplerConfig, Target};
-use scorch_formats::{Meta, Profile};
+use scorch_formats::{Measure, Meta, Profile};
 use scorch_symbolizer::Symbolizer;
 use scorch_web::LiveProfiler;
 
@@ -37,6 +37,7 @@ impl LiveProfiler for LiveSampler {
             max_keys: self.stack_storage_size.saturating_mul(2).max(10240),
             double_buffered: false,
             track_pids: true,
+            off_cpu: None,
         };
         let mut symbolizer = Symbolizer::one_shot();
         let start = SystemTime::now();
@@ -60,6 +61,7 @@ impl LiveProfiler for LiveSampler {
             duration_ns: duration.as_nanos() as u64,
             frequency_hz: Some(HZ),
             sample_period: None,
+            measure: Measure::OnCpuSamples,
         };
         Ok(Collector::new(&snapshot, &mut symbolizer, meta).build(true))
     }

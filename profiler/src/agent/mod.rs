@@ -131,6 +131,7 @@ fn sample_forever(
         max_keys: config.stack_storage_size.saturating_mul(2).max(10240),
         double_buffered: true,
         track_pids: true,
+        off_cpu: None,
     };
     let mut sampler = Sampler::start(&sampler_config)?;
     let mut symbolizer = Symbolizer::with_memory_limit(config.max_symbol_cache_bytes);

@@ -18,7 +18,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 
 use rusqlite::Connection;
-use scorch_formats::{Meta, Profile};
+use scorch_formats::{Measure, Meta, Profile};
 
 use crate::cache::IdMap;
 use crate::codec::BlobDecoder;
@@ -296,6 +296,7 @@ pub(crate) fn merged_profile(
         duration_ns: end.saturating_sub(start),
         frequency_hz: frequency.get().flatten().map(|f| f as u64),
         sample_period: period.get().flatten().map(|p| p as u64),
+        measure: Measure::OnCpuSamples,
     };
     let traces = merged.into_sorted();
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use scorch_formats::{FrameKind, Line, Location, Mapping, Meta, Profile, Sample, Stack};
+use scorch_formats::{FrameKind, Line, Location, Mapping, Measure, Meta, Profile, Sample, Stack};
 use scorch_store::{CheckOutcome, Error, Query, Store, StoreOptions, Window};
 
 fn all() -> Query {
@@ -29,6 +29,7 @@ fn a_window_round_trips_with_every_kind_of_frame() {
             duration_ns: 2,
             frequency_hz: None,
             sample_period: Some(10_000),
+            measure: Measure::OnCpuSamples,
         },
         mappings: vec![Mapping {
             start: 0x1000,
