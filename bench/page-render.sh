@@ -3,7 +3,8 @@
 # `scorch serve` over a store holding the page tests' dataset, whose "big"
 # range has 118k distinct functions and a 3001-frame stack; headless
 # Chromium loads the page RUNS times (web/e2e/bench.mjs) and prints
-# min/median/max of each phase against the 500 ms target.
+# min/median/max of each phase against the 500 ms target. Before that, curl
+# times the server's answers alone: cold (tree built) and warm (cached).
 #
 #   bench/page-render.sh [RUNS]      (default 9; needs node, npm ci in web/e2e, /usr/bin/chromium)
 set -eu
@@ -39,4 +40,13 @@ until curl -sf "http://127.0.0.1:$PORT/api/labels" >/dev/null; do
 done
 
 echo "server: scorch serve (release) at 127.0.0.1:$PORT over the fixture store"
+# The server's answers on their own: the first request builds the tree
+# (cold), the next ones come from the answer cache.
+RANGE=$(node -e 'import("./web/e2e/fixtures.mjs").then((m) => console.log(`from=${m.RANGES.big.from}&until=${m.RANGES.big.until}`))')
+URL="http://127.0.0.1:$PORT/api/profile?$RANGE&format=json"
+answer() { curl -sf -o /dev/null -w "%{time_total} s, %{size_download} B, cache %header{x-scorch-cache}" "$1"; }
+echo "first-paint answer (min_share=0.0001), cold: $(answer "$URL&min_share=0.0001")"
+for i in 1 2 3; do
+    echo "  warm: first paint $(answer "$URL&min_share=0.0001"); whole tree $(answer "$URL")"
+done
 SCORCH_URL="http://127.0.0.1:$PORT/" node web/e2e/bench.mjs "$RUNS"

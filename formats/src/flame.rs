@@ -7,12 +7,14 @@
 //! children follow it), so the page lays it out in one pass and the JSON
 //! stays compact: `names` holds each distinct name once.
 
-use std::collections::HashMap;
+mod build;
+pub mod prune;
+
 use std::io::Write;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{FrameKind, Profile, Sample, Stack};
+use crate::model::{FrameKind, Profile};
 use crate::Error;
 
 /// What a node is, as the page colours it.
@@ -27,6 +29,9 @@ pub enum NodeKind {
     Jit = 2,
     /// The command name at the top of a stack (and the root).
     Process = 3,
+    /// Children of one node left out of a pruned tree, as one node (see
+    /// [`prune`]).
+    Pruned = 4,
 }
 
 impl From<FrameKind> for NodeKind {
@@ -50,6 +55,10 @@ pub struct FlameMeta {
     pub samples: u64,
     /// CPU time one sample stands for, ns.
     pub period_ns: u64,
+    /// Nodes left out of this tree by [`FlameTree::pruned`]; 0 when the
+    /// tree is complete.
+    #[serde(default)]
+    pub pruned: u64,
 }
 
 /// The nodes, one entry per node in each array, in pre-order.
@@ -79,111 +88,31 @@ pub struct FlameTree {
     pub nodes: Nodes,
 }
 
-/// A node while the tree is built.
-struct Node {
-    name: u32,
-    kind: NodeKind,
-    self_count: u64,
-    total: u64,
-    children: HashMap<(u32, NodeKind), usize>,
-}
-
 impl FlameTree {
     /// Merges the profile's stacks into a tree covering `from..until`.
     pub fn from_profile(profile: &Profile, from: u64, until: u64) -> Self {
-        let mut names: Vec<String> = vec!["all".to_string()];
-        let mut name_index: HashMap<String, u32> = HashMap::from([("all".to_string(), 0)]);
-        let mut intern = |name: String| -> u32 {
-            if let Some(&i) = name_index.get(&name) {
-                return i;
-            }
-            let i = names.len() as u32;
-            names.push(name.clone());
-            name_index.insert(name, i);
-            i
-        };
-        let mut nodes = vec![Node {
-            name: 0,
-            kind: NodeKind::Process,
-            self_count: 0,
-            total: 0,
-            children: HashMap::new(),
-        }];
-        for sample in &profile.samples {
-            let mut at = 0;
-            nodes[0].total += sample.count;
-            for (name, kind) in path(profile, sample) {
-                let key = (intern(name), kind);
-                at = match nodes[at].children.get(&key) {
-                    Some(&child) => child,
-                    None => {
-                        nodes.push(Node {
-                            name: key.0,
-                            kind,
-                            self_count: 0,
-                            total: 0,
-                            children: HashMap::new(),
-                        });
-                        let child = nodes.len() - 1;
-                        nodes[at].children.insert(key, child);
-                        child
-                    }
-                };
-                nodes[at].total += sample.count;
-            }
-            nodes[at].self_count += sample.count;
-        }
+        let (names, nodes) = build::tree(profile);
         FlameTree {
             meta: FlameMeta {
                 from,
                 until,
-                samples: nodes[0].total,
+                samples: nodes.total.first().copied().unwrap_or(0),
                 period_ns: profile.meta.period_ns(),
+                pruned: 0,
             },
             names,
-            nodes: preorder(&nodes),
+            nodes,
         }
+    }
+
+    /// The tree without the nodes whose total is below `min_share` of all
+    /// samples (see [`prune`]).
+    pub fn pruned(&self, min_share: f64) -> FlameTree {
+        prune::pruned(self, min_share)
     }
 
     /// Writes the tree as JSON.
     pub fn write<W: Write>(&self, writer: W) -> Result<(), Error> {
         serde_json::to_writer(writer, self).map_err(Error::Json)
     }
-}
-
-/// The frames of a sample from the root down: command, user, kernel.
-fn path(profile: &Profile, sample: &Sample) -> Vec<(String, NodeKind)> {
-    let mut path = vec![(sample.comm.clone(), NodeKind::Process)];
-    for stack in [&sample.user, &sample.kernel] {
-        if let Stack::Frames(frames) = stack {
-            for &index in frames.iter().rev() {
-                let kind = profile
-                    .locations
-                    .get(index)
-                    .map_or(NodeKind::User, |l| l.kind.into());
-                path.extend(profile.location_names(index).into_iter().map(|n| (n, kind)));
-            }
-        }
-    }
-    path
-}
-
-/// Flattens the tree in pre-order, children by descending total.
-fn preorder(nodes: &[Node]) -> Nodes {
-    let mut out = Nodes::default();
-    let mut todo: Vec<(usize, i64)> = vec![(0, -1)];
-    while let Some((at, parent)) = todo.pop() {
-        let node = &nodes[at];
-        let index = out.name.len() as i64;
-        out.name.push(node.name);
-        out.parent.push(parent);
-        out.self_count.push(node.self_count);
-        out.total.push(node.total);
-        out.kind.push(node.kind as u8);
-        let mut children: Vec<usize> = node.children.values().copied().collect();
-        // Popped from the end: push the smallest first so the largest comes next.
-        children.sort_by_key(|&c| (nodes[c].total, std::cmp::Reverse(nodes[c].name)));
-        todo.extend(children.into_iter().map(|c| (c, index)));
-    }
-    out
 }

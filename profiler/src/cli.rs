@@ -173,6 +173,13 @@ pub struct AgentArgs {
           value_parser = parse_symbol_cache_size)]
     pub max_symbol_cache: u64,
 
+    /// Most memory the page's answer cache may hold (e.g. 64MiB; 0 turns it
+    /// off): flame trees already built, reused while no window of their
+    /// range changes.
+    #[arg(long = "answer-cache-size", value_name = "SIZE", default_value = "64MiB",
+          value_parser = crate::units::parse_size)]
+    pub answer_cache_size: u64,
+
     /// Log format.
     #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -256,6 +263,13 @@ pub struct ServeArgs {
     /// first; without it serve deletes nothing for size.
     #[arg(long = "max-disk", value_parser = crate::units::parse_size)]
     pub max_disk: Option<u64>,
+
+    /// Most memory the page's answer cache may hold (e.g. 64MiB; 0 turns it
+    /// off): flame trees already built, reused while no window of their
+    /// range changes.
+    #[arg(long = "answer-cache-size", value_name = "SIZE", default_value = "64MiB",
+          value_parser = crate::units::parse_size)]
+    pub answer_cache_size: u64,
 
     /// Log format.
     #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]

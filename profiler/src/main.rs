@@ -108,6 +108,7 @@ fn agent_config(args: cli::AgentArgs) -> agent::AgentConfig {
         max_disk_bytes: args.max_disk,
         stack_storage_size: args.stack_storage_size,
         max_symbol_cache_bytes: args.max_symbol_cache,
+        answer_cache_bytes: args.answer_cache_size,
         upload: args.upload,
         spool_dir: args.spool_dir,
         spool_size: args.spool_size,

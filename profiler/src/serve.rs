@@ -31,6 +31,7 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let listen = server::Listen {
         addr: args.listen,
         token_file: args.auth_token_file.clone(),
+        answer_cache_bytes: args.answer_cache_size,
     };
     let accepting = matches!(ingest, IngestMode::Accept(_));
     let server = server::spawn_with_ingest(Arc::clone(&store), None, &listen, ingest)?;

@@ -24,6 +24,8 @@ pub struct Listen {
     pub addr: SocketAddr,
     /// File holding the token every request must carry.
     pub token_file: Option<PathBuf>,
+    /// Most bytes the answer cache may hold (0: no cache).
+    pub answer_cache_bytes: u64,
 }
 
 /// Binds the address (so a taken port fails here, at start) and serves
@@ -67,6 +69,7 @@ pub fn spawn_with_ingest(
         );
     }
     let addr = listen.addr;
+    let answer_cache_bytes = listen.answer_cache_bytes;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .max_blocking_threads(2)
@@ -82,7 +85,8 @@ pub fn spawn_with_ingest(
     let thread = std::thread::Builder::new()
         .name("scorch-web".into())
         .spawn(move || {
-            let app = scorch_web::router_with_ingest(store, live, token, ingest);
+            let app =
+                scorch_web::router_with_ingest(store, live, token, ingest, answer_cache_bytes);
             let result = runtime.block_on(
                 axum::serve(listener, app)
                     .with_graceful_shutdown(async {

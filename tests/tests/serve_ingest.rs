@@ -341,3 +341,69 @@ fn serve_on_a_read_only_file_system_serves_read_only() {
     assert!(status.success(), "{log}");
     assert!(log.contains("read-only at http://"), "{log}");
 }
+
+/// The flame tree of the last hour of `service` and where it came from:
+/// (samples, `x-scorch-cache`).
+fn cached_tree(addr: &str, service: &str, until: u64) -> (u64, String) {
+    // The last -w counts: this one writes the status too, as curl() reads it.
+    let (status, text) = curl(&[
+        "-w",
+        "\n%header{x-scorch-cache}\n%{http_code}",
+        &format!(
+            "http://{addr}/api/profile?from={}&until={until}&label=service_name:{service}",
+            until - 3600
+        ),
+    ]);
+    assert_eq!(status, 200, "{text}");
+    let (body, cache) = text.rsplit_once('\n').unwrap();
+    // `"meta":{…,"samples":N,…}`: the only `samples` key of the tree.
+    let samples = body
+        .split_once("\"samples\":")
+        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no samples in {body}"));
+    (samples, cache.to_string())
+}
+
+#[test]
+fn serve_answers_repeated_requests_from_its_cache_until_a_push_lands() {
+    let dir = data_dir("answer-cache");
+    let serve = Serve::start(&dir, &[]);
+    let t = now();
+    let push = |stacks: &str, until: u64| {
+        let (status, body) = curl(&[
+            "--data-binary",
+            stacks,
+            &format!(
+                "http://{}/ingest?name=app&from={}&until={until}",
+                serve.addr,
+                until - 10
+            ),
+        ]);
+        assert_eq!(status, 200, "{body}");
+    };
+    push("main;work 5\n", t - 20);
+    let until = t + 1;
+    assert_eq!(cached_tree(&serve.addr, "app", until), (5, "miss".into()));
+    assert_eq!(cached_tree(&serve.addr, "app", until), (5, "hit".into()));
+    // A pushed window in the range: built anew, with it.
+    push("main;idle 3\n", t - 5);
+    assert_eq!(cached_tree(&serve.addr, "app", until), (8, "miss".into()));
+    assert_eq!(cached_tree(&serve.addr, "app", until), (8, "hit".into()));
+    let (status, log) = serve.stop();
+    assert!(status.success(), "{log}");
+
+    // --answer-cache-size 0 turns the cache off.
+    let serve = Serve::start(&dir, &["--answer-cache-size", "0"]);
+    for _ in 0..2 {
+        assert_eq!(cached_tree(&serve.addr, "app", until), (8, "miss".into()));
+    }
+    drop(serve);
+    let out = run(&["serve", "--answer-cache-size", "lots"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a size"),
+        "{}",
+        describe(&out)
+    );
+}

@@ -600,11 +600,24 @@ test('API errors are shown, the page keeps working', async ({ page }) => {
   ok((await page.textContent('#graph .flame-message')).includes('No samples'), 'empty range message');
 }, { allowErrors: [/status of 4\d\d/] });
 
-test('big profile: 100k+ frames and a 3000-deep stack render and scroll', async ({ page }) => {
+test('big profile: 100k+ frames and a 3000-deep stack render and scroll', async ({ page, guard }) => {
   await open(page, BASE, BIG);
   const metrics = await page.evaluate(() => window.__scorch.metrics);
   ok(metrics.names > 100000, `100k+ distinct functions (${metrics.names})`);
   ok(metrics.nodes > 100000, `100k+ nodes (${metrics.nodes})`);
+  // The first paint drew a pruned tree (when the server prunes), then the whole one.
+  const reqs = profileReqs(guard).map((u) => new URL(u).searchParams);
+  const pruned = reqs.filter((q) => q.get('min_share') !== null);
+  eq(pruned.length, 1, 'one first-paint request');
+  eq(pruned[0].get('min_share'), '0.0001', 'first paint asks for frames of at least 1/10000');
+  // scorch prunes; the fixture server sends the whole tree to every request.
+  if (BASE.external) ok(metrics.firstNodes * 4 < metrics.nodes, `first paint pruned (${metrics.firstNodes} of ${metrics.nodes} nodes)`);
+  if (metrics.firstNodes < metrics.nodes) {
+    eq(reqs.length, 2, 'then one request for the whole tree');
+    eq(reqs[1].get('min_share'), null, 'the whole tree is not pruned');
+    ok(metrics.complete >= metrics.firstRender, 'whole tree drawn after the first paint');
+  }
+  eq((await state(page)).partial, false, 'the whole tree is shown once ready');
   let rects = await drawn(page);
   ok(rects.length > 200, `many frames drawn (${rects.length})`);
   ok(rects.every((r) => r.w >= 0.5), 'no sub-half-pixel rectangles');

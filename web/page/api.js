@@ -26,6 +26,19 @@ export function profileURL(from, until, labels, format) {
   return `api/profile?${query([...rangePairs(from, until, labels), ['format', format]])}`;
 }
 
+/**
+ * The share of all samples below which the first paint's tree leaves a frame
+ * out (the server merges those into one "smaller frames" node per parent):
+ * 1/10000 is under half a pixel on a 4K screen, where the renderer skips
+ * frames anyway. boot.js writes the same value.
+ */
+export const FIRST_PAINT_MIN_SHARE = '0.0001';
+
+/** URL of the pruned tree the first paint draws; the whole tree follows (profileURL). */
+export function firstPaintURL(from, until, labels) {
+  return `${profileURL(from, until, labels, 'json')}&min_share=${FIRST_PAINT_MIN_SHARE}`;
+}
+
 const cache = new Map(); // url → parsed JSON (successes only; a few entries)
 
 /** The request boot.js started for this URL, if any (used once). */

@@ -5,12 +5,18 @@
 // load() fetches whatever the new state needs (cached by URL, stale
 // responses dropped) → apply() renders from the state and the data. Zooming,
 // searching and theme changes only re-apply; they never refetch.
+//
+// A new range is drawn first from a pruned tree (frames under 1/10000 of the
+// samples merged into one "smaller frames" node per parent, totals intact),
+// then from the whole tree, fetched right after the first paint. While only
+// the pruned tree is there (D.partial), what needs every frame (the table,
+// the search share, the sandwich view) waits for the whole tree.
 
 import * as api from './api.js';
 import * as urlstate from './urlstate.js';
 import { Tree } from './tree.js';
 import { FlameView } from './flame.js';
-import { profilePainter, KIND_NAMES } from './render.js';
+import { profilePainter, KIND, KIND_NAMES } from './render.js';
 import { compile, matchNames, matchStats } from './search.js';
 import { sandwich } from './sandwich.js';
 import { diffTree, relChange, classify, diffColor } from './diff.js';
@@ -30,13 +36,17 @@ const LABEL_ORDER = ['host', 'comm', 'pid', 'exe'];
 let S = urlstate.parse(location.search);
 const D = {
   tree: null, meta: null, profileURL: '', rows: null, // the profile of [from, until)
+  partial: false, // D.tree is the first paint's pruned tree
   base: null, cmp: null, diff: null, diffURLs: '', diffRows: null, // diff view
   sw: null, swKey: '', // sandwich trees
   timeline: null, timelineURL: '',
   labelKeys: null, labelValues: {}, labelValuesKey: '',
   error: '', searchError: '', matched: null, loading: 0,
 };
-const metrics = { start: performance.now(), firstRender: 0, fetchMs: 0, buildMs: 0, drawMs: 0, nodes: 0, names: 0, profile: {}, applied: 0 };
+const metrics = {
+  start: performance.now(), firstRender: 0, fetchMs: 0, buildMs: 0, drawMs: 0, nodes: 0, names: 0, profile: {}, applied: 0,
+  firstNodes: 0, complete: 0, wholeFetchMs: 0, whole: {}, // the whole tree after a pruned first paint
+};
 let generation = 0;
 let controller = null;
 let pending = 0; // async work in flight (for the test hook's idle())
@@ -143,6 +153,12 @@ async function load() {
     if (!fresh()) return;
     setError(errors[0] || '');
     apply();
+    if (D.partial && S.view !== 'diff') {
+      await guard(loadProfile(signal, fresh));
+      if (!fresh()) return;
+      setError(errors[0] || '');
+      apply();
+    }
     await Promise.all(side);
     if (!fresh()) return;
     if (errors.length) setError(errors[0]);
@@ -157,17 +173,27 @@ async function load() {
 /** Responses for ranges that end more than a minute ago can be cached; recent ones still grow. */
 const settled = (until) => until < Date.now() * 1e6 - 60e9;
 
+/** Whether the view can start from a pruned tree: the graph, unzoomed (boot.js decides alike). */
+const firstPaintFits = () => S.view === 'graph' && S.zoom.length === 0;
+
+/**
+ * Loads the profile of the range: the pruned first-paint tree when the range
+ * is new and the view allows it, else (or when called again) the whole tree.
+ */
 async function loadProfile(signal, fresh) {
   const url = api.profileURL(S.from, S.until, S.labels, 'json');
-  if (url === D.profileURL && D.tree) return;
+  if (url === D.profileURL && D.tree && !D.partial) return;
+  const first = url !== D.profileURL && firstPaintFits();
+  const fetchURL = first ? api.firstPaintURL(S.from, S.until, S.labels) : url;
   const t0 = performance.now();
   let json;
   try {
-    json = await api.getJSON(url, { signal, timing: metrics.profile, cached: settled(S.until) });
+    json = await api.getJSON(fetchURL, { signal, timing: first ? metrics.profile : metrics.whole, cached: settled(S.until) });
   } catch (e) {
     if (fresh() && e.name !== 'AbortError') {
       D.tree = null;
       D.profileURL = '';
+      D.partial = false;
     }
     throw e;
   }
@@ -175,12 +201,16 @@ async function loadProfile(signal, fresh) {
   const t1 = performance.now();
   D.tree = Tree.fromJSON(json);
   D.meta = json.meta || {};
+  D.partial = first && D.meta.pruned > 0;
   D.profileURL = url;
   D.rows = null;
   D.sw = null;
   D.swKey = '';
-  metrics.fetchMs = t1 - t0;
-  metrics.buildMs = performance.now() - t1;
+  if (first || !metrics.fetchMs) {
+    metrics.fetchMs = t1 - t0;
+    metrics.buildMs = performance.now() - t1;
+    metrics.firstNodes = D.tree.n;
+  } else metrics.wholeFetchMs = t1 - t0;
   metrics.nodes = D.tree.n;
   metrics.names = D.tree.names.length;
 }
@@ -274,12 +304,15 @@ function apply() {
   }
   const match = re ? matchNames(tree.names, re) : null;
 
-  // Zoom target from its path; an unknown path falls back to the root.
+  // Zoom target from its path; an unknown path falls back to the root
+  // (only shown, not written, while the tree is pruned: the whole one may have it).
   let focus = S.zoom.length ? tree.find(S.zoom) : 0;
   if (focus < 0) {
     focus = 0;
-    S.zoom = [];
-    writeURL(false);
+    if (!(D.partial && view !== 'diff')) {
+      S.zoom = [];
+      writeURL(false);
+    }
   }
   const painter = view === 'diff' ? diffPainter(tree, match) : profilePainter(tree, { dark: dark(), match });
 
@@ -300,6 +333,10 @@ function apply() {
   if (D.searchError) {
     $('match').textContent = `Invalid regex: ${D.searchError}`;
     $('match').className = 'match invalid';
+    D.matched = null;
+  } else if (match && D.partial && view !== 'diff') {
+    $('match').textContent = 'Searching all frames…';
+    $('match').className = 'match';
     D.matched = null;
   } else if (match) {
     const all = matchStats(tree, match, 0);
@@ -402,7 +439,9 @@ function renderStatus(tree) {
     parts.push(`${fmtCount(tree.total[0])} samples`);
     if (period) parts.push(`${fmtDuration(tree.total[0] * period)} CPU`, `${Math.round(1e9 / period)} Hz`);
   }
-  parts.push(`${fmtCount(tree.n)} frames`, `${fmtCount(tree.names.length)} functions`, `depth ${tree.maxDepth}`);
+  if (D.partial && S.view !== 'diff') parts.push(`loading ${fmtCount(D.meta.pruned)} more frames…`);
+  else parts.push(`${fmtCount(tree.n)} frames`, `${fmtCount(tree.names.length)} functions`);
+  parts.push(`depth ${tree.maxDepth}`);
   $('status').textContent = parts.join(' · ');
 }
 
@@ -419,7 +458,7 @@ function scheduleTable(re) {
 }
 
 function renderTable(tree, re) {
-  if (!tree) {
+  if (!tree || (D.partial && S.view !== 'diff')) {
     table.setData({ rows: [], mode: 'profile', whole: 1 });
     return;
   }
@@ -449,6 +488,14 @@ function applyTimeline() {
 
 function describe(view, i) {
   const t = view.tree;
+  if (t.kind[i] === KIND.PRUNED) {
+    return {
+      title: `${fmtCount(t.total[i])} samples in smaller frames`,
+      sub: 'frames too narrow to draw, merged for the first paint; all frames load in a moment',
+      rows: [['Of profile', fmtPct(t.total[i] / (t.total[0] || 1))]],
+      hint: 'Click to zoom into the caller',
+    };
+  }
   const period = (D.meta && D.meta.period_ns) || 0;
   const whole = D.tree ? D.tree.total[0] : t.total[0];
   const inView = t.total[view.focus] || 1;
@@ -489,6 +536,7 @@ function describeDiff(i) {
 function zoomTo(i) {
   const tree = flame.tree;
   if (!tree) return;
+  if (tree.kind[i] === KIND.PRUNED) i = tree.parent[i];
   commit({ zoom: i > 0 ? tree.path(i) : [] });
 }
 
@@ -572,6 +620,7 @@ function syncFilters() {
 function firstDraw(ms) {
   metrics.drawMs = ms;
   if (!metrics.firstRender && flame.tree && flame.tree.total[0] > 0) metrics.firstRender = performance.now();
+  if (!metrics.complete && metrics.firstRender && flame.tree === D.tree && !D.partial) metrics.complete = performance.now();
 }
 
 function idle() {
@@ -599,6 +648,7 @@ window.__scorch = {
     searchError: D.searchError,
     error: D.error,
     samples: D.tree ? D.tree.total[0] : 0,
+    partial: D.partial,
     sandwich: S.view === 'sandwich' ? $('sw-fn').textContent : '',
   }),
 };

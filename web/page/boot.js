@@ -4,8 +4,10 @@
 // profiles. It also fills in a missing range (the last hour, as app.js would)
 // in the URL, so that app.js reads exactly the range this request asks for.
 //
-// The request URL is built exactly as api.js profileURL() builds it; api.js
-// getJSON() adopts the pending response when the URLs are equal.
+// The request URL is built exactly as api.js firstPaintURL() builds it (the
+// pruned tree of the first paint; app.js then loads the whole tree); api.js
+// getJSON() adopts the pending response when the URLs are equal. Views that
+// need the whole tree at once (see app.js firstPaintFits) skip the prefetch.
 (function () {
   try {
     var q = new URLSearchParams(location.search);
@@ -19,11 +21,13 @@
       history.replaceState(null, '', location.pathname + '?' + q.toString());
     }
     if (q.get('view') === 'diff') return; // the diff view asks for two other ranges
+    if (q.get('view') === 'sandwich' || q.get('zoom')) return; // these need the whole tree
     var p = new URLSearchParams();
     p.append('from', String(Number(q.get('from'))));
     p.append('until', String(Number(q.get('until'))));
     q.getAll('label').forEach(function (l) { if (l.indexOf(':') > 0) p.append('label', l); });
     p.append('format', 'json');
+    p.append('min_share', '0.0001'); // api.js FIRST_PAINT_MIN_SHARE
     var url = 'api/profile?' + p.toString();
     var response = fetch(url, { headers: { accept: 'application/json' } });
     response.catch(function () {}); // reported when app.js adopts the request

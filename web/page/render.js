@@ -13,9 +13,12 @@
 
 import { textOn } from './diff.js';
 
-/** Frame kinds as sent by the API. */
-export const KIND = { USER: 0, KERNEL: 1, JIT: 2, PROCESS: 3 };
-export const KIND_NAMES = ['user', 'kernel', 'JIT', 'process'];
+/** Frame kinds as sent by the API; PRUNED stands for the frames a first-paint tree left out. */
+export const KIND = { USER: 0, KERNEL: 1, JIT: 2, PROCESS: 3, PRUNED: 4 };
+export const KIND_NAMES = ['user', 'kernel', 'JIT', 'process', 'smaller frames'];
+
+// Pruned frames look like the merged runs of tiny frames: neutral.
+const PRUNED_COLORS = [{ fill: 'hsl(36,9%,81%)', text: '#5b5f66' }, { fill: 'hsl(220,6%,30%)', text: '#aab0b8' }];
 
 function hash(s) {
   let h = 0x811c9dc5; // FNV-1a
@@ -62,6 +65,7 @@ export function profilePainter(tree, { dark = false, match = null } = {}) {
   const get = (i) => {
     const key = tree.name[i] * 4 + tree.kind[i];
     let c = base.get(key);
+    if (!c && tree.kind[i] === KIND.PRUNED) return PRUNED_COLORS[dark ? 1 : 0];
     if (!c) {
       const [h, s, l] = frameHSL(tree.label(i), tree.kind[i], dark);
       c = { fill: `hsl(${h},${s}%,${l}%)`, text: textOn(h, s, l), h, l };

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::extract::{RawQuery, State};
-use axum::http::header;
+use axum::http::{header, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use scorch_formats::flame::FlameTree;
@@ -15,8 +15,21 @@ use scorch_formats::{Format, TextOptions};
 use scorch_store::{Query, Store};
 use serde_json::json;
 
+use crate::answers::{AnswerCache, AnswerKey};
 use crate::error::ApiError;
 use crate::params::{Params, MAX_BUCKETS};
+
+/// Says whether a JSON profile came from the answer cache: `hit` or `miss`.
+pub const CACHE_HEADER: &str = "x-scorch-cache";
+
+/// What the profile endpoint needs: the store and the built trees.
+#[derive(Clone)]
+pub struct Profiles {
+    /// The store.
+    pub store: Arc<Store>,
+    /// Trees already built.
+    pub answers: Arc<AnswerCache>,
+}
 
 /// Timeline buckets when the request does not say.
 const DEFAULT_BUCKETS: u64 = 300;
@@ -53,12 +66,12 @@ async fn query_of(store: &Arc<Store>, raw: Option<String>) -> Result<(Params, Qu
 }
 
 /// `GET /api/profile`: the merged profile of a range, as JSON (the flame
-/// tree), folded, pprof or SVG.
+/// tree, pruned to `min_share` when asked), folded, pprof or SVG.
 pub async fn profile(
-    State(store): State<Arc<Store>>,
+    State(profiles): State<Profiles>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (params, query) = query_of(&store, raw).await?;
+    let (params, query) = query_of(&profiles.store, raw).await?;
     let format = match params.get("format").unwrap_or("json") {
         "json" => None,
         "folded" => Some(Format::Folded),
@@ -70,14 +83,18 @@ pub async fn profile(
             )))
         }
     };
-    let mut profile = blocking(&store, move |s| s.query(&query)).await?;
+    let min_share = params.get("min_share").map(parse_share).transpose()?;
+    let Some(format) = format else {
+        return flame_json(profiles, params, query, min_share).await;
+    };
+    if min_share.is_some() {
+        return Err(ApiError::bad_request(
+            "`min_share` prunes the JSON flame tree only: drop it or use format=json",
+        ));
+    }
+    let mut profile = blocking(&profiles.store, move |s| s.query(&query)).await?;
     profile.meta.start_unix_ns = params.from;
     profile.meta.duration_ns = params.until - params.from;
-    let Some(format) = format else {
-        return Ok(
-            Json(FlameTree::from_profile(&profile, params.from, params.until)).into_response(),
-        );
-    };
     let mut body = Vec::new();
     scorch_formats::write(&profile, format, &TextOptions::default(), &mut body)
         .map_err(|e| ApiError::internal(format!("writing the profile: {e}")))?;
@@ -87,6 +104,61 @@ pub async fn profile(
         _ => "text/plain; charset=utf-8",
     };
     Ok(([(header::CONTENT_TYPE, content_type)], body).into_response())
+}
+
+/// `min_share`: a fraction of all samples, in [0, 1].
+fn parse_share(text: &str) -> Result<f64, ApiError> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|s| (0.0..=1.0).contains(s))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`min_share` must be a fraction of the samples between 0 and 1 (e.g. 0.0001), not `{text}`"
+            ))
+        })
+}
+
+/// The flame tree of a query as JSON, from the answer cache when it holds
+/// the tree of the same windows; the `x-scorch-cache` header says which.
+async fn flame_json(
+    profiles: Profiles,
+    params: Params,
+    query: Query,
+    min_share: Option<f64>,
+) -> Result<Response, ApiError> {
+    let Profiles { store, answers } = profiles;
+    let (body, hit) = blocking(&store, move |s| {
+        let windows = s.window_set(&query)?;
+        let key = AnswerKey::new(params.from, params.until, &params.labels, windows);
+        let (tree, hit) = match answers.get(&key) {
+            Some(tree) => (tree, true),
+            None => {
+                let (profile, windows) = s.query_with_window_set(&query)?;
+                let tree = Arc::new(FlameTree::from_profile(&profile, params.from, params.until));
+                let key = AnswerKey::new(params.from, params.until, &params.labels, windows);
+                answers.insert(key, Arc::clone(&tree));
+                (tree, false)
+            }
+        };
+        let body = match min_share {
+            Some(share) => serde_json::to_vec(&tree.pruned(share)),
+            None => serde_json::to_vec(&*tree),
+        };
+        Ok((body, hit))
+    })
+    .await?;
+    let body = body.map_err(|e| ApiError::internal(format!("encoding the profile: {e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                HeaderName::from_static(CACHE_HEADER),
+                if hit { "hit" } else { "miss" },
+            ),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 /// `GET /api/timeline`: samples per time bucket.

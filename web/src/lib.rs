@@ -9,6 +9,7 @@
 //! - Bad requests get a 4xx with `{"error": "..."}` before any store work;
 //!   nothing a client sends can panic the server.
 
+mod answers;
 mod api;
 mod auth;
 mod error;
@@ -24,6 +25,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use scorch_store::Store;
 
+pub use answers::{tree_bytes as answer_bytes, DEFAULT_ANSWER_CACHE_BYTES};
+pub use api::CACHE_HEADER;
 pub use error::ApiError;
 pub use ingest::push::CONNECT_PROTO;
 pub use ingest::pyroscope::SPY_LABEL;
@@ -36,6 +39,8 @@ pub use scorch_formats::push::pyroscope::PUSH_PATH;
 #[derive(Clone)]
 pub(crate) struct AppState {
     store: Arc<Store>,
+    /// Flame trees already built, for repeated requests.
+    answers: Arc<answers::AnswerCache>,
     live: Option<live::Live>,
     /// Whether pushed profiles are stored, within which limits.
     ingest: ingest::Shared,
@@ -44,6 +49,15 @@ pub(crate) struct AppState {
 impl FromRef<AppState> for Arc<Store> {
     fn from_ref(state: &AppState) -> Self {
         Arc::clone(&state.store)
+    }
+}
+
+impl FromRef<AppState> for api::Profiles {
+    fn from_ref(state: &AppState) -> Self {
+        api::Profiles {
+            store: Arc::clone(&state.store),
+            answers: Arc::clone(&state.answers),
+        }
     }
 }
 
@@ -58,24 +72,27 @@ impl FromRef<AppState> for ingest::Ingest {
 
 /// The server's routes over `store`; `live` serves `/debug/pprof/profile`;
 /// with `token`, every request must carry it. Ingest is off: its endpoints
-/// answer 503.
+/// answer 503. Built flame trees are cached in
+/// [`DEFAULT_ANSWER_CACHE_BYTES`].
 pub fn router(
     store: Arc<Store>,
     live: Option<Arc<dyn LiveProfiler>>,
     token: Option<String>,
 ) -> Router {
     let off = IngestMode::Refuse("this server does not accept profiles".into());
-    router_with_ingest(store, live, token, off)
+    router_with_ingest(store, live, token, off, DEFAULT_ANSWER_CACHE_BYTES)
 }
 
 /// [`router`] whose `/ingest` and [`PUSH_PATH`] store the profiles clients
 /// push when `ingest` accepts them (`store` must be open for writing), or
-/// answer 503 with its reason.
+/// answer 503 with its reason; built flame trees are cached in at most
+/// `answer_cache_bytes` (0: not cached).
 pub fn router_with_ingest(
     store: Arc<Store>,
     live: Option<Arc<dyn LiveProfiler>>,
     token: Option<String>,
     ingest: IngestMode,
+    answer_cache_bytes: u64,
 ) -> Router {
     let router = Router::new()
         .route("/api/profile", get(api::profile))
@@ -89,6 +106,7 @@ pub fn router_with_ingest(
         .route("/{file}", get(page::asset))
         .with_state(AppState {
             store,
+            answers: Arc::new(answers::AnswerCache::new(answer_cache_bytes)),
             live: live.map(live::Live::new),
             ingest: ingest::Shared::new(ingest),
         });

@@ -62,6 +62,8 @@ pub struct AgentConfig {
     pub stack_storage_size: u32,
     /// Most bytes the symbol caches may hold (estimated).
     pub max_symbol_cache_bytes: u64,
+    /// Most bytes the page's answer cache may hold (estimated).
+    pub answer_cache_bytes: u64,
     /// Where windows are pushed, if anywhere.
     pub upload: crate::cli::UploadArgs,
     /// Directory of windows waiting to be uploaded (default: under the data dir).
@@ -86,6 +88,7 @@ pub fn run(config: &AgentConfig) -> anyhow::Result<()> {
     let listen = server::Listen {
         addr: config.listen,
         token_file: config.auth_token_file.clone(),
+        answer_cache_bytes: config.answer_cache_bytes,
     };
     let server = server::spawn(Arc::clone(&store), Some(Arc::new(live)), &listen)?;
     info!(listen = %config.listen, data_dir = %config.data_dir.display(), "serving the flame-graph page at http://{}", config.listen);

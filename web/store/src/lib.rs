@@ -140,7 +140,7 @@ use scorch_formats::Profile;
 pub use error::Error;
 pub use open::{OpenReport, Recovery};
 pub use options::{OnCorruption, StoreOptions};
-pub use query::{Bucket, Query};
+pub use query::{Bucket, Query, WindowSet};
 pub use retention::RetentionReport;
 pub use salvage::SalvageReport;
 pub use schema::CheckOutcome;
@@ -306,8 +306,23 @@ impl Store {
     /// query's range into one profile. `meta` spans the windows found; its
     /// frequency and period are set when all windows agree on them.
     pub fn query(&self, query: &Query) -> Result<Profile, Error> {
+        self.query_with_window_set(query)
+            .map(|(profile, _)| profile)
+    }
+
+    /// [`Store::query`], with the [`WindowSet`] the profile was merged from
+    /// (read in the same transaction): what a cache of the result is keyed by.
+    pub fn query_with_window_set(&self, query: &Query) -> Result<(Profile, WindowSet), Error> {
         self.readers
             .with(|conn| query::merged_profile(conn, &self.dict, &self.damaged, query))
+            .map_err(|e| e.in_store(&self.db))
+    }
+
+    /// The windows `query` selects, as a value that changes whenever they
+    /// do (see [`WindowSet`]); no blob is read.
+    pub fn window_set(&self, query: &Query) -> Result<WindowSet, Error> {
+        self.readers
+            .with(|conn| query::window_set(conn, query))
             .map_err(|e| e.in_store(&self.db))
     }
 

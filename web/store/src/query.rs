@@ -69,6 +69,21 @@ impl Query {
     }
 }
 
+/// Which windows a query reads, in a form that changes whenever they do: a
+/// cache of query results is valid while this stays the same.
+///
+/// Window ids are `AUTOINCREMENT` (never reused) and windows are never
+/// modified, so a change to the selected set either adds a window, which
+/// raises `newest_id` above every id seen before, or only deletes windows,
+/// which lowers `windows`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowSet {
+    /// How many windows the query selects.
+    pub windows: u64,
+    /// The largest id among them (0 when none).
+    pub newest_id: i64,
+}
+
 /// Total samples of the windows starting in one time bucket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bucket {
@@ -238,16 +253,52 @@ impl Merger {
     }
 }
 
-/// Runs a query: merge, then materialise.
+/// The [`WindowSet`] of a query, in its own read transaction.
+pub(crate) fn window_set(conn: &mut Connection, query: &Query) -> Result<WindowSet, Error> {
+    let bounds = query.bounds()?;
+    let tx = conn.transaction().ctx("starting a read")?;
+    let series = matching_series(&tx, &query.label_filters)?;
+    selected_windows(&tx, series.as_deref(), bounds)
+}
+
+/// The [`WindowSet`] of the windows of `series` in `bounds`.
+fn selected_windows(
+    conn: &Connection,
+    series: Option<&[i64]>,
+    bounds: (i64, i64),
+) -> Result<WindowSet, Error> {
+    let mut set = WindowSet {
+        windows: 0,
+        newest_id: 0,
+    };
+    for_each_window(
+        conn,
+        series,
+        bounds,
+        "SELECT count(*), coalesce(max(w.id), 0) FROM window_meta w",
+        |row| {
+            set.windows += row.get::<_, i64>(0).ctx("counting windows")?.max(0) as u64;
+            set.newest_id = set
+                .newest_id
+                .max(row.get::<_, i64>(1).ctx("counting windows")?);
+            Ok(())
+        },
+    )?;
+    Ok(set)
+}
+
+/// Runs a query: merge, then materialise. Also returns the [`WindowSet`]
+/// it read, from the same transaction.
 pub(crate) fn merged_profile(
     conn: &mut Connection,
     cache: &Mutex<DictCache>,
     damaged: &Mutex<BTreeSet<i64>>,
     query: &Query,
-) -> Result<Profile, Error> {
+) -> Result<(Profile, WindowSet), Error> {
     let bounds = query.bounds()?;
     let tx = conn.transaction().ctx("starting a read")?;
     let series = matching_series(&tx, &query.label_filters)?;
+    let set = selected_windows(&tx, series.as_deref(), bounds)?;
     let mut decoder = BlobDecoder::new().map_err(|source| Error::Zstd { source })?;
     let mut merged = Merger::new(&tx)?;
     let mut span: Option<(u64, u64)> = None;
@@ -300,7 +351,7 @@ pub(crate) fn merged_profile(
     };
     let traces = merged.into_sorted();
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    materialise::profile(&tx, &mut cache, &traces, meta)
+    Ok((materialise::profile(&tx, &mut cache, &traces, meta)?, set))
 }
 
 /// What the profile's `target` says: the filters, or all series.

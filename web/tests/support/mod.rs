@@ -70,6 +70,7 @@ pub fn serve(limits: Option<IngestLimits>, token: Option<&str>) -> Server {
             None,
             token.map(str::to_string),
             IngestMode::Accept(limits),
+            scorch_web::DEFAULT_ANSWER_CACHE_BYTES,
         ),
         None => scorch_web::router(Arc::clone(&store), None, token.map(str::to_string)),
     };

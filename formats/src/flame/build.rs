@@ -1,0 +1,241 @@
+//! Building the tree from a profile's samples.
+
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::{NodeKind, Nodes};
+use crate::model::{Profile, Sample, Stack};
+
+/// The names and the nodes, in pre-order, of the profile's merged stacks.
+pub(super) fn tree(profile: &Profile) -> (Vec<String>, Nodes) {
+    let mut builder = Builder::new(profile);
+    for sample in &profile.samples {
+        builder.add(sample);
+    }
+    builder.finish()
+}
+
+/// Builds the tree: names interned once per location (not per frame of
+/// every sample) and borrowed from the profile until the end, nodes in flat
+/// arrays, children found through one map keyed by (parent, name, kind).
+struct Builder<'a> {
+    profile: &'a Profile,
+    names: Vec<Cow<'a, str>>,
+    name_index: HashMap<Cow<'a, str>, u32, BuildFastHasher>,
+    /// Where each location's (name, kind) frames are in `frames`, root-most
+    /// first: (start, length); `UNSEEN` until first used.
+    location_frames: Vec<(u32, u32)>,
+    frames: Vec<(u32, NodeKind)>,
+    /// Nodes by index; 0 is the root.
+    name: Vec<u32>,
+    kind: Vec<NodeKind>,
+    parent: Vec<u32>,
+    self_count: Vec<u64>,
+    total: Vec<u64>,
+    children: HashMap<(u32, u32, u8), u32, BuildFastHasher>,
+}
+
+/// A location whose frames are not interned yet.
+const UNSEEN: (u32, u32) = (u32::MAX, 0);
+
+impl<'a> Builder<'a> {
+    fn new(profile: &'a Profile) -> Self {
+        let mut builder = Builder {
+            profile,
+            names: Vec::new(),
+            name_index: HashMap::default(),
+            location_frames: vec![UNSEEN; profile.locations.len()],
+            frames: Vec::new(),
+            name: vec![0],
+            kind: vec![NodeKind::Process],
+            parent: vec![0],
+            self_count: vec![0],
+            total: vec![0],
+            children: HashMap::default(),
+        };
+        builder.intern(Cow::Borrowed("all"));
+        builder
+    }
+
+    fn intern(&mut self, name: Cow<'a, str>) -> u32 {
+        if let Some(&i) = self.name_index.get(name.as_ref()) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(name.clone());
+        self.name_index.insert(name, i);
+        i
+    }
+
+    /// Adds one sample along its path: command, user frames, kernel frames.
+    fn add(&mut self, sample: &'a Sample) {
+        let count = sample.count;
+        self.total[0] += count;
+        let comm = self.intern(Cow::Borrowed(&sample.comm));
+        let mut at = self.child(0, comm, NodeKind::Process, count);
+        for stack in [&sample.user, &sample.kernel] {
+            let Stack::Frames(frames) = stack else {
+                continue;
+            };
+            for &index in frames.iter().rev() {
+                let (start, len) = self.frames_of(index);
+                for k in start..start + len {
+                    let (name, kind) = self.frames[k];
+                    at = self.child(at, name, kind, count);
+                }
+            }
+        }
+        self.self_count[at as usize] += count;
+    }
+
+    /// Where the frames of location `index` are in `frames`, interned on
+    /// first use; an index pointing nowhere is `[unknown]`.
+    fn frames_of(&mut self, index: usize) -> (usize, usize) {
+        let seen = self.location_frames.get(index).copied().unwrap_or(UNSEEN);
+        if seen != UNSEEN {
+            return (seen.0 as usize, seen.1 as usize);
+        }
+        let start = self.frames.len();
+        let profile = self.profile;
+        match profile.locations.get(index) {
+            Some(location) if !location.lines.is_empty() => {
+                let kind = location.kind.into();
+                // Outermost first: the caller, then what was inlined into it.
+                for line in location.lines.iter().rev() {
+                    let name = self.intern(Cow::Borrowed(&line.function));
+                    self.frames.push((name, kind));
+                }
+            }
+            location => {
+                let kind = location.map_or(NodeKind::User, |l| l.kind.into());
+                let name = self.intern(Cow::Owned(profile.location_name(index)));
+                self.frames.push((name, kind));
+            }
+        }
+        let len = self.frames.len() - start;
+        if let Some(slot) = self.location_frames.get_mut(index) {
+            *slot = (start as u32, len as u32);
+        }
+        (start, len)
+    }
+
+    /// The child of `at` for (name, kind), created on demand, with `count`
+    /// added to its total.
+    fn child(&mut self, at: u32, name: u32, kind: NodeKind, count: u64) -> u32 {
+        let next = self.name.len() as u32;
+        let child = *self.children.entry((at, name, kind as u8)).or_insert(next);
+        if child == next {
+            self.name.push(name);
+            self.kind.push(kind);
+            self.parent.push(at);
+            self.self_count.push(0);
+            self.total.push(0);
+        }
+        self.total[child as usize] += count;
+        child
+    }
+
+    /// The names and the nodes in pre-order, children by descending total
+    /// (then by first appearance of their name, then by kind).
+    fn finish(self) -> (Vec<String>, Nodes) {
+        let n = self.name.len();
+        // Children lists as one array: kids[first[p]..first[p + 1]].
+        let mut first = vec![0usize; n + 1];
+        for &p in &self.parent[1..] {
+            first[p as usize + 1] += 1;
+        }
+        for i in 0..n {
+            first[i + 1] += first[i];
+        }
+        let mut fill = first.clone();
+        let mut kids = vec![0u32; n.saturating_sub(1)];
+        for (child, &p) in self.parent.iter().enumerate().skip(1) {
+            kids[fill[p as usize]] = child as u32;
+            fill[p as usize] += 1;
+        }
+        let mut out = Nodes {
+            name: Vec::with_capacity(n),
+            parent: Vec::with_capacity(n),
+            self_count: Vec::with_capacity(n),
+            total: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+        };
+        let mut todo: Vec<(u32, i64)> = vec![(0, -1)];
+        while let Some((at, parent)) = todo.pop() {
+            let at = at as usize;
+            let index = out.name.len() as i64;
+            out.name.push(self.name[at]);
+            out.parent.push(parent);
+            out.self_count.push(self.self_count[at]);
+            out.total.push(self.total[at]);
+            out.kind.push(self.kind[at] as u8);
+            let children = &mut kids[first[at]..first[at + 1]];
+            // Popped from the end: push the smallest first so the largest comes next.
+            children.sort_unstable_by_key(|&c| {
+                let c = c as usize;
+                (
+                    self.total[c],
+                    Reverse(self.name[c]),
+                    Reverse(self.kind[c] as u8),
+                )
+            });
+            todo.extend(children.iter().map(|&c| (c, index)));
+        }
+        let names = self.names.into_iter().map(Cow::into_owned).collect();
+        (names, out)
+    }
+}
+
+/// Hashes the builder's keys, names and (parent, name, kind): FxHash's
+/// multiply-rotate step per word and a final mix. This is no defence
+/// against names crafted to collide, which would only slow the build down.
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        let h = (self.0 ^ (self.0 >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        h ^ (h >> 29)
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        let mut word = [0u8; 8];
+        word[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(word) ^ (rest.len() as u64) << 59);
+    }
+
+    #[inline]
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+}
+
+type BuildFastHasher = BuildHasherDefault<FastHasher>;

@@ -1,0 +1,297 @@
+//! The answer cache and the pruned first-paint tree, through the API over a
+//! real store: repeated requests are answered from the cache, a window
+//! written into (or deleted from) the range invalidates the answer, the
+//! cache keeps to its budget, and `min_share` prunes honestly.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use scorch_formats::flame::FlameTree;
+use scorch_formats::{FrameKind, Line, Location, Meta, ProfileBuilder, Sample, Stack};
+use scorch_store::{Query, Store, StoreOptions, Window};
+use scorch_web::{IngestMode, CACHE_HEADER};
+use tower::ServiceExt;
+
+const SEC: u64 = 1_000_000_000;
+const T0: u64 = 1_700_000_000 * SEC;
+const RETENTION: Duration = Duration::from_secs(7 * 86400);
+
+/// A window of `comm` at `start` with one sample per `(leaf, count)` under
+/// `main`.
+fn window(start: u64, comm: &str, leaves: &[(&str, u64)]) -> Window {
+    let mut b = ProfileBuilder::new(Meta {
+        frequency_hz: Some(19),
+        ..Meta::default()
+    });
+    let mut location = |name: &str| {
+        b.location(Location {
+            address: name.len() as u64,
+            mapping: None,
+            kind: FrameKind::User,
+            lines: vec![Line {
+                function: name.to_string(),
+                file: None,
+                line: None,
+            }],
+        })
+    };
+    let stacks: Vec<(Vec<usize>, u64)> = leaves
+        .iter()
+        .map(|&(leaf, count)| (vec![location(leaf), location("main")], count))
+        .collect();
+    for (user, count) in stacks {
+        b.sample(Sample {
+            pid: 42,
+            tid: None,
+            comm: comm.into(),
+            user: Stack::Frames(user),
+            kernel: Stack::Absent,
+            count,
+        });
+    }
+    Window {
+        start_unix_ns: start,
+        end_unix_ns: start + 10 * SEC,
+        labels: BTreeMap::from([
+            ("comm".to_string(), comm.to_string()),
+            ("host".to_string(), "h1".to_string()),
+        ]),
+        profile: b.build(),
+    }
+}
+
+fn store() -> Arc<Store> {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("scorch-web-answers-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(&dir, StoreOptions::new(RETENTION, 1 << 30)).unwrap();
+    store
+        .write_windows(&[
+            window(T0, "app", &[("work", 6)]),
+            window(T0 + 10 * SEC, "app", &[("idle", 2)]),
+            window(T0 + 20 * SEC, "db", &[("query", 5)]),
+        ])
+        .unwrap();
+    Arc::new(store)
+}
+
+/// A router over `store` whose answer cache holds at most `cache_bytes`.
+fn router(store: &Arc<Store>, cache_bytes: u64) -> Router {
+    let off = IngestMode::Refuse("no ingest in this test".into());
+    scorch_web::router_with_ingest(Arc::clone(store), None, None, off, cache_bytes)
+}
+
+struct Answer {
+    status: StatusCode,
+    /// The `x-scorch-cache` header, if any.
+    cache: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    fn samples(&self) -> u64 {
+        self.json()["meta"]["samples"].as_u64().unwrap()
+    }
+}
+
+async fn get(app: &Router, uri: &str) -> Answer {
+    let response = app
+        .clone()
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let cache = response
+        .headers()
+        .get(CACHE_HEADER)
+        .map(|v| v.to_str().unwrap().to_string());
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    Answer {
+        status,
+        cache,
+        body: body.to_vec(),
+    }
+}
+
+fn range() -> String {
+    format!("from={T0}&until={}", T0 + 60 * SEC)
+}
+
+#[tokio::test]
+async fn repeated_requests_are_answered_from_the_cache() {
+    let store = store();
+    let app = router(&store, scorch_web::DEFAULT_ANSWER_CACHE_BYTES);
+    let url = format!("/api/profile?{}&format=json", range());
+    let first = get(&app, &url).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.cache.as_deref(), Some("miss"));
+    assert_eq!(first.samples(), 13);
+    let again = get(&app, &url).await;
+    assert_eq!(again.cache.as_deref(), Some("hit"));
+    assert_eq!(again.body, first.body, "the cached answer is the same");
+    // The same query written differently is the same answer.
+    let filtered = format!("/api/profile?{}&label=host:h1&label=comm:app", range());
+    assert_eq!(get(&app, &filtered).await.cache.as_deref(), Some("miss"));
+    let reordered = format!("/api/profile?label=comm:app&{}&label=host:h1", range());
+    let answer = get(&app, &reordered).await;
+    assert_eq!(answer.cache.as_deref(), Some("hit"));
+    assert_eq!(answer.samples(), 8);
+    // A pruned answer is made from the cached tree.
+    let pruned = get(&app, &format!("{url}&min_share=0.5")).await;
+    assert_eq!(pruned.cache.as_deref(), Some("hit"));
+    // Exports are not cached answers.
+    let folded = get(&app, &format!("/api/profile?{}&format=folded", range())).await;
+    assert_eq!(folded.status, StatusCode::OK);
+    assert_eq!(folded.cache, None);
+}
+
+#[tokio::test]
+async fn a_window_written_or_deleted_in_the_range_invalidates_the_answer() {
+    let store = store();
+    let app = router(&store, scorch_web::DEFAULT_ANSWER_CACHE_BYTES);
+    let url = format!("/api/profile?{}", range());
+    assert_eq!(get(&app, &url).await.samples(), 13);
+    assert_eq!(get(&app, &url).await.cache.as_deref(), Some("hit"));
+
+    // A window outside the range changes nothing.
+    store
+        .write_window(&window(T0 + 3600 * SEC, "app", &[("later", 100)]))
+        .unwrap();
+    assert_eq!(get(&app, &url).await.cache.as_deref(), Some("hit"));
+
+    // A window inside it does.
+    store
+        .write_window(&window(T0 + 30 * SEC, "app", &[("new", 4)]))
+        .unwrap();
+    let answer = get(&app, &url).await;
+    assert_eq!(answer.cache.as_deref(), Some("miss"));
+    assert_eq!(answer.samples(), 17);
+    assert!(answer.json()["names"]
+        .as_array()
+        .unwrap()
+        .contains(&"new".into()));
+    assert_eq!(get(&app, &url).await.cache.as_deref(), Some("hit"));
+
+    // Retention deleting the oldest window (6 samples) does too.
+    let now = T0 + RETENTION.as_nanos() as u64 + 5 * SEC;
+    let report = store.enforce_retention(now).unwrap();
+    assert_eq!(report.expired_windows, 1, "{report:?}");
+    let answer = get(&app, &url).await;
+    assert_eq!(answer.cache.as_deref(), Some("miss"));
+    assert_eq!(answer.samples(), 11);
+}
+
+#[tokio::test]
+async fn the_cache_keeps_to_its_budget() {
+    let store = store();
+    let url = format!("/api/profile?{}", range());
+    // Off: every answer is built.
+    let off = router(&store, 0);
+    for _ in 0..3 {
+        let answer = get(&off, &url).await;
+        assert_eq!(answer.cache.as_deref(), Some("miss"));
+        assert_eq!(answer.samples(), 13);
+    }
+    // A budget smaller than one tree: nothing is kept, answers stay right.
+    let tiny = router(&store, 200);
+    for _ in 0..3 {
+        assert_eq!(get(&tiny, &url).await.cache.as_deref(), Some("miss"));
+    }
+    // Room for the larger of two trees, not for both: the second range
+    // pushes the first out.
+    let other = format!("/api/profile?from={T0}&until={}", T0 + 15 * SEC);
+    let size = |until: u64| {
+        let query = Query::range(T0, until);
+        let tree = FlameTree::from_profile(&store.query(&query).unwrap(), T0, until);
+        scorch_web::answer_bytes(&tree)
+    };
+    let (a, b) = (size(T0 + 60 * SEC), size(T0 + 15 * SEC));
+    let one = router(&store, a.max(b) + a.min(b) / 2);
+    assert_eq!(get(&one, &url).await.cache.as_deref(), Some("miss"));
+    assert_eq!(get(&one, &url).await.cache.as_deref(), Some("hit"));
+    assert_eq!(get(&one, &other).await.cache.as_deref(), Some("miss"));
+    assert_eq!(get(&one, &other).await.cache.as_deref(), Some("hit"));
+    let back = get(&one, &url).await;
+    assert_eq!(back.cache.as_deref(), Some("miss"));
+    assert_eq!(back.samples(), 13);
+}
+
+#[tokio::test]
+async fn min_share_prunes_small_frames_into_one_node_per_parent() {
+    let store = store();
+    let leaves: Vec<(String, u64)> = (0..50).map(|i| (format!("small_{i}"), 1)).collect();
+    let wide = format!("{}&label=comm:wide", range());
+    let mut all: Vec<(&str, u64)> = leaves.iter().map(|(n, c)| (n.as_str(), *c)).collect();
+    all.push(("large", 150));
+    store
+        .write_window(&window(T0 + 40 * SEC, "wide", &all))
+        .unwrap();
+    let app = router(&store, scorch_web::DEFAULT_ANSWER_CACHE_BYTES);
+    let whole = get(&app, &format!("/api/profile?{wide}")).await.json();
+    let pruned = get(&app, &format!("/api/profile?{wide}&min_share=0.01")).await;
+    assert_eq!(pruned.status, StatusCode::OK);
+    let pruned = pruned.json();
+    // 200 samples: frames under 2 samples go; that is the 50 small ones.
+    assert_eq!(whole["meta"]["samples"], 200);
+    assert_eq!(pruned["meta"]["samples"], 200);
+    assert_eq!(whole["meta"]["pruned"], 0);
+    assert_eq!(pruned["meta"]["pruned"], 50);
+    let names = pruned["names"].as_array().unwrap();
+    assert!(!names
+        .iter()
+        .any(|n| n.as_str().unwrap().starts_with("small_")));
+    let nodes = &pruned["nodes"];
+    let kinds = nodes["kind"].as_array().unwrap();
+    let other: Vec<usize> = (0..kinds.len()).filter(|&i| kinds[i] == 4).collect();
+    assert_eq!(other.len(), 1, "one node for the left-out frames");
+    let i = other[0];
+    assert_eq!(
+        names[nodes["name"][i].as_u64().unwrap() as usize],
+        "[smaller frames]"
+    );
+    assert_eq!(
+        (&nodes["total"][i], &nodes["self"][i]),
+        (&50.into(), &50.into())
+    );
+    let parent = nodes["parent"][i].as_u64().unwrap() as usize;
+    assert_eq!(
+        names[nodes["name"][parent].as_u64().unwrap() as usize],
+        "main"
+    );
+    assert_eq!(nodes["total"][0], 200, "totals are preserved");
+    // Everything else is as in the whole tree: all, wide, main, large.
+    assert_eq!(nodes["total"].as_array().unwrap().len(), 5);
+}
+
+#[tokio::test]
+async fn min_share_must_be_a_fraction_of_a_json_tree() {
+    let store = store();
+    let app = router(&store, scorch_web::DEFAULT_ANSWER_CACHE_BYTES);
+    for bad in ["2", "-0.1", "abc", "NaN", ""] {
+        let answer = get(&app, &format!("/api/profile?{}&min_share={bad}", range())).await;
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST, "min_share={bad}");
+        let error = answer.json()["error"].as_str().unwrap().to_string();
+        assert!(error.contains("`min_share`"), "{error}");
+    }
+    let answer = get(
+        &app,
+        &format!("/api/profile?{}&format=folded&min_share=0.1", range()),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert!(answer.json()["error"]
+        .as_str()
+        .unwrap()
+        .contains("format=json"));
+}
