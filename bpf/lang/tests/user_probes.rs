@@ -250,6 +250,45 @@ fn uprobe_arguments_and_uretprobe_return_values() {
     }
 }
 
+/// An argument cast to a pointer to a struct the script declares is read
+/// from user memory, as bpftrace reads it in user-space probes.
+#[test]
+fn uprobe_arguments_cast_to_struct_pointers_read_user_memory() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = build_c(
+        "structs",
+        "#include <stdio.h>\n#include <string.h>\n\
+         struct scorch_req { long id; int kind; char name[8]; };\n\
+         __attribute__((noinline)) long handle(struct scorch_req *r) { return r->id; }\n\
+         int main(void) {\n\
+           char line[8]; volatile long s = 0; struct scorch_req r;\n\
+           if (!fgets(line, sizeof line, stdin)) return 1;\n\
+           for (long i = 0; i < 10; i++) {\n\
+             r.id = i; r.kind = -3; strcpy(r.name, \"req\"); s += handle(&r);\n\
+           }\n\
+           return 0;\n\
+         }\n",
+        &["-O1"],
+    );
+    let bin = exe.display();
+    let program = SourceFile::inline(format!(
+        "struct scorch_req {{ long id; int kind; char name[8]; }}
+         uprobe:{bin}:handle {{
+           $r = (struct scorch_req *)arg0;
+           @id = sum($r->id); @kind = sum($r->kind); @name[$r->name] = count();
+         }}"
+    ));
+    let child = start(&exe, &[]);
+    let o = trace(&program, &with_pid(child.id()), move |_| go(child));
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(map_value(&o.out, "@id"), "45", "{}", o.out);
+    assert_eq!(map_value(&o.out, "@kind"), "-30", "{}", o.out);
+    assert_eq!(map_value(&o.out, "@name[req]"), "10", "{}", o.out);
+}
+
 /// `symbol+offset`, an address, wildcards, and `uaddr`.
 #[test]
 fn uprobe_offsets_addresses_wildcards_and_uaddr() {

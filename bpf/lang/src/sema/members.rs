@@ -352,6 +352,25 @@ impl Checker<'_> {
         }
     }
 
+    /// The memory an integer cast to a pointer at `e` points into: user
+    /// memory in uprobe, USDT and watchpoint probes, else the kernel's.
+    fn integer_address_space(&mut self, e: &Expr) -> Option<AddrSpace> {
+        let mut spaces = self.instances.iter().map(|i| i.attach.address_space());
+        let first = spaces.next().unwrap_or(AddrSpace::Kernel);
+        if spaces.all(|s| s == first) {
+            return Some(first);
+        }
+        self.error(
+            Diagnostic::error(
+                e.span,
+                "this probe list mixes user-space and kernel probes: \
+                 the pointer could point into either",
+            )
+            .with_help("give the user-space and the kernel probes separate bodies"),
+        );
+        None
+    }
+
     /// `(type) expr`.
     pub(super) fn cast(&mut self, e: &Expr, ty: &TypeExpr, expr: &Expr) -> Option<Type> {
         if let TypeKind::Pointer(_) = &ty.kind {
@@ -363,7 +382,7 @@ impl Checker<'_> {
             };
             let space = match from {
                 Type::Ptr { space, .. } => space,
-                Type::Int(_) => AddrSpace::Kernel,
+                Type::Int(_) => self.integer_address_space(e)?,
                 other => {
                     self.error(Diagnostic::error(
                         e.span,

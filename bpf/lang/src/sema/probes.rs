@@ -21,6 +21,7 @@ use super::kernel::Kernel;
 pub use super::kernel_probes::{FentryParam, KernelFunction};
 use super::perf_events;
 use super::tracepoint::{parse_format, Format};
+use super::types::AddrSpace;
 pub use super::user_probes::{UsdtPoint, UserProbe};
 use crate::ast::ProbeSpec;
 use crate::diag::Diagnostic;
@@ -100,6 +101,15 @@ pub enum Attach {
 }
 
 impl Attach {
+    /// Where an integer the probe sees points when cast to a pointer: user
+    /// memory in user-space probes, as bpftrace decides.
+    pub fn address_space(&self) -> AddrSpace {
+        match self {
+            Attach::Uprobe(_) | Attach::Usdt(_) | Attach::Watchpoint { .. } => AddrSpace::User,
+            _ => AddrSpace::Kernel,
+        }
+    }
+
     /// The function the probe is in, for `func`.
     pub fn function(&self) -> Option<&str> {
         match self {
