@@ -251,9 +251,10 @@ fn uprobe_arguments_and_uretprobe_return_values() {
 }
 
 /// An argument cast to a pointer to a struct the script declares is read
-/// from user memory, as bpftrace reads it in user-space probes.
+/// from user memory, as bpftrace reads it in user-space probes; pointer
+/// arithmetic steps over whole structs.
 #[test]
-fn uprobe_arguments_cast_to_struct_pointers_read_user_memory() {
+fn uprobe_arguments_cast_to_struct_pointers_read_user_memory_and_step_by_structs() {
     if !privileged() {
         return;
     }
@@ -264,10 +265,11 @@ fn uprobe_arguments_cast_to_struct_pointers_read_user_memory() {
          struct scorch_req { long id; int kind; char name[8]; };\n\
          __attribute__((noinline)) long handle(struct scorch_req *r) { return r->id; }\n\
          int main(void) {\n\
-           char line[8]; volatile long s = 0; struct scorch_req r;\n\
+           char line[8]; volatile long s = 0; struct scorch_req r[2];\n\
            if (!fgets(line, sizeof line, stdin)) return 1;\n\
            for (long i = 0; i < 10; i++) {\n\
-             r.id = i; r.kind = -3; strcpy(r.name, \"req\"); s += handle(&r);\n\
+             r[0].id = i; r[0].kind = -3; strcpy(r[0].name, \"req\");\n\
+             r[1].id = 100 + i; s += handle(r);\n\
            }\n\
            return 0;\n\
          }\n",
@@ -279,6 +281,7 @@ fn uprobe_arguments_cast_to_struct_pointers_read_user_memory() {
          uprobe:{bin}:handle {{
            $r = (struct scorch_req *)arg0;
            @id = sum($r->id); @kind = sum($r->kind); @name[$r->name] = count();
+           @next = sum(($r + 1)->id); @back = sum(($r + 2 - 1)->id);
          }}"
     ));
     let child = start(&exe, &[]);
@@ -287,6 +290,9 @@ fn uprobe_arguments_cast_to_struct_pointers_read_user_memory() {
     assert_eq!(map_value(&o.out, "@id"), "45", "{}", o.out);
     assert_eq!(map_value(&o.out, "@kind"), "-30", "{}", o.out);
     assert_eq!(map_value(&o.out, "@name[req]"), "10", "{}", o.out);
+    // `p + n` steps over n structs, as in C.
+    assert_eq!(map_value(&o.out, "@next"), "1045", "{}", o.out);
+    assert_eq!(map_value(&o.out, "@back"), "1045", "{}", o.out);
 }
 
 /// `symbol+offset`, an address, wildcards, and `uaddr`.

@@ -104,7 +104,7 @@ impl Gen<'_> {
                 Ok(v)
             }
             ExprKind::IncDec { op, prefix, target } => self.inc_dec(*op, *prefix, target),
-            ExprKind::Binary { op, lhs, rhs, .. } => self.binary(*op, lhs, rhs),
+            ExprKind::Binary { op, lhs, rhs, .. } => self.binary(e, *op, lhs, rhs),
             ExprKind::Ternary {
                 cond,
                 then,
@@ -284,7 +284,7 @@ impl Gen<'_> {
         }
     }
 
-    fn binary(&mut self, op: BinOp, lhs: &Expr, rhs: &Expr) -> CgResult<VReg> {
+    fn binary(&mut self, e: &Expr, op: BinOp, lhs: &Expr, rhs: &Expr) -> CgResult<VReg> {
         let (lt, rt) = (self.ty(lhs), self.ty(rhs));
         if let (Type::Str(_), Type::Str(_)) = (&lt, &rt) {
             return self.string_compare(op, lhs, rhs);
@@ -298,6 +298,9 @@ impl Gen<'_> {
         };
         let a = self.expr(lhs)?;
         let b = self.expr(rhs)?;
+        if let Some(&step) = self.analysis.pointer_steps.get(&e.id) {
+            self.e.alu_imm(b, Alu::Mul, step as i32);
+        }
         let alu = match op {
             BinOp::Add => Some(Alu::Add),
             BinOp::Sub => Some(Alu::Sub),

@@ -489,7 +489,12 @@ impl Checker<'_> {
                     }
                     Some(Type::Int(x.arith(*y)))
                 }
-                (Type::Ptr { .. }, Type::Int(_)) if matches!(op, BinOp::Add | BinOp::Sub) => {
+                (Type::Ptr { to, .. }, Type::Int(_)) if matches!(op, BinOp::Add | BinOp::Sub) => {
+                    // As in C, `p + n` steps over `n` pointed-to values.
+                    let step = to.and_then(|t| self.types.size_of(t)).unwrap_or(1);
+                    if step != 1 {
+                        self.out.pointer_steps.insert(e.id, step);
+                    }
                     Some(a.clone())
                 }
                 // Other arithmetic on an address (`curtask & ~0xfff`,

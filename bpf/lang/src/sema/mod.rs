@@ -178,6 +178,8 @@ pub struct Analysis {
     pub consts: HashMap<ExprId, Const>,
     /// Member, element and pointer reads, by the reading expression.
     pub accesses: HashMap<ExprId, Access>,
+    /// `p + n` and `p - n` on typed pointers: the size `n` is scaled by.
+    pub pointer_steps: HashMap<ExprId, u32>,
     /// `printf`, `system` and `cat` call sites, indexed by [`Analysis::formats`].
     pub printfs: Vec<PrintfInfo>,
     /// `time()` formats, indexed by [`Analysis::formats`].
