@@ -97,12 +97,20 @@ impl Gen<'_> {
             Function::Str => return self.str_call(e, args).map(Some),
             Function::HasKey => return self.has_key(e, args).map(Some),
             Function::Kstack | Function::Ustack => return self.stack(e).map(Some),
-            Function::Ksym | Function::Kaddr | Function::Uaddr => {
+            Function::Kptr | Function::Uptr => {
+                let arg = args
+                    .first()
+                    .ok_or_else(|| self.internal("kptr()/uptr() without an argument"))?;
+                return self.expr(arg).map(Some);
+            }
+            Function::Strncmp => return self.strncmp(args).map(Some),
+            Function::Strcontains => return self.strcontains(args).map(Some),
+            Function::Ksym | Function::Kaddr | Function::Uaddr | Function::Cgroupid => {
                 let arg = args
                     .first()
                     .ok_or_else(|| self.internal("ksym() without an argument"))?;
                 if f != Function::Ksym {
-                    return Err(self.internal("kaddr()/uaddr() without its address"));
+                    return Err(self.internal("kaddr()/uaddr()/cgroupid() without its value"));
                 }
                 return self.expr(arg).map(Some);
             }
