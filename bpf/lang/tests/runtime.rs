@@ -1076,3 +1076,38 @@ fn cgroupid_matches_the_cgroup_of_a_process_moved_into_it() {
         o.out
     );
 }
+
+#[test]
+fn macaddr_prints_six_bytes_in_printf_keys_and_values() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // bpftrace 0.17 prints the same for this program and write.
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_write /tid == {tid}/ {{
+                     printf("%s\n", macaddr(args->buf));
+                     @m[macaddr(args->buf)] = count();
+                     @v = macaddr(args->buf);
+                     exit();
+                   }}"#
+            )
+        },
+        || {
+            use std::io::Write as _;
+            let mut null = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .expect("/dev/null");
+            null.write_all(&[0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc, 0x11])
+                .expect("write");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(
+        o.out,
+        "00:1B:21:AA:BB:CC\n\n\n@m[00:1B:21:AA:BB:CC]: 1\n@v: 00:1B:21:AA:BB:CC\n"
+    );
+}

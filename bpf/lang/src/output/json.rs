@@ -48,7 +48,8 @@ pub fn value(v: &Value) -> String {
         | Value::Sym(_)
         | Value::Time(_)
         | Value::Buf(_)
-        | Value::Inet(_) => string(text::value(v).as_bytes()),
+        | Value::Inet(_)
+        | Value::Mac(_) => string(text::value(v).as_bytes()),
         Value::Tuple(items) => {
             let items: Vec<String> = items.iter().map(value).collect();
             format!("[{}]", items.join(","))

@@ -127,6 +127,7 @@ impl Checker<'_> {
             Function::Kptr | Function::Uptr => self.mark_pointer(e, f, func, args),
             Function::Strncmp => self.strncmp(e, func, args),
             Function::Strcontains => self.strcontains(e, func, args),
+            Function::Macaddr => self.macaddr(e, func, args),
             Function::Len => {
                 if !self.arity(e, func, args, 1, 1) {
                     return None;
@@ -716,6 +717,7 @@ impl Checker<'_> {
                                 | Type::Usym
                                 | Type::Strftime(_)
                                 | Type::Inet
+                                | Type::Mac
                         )
                 }
                 ArgKind::Buf => matches!(ty, Type::Buf(_)),
@@ -911,6 +913,24 @@ impl Checker<'_> {
                 self.error(Diagnostic::error(
                     addr.span,
                     format!("ntop() takes an integer, or a buf() or array of 4 or 16 bytes, not {other}"),
+                ));
+                None
+            }
+        }
+    }
+
+    /// `macaddr(addr)`: six bytes read from a pointer, an address or an
+    /// array of 6 bytes in memory (`ethhdr->h_source`), as bpftrace.
+    fn macaddr(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 1) {
+            return None;
+        }
+        match self.expr(&args[0])? {
+            Type::Int(_) | Type::Ptr { .. } | Type::Mem { size: 6, .. } => Some(Type::Mac),
+            other => {
+                self.error(Diagnostic::error(
+                    args[0].span,
+                    format!("macaddr() takes a pointer or an array of 6 bytes, not {other}"),
                 ));
                 None
             }

@@ -83,6 +83,8 @@ pub enum Function {
     Strncmp,
     /// `strcontains(haystack, needle)`: 1 when `needle` occurs in `haystack`.
     Strcontains,
+    /// `macaddr(addr)`: 6 bytes printed as a MAC address.
+    Macaddr,
 }
 
 impl Function {
@@ -224,6 +226,7 @@ pub fn lookup(name: &str) -> Lookup {
         "uptr" => Function::Uptr,
         "strncmp" => Function::Strncmp,
         "strcontains" => Function::Strcontains,
+        "macaddr" => Function::Macaddr,
         _ if ALL.contains(&name) => return Lookup::NotSupported,
         _ => return Lookup::Unknown(crate::suggest::closest(name, ALL.iter().copied())),
     };
