@@ -1111,3 +1111,29 @@ fn macaddr_prints_six_bytes_in_printf_keys_and_values() {
         "00:1B:21:AA:BB:CC\n\n\n@m[00:1B:21:AA:BB:CC]: 1\n@v: 00:1B:21:AA:BB:CC\n"
     );
 }
+
+#[test]
+fn strcontains_of_two_read_strings_passes_the_verifier() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The largest unrolled search: two 64-byte strings read at run time.
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_openat /tid == {tid}/ {{
+                     $p = str(args.filename);
+                     printf("%d %d %d\n", strcontains($p, $p), strcontains($p, str(args.filename, 5)),
+                            strcontains(str(args.filename, 3), $p));
+                     exit();
+                   }}"#
+            )
+        },
+        || {
+            let _ = std::fs::File::open("/nonexistent/scorch-strcontains");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert!(o.out.starts_with("1 1 0\n"), "{}", o.out);
+}
