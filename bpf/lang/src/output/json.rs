@@ -294,6 +294,14 @@ mod tests {
     }
 
     #[test]
+    fn mac_addresses_are_quoted() {
+        // bpftrace 0.17 prints a macaddr() map value bare, which is not
+        // JSON; scorch quotes it as it does keys.
+        let mac = Value::Mac([0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc]);
+        assert_eq!(value(&mac), "\"00:1B:21:AA:BB:CC\"");
+    }
+
+    #[test]
     fn escaping() {
         assert_eq!(string(b"a\"b\\\n\t\x01"), "\"a\\\"b\\\\\\n\\t\\u0001\"");
         assert_eq!(
