@@ -1149,3 +1149,33 @@ fn strcontains_of_two_read_strings_passes_the_verifier() {
     assert_eq!(o.result, Ok(0), "{}", o.err);
     assert!(o.out.starts_with("1 1 0\n"), "{}", o.out);
 }
+
+#[test]
+fn macaddr_of_a_six_byte_array_copies_it() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // `str(p, 5)` is a `string[6]`, as a `char h_source[6]` member reads
+    // (bpftrace 0.17 refuses str() here; its members stay arrays).
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_write /tid == {tid}/ {{
+                     printf("%s\n", macaddr(str(args->buf, 5)));
+                     exit();
+                   }}"#
+            )
+        },
+        || {
+            use std::io::Write as _;
+            let mut null = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .expect("/dev/null");
+            null.write_all(b"ABCDEFG").expect("write");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert!(o.out.starts_with("41:42:43:44:45:00\n"), "{}", o.out);
+}

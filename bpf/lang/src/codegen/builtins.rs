@@ -308,6 +308,13 @@ impl Gen<'_> {
         let slot = self.e.slot(e.id.0, tag::VALUE, 8)?;
         self.e.zero_scratch(slot, 8);
         let v = self.expr(addr)?;
+        if let Type::Str(_) = self.ty(addr) {
+            // A `char[6]` array, already read.
+            let r = self.e.get(v, R1);
+            self.e.copy_mem(SCRATCH, slot as i16, r, 0, 6);
+            self.e.set_scratch_ptr(v, slot);
+            return Ok(v);
+        }
         self.e.copy_to(R3, v);
         self.e.scratch_ptr(R1, slot);
         self.e.asm.emit([Insn::mov64_imm(R2, 6)]);

@@ -920,13 +920,24 @@ impl Checker<'_> {
     }
 
     /// `macaddr(addr)`: six bytes read from a pointer, an address or an
-    /// array of 6 bytes in memory (`ethhdr->h_source`), as bpftrace.
+    /// array of 6 bytes (`ethhdr->h_source`, which reads as a
+    /// `string[6]`), as bpftrace.
     fn macaddr(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
         if !self.arity(e, func, args, 1, 1) {
             return None;
         }
-        match self.expr(&args[0])? {
-            Type::Int(_) | Type::Ptr { .. } | Type::Mem { size: 6, .. } => Some(Type::Mac),
+        let ty = self.expr(&args[0])?;
+        if matches!(args[0].kind, ExprKind::Str(_)) {
+            self.error(
+                Diagnostic::error(args[0].span, "macaddr() does not take a string literal")
+                    .with_help("give it a pointer or an array of 6 bytes read from memory"),
+            );
+            return None;
+        }
+        match ty {
+            Type::Int(_) | Type::Ptr { .. } | Type::Mem { size: 6, .. } | Type::Str(6) => {
+                Some(Type::Mac)
+            }
             other => {
                 self.error(Diagnostic::error(
                     args[0].span,
