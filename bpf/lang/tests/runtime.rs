@@ -959,3 +959,223 @@ fn len_counts_the_keys_of_a_map() {
     assert!(o.out.contains("@sizes[2]: 2\n"), "{}", o.out);
     assert!(!o.out.contains("@sizes[1]"), "{}", o.out);
 }
+
+#[test]
+fn strncmp_and_strcontains_filter_opened_paths() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_openat /tid == {tid}/ {{
+                     $p = str(args.filename);
+                     if (strncmp($p, "/nonexistent/", 13) == 0 && strcontains($p, "needle")) {{
+                       printf("%s\n", $p);
+                       exit();
+                     }}
+                   }}"#
+            )
+        },
+        || {
+            for path in [
+                "/tmp/scorch-needle",
+                "/nonexistent/needl",
+                "/nonexistent-needle",
+                "/nonexistent/a-needle-b",
+            ] {
+                let _ = std::fs::File::open(path);
+            }
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert!(o.out.starts_with("/nonexistent/a-needle-b\n"), "{}", o.out);
+}
+
+#[test]
+fn uptr_reads_user_memory_and_kptr_kernel_memory() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The same user address read as user memory gives the bytes written;
+    // read as kernel memory the read fails and gives 0.
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_write /tid == {tid}/ {{
+                     $a = (uint64)args.buf;
+                     printf("%x %x\n", *(uint32 *)uptr($a), *(uint32 *)kptr($a));
+                     exit();
+                   }}"#
+            )
+        },
+        || {
+            use std::io::Write as _;
+            let mut null = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .expect("/dev/null");
+            null.write_all(&[0x01, 0x02, 0x03, 0x04]).expect("write");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert!(o.out.starts_with("4030201 0\n"), "{}", o.out);
+}
+
+/// A cgroup made for one test, removed when dropped.
+struct TestCgroup(std::path::PathBuf);
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[test]
+fn cgroupid_matches_the_cgroup_of_a_process_moved_into_it() {
+    if !privileged() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt as _;
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    if !root.join("cgroup.procs").exists() || !root.join("cgroup.controllers").exists() {
+        eprintln!("skipped: cgroup v2 is not mounted at /sys/fs/cgroup");
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let cgroup = TestCgroup(root.join(format!("scorch-cgroupid-{}", std::process::id())));
+    if let Err(err) = std::fs::create_dir(&cgroup.0) {
+        // A read-only cgroup tree (some containers) cannot hold a test cgroup.
+        assert!(
+            matches!(
+                err.raw_os_error(),
+                Some(libc::EROFS | libc::EACCES | libc::EPERM)
+            ),
+            "create {}: {err}",
+            cgroup.0.display()
+        );
+        eprintln!("skipped: cannot create a cgroup here: {err}");
+        return;
+    }
+    // cgroup v2 ids are the inode numbers of the cgroup directories.
+    let inode = std::fs::metadata(&cgroup.0).expect("cgroup").ino();
+    let path = cgroup.0.display().to_string();
+    let procs = cgroup.0.join("cgroup.procs").display().to_string();
+    let o = trace(
+        |_| {
+            format!(
+                r#"t:syscalls:sys_enter_execve /cgroup == cgroupid("{path}")/ {{
+                     printf("%s %d %d\n", str(args.filename), cgroup, cgroupid("{path}"));
+                     exit();
+                   }}"#
+            )
+        },
+        move || {
+            let status = std::process::Command::new("/bin/sh")
+                .arg("-c")
+                .arg(format!("echo $$ > {procs} && exec /bin/true"))
+                .status()
+                .expect("run sh");
+            assert!(status.success());
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert!(
+        o.out.starts_with(&format!("/bin/true {inode} {inode}\n")),
+        "{}",
+        o.out
+    );
+}
+
+#[test]
+fn macaddr_prints_six_bytes_in_printf_keys_and_values() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // bpftrace 0.17 prints the same for this program and write.
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_write /tid == {tid}/ {{
+                     printf("%s\n", macaddr(args->buf));
+                     @m[macaddr(args->buf)] = count();
+                     @v = macaddr(args->buf);
+                     exit();
+                   }}"#
+            )
+        },
+        || {
+            use std::io::Write as _;
+            let mut null = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .expect("/dev/null");
+            null.write_all(&[0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc, 0x11])
+                .expect("write");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(
+        o.out,
+        "00:1B:21:AA:BB:CC\n\n\n@m[00:1B:21:AA:BB:CC]: 1\n@v: 00:1B:21:AA:BB:CC\n"
+    );
+}
+
+#[test]
+fn strcontains_of_two_read_strings_passes_the_verifier() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // The largest unrolled search: two 64-byte strings read at run time.
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_openat /tid == {tid}/ {{
+                     $p = str(args.filename);
+                     printf("%d %d %d\n", strcontains($p, $p), strcontains($p, str(args.filename, 5)),
+                            strcontains(str(args.filename, 3), $p));
+                     exit();
+                   }}"#
+            )
+        },
+        || {
+            let _ = std::fs::File::open("/nonexistent/scorch-strcontains");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert!(o.out.starts_with("1 1 0\n"), "{}", o.out);
+}
+
+#[test]
+fn macaddr_of_a_six_byte_array_copies_it() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // `str(p, 5)` is a `string[6]`, as a `char h_source[6]` member reads
+    // (bpftrace 0.17 refuses str() here; its members stay arrays).
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_write /tid == {tid}/ {{
+                     printf("%s\n", macaddr(str(args->buf, 5)));
+                     exit();
+                   }}"#
+            )
+        },
+        || {
+            use std::io::Write as _;
+            let mut null = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .expect("/dev/null");
+            null.write_all(b"ABCDEFG").expect("write");
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert!(o.out.starts_with("41:42:43:44:45:00\n"), "{}", o.out);
+}

@@ -97,12 +97,20 @@ impl Gen<'_> {
             Function::Str => return self.str_call(e, args).map(Some),
             Function::HasKey => return self.has_key(e, args).map(Some),
             Function::Kstack | Function::Ustack => return self.stack(e).map(Some),
-            Function::Ksym | Function::Kaddr | Function::Uaddr => {
+            Function::Kptr | Function::Uptr => {
+                let arg = args
+                    .first()
+                    .ok_or_else(|| self.internal("kptr()/uptr() without an argument"))?;
+                return self.expr(arg).map(Some);
+            }
+            Function::Strncmp => return self.strncmp(args).map(Some),
+            Function::Strcontains => return self.strcontains(args).map(Some),
+            Function::Ksym | Function::Kaddr | Function::Uaddr | Function::Cgroupid => {
                 let arg = args
                     .first()
                     .ok_or_else(|| self.internal("ksym() without an argument"))?;
                 if f != Function::Ksym {
-                    return Err(self.internal("kaddr()/uaddr() without its address"));
+                    return Err(self.internal("kaddr()/uaddr()/cgroupid() without its value"));
                 }
                 return self.expr(arg).map(Some);
             }
@@ -110,6 +118,7 @@ impl Gen<'_> {
             Function::Signal => self.signal(args)?,
             Function::Buf => return self.buf(e, args).map(Some),
             Function::Ntop => return self.ntop(e, args).map(Some),
+            Function::Macaddr => return self.macaddr(e, args).map(Some),
             Function::Len => return self.len(args).map(Some),
             Function::Strftime => {
                 // The timestamp itself; user space formats it.
@@ -282,6 +291,37 @@ impl Gen<'_> {
                     .emit([Insn::store_reg(Size::W, SCRATCH, slot as i16 + 8, r)]);
             }
         }
+        self.e.set_scratch_ptr(v, slot);
+        Ok(v)
+    }
+
+    /// `macaddr(addr)`: six bytes read from the address into a zeroed
+    /// 8-byte scratch slot; a failed read leaves zeros, as in bpftrace.
+    fn macaddr(&mut self, e: &Expr, args: &[Expr]) -> CgResult<VReg> {
+        let addr = args
+            .first()
+            .ok_or_else(|| self.internal("macaddr() without an argument"))?;
+        let space = match self.ty(addr) {
+            Type::Ptr { space, .. } | Type::Mem { space, .. } => space,
+            _ => AddrSpace::Kernel,
+        };
+        let slot = self.e.slot(e.id.0, tag::VALUE, 8)?;
+        self.e.zero_scratch(slot, 8);
+        let v = self.expr(addr)?;
+        if let Type::Str(_) = self.ty(addr) {
+            // A `char[6]` array, already read.
+            let r = self.e.get(v, R1);
+            self.e.copy_mem(SCRATCH, slot as i16, r, 0, 6);
+            self.e.set_scratch_ptr(v, slot);
+            return Ok(v);
+        }
+        self.e.copy_to(R3, v);
+        self.e.scratch_ptr(R1, slot);
+        self.e.asm.emit([Insn::mov64_imm(R2, 6)]);
+        self.e.call(match space {
+            AddrSpace::Kernel => libbpf_sys::BPF_FUNC_probe_read_kernel,
+            AddrSpace::User => libbpf_sys::BPF_FUNC_probe_read_user,
+        });
         self.e.set_scratch_ptr(v, slot);
         Ok(v)
     }

@@ -1,7 +1,7 @@
 //! Expressions: each leaves its value in a new virtual register — the
 //! integer itself, or the scratch address of a string or tuple.
 
-use scorch_bpf::insn::{Alu, Cond, Insn, Label, Reg, Size, R0, R1, R2, R3};
+use scorch_bpf::insn::{Alu, Cond, Insn, Label, Size, R0, R1, R2, R3};
 
 use super::emit::{VReg, FP_CTX};
 use super::gen::{tag, CgResult, Gen};
@@ -346,46 +346,6 @@ impl Gen<'_> {
         self.e.asm.goto(done);
         self.e.asm.place(short);
         self.e.set_imm(a, i64::from(op == BinOp::Or));
-        self.e.asm.place(done);
-        Ok(a)
-    }
-
-    /// `==` and `!=` on strings: equal up to and including the first NUL,
-    /// a buffer's end counting as a NUL.
-    fn string_compare(&mut self, op: BinOp, lhs: &Expr, rhs: &Expr) -> CgResult<VReg> {
-        let (Type::Str(sa), Type::Str(sb)) = (self.ty(lhs), self.ty(rhs)) else {
-            return Err(self.internal("a string comparison of non-strings"));
-        };
-        let a = self.expr(lhs)?;
-        let b = self.expr(rhs)?;
-        let equal = self.e.asm.label();
-        let differ = self.e.asm.label();
-        let done = self.e.asm.label();
-        self.e.copy_to(R1, a);
-        self.e.copy_to(R2, b);
-        let common = sa.min(sb);
-        for i in 0..common {
-            self.e.asm.emit([
-                Insn::load(Size::B, R3, R1, i as i16),
-                Insn::load(Size::B, R0, R2, i as i16),
-            ]);
-            self.e.asm.jump(Insn::jmp_reg(Cond::Ne, R3, R0, 0), differ);
-            self.e.asm.jump(Insn::jmp_imm(Cond::Eq, R3, 0, 0), equal);
-        }
-        // No NUL in the common part: the longer one must end right there.
-        let (longer, size): (Reg, u32) = if sa > sb { (R1, sa) } else { (R2, sb) };
-        if size > common {
-            self.e
-                .asm
-                .emit([Insn::load(Size::B, R3, longer, common as i16)]);
-            self.e.asm.jump(Insn::jmp_imm(Cond::Ne, R3, 0, 0), differ);
-        }
-        self.e.asm.place(equal);
-        self.e.free(b);
-        self.e.set_imm(a, i64::from(op == BinOp::Eq));
-        self.e.asm.goto(done);
-        self.e.asm.place(differ);
-        self.e.set_imm(a, i64::from(op != BinOp::Eq));
         self.e.asm.place(done);
         Ok(a)
     }

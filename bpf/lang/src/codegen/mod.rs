@@ -31,6 +31,7 @@ mod loops;
 mod maps;
 mod memory;
 mod output;
+mod strings;
 
 use scorch_bpf::insn::Insn;
 

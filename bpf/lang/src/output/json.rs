@@ -48,7 +48,8 @@ pub fn value(v: &Value) -> String {
         | Value::Sym(_)
         | Value::Time(_)
         | Value::Buf(_)
-        | Value::Inet(_) => string(text::value(v).as_bytes()),
+        | Value::Inet(_)
+        | Value::Mac(_) => string(text::value(v).as_bytes()),
         Value::Tuple(items) => {
             let items: Vec<String> = items.iter().map(value).collect();
             format!("[{}]", items.join(","))
@@ -290,6 +291,14 @@ mod tests {
             map(&d, 0, 0),
             "{\"type\": \"stats\", \"data\": {\"@s\": {\"count\": 1, \"average\": 4, \"total\": 4}}}\n"
         );
+    }
+
+    #[test]
+    fn mac_addresses_are_quoted() {
+        // bpftrace 0.17 prints a macaddr() map value bare, which is not
+        // JSON; scorch quotes it as it does keys.
+        let mac = Value::Mac([0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc]);
+        assert_eq!(value(&mac), "\"00:1B:21:AA:BB:CC\"");
     }
 
     #[test]

@@ -42,6 +42,8 @@ pub enum Value {
     Buf(Vec<u8>),
     /// An `ntop()` address, already as text.
     Inet(String),
+    /// A `macaddr()`: its six bytes.
+    Mac([u8; 6]),
 }
 
 /// A boot-time timestamp to print as wall-clock time.
@@ -134,6 +136,7 @@ impl Value {
                 name: None,
             }),
             Type::Inet => Value::Inet(inet(word(), bytes.get(8..24).unwrap_or(&[]))),
+            Type::Mac => Value::Mac(word().to_ne_bytes()[..6].try_into().unwrap_or_default()),
             Type::Buf(cap) => {
                 let len = (word() as usize).min(*cap as usize);
                 Value::Buf(bytes.get(8..8 + len).unwrap_or(&[]).to_vec())
@@ -179,6 +182,7 @@ impl Value {
             (Value::Time(a), Value::Time(b)) => a.nsecs.cmp(&b.nsecs),
             (Value::Buf(a), Value::Buf(b)) => a.cmp(b),
             (Value::Inet(a), Value::Inet(b)) => a.cmp(b),
+            (Value::Mac(a), Value::Mac(b)) => a.cmp(b),
             (Value::Tuple(a), Value::Tuple(b)) => a
                 .iter()
                 .zip(b)

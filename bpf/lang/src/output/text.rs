@@ -41,6 +41,10 @@ pub fn value(v: &Value) -> String {
             None => format!("{:#x}", sym.addr),
         },
         Value::Inet(text) => text.clone(),
+        Value::Mac(b) => format!(
+            "{:02X}:{:02X}:{:02X}:{:02X}:{:02X}:{:02X}",
+            b[0], b[1], b[2], b[3], b[4], b[5]
+        ),
         Value::Buf(bytes) => crate::printf::escape_bytes(bytes, false),
         Value::Time(t) => t.text.clone().unwrap_or_else(|| t.nsecs.to_string()),
     }

@@ -325,7 +325,7 @@ fn arg(v: Value) -> Arg {
         Value::Buf(b) => Arg::Buf(b),
         Value::Int(i) => Arg::Int(i as u64),
         Value::Uint(u) | Value::Ptr(u) => Arg::Int(u),
-        v @ (Value::Stack(_) | Value::Sym(_) | Value::Time(_) | Value::Inet(_)) => {
+        v @ (Value::Stack(_) | Value::Sym(_) | Value::Time(_) | Value::Inet(_) | Value::Mac(_)) => {
             Arg::Str(text::value(&v).into_bytes())
         }
         Value::Tuple(_) => Arg::Int(0),

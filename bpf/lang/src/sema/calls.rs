@@ -6,7 +6,7 @@ use super::functions::{self, Function, Lookup};
 use super::maps::display;
 use super::probes::Attach;
 use super::signals;
-use super::types::{AggKind, StackMode, StackType, Type};
+use super::types::{AddrSpace, AggKind, StackMode, StackType, Type};
 use super::{Const, PrintfInfo};
 use crate::ast::{Expr, ExprKind, Name};
 use crate::diag::Diagnostic;
@@ -123,6 +123,11 @@ impl Checker<'_> {
             Function::Signal => self.signal(e, func, args),
             Function::Buf => self.buf(e, func, args),
             Function::Ntop => self.ntop(e, func, args),
+            Function::Cgroupid => self.cgroupid(e, func, args),
+            Function::Kptr | Function::Uptr => self.mark_pointer(e, f, func, args),
+            Function::Strncmp => self.strncmp(e, func, args),
+            Function::Strcontains => self.strcontains(e, func, args),
+            Function::Macaddr => self.macaddr(e, func, args),
             Function::Len => {
                 if !self.arity(e, func, args, 1, 1) {
                     return None;
@@ -332,6 +337,123 @@ impl Checker<'_> {
         }
         self.out.consts.insert(e.id, Const::Int(address? as i64));
         Some(Type::U64)
+    }
+
+    /// `cgroupid("/sys/fs/cgroup/…")`: the cgroup's id, known at compile
+    /// time, as the `cgroup` builtin gives it.
+    fn cgroupid(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 1) {
+            return None;
+        }
+        self.expr(&args[0]);
+        let path = match (&args[0].kind, self.out.consts.get(&args[0].id)) {
+            (ExprKind::Str(path), _) => path.clone(),
+            (ExprKind::Param(_), Some(Const::Str(path))) => path.clone(),
+            _ => {
+                self.error(Diagnostic::error(
+                    args[0].span,
+                    "cgroupid() takes a path as a string literal: `cgroupid(\"/sys/fs/cgroup/system.slice\")`",
+                ));
+                return None;
+            }
+        };
+        let path = String::from_utf8_lossy(&path).into_owned();
+        match self.kernel.cgroup_id(&path) {
+            Ok(id) => {
+                self.out.consts.insert(e.id, Const::Int(id as i64));
+                Some(Type::U64)
+            }
+            Err(err) => {
+                self.error(
+                    Diagnostic::error(
+                        args[0].span,
+                        format!("cannot find the id of cgroup `{path}`: {err}"),
+                    )
+                    .with_help("give the path of a cgroup v2 directory, such as /sys/fs/cgroup/system.slice"),
+                );
+                None
+            }
+        }
+    }
+
+    /// `kptr(x)` and `uptr(x)`: `x` as a pointer into kernel or user
+    /// memory, which decides how it is read once cast and dereferenced.
+    fn mark_pointer(&mut self, e: &Expr, f: Function, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 1) {
+            return None;
+        }
+        let space = if f == Function::Kptr {
+            AddrSpace::Kernel
+        } else {
+            AddrSpace::User
+        };
+        match self.expr(&args[0])? {
+            Type::Ptr { target, to, .. } => Some(Type::Ptr { target, space, to }),
+            Type::Int(_) => Some(Type::Ptr {
+                target: "void".to_string(),
+                space,
+                to: None,
+            }),
+            other => {
+                self.error(Diagnostic::error(
+                    args[0].span,
+                    format!("{}() takes an integer or a pointer, not {other}", func.name),
+                ));
+                None
+            }
+        }
+    }
+
+    /// `strncmp(s1, s2, n)`: 0 when the first `n` bytes of two strings are
+    /// equal (up to a NUL in both), else 1, as bpftrace.
+    fn strncmp(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 3, 3) {
+            return None;
+        }
+        let a = self.string_arg(&args[0], "strncmp");
+        let b = self.string_arg(&args[1], "strncmp");
+        match self.const_int(&args[2]) {
+            Some(n) if n >= 0 => {
+                self.out.consts.insert(args[2].id, Const::Int(n));
+            }
+            _ => {
+                self.expr(&args[2]);
+                self.error(Diagnostic::error(
+                    args[2].span,
+                    "strncmp() length must be a non-negative integer constant",
+                ));
+                return None;
+            }
+        }
+        a?;
+        b?;
+        Some(Type::U64)
+    }
+
+    /// `strcontains(haystack, needle)`: 1 when `needle` occurs in
+    /// `haystack`, else 0.
+    fn strcontains(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 2, 2) {
+            return None;
+        }
+        let a = self.string_arg(&args[0], "strcontains");
+        let b = self.string_arg(&args[1], "strcontains");
+        a?;
+        b?;
+        Some(Type::U64)
+    }
+
+    /// Checks an argument that must be a string.
+    fn string_arg(&mut self, arg: &Expr, func: &str) -> Option<Type> {
+        let ty = self.expr(arg)?;
+        if !ty.is_str() {
+            self.error(
+                Diagnostic::error(arg.span, format!("{func}() compares strings, not {ty}"))
+                    .with_help("read a string from a pointer with str()"),
+            );
+            return None;
+        }
+        Some(ty)
     }
 
     /// Checks that between `min` and `max` arguments were given.
@@ -595,6 +717,7 @@ impl Checker<'_> {
                                 | Type::Usym
                                 | Type::Strftime(_)
                                 | Type::Inet
+                                | Type::Mac
                         )
                 }
                 ArgKind::Buf => matches!(ty, Type::Buf(_)),
@@ -790,6 +913,35 @@ impl Checker<'_> {
                 self.error(Diagnostic::error(
                     addr.span,
                     format!("ntop() takes an integer, or a buf() or array of 4 or 16 bytes, not {other}"),
+                ));
+                None
+            }
+        }
+    }
+
+    /// `macaddr(addr)`: six bytes read from a pointer, an address or an
+    /// array of 6 bytes (`ethhdr->h_source`, which reads as a
+    /// `string[6]`), as bpftrace.
+    fn macaddr(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 1) {
+            return None;
+        }
+        let ty = self.expr(&args[0])?;
+        if matches!(args[0].kind, ExprKind::Str(_)) {
+            self.error(
+                Diagnostic::error(args[0].span, "macaddr() does not take a string literal")
+                    .with_help("give it a pointer or an array of 6 bytes read from memory"),
+            );
+            return None;
+        }
+        match ty {
+            Type::Int(_) | Type::Ptr { .. } | Type::Mem { size: 6, .. } | Type::Str(6) => {
+                Some(Type::Mac)
+            }
+            other => {
+                self.error(Diagnostic::error(
+                    args[0].span,
+                    format!("macaddr() takes a pointer or an array of 6 bytes, not {other}"),
                 ));
                 None
             }

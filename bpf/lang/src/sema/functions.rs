@@ -73,6 +73,18 @@ pub enum Function {
     Ntop,
     /// `len(@map)`
     Len,
+    /// `cgroupid("/sys/fs/cgroup/…")`: the cgroup's id, found at compile time.
+    Cgroupid,
+    /// `kptr(x)`: `x` as a kernel pointer.
+    Kptr,
+    /// `uptr(x)`: `x` as a user pointer.
+    Uptr,
+    /// `strncmp(s1, s2, n)`: 0 when the first `n` bytes are equal.
+    Strncmp,
+    /// `strcontains(haystack, needle)`: 1 when `needle` occurs in `haystack`.
+    Strcontains,
+    /// `macaddr(addr)`: 6 bytes printed as a MAC address.
+    Macaddr,
 }
 
 impl Function {
@@ -209,6 +221,12 @@ pub fn lookup(name: &str) -> Lookup {
         "buf" => Function::Buf,
         "ntop" => Function::Ntop,
         "len" => Function::Len,
+        "cgroupid" => Function::Cgroupid,
+        "kptr" => Function::Kptr,
+        "uptr" => Function::Uptr,
+        "strncmp" => Function::Strncmp,
+        "strcontains" => Function::Strcontains,
+        "macaddr" => Function::Macaddr,
         _ if ALL.contains(&name) => return Lookup::NotSupported,
         _ => return Lookup::Unknown(crate::suggest::closest(name, ALL.iter().copied())),
     };

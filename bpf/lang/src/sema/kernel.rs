@@ -60,6 +60,59 @@ pub trait Kernel {
     fn types(&self) -> Option<&KernelTypes> {
         None
     }
+    /// The id of the cgroup at `path` (its inode number in cgroupfs), for
+    /// `cgroupid()`.
+    fn cgroup_id(&self, path: &str) -> io::Result<u64> {
+        let _ = path;
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "cgroups are not available here",
+        ))
+    }
+}
+
+/// The id of the cgroup directory at `path`: the 8-byte file handle that
+/// cgroupfs gives it, which is what `bpf_get_current_cgroup_id` returns.
+pub fn cgroup_id(path: &str) -> io::Result<u64> {
+    /// `struct file_handle` with room for the largest handle (`MAX_HANDLE_SZ`).
+    #[repr(C)]
+    struct FileHandle {
+        handle_bytes: u32,
+        handle_type: i32,
+        f_handle: [u8; 128],
+    }
+    let c_path = std::ffi::CString::new(path)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the path"))?;
+    let mut handle = FileHandle {
+        handle_bytes: 128,
+        handle_type: 0,
+        f_handle: [0; 128],
+    };
+    let mut mount_id: libc::c_int = 0;
+    // SAFETY: the path is NUL-terminated and the handle has room for
+    // `handle_bytes` bytes after its header, as the syscall requires.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_name_to_handle_at,
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            &mut handle as *mut FileHandle,
+            &mut mount_id as *mut libc::c_int,
+            0,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if handle.handle_bytes != 8 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a cgroup v2 directory (its file handle is not an 8-byte id)",
+        ));
+    }
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&handle.f_handle[..8]);
+    Ok(u64::from_ne_bytes(id))
 }
 
 /// The address of `name` in `/proc/kallsyms`-format text.
@@ -198,6 +251,21 @@ impl Kernel for TraceFs {
             PathBuf::from("/proc/kallsyms")
         };
         Ok(kallsyms_lookup(&read(&path)?, name))
+    }
+
+    /// From `cgroup_ids` (`PATH ID` lines) beside a copied tracefs, else
+    /// from the cgroup filesystem.
+    fn cgroup_id(&self, path: &str) -> io::Result<u64> {
+        let copy = self.root.join("cgroup_ids");
+        if !copy.exists() {
+            return cgroup_id(path);
+        }
+        read(&copy)?
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .find(|(p, _)| *p == path)
+            .and_then(|(_, id)| id.trim().parse().ok())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "not in cgroup_ids"))
     }
 
     /// From `raw_tracepoints` (`NAME ARGS` lines) beside a copied tracefs,

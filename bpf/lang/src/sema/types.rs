@@ -214,6 +214,9 @@ pub enum Type {
     /// `ntop([af, ]addr)`: an address family (`u64`) and 16 bytes of
     /// address, printed as `inet_ntop` does.
     Inet,
+    /// `macaddr(addr)`: 6 bytes (and 2 of zeroed padding), printed as
+    /// `AA:BB:CC:DD:EE:FF`.
+    Mac,
 }
 
 impl Type {
@@ -260,7 +263,8 @@ impl Type {
             | Type::Usym
             | Type::Strftime(_)
             | Type::Buf(_)
-            | Type::Inet => true,
+            | Type::Inet
+            | Type::Mac => true,
             Type::Tuple(items) => items.iter().all(Type::is_storable),
             Type::Void | Type::Args | Type::Agg(_) | Type::Mem { .. } => false,
         }
@@ -321,6 +325,7 @@ impl Type {
             Type::Usym => 16,
             Type::Buf(n) => 8 + *n,
             Type::Inet => 24,
+            Type::Mac => 8,
             Type::Tuple(items) => tuple_layout(items).1,
         }
     }
@@ -335,7 +340,8 @@ impl Type {
             | Type::Usym
             | Type::Strftime(_)
             | Type::Buf(_)
-            | Type::Inet => 8,
+            | Type::Inet
+            | Type::Mac => 8,
             Type::Tuple(items) => items.iter().map(Type::align).max().unwrap_or(1),
             _ => 1,
         }
@@ -390,6 +396,7 @@ impl fmt::Display for Type {
             Type::Strftime(_) => f.write_str("timestamp"),
             Type::Buf(n) => write!(f, "buffer[{n}]"),
             Type::Inet => f.write_str("inet"),
+            Type::Mac => f.write_str("macaddr"),
         }
     }
 }
