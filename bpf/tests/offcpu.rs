@@ -15,7 +15,8 @@ fn config(tid: u32, min_block_ns: u64) -> SamplerConfig {
         kernel_stacks: true,
         include_idle: false,
         per_thread: true,
-        stack_storage_size: 1024,
+        // Roomy: two of the few stacks sharing a bucket would be a collision.
+        stack_storage_size: 16384,
         max_keys: 1024,
         double_buffered: false,
         track_pids: false,
@@ -75,7 +76,10 @@ fn times_this_threads_sleeps() {
         "no user stack: {:?}",
         snapshot.counts
     );
-    assert_eq!(sampler.counters().unwrap().lost(), 0);
+    // Nothing lost but to a hash collision in the stack map (possible with
+    // any size, counted and reported as the CPU sampler's are).
+    let counters = sampler.counters().unwrap();
+    assert_eq!(counters.lost(), counters.stack_collisions, "{counters:?}");
 }
 
 #[test]
