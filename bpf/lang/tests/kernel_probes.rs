@@ -150,6 +150,11 @@ fn unknown_kernel_functions_and_arguments_are_program_errors() {
     };
     assert!(e.contains("no kernel function `do_nanosleeep`"), "{e}");
     assert!(e.contains("did you mean `kprobe:do_nanosleep`?"), "{e}");
+    let Err(RunError::Program(e)) = run("kprobe:xfs:xfs_file_read_iter { }") else {
+        panic!("no error for a module-qualified kprobe");
+    };
+    assert!(e.contains("by module (`xfs:`)"), "{e}");
+    assert!(e.contains("`kprobe:xfs_file_read_iter`"), "{e}");
     let Err(RunError::Program(e)) = run("fentry:do_nanosleep { @ = args.moed; }") else {
         panic!("no error for a misspelt argument");
     };

@@ -17,7 +17,12 @@ pub(super) fn list(provider: &str, rest: &str, pid: Option<u32>) -> Result<Vec<S
         |what: &str, e: &dyn std::fmt::Display| RunError::Bpf(format!("listing {what}: {e}"));
     Ok(match provider {
         "kprobe" | "kretprobe" => {
-            let function = rest.split_once(':').map_or(rest, |(_, f)| f);
+            // Functions are not told apart by module (see kernel_probe).
+            let function = match rest.split_once(':') {
+                Some((module, f)) if glob(module, "vmlinux") => f,
+                Some(_) => return Ok(Vec::new()),
+                None => rest,
+            };
             scorch_bpf::probe::kernel_functions(scorch_bpf::mounts::TRACEFS)
                 .map_err(|e| fail("kernel functions", &e))?
                 .into_iter()

@@ -139,8 +139,9 @@ pub fn function_proto(
 
 impl Resolver<'_> {
     /// `kprobe:FUNC[+OFFSET]`, `kretprobe:FUNC`, `fentry:FUNC`,
-    /// `fexit:FUNC`, each with an optional `MODULE:` before the function and
-    /// wildcards in it.
+    /// `fexit:FUNC`, each with wildcards in the function, and `vmlinux:`
+    /// before it as `-l` lists fentry probes (other modules are refused:
+    /// the function lists here do not say which module has what).
     pub(super) fn kernel_probe(
         &mut self,
         spec: &ProbeSpec,
@@ -149,7 +150,16 @@ impl Resolver<'_> {
         let kind = spec.kind;
         let name = kind.name();
         let target = match parts {
-            [function] | [_, function] if !function.is_empty() => *function,
+            [function] | ["vmlinux", function] if !function.is_empty() => *function,
+            [module, function] if !function.is_empty() => {
+                return Err(Diagnostic::error(
+                    spec.span,
+                    format!("scorch does not select kernel functions by module (`{module}:`) yet"),
+                )
+                .with_help(format!(
+                    "drop the module: `{name}:{function}` finds a module's functions by name too"
+                )))
+            }
             _ => {
                 return Err(Diagnostic::error(
                     spec.span,
