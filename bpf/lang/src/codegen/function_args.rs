@@ -27,7 +27,12 @@ impl Gen<'_> {
                     .ok_or_else(|| self.internal("an argument past the registers"))?;
                 self.e.asm.emit([Insn::load(Size::DW, R0, R1, off)]);
             }
-            Attach::Fentry(_) | Attach::RawTracepoint { .. } => {
+            Attach::Fentry(f) => {
+                let slot = f.params.get(usize::from(n)).map(|p| p.slot);
+                let off = self.slot_offset(slot)?;
+                self.e.asm.emit([Insn::load(Size::DW, R0, R1, off)]);
+            }
+            Attach::RawTracepoint { .. } => {
                 self.e
                     .asm
                     .emit([Insn::load(Size::DW, R0, R1, 8 * i16::from(n))]);
@@ -92,8 +97,7 @@ impl Gen<'_> {
             }
             Attach::Fentry(f) => {
                 // fexit's array holds the arguments, then the return value.
-                let off = 8 * i16::try_from(f.params.len())
-                    .map_err(|_| self.internal("too many arguments"))?;
+                let off = self.slot_offset(Some(f.return_slot))?;
                 self.e.asm.emit([Insn::load(Size::DW, R0, R1, off)]);
                 if let Type::Int(int) = self.ty(e) {
                     self.extend(int.size, int.signed);
@@ -132,7 +136,11 @@ impl Gen<'_> {
     }
 
     fn fentry_param_at(&mut self, e: &Expr, index: usize) -> CgResult<VReg> {
-        let off = 8 * i16::try_from(index).map_err(|_| self.internal("too many arguments"))?;
+        let Attach::Fentry(f) = &self.instance.attach else {
+            return Err(self.internal("a function argument outside fentry"));
+        };
+        let slot = f.params.get(index).map(|p| p.slot);
+        let off = self.slot_offset(slot)?;
         self.e.asm.emit([
             Insn::load(Size::DW, R1, R10, FP_CTX),
             Insn::load(Size::DW, R0, R1, off),
@@ -143,5 +151,11 @@ impl Gen<'_> {
         let v = self.e.alloc()?;
         self.e.set(v, R0);
         Ok(v)
+    }
+
+    /// The byte offset of trampoline context slot `slot`.
+    fn slot_offset(&self, slot: Option<usize>) -> CgResult<i16> {
+        slot.and_then(|s| i16::try_from(8 * s).ok())
+            .ok_or_else(|| self.internal("a function argument out of range"))
     }
 }

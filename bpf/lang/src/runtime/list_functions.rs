@@ -85,10 +85,11 @@ impl Details {
             let Some(btf) = self.btf.get_or_insert_with(|| KernelTypes::vmlinux().ok()) else {
                 return Vec::new();
             };
-            let Some((params, _)) = function_proto(btf, function) else {
+            let Some(proto) = function_proto(btf, function) else {
                 return Vec::new();
             };
-            let mut lines: Vec<String> = params
+            let mut lines: Vec<String> = proto
+                .params
                 .iter()
                 .map(|p| format!("{} {}", p.c_type, p.name))
                 .collect();

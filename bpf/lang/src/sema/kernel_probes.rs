@@ -37,6 +37,8 @@ pub struct KernelFunction {
     pub params: Vec<FentryParam>,
     /// The type of its return value (`None`: one scorch cannot read).
     pub return_type: Option<Type>,
+    /// Where fexit finds the return value in its context, in 8-byte slots.
+    pub return_slot: usize,
     /// Written as a kprobe or kretprobe: `arg0..` rather than `args`.
     pub via_kprobe: bool,
 }
@@ -63,6 +65,15 @@ pub struct FentryParam {
     /// Its type as a value (`None`: one scorch cannot read, such as a
     /// struct passed by value).
     pub ty: Option<Type>,
+    /// Its first 8-byte slot in the trampoline's context: a struct of 9
+    /// to 16 bytes passed by value takes two.
+    pub slot: usize,
+}
+
+/// The trampoline context slots of a parameter of BTF type `id`.
+fn slots(btf: &KernelTypes, id: btf_types::TypeId) -> usize {
+    btf.size_of(id)
+        .map_or(1, |size| (size as usize).div_ceil(8).max(1))
 }
 
 /// Kernel facts read once per analysis.
@@ -117,24 +128,41 @@ pub fn value_type(btf: &KernelTypes, id: btf_types::TypeId) -> Option<Type> {
 }
 
 /// The BTF prototype of `function`, if BTF describes it.
-pub fn function_proto(
-    btf: &KernelTypes,
-    function: &str,
-) -> Option<(Vec<FentryParam>, Option<Type>)> {
+pub fn function_proto(btf: &KernelTypes, function: &str) -> Option<Proto> {
     let (params, ret) = btf.function(function)?;
+    let mut next_slot = 0;
     let params = params
         .into_iter()
-        .map(|p| FentryParam {
-            c_type: btf.name_of(p.ty),
-            ty: value_type(btf, p.ty),
-            name: p.name,
+        .map(|p| {
+            let slot = next_slot;
+            next_slot += slots(btf, p.ty);
+            FentryParam {
+                c_type: btf.name_of(p.ty),
+                ty: value_type(btf, p.ty),
+                name: p.name,
+                slot,
+            }
         })
         .collect();
     let ret = match ret {
         0 => None,
         id => value_type(btf, id),
     };
-    Some((params, ret))
+    Some(Proto {
+        params,
+        return_type: ret,
+        return_slot: next_slot,
+    })
+}
+
+/// A kernel function's prototype as fentry/fexit see it.
+pub struct Proto {
+    /// Its parameters.
+    pub params: Vec<FentryParam>,
+    /// The type of its return value (`None`: one scorch cannot read).
+    pub return_type: Option<Type>,
+    /// The context slot of the return value in fexit, after the parameters'.
+    pub return_slot: usize,
 }
 
 impl Resolver<'_> {
@@ -251,14 +279,15 @@ impl Resolver<'_> {
             .iter()
             .filter(|f| glob(pattern, f))
             .filter_map(|f| {
-                let (params, return_type) = function_proto(&btf, f)?;
+                let proto = function_proto(&btf, f)?;
                 Some(Instance {
                     name: format!("{name}:{f}"),
                     attach: Attach::Fentry(Arc::new(KernelFunction {
                         function: f.clone(),
                         ret,
-                        params,
-                        return_type,
+                        params: proto.params,
+                        return_type: proto.return_type,
+                        return_slot: proto.return_slot,
                         via_kprobe,
                     })),
                 })
@@ -287,5 +316,29 @@ fn not_found(spec: &ProbeSpec, pattern: &str, known: &[String]) -> Diagnostic {
     match crate::suggest::closest(pattern, known.iter().map(String::as_str)) {
         Some(near) => d.with_help(format!("did you mean `{name}:{near}`?")),
         None => d.with_help(format!("list them with `scorch trace -l '{name}:*'`")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 16-byte struct passed by value takes two slots of the trampoline's
+    /// context, and fexit's return value comes after all of them.
+    #[test]
+    fn structs_passed_by_value_take_two_slots() {
+        let Ok(btf) = KernelTypes::vmlinux() else {
+            eprintln!("skipped: this kernel's BTF cannot be read");
+            return;
+        };
+        let proto = function_proto(&btf, "timespec64_add_safe")
+            .expect("timespec64_add_safe(struct timespec64, struct timespec64) is in BTF");
+        let slots: Vec<usize> = proto.params.iter().map(|p| p.slot).collect();
+        assert_eq!(slots, [0, 2]);
+        assert_eq!(proto.return_slot, 4);
+        let proto = function_proto(&btf, "do_nanosleep").expect("do_nanosleep is in BTF");
+        let slots: Vec<usize> = proto.params.iter().map(|p| p.slot).collect();
+        assert_eq!(slots, [0, 1]);
+        assert_eq!(proto.return_slot, 2);
     }
 }
