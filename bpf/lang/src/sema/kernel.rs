@@ -32,6 +32,11 @@ pub trait Kernel {
     fn target_pid(&self) -> Option<u32> {
         None
     }
+    /// The file of the command given with `-c` (whose pid is
+    /// [`Kernel::target_pid`]): uprobes on its name attach to it.
+    fn command_binary(&self) -> Option<&Path> {
+        None
+    }
     /// The kernel functions kprobes can target.
     fn kernel_functions(&self) -> io::Result<Vec<String>> {
         Err(io::Error::new(
@@ -80,12 +85,18 @@ pub fn kallsyms_lookup(text: &str, name: &str) -> Option<u64> {
 pub struct TraceFs {
     root: PathBuf,
     pid: Option<u32>,
+    command: Option<PathBuf>,
     types: OnceCell<Option<Arc<KernelTypes>>>,
 }
 
 impl Clone for TraceFs {
     fn clone(&self) -> Self {
-        TraceFs::new(self.root.clone()).with_pid(self.pid)
+        TraceFs {
+            root: self.root.clone(),
+            pid: self.pid,
+            command: self.command.clone(),
+            types: OnceCell::new(),
+        }
     }
 }
 
@@ -94,6 +105,7 @@ impl std::fmt::Debug for TraceFs {
         f.debug_struct("TraceFs")
             .field("root", &self.root)
             .field("pid", &self.pid)
+            .field("command", &self.command)
             .finish()
     }
 }
@@ -104,6 +116,7 @@ impl TraceFs {
         TraceFs {
             root: root.into(),
             pid: None,
+            command: None,
             types: OnceCell::new(),
         }
     }
@@ -111,6 +124,13 @@ impl TraceFs {
     /// The same, tracing process `pid` (`-p`).
     pub fn with_pid(mut self, pid: Option<u32>) -> Self {
         self.pid = pid;
+        self
+    }
+
+    /// The same, tracing the command `-c` started as `pid` from `file`.
+    pub fn with_command(mut self, pid: u32, file: PathBuf) -> Self {
+        self.pid = Some(pid);
+        self.command = Some(file);
         self
     }
 
@@ -152,6 +172,10 @@ impl Kernel for TraceFs {
 
     fn target_pid(&self) -> Option<u32> {
         self.pid
+    }
+
+    fn command_binary(&self) -> Option<&Path> {
+        self.command.as_deref()
     }
 
     /// tracefs's `available_filter_functions`; for the live tracefs, under
