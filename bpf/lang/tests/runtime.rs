@@ -959,3 +959,33 @@ fn len_counts_the_keys_of_a_map() {
     assert!(o.out.contains("@sizes[2]: 2\n"), "{}", o.out);
     assert!(!o.out.contains("@sizes[1]"), "{}", o.out);
 }
+
+/// `bswap` reverses bytes by the size of its argument's type, of values
+/// computed in the program and read from a tracepoint.
+#[test]
+fn bswap_by_the_size_of_the_type() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |tid| {
+            format!(
+                "BEGIN {{
+                   $x = 0x0102030405060708; $d = -2;
+                   printf(\"%x %x %lx %d %x %d\\n\", bswap((uint16)$x), bswap((uint32)$x), bswap($x),
+                          bswap((int16)$d), bswap((uint8)$x), bswap(bswap((uint32)$x)) == 0x05060708);
+                 }}
+                 t:syscalls:sys_enter_read /tid == {tid}/ {{
+                   printf(\"%lx %d\\n\", bswap(args.count), bswap((uint16)args.count));
+                   exit(); }}"
+            )
+        },
+        read_sizes(&[258]),
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(
+        o.out,
+        "807 8070605 807060504030201 65279 8 1\n201000000000000 513\n\n\n"
+    );
+}

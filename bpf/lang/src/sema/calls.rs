@@ -6,7 +6,7 @@ use super::functions::{self, Function, Lookup};
 use super::maps::display;
 use super::probes::Attach;
 use super::signals;
-use super::types::{AggKind, StackMode, StackType, Type};
+use super::types::{AggKind, IntType, StackMode, StackType, Type};
 use super::{Const, PrintfInfo};
 use crate::ast::{Expr, ExprKind, Name};
 use crate::diag::Diagnostic;
@@ -137,6 +137,19 @@ impl Checker<'_> {
                     return None;
                 }
                 Some(Type::U64)
+            }
+            Function::Bswap => {
+                if !self.arity(e, func, args, 1, 1) {
+                    return None;
+                }
+                // As bpftrace: unsigned, of the argument's size.
+                match self.int_arg(&args[0], "argument of bswap()")? {
+                    Type::Int(int) => Some(Type::Int(IntType {
+                        size: int.size,
+                        signed: false,
+                    })),
+                    _ => None,
+                }
             }
             Function::Override => {
                 if self.arity(e, func, args, 1, 1) {
