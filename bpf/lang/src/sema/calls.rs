@@ -273,10 +273,17 @@ impl Checker<'_> {
                 Some(Type::U64)
             }
             Ok(None) => {
-                self.error(Diagnostic::error(
-                    args[0].span,
-                    format!("no kernel symbol `{name}`"),
-                ));
+                let d = Diagnostic::error(args[0].span, format!("no kernel symbol `{name}`"));
+                self.error(match self.kernel.kernel_lists_data_symbols() {
+                    Ok(false) => d.with_help(format!(
+                        "this kernel lists only its functions in /proc/kallsyms (it was built \
+                         without CONFIG_KALLSYMS_ALL), so kaddr() finds no variables; if \
+                         `{name}` is one, it needs a kernel built with CONFIG_KALLSYMS_ALL=y"
+                    )),
+                    _ => d.with_help(format!(
+                        "kernel symbols are listed in /proc/kallsyms: `grep -w {name} /proc/kallsyms`"
+                    )),
+                });
                 None
             }
             Err(err) => {

@@ -60,6 +60,11 @@ pub trait Kernel {
         let _ = name;
         Ok(None)
     }
+    /// Whether [`Kernel::kernel_symbol`] knows variables as well as
+    /// functions (CONFIG_KALLSYMS_ALL), to explain a missing one.
+    fn kernel_lists_data_symbols(&self) -> io::Result<bool> {
+        Ok(true)
+    }
     /// The kernel's types, for `curtask->pid`, casts and `sizeof`; `None`
     /// when its BTF cannot be read.
     fn types(&self) -> Option<&KernelTypes> {
@@ -132,6 +137,16 @@ impl TraceFs {
         self.pid = Some(pid);
         self.command = Some(file);
         self
+    }
+
+    /// The text of `kallsyms` beside a copied tracefs, else of
+    /// `/proc/kallsyms`.
+    fn kallsyms(&self) -> io::Result<String> {
+        let copy = self.root.join("kallsyms");
+        match copy.exists() {
+            true => read(&copy),
+            false => read(Path::new("/proc/kallsyms")),
+        }
     }
 
     /// The directory this reads.
@@ -215,13 +230,13 @@ impl Kernel for TraceFs {
 
     /// From `kallsyms` beside a copied tracefs, else `/proc/kallsyms`.
     fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
-        let copy = self.root.join("kallsyms");
-        let path = if copy.exists() {
-            copy
-        } else {
-            PathBuf::from("/proc/kallsyms")
-        };
-        Ok(kallsyms_lookup(&read(&path)?, name))
+        Ok(kallsyms_lookup(&self.kallsyms()?, name))
+    }
+
+    /// Whether the same list holds `init_task`, a variable every kernel
+    /// has: it does when the kernel was built with CONFIG_KALLSYMS_ALL.
+    fn kernel_lists_data_symbols(&self) -> io::Result<bool> {
+        Ok(kallsyms_lookup(&self.kallsyms()?, "init_task").is_some())
     }
 
     /// From `raw_tracepoints` (`NAME ARGS` lines) beside a copied tracefs,
