@@ -46,6 +46,9 @@ const ALU64: u8 = 0x07;
 // Operand source.
 const K: u8 = 0x00;
 const X: u8 = 0x08;
+// Byte-order operation, and its to-big-endian flag.
+const END: u8 = 0xd0;
+const TO_BE: u8 = 0x08;
 // Memory modes.
 const IMM: u8 = 0x00;
 const MEM: u8 = 0x60;
@@ -174,6 +177,12 @@ impl Insn {
     /// `dst op= src` on the low 32 bits (the upper half is zeroed).
     pub const fn alu32_reg(op: Alu, dst: Reg, src: Reg) -> Self {
         Self::new(ALU | X | op as u8, dst, src, 0, 0)
+    }
+
+    /// `dst = htobe{bits}(dst)`: on a little-endian machine, reverses the
+    /// low `bits` (16, 32 or 64) bits' bytes and zeroes the rest.
+    pub const fn to_be(dst: Reg, bits: i32) -> Self {
+        Self::new(ALU | END | TO_BE, dst, R0, 0, bits)
     }
 
     /// `dst = imm` (sign-extended to 64 bits).

@@ -78,7 +78,8 @@ pub struct TraceArgs {
     #[arg(short = 'p', value_name = "PID", conflicts_with = "command")]
     pub pid: Option<u32>,
 
-    /// Run COMMAND once the probes are attached, and stop when it exits.
+    /// Run COMMAND, held before it starts until the probes are attached, and
+    /// stop when it exits; user-space probes and watchpoints trace it only.
     #[arg(short = 'c', value_name = "COMMAND")]
     pub command: Option<String>,
 

@@ -319,13 +319,14 @@ fn socket_structs_from_a_tracepoint_pointer() {
     let port = listener.local_addr().unwrap().port();
     // The client socket becomes established: its `struct sock` (a
     // `const void *` in the tracepoint) holds both addresses, IPv6 arrays
-    // that ntop() formats, and the state it leaves.
+    // that ntop() formats, the state it leaves, and the remote port in
+    // network byte order, which bswap() turns around as tcpdrop.bt does.
     let o = trace(
         |_| {
             format!(
                 "tracepoint:sock:inet_sock_set_state /args.family == AF_INET6 && args.dport == {port} && args.newstate == TCP_ESTABLISHED/ {{
                    $sk = (struct sock *)args.skaddr;
-                   printf(\"%s %s %d %d\\n\", ntop($sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8), ntop($sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8), $sk->__sk_common.skc_family == AF_INET6, $sk->__sk_common.skc_state == args.oldstate);
+                   printf(\"%s %s %d %d %d\\n\", ntop($sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8), ntop($sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8), $sk->__sk_common.skc_family == AF_INET6, $sk->__sk_common.skc_state == args.oldstate, bswap($sk->__sk_common.skc_dport));
                    exit();
                  }}"
             )
@@ -336,7 +337,7 @@ fn socket_structs_from_a_tracepoint_pointer() {
         },
     );
     assert_eq!(o.result, Ok(0), "{}", o.err);
-    assert_eq!(o.out, "::1 ::1 1 1\n\n\n");
+    assert_eq!(o.out, format!("::1 ::1 1 1 {port}\n\n\n"));
 }
 
 #[test]

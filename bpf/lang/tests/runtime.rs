@@ -960,6 +960,93 @@ fn len_counts_the_keys_of_a_map() {
     assert!(!o.out.contains("@sizes[1]"), "{}", o.out);
 }
 
+/// `bswap` reverses bytes by the size of its argument's type, of values
+/// computed in the program and read from a tracepoint.
+#[test]
+fn bswap_by_the_size_of_the_type() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let o = trace(
+        |tid| {
+            format!(
+                "BEGIN {{
+                   $x = 0x0102030405060708; $d = -2;
+                   printf(\"%x %x %lx %d %x %d\\n\", bswap((uint16)$x), bswap((uint32)$x), bswap($x),
+                          bswap((int16)$d), bswap((uint8)$x), bswap(bswap((uint32)$x)) == 0x05060708);
+                 }}
+                 t:syscalls:sys_enter_read /tid == {tid}/ {{
+                   printf(\"%lx %d\\n\", bswap(args.count), bswap((uint16)args.count));
+                   exit(); }}"
+            )
+        },
+        read_sizes(&[258]),
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(
+        o.out,
+        "807 8070605 807060504030201 65279 8 1\n201000000000000 513\n\n\n"
+    );
+}
+
+/// `kaddr()` of a variable: its address where the kernel lists data
+/// symbols (CONFIG_KALLSYMS_ALL); elsewhere an error that says why, also
+/// for bpftrace's loads.bt (run from /usr/sbin when installed).
+#[test]
+fn kaddr_of_a_variable_or_why_not() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
+    let listed = |name: &str| {
+        kallsyms
+            .lines()
+            .any(|l| l.split_whitespace().nth(2) == Some(name))
+    };
+    let program = r#"BEGIN { printf("%d\n", kaddr("avenrun") != 0); exit(); }"#;
+    let o = trace_with(|_| program.into(), RunOptions::default(), || {});
+    if listed("init_task") {
+        assert_eq!(o.result, Ok(0), "{}", o.err);
+        assert_eq!(o.out, "1\n\n\n");
+        return;
+    }
+    let Err(RunError::Program(e)) = o.result else {
+        panic!(
+            "kaddr(\"avenrun\") compiled without data symbols: {}",
+            o.out
+        );
+    };
+    assert!(
+        e.contains("stdin:1:30: error: no kernel symbol `avenrun`"),
+        "{e}"
+    );
+    assert!(e.contains("built without CONFIG_KALLSYMS_ALL"), "{e}");
+    let loads = std::path::Path::new("/usr/sbin/loads.bt");
+    if !loads.exists() {
+        eprintln!("skipped loads.bt: bpftrace's tools are not installed");
+        return;
+    }
+    let source = scorch_lang::SourceFile::from_bytes(
+        loads.display().to_string(),
+        &std::fs::read(loads).unwrap(),
+    );
+    let e = scorch_lang::run(
+        &source,
+        &RunOptions::default(),
+        &mut Vec::new(),
+        &mut Vec::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("/usr/sbin/loads.bt:"), "{e}");
+    assert!(e.contains("no kernel symbol `avenrun`"), "{e}");
+    assert!(e.contains("CONFIG_KALLSYMS_ALL=y"), "{e}");
+    // Not followed by errors about the variable that got no value.
+    assert_eq!(e.matches("error:").count(), 1, "{e}");
+}
+
 #[test]
 fn strncmp_and_strcontains_filter_opened_paths() {
     if !privileged() {

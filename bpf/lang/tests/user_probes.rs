@@ -747,7 +747,9 @@ fn lists_functions_and_usdt_probes_of_a_binary() {
     );
 }
 
-/// A watchpoint on a variable of the `-p` process counts its writes.
+/// A watchpoint on a variable of the `-p` process, or of a `-c` command
+/// (set before its exec), counts its writes. The variable is initialized
+/// data: in `.bss`, the kernel's zeroing of it at exec would count too.
 #[test]
 fn watchpoint_counts_writes_in_the_traced_process() {
     if !privileged() {
@@ -757,10 +759,10 @@ fn watchpoint_counts_writes_in_the_traced_process() {
     let exe = build_c(
         "watched",
         "#include <stdio.h>\n#include <stdlib.h>\n\
-         volatile long scorch_watched;\n\
+         volatile long scorch_watched = 1;\n\
          int main(int argc, char **argv) {\n\
            char line[8]; long n = atol(argv[1]);\n\
-           if (!fgets(line, sizeof line, stdin)) return 1;\n\
+           if (argc < 3 && !fgets(line, sizeof line, stdin)) return 1;\n\
            for (long i = 0; i < n; i++) scorch_watched = i;\n\
            return 0;\n\
          }\n",
@@ -769,7 +771,7 @@ fn watchpoint_counts_writes_in_the_traced_process() {
     let nm = Command::new("nm").arg(&exe).output().expect("nm");
     let address = String::from_utf8_lossy(&nm.stdout)
         .lines()
-        .find_map(|l| l.strip_suffix(" B scorch_watched").map(str::to_string))
+        .find_map(|l| l.strip_suffix(" D scorch_watched").map(str::to_string))
         .expect("scorch_watched in nm");
     let program = SourceFile::inline(format!(
         "watchpoint:0x{address}:8:w {{ @writes = count(); @[comm] = count(); }}"
@@ -784,4 +786,95 @@ fn watchpoint_counts_writes_in_the_traced_process() {
         &RunOptions::default(),
     );
     assert!(e.contains("give it with -p PID"), "{e}");
+    // With -c, the watchpoint is on the command, set before its exec.
+    let mut opts = RunOptions::default();
+    opts.command = vec![exe.display().to_string(), "20".into(), "now".into()];
+    let o = trace(&program, &opts, |_| {});
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(map_value(&o.out, "@writes"), "20");
+    assert_eq!(map_value(&o.out, "@[watched]"), "20");
+}
+
+/// `commanded N stdin`: waits for a line on stdin, then calls `probed`
+/// N times. `commanded N until FILE`: calls it N times, then waits for
+/// FILE to exist, and exits with status 3.
+const COMMANDED: &str =
+    "#include <stdio.h>\n#include <stdlib.h>\n#include <string.h>\n#include <unistd.h>\n\
+    __attribute__((noinline)) long probed(long i, long j) { return 2 * i + j; }\n\
+    int main(int argc, char **argv) {\n\
+      char line[8]; volatile long s = 0; long n = atol(argv[1]);\n\
+      if (!strcmp(argv[2], \"stdin\") && !fgets(line, sizeof line, stdin)) return 1;\n\
+      for (long i = 0; i < n; i++) s += probed(i, 1);\n\
+      if (!strcmp(argv[2], \"until\")) while (access(argv[3], F_OK) != 0) usleep(1000);\n\
+      return !strcmp(argv[2], \"until\") ? 3 : 0;\n\
+    }\n";
+
+/// With `-c`, the command is held until the probes are attached, so a
+/// uprobe counts every call of that run and none of another copy's; the
+/// probe names the command by its file name, resolved through the
+/// command's path. The run's status is the program's, not the command's.
+#[test]
+fn uprobe_with_command_counts_that_run_only() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let exe = build_c("commanded", COMMANDED, &["-O1"]);
+    let done = exe.with_extension("done");
+    let _ = std::fs::remove_file(&done);
+    let program =
+        SourceFile::inline("uprobe:commanded:probed { @n = count(); @pids[pid] = count(); }");
+    let mut opts = RunOptions::default();
+    opts.command = vec![
+        exe.display().to_string(),
+        "10".into(),
+        "until".into(),
+        done.display().to_string(),
+    ];
+    let other = start(&exe, &["1000", "stdin"]);
+    let other_pid = other.id();
+    let release = done.clone();
+    let o = trace(&program, &opts, move |_| {
+        // The other copy runs to its end while the probe is attached,
+        // then the command may exit.
+        go(other);
+        std::fs::write(&release, "").unwrap();
+    });
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(map_value(&o.out, "@n"), "10");
+    assert_eq!(o.out.matches("@pids[").count(), 1, "{}", o.out);
+    assert!(!o.out.contains(&format!("@pids[{other_pid}]")), "{}", o.out);
+}
+
+/// A `-c` command that cannot start is an error before anything runs; a
+/// program error leaves the held command unrun.
+#[test]
+fn bad_commands_are_clear_errors_and_never_run() {
+    if !privileged() {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut opts = RunOptions::default();
+    opts.command = vec!["scorch-no-such-command".into()];
+    let e = run(
+        &SourceFile::inline("BEGIN { exit(); }"),
+        &opts,
+        &mut Vec::new(),
+        &mut Vec::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("starting `scorch-no-such-command`"), "{e}");
+    assert!(e.contains("in $PATH; give its path"), "{e}");
+
+    let marker = Path::new(env!("CARGO_TARGET_TMPDIR")).join("never_run");
+    let _ = std::fs::remove_file(&marker);
+    let mut opts = RunOptions::default();
+    opts.command = vec!["touch".into(), marker.display().to_string()];
+    let e = program_error("uprobe:touch:scorch_no_such_function { }", &opts);
+    assert!(e.contains("scorch_no_such_function"), "{e}");
+    assert!(
+        !marker.exists(),
+        "the command ran although the program failed"
+    );
 }

@@ -120,6 +120,7 @@ impl Gen<'_> {
             Function::Ntop => return self.ntop(e, args).map(Some),
             Function::Macaddr => return self.macaddr(e, args).map(Some),
             Function::Len => return self.len(args).map(Some),
+            Function::Bswap => return self.bswap(e, args).map(Some),
             Function::Strftime => {
                 // The timestamp itself; user space formats it.
                 let nsecs = args
@@ -347,6 +348,27 @@ impl Gen<'_> {
         self.e.call(libbpf_sys::BPF_FUNC_for_each_map_elem);
         let v = self.e.alloc()?;
         self.e.set(v, R0);
+        Ok(v)
+    }
+
+    /// `bswap(n)`: the bytes of `n` reversed, by the size of its type
+    /// (the result's); a single byte stays as it is.
+    fn bswap(&mut self, e: &Expr, args: &[Expr]) -> CgResult<VReg> {
+        let arg = args
+            .first()
+            .ok_or_else(|| self.internal("bswap() without an argument"))?;
+        let Type::Int(int) = self.ty(e) else {
+            return Err(self.internal("bswap() without an integer type"));
+        };
+        let v = self.expr(arg)?;
+        let r = self.e.get(v, R1);
+        match int.size {
+            1 => self.e.truncate(r, 1),
+            size => {
+                self.e.asm.emit([Insn::to_be(r, i32::from(size) * 8)]);
+            }
+        }
+        self.e.set(v, r);
         Ok(v)
     }
 

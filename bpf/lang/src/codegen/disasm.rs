@@ -137,6 +137,11 @@ fn one(insn: Insn, at: usize) -> String {
             )
         }
         0x03 => format!("*({} *)(r{dst} {off:+}) = r{src}", size_name(insn.code)),
+        // Byte order: `r1 = be16 r1`
+        0x04 if op == 0xd0 => {
+            let order = if reg_src { "be" } else { "le" };
+            format!("r{dst} = {order}{imm} r{dst}")
+        }
         // ALU (32-bit) and ALU64
         0x04 | 0x07 => {
             let w = if class == 0x04 { "w" } else { "r" };
@@ -189,10 +194,11 @@ mod tests {
             Insn::call(libbpf_sys::BPF_FUNC_ringbuf_output),
         ];
         insns.extend(Insn::ld_map_fd(R1, 0));
+        insns.push(Insn::to_be(R0, 16));
         insns.push(Insn::exit());
         assert_eq!(
             disassemble(&insns, &maps),
-            "    0: r6 = r1\n    1: r0 = *(u32 *)(r6 +16)\n    2: *(u64 *)(r10 -8) = 0\n    3: r0 += -3\n    4: if r0 == 0x0 goto +1 <6>\n    5: call ringbuf_output\n    6: r1 = map[@x]\n    8: exit\n"
+            "    0: r6 = r1\n    1: r0 = *(u32 *)(r6 +16)\n    2: *(u64 *)(r10 -8) = 0\n    3: r0 += -3\n    4: if r0 == 0x0 goto +1 <6>\n    5: call ringbuf_output\n    6: r1 = map[@x]\n    8: r0 = be16 r0\n    9: exit\n"
         );
     }
 }

@@ -8,9 +8,11 @@
 //!    (and stop there with a dump for `dry_run`).
 //! 2. Create the maps and load the programs ([`load`]); a verifier
 //!    rejection names the probe and gives the verifier's own reason.
+//!    A `command` is forked first and held before its `exec`
+//!    ([`command`]), so that its pid is the traced process.
 //! 3. Attach every probe ([`attach`]), run `begin` probes, print
 //!    `Attached N probes`.
-//! 4. Start the `command`, if any; turn ring-buffer events into output
+//! 4. Release the `command`, if any; turn ring-buffer events into output
 //!    until `exit()`, Ctrl-C, or the end of the command or of the process
 //!    given with `pid` ([`session`]).
 //! 5. Detach, run `end` probes, print every map, report lost events.
@@ -22,6 +24,7 @@
 mod actions;
 mod attach;
 mod clock;
+mod command;
 mod events;
 mod list;
 mod list_functions;
@@ -35,6 +38,7 @@ use std::io::Write;
 pub use list::{list, list_with};
 
 use crate::diag::{render_all, Diagnostic};
+use crate::sema::Kernel;
 use crate::span::SourceFile;
 use crate::{codegen, parse, sema};
 
@@ -68,8 +72,10 @@ pub struct RunOptions {
     pub pid: Option<u32>,
     /// Do not print the `Attached N probes` line. Default: off.
     pub quiet: bool,
-    /// A command to start once the probes are attached; the run stops
-    /// when it exits, as with `pid`. Default: none.
+    /// A command to trace: started before the probes attach, held before
+    /// its `exec` until they are, and traced as `pid` is (user-space probes
+    /// fire in it only; a uprobe on its name attaches to its file); the
+    /// run stops when it exits. Default: none.
     pub command: Vec<String>,
 }
 
@@ -162,7 +168,15 @@ pub fn run(
     if !opts.dry_run {
         scorch_bpf::mounts::ensure_mounted().map_err(|e| RunError::Bpf(e.to_string()))?;
     }
-    let kernel = sema::TraceFs::new(tracefs).with_pid(opts.pid);
+    let mut command = match opts.command.is_empty() || opts.dry_run {
+        true => None,
+        false => Some(command::PausedCommand::start(&opts.command)?),
+    };
+    let kernel = match &command {
+        Some(c) => sema::TraceFs::new(tracefs).with_command(c.pid(), c.file().to_path_buf()),
+        None => sema::TraceFs::new(tracefs).with_pid(opts.pid),
+    };
+    let pid = kernel.target_pid();
     let compiled = compile(source, &opts.params, &kernel, opts.unsafe_, err)?;
     if opts.dry_run {
         out.write_all(codegen::dump(&compiled).as_bytes())
@@ -190,7 +204,7 @@ pub fn run(
                 let _ = writeln!(session.err, "{line}");
             }
         };
-        attach::attach(def, program, tracefs, opts.pid, &mut attached, &mut verbose)?;
+        attach::attach(def, program, tracefs, pid, &mut attached, &mut verbose)?;
         probes += def.instances.len();
     }
     session.run_special(true)?;
@@ -218,25 +232,13 @@ pub fn run(
     let _ = session.out.flush();
     let _ = session.err.flush();
 
-    let mut child = match opts.command.split_first() {
-        Some((program, args)) => Some(
-            std::process::Command::new(program)
-                .args(args)
-                .spawn()
-                .map_err(|e| {
-                    RunError::Bpf(format!("starting `{}`: {e}", opts.command.join(" ")))
-                })?,
-        ),
-        None => None,
-    };
-    let watched = child.as_ref().map(std::process::Child::id).or(opts.pid);
-    let code = session.event_loop(attached, watched);
-    if let Some(child) = &mut child {
+    if let Some(command) = &mut command {
+        command.release()?;
+    }
+    let code = session.event_loop(attached, pid);
+    if let Some(command) = &mut command {
         // Reap it (or stop it, when tracing ended first).
-        if child.try_wait().ok().flatten().is_none() {
-            let _ = child.kill();
-        }
-        let _ = child.wait();
+        command.finish();
     }
     let code = code?;
     session.print_all_maps()?;

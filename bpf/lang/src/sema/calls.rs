@@ -6,7 +6,7 @@ use super::functions::{self, Function, Lookup};
 use super::maps::display;
 use super::probes::Attach;
 use super::signals;
-use super::types::{AddrSpace, AggKind, StackMode, StackType, Type};
+use super::types::{AddrSpace, AggKind, IntType, StackMode, StackType, Type};
 use super::{Const, PrintfInfo};
 use crate::ast::{Expr, ExprKind, Name};
 use crate::diag::Diagnostic;
@@ -143,6 +143,19 @@ impl Checker<'_> {
                 }
                 Some(Type::U64)
             }
+            Function::Bswap => {
+                if !self.arity(e, func, args, 1, 1) {
+                    return None;
+                }
+                // As bpftrace: unsigned, of the argument's size.
+                match self.int_arg(&args[0], "argument of bswap()")? {
+                    Type::Int(int) => Some(Type::Int(IntType {
+                        size: int.size,
+                        signed: false,
+                    })),
+                    _ => None,
+                }
+            }
             Function::Override => {
                 if self.arity(e, func, args, 1, 1) {
                     self.int_arg(&args[0], "return value");
@@ -265,10 +278,17 @@ impl Checker<'_> {
                 Some(Type::U64)
             }
             Ok(None) => {
-                self.error(Diagnostic::error(
-                    args[0].span,
-                    format!("no kernel symbol `{name}`"),
-                ));
+                let d = Diagnostic::error(args[0].span, format!("no kernel symbol `{name}`"));
+                self.error(match self.kernel.kernel_lists_data_symbols() {
+                    Ok(false) => d.with_help(format!(
+                        "this kernel lists only its functions in /proc/kallsyms (it was built \
+                         without CONFIG_KALLSYMS_ALL), so kaddr() finds no variables; if \
+                         `{name}` is one, it needs a kernel built with CONFIG_KALLSYMS_ALL=y"
+                    )),
+                    _ => d.with_help(format!(
+                        "kernel symbols are listed in /proc/kallsyms: `grep -w {name} /proc/kallsyms`"
+                    )),
+                });
                 None
             }
             Err(err) => {

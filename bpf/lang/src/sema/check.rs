@@ -363,7 +363,10 @@ impl<'a> Checker<'a> {
                     }
                 };
                 self.out.var_refs.insert(target.id, id);
-                let Some(value_ty) = value_ty else { return };
+                let Some(value_ty) = value_ty else {
+                    self.vars.mark_failed(id);
+                    return;
+                };
                 if op.is_some() {
                     self.compound(target, self.vars.info(id).ty.clone(), &value_ty, value);
                 } else {

@@ -36,7 +36,7 @@ impl Checker<'_> {
                 };
                 self.out.var_refs.insert(e.id, id);
                 let ty = self.vars.info(id).ty.clone();
-                if ty.is_none() {
+                if ty.is_none() && !self.vars.info(id).failed {
                     self.error(Diagnostic::error(
                         e.span,
                         format!("`${name}` is used before it is given a value"),

@@ -85,6 +85,8 @@ pub enum Function {
     Strcontains,
     /// `macaddr(addr)`: 6 bytes printed as a MAC address.
     Macaddr,
+    /// `bswap(n)`: `n` with its bytes reversed, by the size of its type.
+    Bswap,
 }
 
 impl Function {
@@ -227,6 +229,7 @@ pub fn lookup(name: &str) -> Lookup {
         "strncmp" => Function::Strncmp,
         "strcontains" => Function::Strcontains,
         "macaddr" => Function::Macaddr,
+        "bswap" => Function::Bswap,
         _ if ALL.contains(&name) => return Lookup::NotSupported,
         _ => return Lookup::Unknown(crate::suggest::closest(name, ALL.iter().copied())),
     };
@@ -242,6 +245,7 @@ mod tests {
         assert_eq!(lookup("count"), Lookup::Known(Function::Count));
         assert_eq!(lookup("ksym"), Lookup::Known(Function::Ksym));
         assert_eq!(lookup("uaddr"), Lookup::Known(Function::Uaddr));
+        assert_eq!(lookup("bswap"), Lookup::Known(Function::Bswap));
         assert_eq!(lookup("prinft"), Lookup::Unknown(Some("printf")));
         assert_eq!(lookup("cuont"), Lookup::Unknown(Some("count")));
         assert!(Function::Hist.is_aggregation());

@@ -32,6 +32,11 @@ pub trait Kernel {
     fn target_pid(&self) -> Option<u32> {
         None
     }
+    /// The file of the command given with `-c` (whose pid is
+    /// [`Kernel::target_pid`]): uprobes on its name attach to it.
+    fn command_binary(&self) -> Option<&Path> {
+        None
+    }
     /// The kernel functions kprobes can target.
     fn kernel_functions(&self) -> io::Result<Vec<String>> {
         Err(io::Error::new(
@@ -54,6 +59,11 @@ pub trait Kernel {
     fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
         let _ = name;
         Ok(None)
+    }
+    /// Whether [`Kernel::kernel_symbol`] knows variables as well as
+    /// functions (CONFIG_KALLSYMS_ALL), to explain a missing one.
+    fn kernel_lists_data_symbols(&self) -> io::Result<bool> {
+        Ok(true)
     }
     /// The kernel's types, for `curtask->pid`, casts and `sizeof`; `None`
     /// when its BTF cannot be read.
@@ -133,12 +143,18 @@ pub fn kallsyms_lookup(text: &str, name: &str) -> Option<u64> {
 pub struct TraceFs {
     root: PathBuf,
     pid: Option<u32>,
+    command: Option<PathBuf>,
     types: OnceCell<Option<Arc<KernelTypes>>>,
 }
 
 impl Clone for TraceFs {
     fn clone(&self) -> Self {
-        TraceFs::new(self.root.clone()).with_pid(self.pid)
+        TraceFs {
+            root: self.root.clone(),
+            pid: self.pid,
+            command: self.command.clone(),
+            types: OnceCell::new(),
+        }
     }
 }
 
@@ -147,6 +163,7 @@ impl std::fmt::Debug for TraceFs {
         f.debug_struct("TraceFs")
             .field("root", &self.root)
             .field("pid", &self.pid)
+            .field("command", &self.command)
             .finish()
     }
 }
@@ -157,6 +174,7 @@ impl TraceFs {
         TraceFs {
             root: root.into(),
             pid: None,
+            command: None,
             types: OnceCell::new(),
         }
     }
@@ -165,6 +183,23 @@ impl TraceFs {
     pub fn with_pid(mut self, pid: Option<u32>) -> Self {
         self.pid = pid;
         self
+    }
+
+    /// The same, tracing the command `-c` started as `pid` from `file`.
+    pub fn with_command(mut self, pid: u32, file: PathBuf) -> Self {
+        self.pid = Some(pid);
+        self.command = Some(file);
+        self
+    }
+
+    /// The text of `kallsyms` beside a copied tracefs, else of
+    /// `/proc/kallsyms`.
+    fn kallsyms(&self) -> io::Result<String> {
+        let copy = self.root.join("kallsyms");
+        match copy.exists() {
+            true => read(&copy),
+            false => read(Path::new("/proc/kallsyms")),
+        }
     }
 
     /// The directory this reads.
@@ -207,6 +242,10 @@ impl Kernel for TraceFs {
         self.pid
     }
 
+    fn command_binary(&self) -> Option<&Path> {
+        self.command.as_deref()
+    }
+
     /// tracefs's `available_filter_functions`; for the live tracefs, under
     /// lockdown, the text symbols of `/proc/kallsyms`.
     fn kernel_functions(&self) -> io::Result<Vec<String>> {
@@ -244,13 +283,13 @@ impl Kernel for TraceFs {
 
     /// From `kallsyms` beside a copied tracefs, else `/proc/kallsyms`.
     fn kernel_symbol(&self, name: &str) -> io::Result<Option<u64>> {
-        let copy = self.root.join("kallsyms");
-        let path = if copy.exists() {
-            copy
-        } else {
-            PathBuf::from("/proc/kallsyms")
-        };
-        Ok(kallsyms_lookup(&read(&path)?, name))
+        Ok(kallsyms_lookup(&self.kallsyms()?, name))
+    }
+
+    /// Whether the same list holds `init_task`, a variable every kernel
+    /// has: it does when the kernel was built with CONFIG_KALLSYMS_ALL.
+    fn kernel_lists_data_symbols(&self) -> io::Result<bool> {
+        Ok(kallsyms_lookup(&self.kallsyms()?, "init_task").is_some())
     }
 
     /// From `cgroup_ids` (`PATH ID` lines) beside a copied tracefs, else

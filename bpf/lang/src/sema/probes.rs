@@ -152,6 +152,14 @@ impl<'k> Resolver<'k> {
         }
     }
 
+    /// The process user-space probes are for.
+    fn user_target(&self) -> super::user_probes::Target<'k> {
+        super::user_probes::Target {
+            pid: self.kernel.target_pid(),
+            command: self.kernel.command_binary(),
+        }
+    }
+
     /// The instances `spec` stands for.
     pub(super) fn resolve(&mut self, spec: &ProbeSpec) -> Result<Vec<Instance>, Diagnostic> {
         let parts: Vec<&str> = spec.parts.iter().map(|p| p.text.as_str()).collect();
@@ -190,9 +198,9 @@ impl<'k> Resolver<'k> {
             ProbeKind::Software => counter(spec, &parts, CounterKind::Software),
             ProbeKind::Hardware => counter(spec, &parts, CounterKind::Hardware),
             ProbeKind::Uprobe | ProbeKind::Uretprobe => {
-                super::user_probes::uprobe(spec, &parts, self.kernel.target_pid())
+                super::user_probes::uprobe(spec, &parts, self.user_target())
             }
-            ProbeKind::Usdt => super::user_probes::usdt(spec, &parts, self.kernel.target_pid()),
+            ProbeKind::Usdt => super::user_probes::usdt(spec, &parts, self.user_target()),
             ProbeKind::Kprobe | ProbeKind::Kretprobe | ProbeKind::Fentry | ProbeKind::Fexit => {
                 self.kernel_probe(spec, &parts)
             }
@@ -466,7 +474,7 @@ fn counter(
 }
 
 /// `watchpoint:ADDRESS:LENGTH:MODE` (also `asyncwatchpoint`), on the `-p`
-/// process. scorch never stops the process on a hit, so both behave
+/// process or the `-c` command. scorch never stops the process on a hit, so both behave
 /// as bpftrace's `asyncwatchpoint`.
 fn watchpoint(
     spec: &ProbeSpec,
@@ -494,7 +502,9 @@ fn watchpoint(
     let Some(pid) = pid else {
         return Err(Diagnostic::error(
             spec.span,
-            format!("a {kind} watches memory of one process: give it with -p PID"),
+            format!(
+                "a {kind} watches memory of one process: give it with -p PID or run it with -c CMD"
+            ),
         ));
     };
     Ok(vec![Instance {

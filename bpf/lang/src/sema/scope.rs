@@ -26,6 +26,9 @@ pub struct VarInfo {
     pub ty: Option<Type>,
     /// Where it was declared (or first assigned).
     pub span: Span,
+    /// Assigned a value that had an error, already reported: uses of it
+    /// report nothing more.
+    pub failed: bool,
 }
 
 /// Every variable of the program, persisting across walks.
@@ -72,6 +75,7 @@ impl Vars {
                 name: name.to_string(),
                 ty: None,
                 span,
+                failed: false,
             });
             VarId(self.infos.len() as u32 - 1)
         });
@@ -88,6 +92,11 @@ impl Vars {
 
     pub(super) fn info(&self, id: VarId) -> &VarInfo {
         &self.infos[id.0 as usize]
+    }
+
+    /// Notes that the variable was assigned a value with an error.
+    pub(super) fn mark_failed(&mut self, id: VarId) {
+        self.infos[id.0 as usize].failed = true;
     }
 
     /// Unifies `ty` into the variable's type; on a mismatch returns the

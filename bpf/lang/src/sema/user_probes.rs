@@ -53,8 +53,42 @@ pub(crate) fn shown(path: &Path) -> String {
     }
 }
 
+/// The process user-space probes are for: the one of `-p`, or the
+/// command of `-c`, started but stopped before its `exec`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Target<'a> {
+    /// Its pid: uprobes fire in it only.
+    pub pid: Option<u32>,
+    /// The command's file, for `-c`. Its name (as written or as a file
+    /// name) means this file; libraries are not looked up in the pid's
+    /// mappings, which are still the tracer's until the `exec`.
+    pub command: Option<&'a Path>,
+}
+
+impl Target<'_> {
+    /// The file `name` means for the command, if it names it.
+    fn command_named(&self, name: &str) -> Option<PathBuf> {
+        let command = self.command?;
+        let same_file = || {
+            let (Ok(a), Ok(b)) = (std::fs::canonicalize(name), std::fs::canonicalize(command))
+            else {
+                return false;
+            };
+            a == b
+        };
+        let named = Path::new(name) == command
+            || (!name.contains('/') && command.file_name() == Some(name.as_ref()))
+            || (name.contains('/') && same_file());
+        named.then(|| command.to_path_buf())
+    }
+}
+
 /// The binary a spec names, or an error at the spec.
-fn binary(spec: &ProbeSpec, name: &str, pid: Option<u32>) -> Result<PathBuf, Diagnostic> {
+fn binary(spec: &ProbeSpec, name: &str, target: Target<'_>) -> Result<PathBuf, Diagnostic> {
+    if let Some(path) = target.command_named(name) {
+        return Ok(path);
+    }
+    let pid = target.pid.filter(|_| target.command.is_none());
     elf_symbols::resolve_binary(name, pid).map_err(|e| Diagnostic::error(spec.span, e.to_string()))
 }
 
@@ -70,7 +104,7 @@ fn unquote(part: &str) -> &str {
 pub(super) fn uprobe(
     spec: &ProbeSpec,
     parts: &[&str],
-    pid: Option<u32>,
+    process: Target<'_>,
 ) -> Result<Vec<Instance>, Diagnostic> {
     let ret = spec.kind == ProbeKind::Uretprobe;
     let kind = spec.kind.name();
@@ -84,7 +118,7 @@ pub(super) fn uprobe(
         )));
     };
     let target = unquote(target);
-    let path = binary(spec, bin, pid)?;
+    let path = binary(spec, bin, process)?;
     let one = |function: String, offset: u64| Instance {
         name: format!("{kind}:{}:{function}", shown(&path)),
         attach: Attach::Uprobe(Arc::new(UserProbe {
@@ -213,7 +247,7 @@ fn missing_function(
 pub(super) fn usdt(
     spec: &ProbeSpec,
     parts: &[&str],
-    pid: Option<u32>,
+    target: Target<'_>,
 ) -> Result<Vec<Instance>, Diagnostic> {
     let (bin, provider, name) = match parts {
         [bin, provider, name] => (*bin, *provider, *name),
@@ -225,7 +259,7 @@ pub(super) fn usdt(
             ))
         }
     };
-    let path = binary(spec, bin, pid)?;
+    let path = binary(spec, bin, target)?;
     let all = usdt::probes(&path).map_err(|e| Diagnostic::error(spec.span, e.to_string()))?;
     let found: Vec<Instance> = all
         .iter()
