@@ -24,6 +24,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, FromArgMatches, Parser};
 
 fn main() -> ExitCode {
+    raise_open_file_limit();
     let argv0 = std::env::args_os().next().unwrap_or_default();
     let name = Path::new(&argv0)
         .file_name()
@@ -47,6 +48,24 @@ fn main() -> ExitCode {
         },
     };
     exit_status(result.map(|()| ExitCode::SUCCESS))
+}
+
+/// Raises the soft limit on open files to the hard limit, as bpftrace does:
+/// a wide probe wildcard holds one perf event per match, and the agent
+/// keeps the files of the processes it captured open.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: both calls only read or write the struct we pass.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 /// The arguments of the binary invoked as `offcputime`: `profile --off-cpu`

@@ -9,6 +9,7 @@ import { functionStats } from '../page/table.js';
 import { sandwich } from '../page/sandwich.js';
 import { diffTree, classify } from '../page/diff.js';
 import { parse, serialize } from '../page/urlstate.js';
+import { profilePainter } from '../page/render.js';
 
 // all(10) ─ a(10, self 1) ─ r(6) ─ r(4, self 1) ─ x(3, self 3)
 //                        │       └ x(2, self 2)
@@ -57,6 +58,16 @@ check('diff widths are mean shares', Math.round(d.total[d.find(['p', 'b'])] * 10
 const st = parse('?from=1700000000000000000&until=1700000060000000000&label=comm:db&label=host:a:b&zoom=a;r&q=x%7Cy&icicle=1&view=sandwich&fn=r');
 check('url parse', [st.from, st.labels, st.zoom, st.q, st.icicle, st.view, st.fn], [1700000000000000000, [['comm', 'db'], ['host', 'a:b']], ['a', 'r'], 'x|y', true, 'sandwich', 'r']);
 check('url round trip', parse(serialize(st)), st);
+
+// A pruned node keeps its grey even after a frame whose colour key it once
+// shared (name 2 of kind user vs. name 1 of kind pruned) was painted first.
+const P = Tree.fromJSON({
+  names: ['all', 'p', 'q'],
+  nodes: { name: [0, 1, 2], parent: [-1, 0, 0], self: [0, 1, 9], total: [10, 1, 9], kind: [3, 4, 0] },
+});
+const painter = profilePainter(P);
+const user = painter.fill(2);
+check('pruned frames stay grey', [painter.fill(1), painter.fill(1) === user], ['hsl(36,9%,81%)', false]);
 
 const failed = results.filter((x) => !x).length;
 if (import.meta.url === `file://${process.argv[1]}`) process.exit(failed ? 1 : 0);

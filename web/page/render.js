@@ -63,9 +63,9 @@ export function profilePainter(tree, { dark = false, match = null } = {}) {
   const base = baseColors(tree, dark);
   const dimmed = new Map();
   const get = (i) => {
-    const key = tree.name[i] * 4 + tree.kind[i];
+    if (tree.kind[i] === KIND.PRUNED) return PRUNED_COLORS[dark ? 1 : 0];
+    const key = tree.name[i] * KIND_NAMES.length + tree.kind[i];
     let c = base.get(key);
-    if (!c && tree.kind[i] === KIND.PRUNED) return PRUNED_COLORS[dark ? 1 : 0];
     if (!c) {
       const [h, s, l] = frameHSL(tree.label(i), tree.kind[i], dark);
       c = { fill: `hsl(${h},${s}%,${l}%)`, text: textOn(h, s, l), h, l };

@@ -142,7 +142,7 @@ export class TreeBuilder {
   /** The child of `parent` named `name` (kind `kind`), created on demand. */
   node(parent, name, kind) {
     const ni = this.intern(name);
-    const key = ((parent + 1) * 4194304 + ni) * 4 + kind;
+    const key = ((parent + 1) * 4194304 + ni) * 8 + kind;
     let id = this.kids.get(key);
     if (id === undefined) {
       id = this.pName.length;
