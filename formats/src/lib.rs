@@ -28,6 +28,7 @@
 //! shows as `[Missed User Stack]`. No input makes a writer panic; a profile
 //! whose indices point nowhere shows those frames as `[unknown]`.
 
+pub mod fast_hash;
 pub mod flame;
 pub mod folded;
 pub mod gunzip;

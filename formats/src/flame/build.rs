@@ -3,7 +3,8 @@
 use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+
+use crate::fast_hash::FastBuild;
 
 use super::{NodeKind, Nodes};
 use crate::model::{Profile, Sample, Stack};
@@ -23,7 +24,7 @@ pub(super) fn tree(profile: &Profile) -> (Vec<String>, Nodes) {
 struct Builder<'a> {
     profile: &'a Profile,
     names: Vec<Cow<'a, str>>,
-    name_index: HashMap<Cow<'a, str>, u32, BuildFastHasher>,
+    name_index: HashMap<Cow<'a, str>, u32, FastBuild>,
     /// Where each location's (name, kind) frames are in `frames`, root-most
     /// first: (start, length); `UNSEEN` until first used.
     location_frames: Vec<(u32, u32)>,
@@ -34,7 +35,7 @@ struct Builder<'a> {
     parent: Vec<u32>,
     self_count: Vec<u64>,
     total: Vec<u64>,
-    children: HashMap<(u32, u32, u8), u32, BuildFastHasher>,
+    children: HashMap<(u32, u32, u8), u32, FastBuild>,
 }
 
 /// A location whose frames are not interned yet.
@@ -187,55 +188,3 @@ impl<'a> Builder<'a> {
         (names, out)
     }
 }
-
-/// Hashes the builder's keys, names and (parent, name, kind): FxHash's
-/// multiply-rotate step per word and a final mix. This is no defence
-/// against names crafted to collide, which would only slow the build down.
-#[derive(Default, Clone, Copy)]
-struct FastHasher(u64);
-
-impl FastHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        let h = (self.0 ^ (self.0 >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h ^ (h >> 29)
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        let mut word = [0u8; 8];
-        word[..rest.len()].copy_from_slice(rest);
-        self.add(u64::from_le_bytes(word) ^ (rest.len() as u64) << 59);
-    }
-
-    #[inline]
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    #[inline]
-    fn write_u32(&mut self, n: u32) {
-        self.add(u64::from(n));
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-}
-
-type BuildFastHasher = BuildHasherDefault<FastHasher>;

@@ -7,13 +7,15 @@
 //! in use survive.
 //!
 //! [`stable_hash`] is stored on disk (it indexes dictionary entries by
-//! content), so it must never change; [`FastHasher`] only lives in memory,
+//! content), so it must never change; [`FastBuild`]'s hasher only lives in memory,
 //! for the writer's content caches and the query's merge loop, the two hot
 //! paths.
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, RandomState};
+
+pub(crate) use scorch_formats::fast_hash::FastBuild;
 
 /// FNV-1a, 64 bits: the content hash stored with dictionary entries.
 pub(crate) fn stable_hash(bytes: &[u8]) -> i64 {
@@ -24,62 +26,6 @@ pub(crate) fn stable_hash(bytes: &[u8]) -> i64 {
     }
     h as i64
 }
-
-/// A fast hasher for the in-memory caches (FxHash's word-at-a-time step with
-/// a final mix so that the low bits, which pick hash table slots, depend on
-/// every input bit). Keys are dictionary ids and entry bytes; this is no
-/// defence against keys crafted to collide, which would only slow it down.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FastHasher(u64);
-
-impl FastHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for FastHasher {
-    #[inline]
-    fn finish(&self) -> u64 {
-        let h = (self.0 ^ (self.0 >> 32)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        h ^ (h >> 29)
-    }
-
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0u8; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word));
-        }
-    }
-
-    #[inline]
-    fn write_u64(&mut self, n: u64) {
-        self.add(n);
-    }
-
-    #[inline]
-    fn write_i64(&mut self, n: i64) {
-        self.add(n as u64);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-}
-
-/// Builds [`FastHasher`]s.
-pub(crate) type FastBuild = BuildHasherDefault<FastHasher>;
 
 /// A map from dictionary ids.
 pub(crate) type IdMap<V> = HashMap<i64, V, FastBuild>;
