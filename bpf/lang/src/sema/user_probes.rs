@@ -171,7 +171,8 @@ pub(super) fn uprobe(
             "a uretprobe fires on return from a function: it takes no offset",
         ));
     }
-    let (path, symbol) = match find_function(&path, function) {
+    let pid = process.pid.filter(|_| process.command.is_none());
+    let (path, symbol) = match find_function(&path, function, pid) {
         Ok(found) => found,
         Err(e) => return Err(missing_function(spec, &path, function, e)),
     };
@@ -197,14 +198,18 @@ pub(super) fn uprobe(
 /// Function `name` of `path`, or of a library `path` depends on: glibc
 /// 2.34 moved `libpthread`'s functions into `libc`, and the stub
 /// `libpthread.so.0` only names `libc.so.6` as its dependency, as the
-/// dynamic linker would find them.
-fn find_function(path: &Path, name: &str) -> Result<(PathBuf, Symbol), scorch_bpf::Error> {
+/// dynamic linker would find them (through `pid`'s mappings when given).
+fn find_function(
+    path: &Path,
+    name: &str,
+    pid: Option<u32>,
+) -> Result<(PathBuf, Symbol), scorch_bpf::Error> {
     let direct = elf_symbols::symbol_offset(path, name);
     let offset = match direct {
         Ok(offset) => offset,
         Err(e) => {
             for dep in elf_symbols::needed_libraries(path).unwrap_or_default() {
-                let Ok(dep_path) = elf_symbols::resolve_binary(&dep, None) else {
+                let Ok(dep_path) = elf_symbols::resolve_binary(&dep, pid) else {
                     continue;
                 };
                 if let Ok(offset) = elf_symbols::symbol_offset(&dep_path, name) {
