@@ -18,7 +18,12 @@ use common::{c_workload, folded, require_root, scorch};
 fn guest(script: &str, files: &[&Path], prefix: &str) -> Vec<String> {
     require_root();
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    let path = dir.join(format!("guest-{prefix}.sh"));
+    // One file per test: tests run at once, and wait for the guest in turn.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("main")
+        .replace("::", "-");
+    let path = dir.join(format!("guest-{test}.sh"));
     std::fs::write(&path, script).expect("guest script");
     let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/boot.sh");
     let out = Command::new("bash")
