@@ -42,6 +42,9 @@ fn guest(script: &str, files: &[&Path], prefix: &str) -> Vec<String> {
     let marker = format!("{prefix}: ");
     console
         .lines()
+        // What a terminal shows: scorch's status line (on the console, a
+        // terminal) ends by erasing itself with no newline of its own.
+        .filter_map(|line| line.rsplit("\x1b[2K").next())
         .filter_map(|line| line.strip_prefix(&marker).map(str::to_string))
         .collect()
 }
