@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use harness::{privileged, trace, trace_with, SERIAL};
+use harness::{privileged, serial, trace, trace_with};
 use scorch_lang::{RunError, RunOptions};
 
 /// Whether the kernel must run kprobes and fentry (inside the guest).
@@ -48,10 +48,9 @@ fn value<'a>(out: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn kprobe_and_kretprobe_count_arguments_and_return_values() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let mut opts = RunOptions::default();
     opts.verbose = true;
     let o = trace_with(
@@ -99,10 +98,9 @@ fn kprobe_and_kretprobe_count_arguments_and_return_values() {
 
 #[test]
 fn fentry_and_fexit_read_typed_arguments() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |tid| {
             format!(

@@ -11,7 +11,7 @@ mod harness;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use harness::{privileged, trace, SERIAL};
+use harness::{serial, trace};
 
 /// The test process's pid and its parent's.
 fn pids() -> (u32, u32) {
@@ -21,10 +21,9 @@ fn pids() -> (u32, u32) {
 
 #[test]
 fn curtask_walks_agree_with_the_builtins() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let (pid, ppid) = pids();
     let leader = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/comm")).unwrap();
     let mut expected_tid = 0;
@@ -78,10 +77,9 @@ fn bits_bytes() -> Vec<u8> {
 
 #[test]
 fn script_structs_read_every_integer_kind_from_user_memory() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |tid| {
             format!(
@@ -122,10 +120,9 @@ fn script_structs_read_every_integer_kind_from_user_memory() {
 
 #[test]
 fn raw_tracepoint_arguments_are_typed_task_pointers() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let (pid, _) = pids();
     let o = trace(
         |tid| {
@@ -144,10 +141,9 @@ fn raw_tracepoint_arguments_are_typed_task_pointers() {
 
 #[test]
 fn tracepoint_sched_switch_runs_in_the_previous_task() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let (pid, _) = pids();
     let mut worker = 0;
     let o = trace(
@@ -176,10 +172,9 @@ fn sleep_a_little() {
 
 #[test]
 fn runqueue_of_the_running_task_from_profile() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // bpftrace's runqlen walks `curtask->se.cfs_rq`; the queue's current
     // entity is the sampled task's own while it runs.
     let o = trace(
@@ -235,10 +230,9 @@ fn bpftool_layout(name: &str, member: &str) -> (u64, u64) {
 
 #[test]
 fn sizeof_and_offsetof_agree_with_bpftool() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let (task_size, pid_bits) = bpftool_layout("task_struct", "pid");
     let (_, se_bits) = bpftool_layout("task_struct", "se");
     let (entity_size, vruntime_bits) = bpftool_layout("sched_entity", "vruntime");
@@ -271,10 +265,9 @@ fn scalar(out: &str, name: &str) -> u64 {
 
 #[test]
 fn run_queue_latency_with_task_state_constants() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // What bpftrace's runqlat measures, for one thread: the time from its
     // wakeup (or preemption) to running again.
     let o = trace(
@@ -308,10 +301,9 @@ fn run_queue_latency_with_task_state_constants() {
 
 #[test]
 fn socket_structs_from_a_tracepoint_pointer() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let Ok(listener) = std::net::TcpListener::bind("[::1]:0") else {
         eprintln!("skipped: this kernel has no IPv6 loopback");
         return;
@@ -342,10 +334,9 @@ fn socket_structs_from_a_tracepoint_pointer() {
 
 #[test]
 fn user_struct_pointers_in_tracepoint_arguments() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let (_, ppid) = pids();
     // What bpftrace's naptime reads: the `struct __kernel_timespec *` a
     // process passes to nanosleep(2), in user memory.
@@ -380,10 +371,9 @@ fn user_struct_pointers_in_tracepoint_arguments() {
 
 #[test]
 fn char_pointer_members_through_anonymous_unions() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = std::env::current_exe().unwrap();
     let name = exe.file_name().unwrap().to_string_lossy().into_owned();
     // `d_name` sits in an anonymous union of `struct dentry` on recent

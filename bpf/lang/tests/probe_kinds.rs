@@ -7,7 +7,7 @@
 
 mod harness;
 
-use harness::{privileged, trace, trace_with, SERIAL};
+use harness::{serial, trace, trace_with};
 use scorch_lang::{RunError, RunOptions};
 
 /// Opens three files, fails to open a fourth, then calls `getppid`,
@@ -23,10 +23,9 @@ fn opens_then_getppid() {
 
 #[test]
 fn raw_tracepoint_arguments() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let (openat, getppid) = (libc::SYS_openat, libc::SYS_getppid);
     let o = trace(
         |tid| {
@@ -48,10 +47,9 @@ fn raw_tracepoint_arguments() {
 
 #[test]
 fn raw_tracepoint_wildcards_attach_each_match() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let getppid = libc::SYS_getppid;
     let o = trace(
         |tid| {
@@ -80,10 +78,9 @@ fn raw_tracepoint_wildcards_attach_each_match() {
 
 #[test]
 fn software_page_faults_count_the_pages_touched() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     const PAGES: usize = 64;
     let getppid = libc::SYS_getppid;
     let o = trace(
@@ -131,10 +128,9 @@ fn software_page_faults_count_the_pages_touched() {
 
 #[test]
 fn software_cpu_clock_fires_on_every_cpu() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // 1 ms of CPU time per sample: an idle CPU still ticks.
     let o = trace_with(
         |_| "s:cpu-clock:1000000 { @[cpu] = count(); } interval:ms:300 { exit(); }".into(),
@@ -158,10 +154,9 @@ fn has_pmu() -> bool {
 
 #[test]
 fn hardware_events_need_a_pmu() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |_| "hardware:cycles:100000 { @ = count(); } interval:ms:200 { exit(); }".into(),
         || {},

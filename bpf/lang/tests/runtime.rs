@@ -15,7 +15,7 @@ mod harness;
 use std::io::Read;
 use std::time::Duration;
 
-use harness::{privileged, trace, trace_with, SERIAL};
+use harness::{privileged, serial, trace, trace_with, SERIAL};
 use scorch_lang::{OutputFormat, RunError, RunOptions};
 
 fn read_sizes(sizes: &'static [usize]) -> impl FnOnce() + Send + 'static {
@@ -30,10 +30,9 @@ fn read_sizes(sizes: &'static [usize]) -> impl FnOnce() + Send + 'static {
 
 #[test]
 fn counts_opens_by_comm() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |tid| {
             format!(
@@ -58,10 +57,9 @@ fn counts_opens_by_comm() {
 
 #[test]
 fn interval_exits() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let started = std::time::Instant::now();
     let o = trace(|_| "interval:ms:100 { exit(); }".into(), || {});
     assert_eq!(o.result, Ok(0));
@@ -72,10 +70,9 @@ fn interval_exits() {
 
 #[test]
 fn nothing_prints_after_exit() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // A 1 ms interval fires again before the probes are detached; those
     // later records must not print, as with bpftrace.
     let o = trace(
@@ -88,10 +85,9 @@ fn nothing_prints_after_exit() {
 
 #[test]
 fn hist_of_read_sizes() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |tid| {
             format!(
@@ -143,10 +139,9 @@ fn hist_of_read_sizes() {
 
 #[test]
 fn printf_of_a_tracepoint_string() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |tid| {
             format!(
@@ -166,10 +161,9 @@ fn printf_of_a_tracepoint_string() {
 
 #[test]
 fn begin_end_variables_and_control_flow() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace_with(
         |_| {
             r#"BEGIN {
@@ -204,10 +198,9 @@ fn begin_end_variables_and_control_flow() {
 
 #[test]
 fn print_clear_zero_and_time() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |_| {
             r#"BEGIN { @a[1] = 1; @a[2] = 2; @c = count(); @c = count(); @h = hist(3);
@@ -229,10 +222,9 @@ fn print_clear_zero_and_time() {
 
 #[test]
 fn json_output() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let mut opts = RunOptions::default();
     opts.format = OutputFormat::Json;
     let o = trace_with(
@@ -263,10 +255,9 @@ fn json_output() {
 
 #[test]
 fn interrupt_runs_end_and_prints_maps() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |_| "BEGIN { @started = 1; } END { printf(\"bye\\n\"); @ended = 1; }".into(),
         || {
@@ -280,10 +271,9 @@ fn interrupt_runs_end_and_prints_maps() {
 
 #[test]
 fn stops_when_the_traced_process_exits() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let mut child = std::process::Command::new("sleep")
         .arg("0.3")
         .spawn()
@@ -300,10 +290,9 @@ fn stops_when_the_traced_process_exits() {
 
 #[test]
 fn lost_events_are_counted() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // 300 events of ~4 KiB sent before anyone reads: more than the 1 MiB
     // ring buffer holds. The exit() is lost too, so a timer ends the run.
     let many = vec!["%s"; 60].join("");
@@ -336,10 +325,9 @@ fn lost_events_are_counted() {
 
 #[test]
 fn errors_name_the_problem() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |_| "t:syscalls:sys_enter_opnat { @ = count(); }".into(),
         || {},
@@ -380,10 +368,9 @@ fn errors_name_the_problem() {
 
 #[test]
 fn verifier_rejections_are_summarized() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // A loop the verifier has to walk a million instructions into.
     let o = trace(
         |_| "BEGIN { $i = 0; while ($i < 100000000) { $i++; } }".into(),
@@ -408,10 +395,9 @@ fn verifier_rejections_are_summarized() {
 
 #[test]
 fn profile_samples_every_cpu() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let spin = || {
         let end = std::time::Instant::now() + Duration::from_millis(400);
         let mut x = 0u64;
@@ -453,10 +439,9 @@ fn profile_samples_every_cpu() {
 
 #[test]
 fn full_maps_are_reported() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |_| {
             "config = { max_map_keys = 2 }
@@ -476,10 +461,9 @@ fn full_maps_are_reported() {
 
 #[test]
 fn traces_a_command_until_it_exits() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let mut opts = RunOptions::default();
     opts.command = vec![
         "cat".into(),
@@ -524,10 +508,9 @@ fn kallsyms_name(addr: u64) -> String {
 
 #[test]
 fn stacks_in_printf_keys_and_modes() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |tid| {
             format!(
@@ -599,10 +582,9 @@ fn stacks_in_printf_keys_and_modes() {
 
 #[test]
 fn ksym_usym_and_kaddr() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let getpid = libc::getpid as *const () as usize;
     let o = trace_with(
         |_| {
@@ -631,10 +613,9 @@ fn ksym_usym_and_kaddr() {
 
 #[test]
 fn hist_with_sub_buckets() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |_| {
             "BEGIN { @h = hist(0, 2); @h = hist(1, 2); @h = hist(3, 2); @h = hist(4, 2);
@@ -695,10 +676,9 @@ fn hist_with_sub_buckets() {
 
 #[test]
 fn for_loops_over_maps_and_ranges() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // Hash order is the kernel's: the loops only sum, count and copy.
     let o = trace(
         |tid| {
@@ -731,10 +711,9 @@ fn for_loops_over_maps_and_ranges() {
 
 #[test]
 fn macros_expand_where_called() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |_| {
             "macro add_one(x) { x + 1 }
@@ -753,10 +732,9 @@ fn macros_expand_where_called() {
 
 #[test]
 fn join_prints_the_argv_of_exec() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // Until it execs, the child has the worker thread's name.
     let o = trace(
         |_| {
@@ -803,10 +781,9 @@ fn epoch_secs() -> f64 {
 
 #[test]
 fn strftime_turns_boot_time_into_wall_time() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let before = epoch_secs();
     // `%s` is seconds since the epoch, the same in every time zone.
     let o = trace(
@@ -847,10 +824,9 @@ fn strftime_turns_boot_time_into_wall_time() {
 fn signal_kills_the_current_process() {
     use std::os::unix::process::ExitStatusExt;
 
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // A name of our own, so no other `sleep` on the machine is signalled.
     let dir = std::env::temp_dir().join(format!("scorch-signal-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -886,10 +862,9 @@ fn signal_kills_the_current_process() {
 
 #[test]
 fn buf_prints_user_memory_escaped() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |tid| {
             format!(
@@ -914,10 +889,9 @@ fn buf_prints_user_memory_escaped() {
 
 #[test]
 fn ntop_formats_ipv4_and_ipv6() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // bpftrace reads 16-byte addresses from arrays; scorch also from buf().
     let o = trace(
         |_| {
@@ -937,10 +911,9 @@ fn ntop_formats_ipv4_and_ipv6() {
 
 #[test]
 fn len_counts_the_keys_of_a_map() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |tid| {
             format!(
@@ -964,10 +937,9 @@ fn len_counts_the_keys_of_a_map() {
 /// computed in the program and read from a tracepoint.
 #[test]
 fn bswap_by_the_size_of_the_type() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |tid| {
             format!(
@@ -995,10 +967,9 @@ fn bswap_by_the_size_of_the_type() {
 /// for bpftrace's loads.bt (run from /usr/sbin when installed).
 #[test]
 fn kaddr_of_a_variable_or_why_not() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let kallsyms = std::fs::read_to_string("/proc/kallsyms").unwrap();
     let listed = |name: &str| {
         kallsyms
@@ -1049,10 +1020,9 @@ fn kaddr_of_a_variable_or_why_not() {
 
 #[test]
 fn strncmp_and_strcontains_filter_opened_paths() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let o = trace(
         |tid| {
             format!(
@@ -1082,10 +1052,9 @@ fn strncmp_and_strcontains_filter_opened_paths() {
 
 #[test]
 fn uptr_reads_user_memory_and_kptr_kernel_memory() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // The same user address read as user memory gives the bytes written;
     // read as kernel memory the read fails and gives 0.
     let o = trace(
@@ -1178,10 +1147,9 @@ fn cgroupid_matches_the_cgroup_of_a_process_moved_into_it() {
 
 #[test]
 fn macaddr_prints_six_bytes_in_printf_keys_and_values() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // bpftrace 0.17 prints the same for this program and write.
     let o = trace(
         |tid| {
@@ -1213,10 +1181,9 @@ fn macaddr_prints_six_bytes_in_printf_keys_and_values() {
 
 #[test]
 fn strcontains_of_two_read_strings_passes_the_verifier() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // The largest unrolled search: two 64-byte strings read at run time.
     let o = trace(
         |tid| {
@@ -1239,10 +1206,9 @@ fn strcontains_of_two_read_strings_passes_the_verifier() {
 
 #[test]
 fn macaddr_of_a_six_byte_array_copies_it() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     // `str(p, 5)` is a `string[6]`, as a `char h_source[6]` member reads
     // (bpftrace 0.17 refuses str() here; its members stay arrays).
     let o = trace(

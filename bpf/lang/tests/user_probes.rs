@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use harness::{privileged, Outcome, SERIAL};
+use harness::{privileged, serial, Outcome};
 use scorch_lang::{run, RunError, RunOptions, SourceFile};
 
 /// Builds C `source` as `name` with gcc and `flags`.
@@ -204,10 +204,9 @@ fn map_value(out: &str, name: &str) -> String {
 /// with and without frame pointers, and of a Rust program.
 #[test]
 fn uprobe_arguments_and_uretprobe_return_values() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let c_fp = build_c("args_fp", TARGET, &["-O1", "-fno-omit-frame-pointer"]);
     let c_nofp = build_c("args_nofp", TARGET, &["-O2", "-fomit-frame-pointer"]);
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("user_probes");
@@ -255,10 +254,9 @@ fn uprobe_arguments_and_uretprobe_return_values() {
 /// arithmetic steps over whole structs.
 #[test]
 fn uprobe_arguments_cast_to_struct_pointers_read_user_memory_and_step_by_structs() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = build_c(
         "structs",
         "#include <stdio.h>\n#include <string.h>\n\
@@ -298,10 +296,9 @@ fn uprobe_arguments_cast_to_struct_pointers_read_user_memory_and_step_by_structs
 /// `symbol+offset`, an address, wildcards, and `uaddr`.
 #[test]
 fn uprobe_offsets_addresses_wildcards_and_uaddr() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = build_c("places", TARGET, &["-O1"]);
     let bin = exe.display().to_string();
     let nm = Command::new("nm").arg(&exe).output().expect("nm");
@@ -335,10 +332,9 @@ fn uprobe_offsets_addresses_wildcards_and_uaddr() {
 /// Two copies of the program: with `-p`, only the one named is counted.
 #[test]
 fn uprobe_with_pid_counts_that_process_only() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = build_c("isolated", TARGET, &["-O1"]);
     let program = SourceFile::inline(format!(
         "uprobe:{}:probed {{ @n = count(); @pids[pid] = count(); }}",
@@ -362,10 +358,9 @@ fn uprobe_with_pid_counts_that_process_only() {
 /// one without; arguments decoded from the notes.
 #[test]
 fn usdt_probes_with_semaphores_and_arguments() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = build_c(
         "usdt_target",
         "#define _SDT_HAS_SEMAPHORES 1\n\
@@ -407,10 +402,9 @@ fn usdt_probes_with_semaphores_and_arguments() {
 /// bpftrace's bashreadline.bt, as installed, against a bash we feed.
 #[test]
 fn bpftrace_bashreadline_tool() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let tool = "/usr/sbin/bashreadline.bt";
     let program = SourceFile::from_bytes(tool, &std::fs::read(tool).expect(tool));
     let mut bash = Command::new("bash")
@@ -470,10 +464,9 @@ fn bpftrace_bashreadline_tool() {
 /// a program that starts three threads.
 #[test]
 fn bpftrace_threadsnoop_tool() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = build_c(
         "threads",
         "#include <pthread.h>\n#include <stdio.h>\n\
@@ -523,10 +516,9 @@ fn bpftrace_threadsnoop_tool() {
 /// gethostbyname calls.
 #[test]
 fn bpftrace_gethostlatency_tool() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = build_c(
         "resolver",
         "#include <netdb.h>\n#include <stdio.h>\n#include <string.h>\n\
@@ -639,10 +631,9 @@ fn bad_user_probes_are_clear_errors() {
 /// A process that is gone: the attach fails, naming it, and exits 1.
 #[test]
 fn uprobe_on_a_process_that_exited() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = build_c("gone", TARGET, &["-O1"]);
     let mut child = start(&exe, &["1"]);
     let pid = child.id();
@@ -679,10 +670,9 @@ fn perf_event_fds() -> usize {
 /// detaches those: no perf event stays open.
 #[test]
 fn a_failed_attach_detaches_what_was_attached() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = build_c("half", TARGET, &["-O1"]);
     let bin = exe.display();
     let nm = Command::new("nm").arg(&exe).output().expect("nm");
@@ -752,10 +742,9 @@ fn lists_functions_and_usdt_probes_of_a_binary() {
 /// data: in `.bss`, the kernel's zeroing of it at exec would count too.
 #[test]
 fn watchpoint_counts_writes_in_the_traced_process() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = build_c(
         "watched",
         "#include <stdio.h>\n#include <stdlib.h>\n\
@@ -815,10 +804,9 @@ const COMMANDED: &str =
 /// command's path. The run's status is the program's, not the command's.
 #[test]
 fn uprobe_with_command_counts_that_run_only() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let exe = build_c("commanded", COMMANDED, &["-O1"]);
     let done = exe.with_extension("done");
     let _ = std::fs::remove_file(&done);
@@ -850,10 +838,9 @@ fn uprobe_with_command_counts_that_run_only() {
 /// program error leaves the held command unrun.
 #[test]
 fn bad_commands_are_clear_errors_and_never_run() {
-    if !privileged() {
+    let Some(_serial) = serial() else {
         return;
-    }
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    };
     let mut opts = RunOptions::default();
     opts.command = vec!["scorch-no-such-command".into()];
     let e = run(

@@ -12,6 +12,12 @@ use scorch_lang::{run, RunError, RunOptions, SourceFile};
 /// Held by each test that runs a program.
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
+/// The lock that runs tracing tests one at a time, or `None` (and why, on
+/// stderr) when they cannot trace.
+pub fn serial() -> Option<std::sync::MutexGuard<'static, ()>> {
+    privileged().then(|| SERIAL.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Whether the tests can trace; prints why not.
 pub fn privileged() -> bool {
     // SAFETY: geteuid has no preconditions.
