@@ -164,6 +164,110 @@ fn unknown_kernel_functions_and_arguments_are_program_errors() {
     assert!(e.contains("use `args.NAME`"), "{e}");
 }
 
+/// `stat()`s and opens then closes `dir/name`, which the caller made.
+fn stat_and_close(dir: &Path, name: &str) {
+    let file = dir.join(name);
+    std::fs::metadata(&file).expect("stat the file");
+    drop(std::fs::File::open(&file).expect("open the file"));
+    // SAFETY: getppid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_getppid) };
+}
+
+#[test]
+fn path_prints_full_paths_in_fentry_and_fexit() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("scorch-path-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = "uniq-d-path-file";
+    std::fs::write(dir.join(name), b"x").unwrap();
+    let workload_dir = dir.clone();
+    let o = trace(
+        |tid| {
+            format!(
+                "fentry:security_inode_getattr /tid == {tid}/ {{
+                     if (str(args.path->dentry->d_name.name) == \"{name}\") {{ printf(\"getattr %s\\n\", path(args.path)); }}
+                 }}
+                 fexit:filp_close /tid == {tid}/ {{
+                     if (str(args.filp->f_path.dentry->d_name.name) == \"{name}\") {{
+                         @closed[path(args.filp->f_path)] = count();
+                         printf(\"short %s|\\n\", path(args.filp->f_path, 8));
+                     }}
+                 }}
+                 {}",
+                stop_on_getppid(tid)
+            )
+        },
+        move || stat_and_close(&workload_dir, name),
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    if !required() {
+        if let Err(RunError::Bpf(e)) = &o.result {
+            assert!(e.contains("CONFIG_DYNAMIC_FTRACE_WITH_DIRECT_CALLS"), "{e}");
+            eprintln!("skipped: this kernel refuses fentry: {e}");
+            return;
+        }
+    }
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    let full = dir.join(name).display().to_string();
+    assert!(o.out.contains(&format!("getattr {full}\n")), "{}", o.out);
+    assert_eq!(value(&o.out, &format!("@closed[{full}]")), "1", "{}", o.out);
+    // Too long for 8 bytes: d_path fails and the string is empty.
+    assert!(o.out.contains("short |\n"), "{}", o.out);
+}
+
+#[test]
+fn path_outside_allowed_functions_is_a_program_error() {
+    if !privileged() {
+        return;
+    }
+    let run = |text: &str| {
+        scorch_lang::run(
+            &scorch_lang::SourceFile::inline(text),
+            &RunOptions::default(),
+            &mut Vec::new(),
+            &mut Vec::new(),
+        )
+    };
+    let Err(RunError::Program(e)) =
+        run("tracepoint:syscalls:sys_enter_openat { printf(\"%s\\n\", path(args.filename)); }")
+    else {
+        panic!("no error for path() in a tracepoint");
+    };
+    assert!(
+        e.contains(
+            "path() needs a fentry/fexit probe on a function the kernel allows bpf_d_path in"
+        ),
+        "{e}"
+    );
+    assert!(e.contains("stdin:1:55: error: path() needs"), "{e}");
+    let Err(RunError::Program(e)) = run("fentry:vfs_open { printf(\"%s\\n\", path(args.path)); }")
+    else {
+        panic!("no error for path() in fentry:vfs_open");
+    };
+    assert!(e.contains("`fentry:vfs_open` is not one"), "{e}");
+    assert!(e.contains("filp_close"), "{e}");
+    let Err(RunError::Program(e)) =
+        run("fentry:filp_close { printf(\"%s\\n\", path(args.filp)); }")
+    else {
+        panic!("no error for path() of a struct file");
+    };
+    assert!(
+        e.contains("path() takes a `struct path *`, not struct file *"),
+        "{e}"
+    );
+    let Err(RunError::Program(e)) =
+        run("fentry:vfs_getattr { printf(\"%s\\n\", path(args.path, 0)); }")
+    else {
+        panic!("no error for path() with size 0");
+    };
+    assert!(
+        e.contains("path() size must be an integer constant from 1 to 4096"),
+        "{e}"
+    );
+}
+
 /// `-l` lists kernel functions for kprobes and, from BTF, for fentry;
 /// `-lv` adds fentry's typed arguments.
 #[test]
@@ -207,7 +311,9 @@ fn kernel_probes_on_linux_6_1() {
     let tests = "kprobe_and_kretprobe_count_arguments_and_return_values \
                  fentry_and_fexit_read_typed_arguments \
                  unknown_kernel_functions_and_arguments_are_program_errors \
-                 lists_kernel_functions_with_their_arguments";
+                 lists_kernel_functions_with_their_arguments \
+                 path_prints_full_paths_in_fentry_and_fexit \
+                 path_outside_allowed_functions_is_a_program_error";
     let script = Path::new(env!("CARGO_TARGET_TMPDIR")).join("guest-kernel-probes.sh");
     std::fs::write(
         &script,
@@ -230,7 +336,7 @@ fn kernel_probes_on_linux_6_1() {
     let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     assert!(
         out.status.success()
-            && console.contains("KPROBES: test result: ok. 4 passed")
+            && console.contains("KPROBES: test result: ok. 6 passed")
             && console.contains("FALLBACK: test result: ok. 1 passed"),
         "the kernel probe tests failed on 6.1 ({:?}):\n{console}\n{}",
         out.status,

@@ -119,6 +119,7 @@ impl Gen<'_> {
             Function::Buf => return self.buf(e, args).map(Some),
             Function::Ntop => return self.ntop(e, args).map(Some),
             Function::Macaddr => return self.macaddr(e, args).map(Some),
+            Function::Path => return self.path(e, args).map(Some),
             Function::Len => return self.len(args).map(Some),
             Function::Bswap => return self.bswap(e, args).map(Some),
             Function::Strftime => {
@@ -415,6 +416,35 @@ impl Gen<'_> {
             self.e.asm.emit([Insn::mov64_imm(R2, size as i32)]);
             self.e.call(helper);
         }
+        self.e.set_scratch_ptr(v, slot);
+        Ok(v)
+    }
+
+    /// `path(p[, size])`: `bpf_d_path` into a zeroed scratch slot (so
+    /// equal paths make equal map keys); a path that fails (longer than
+    /// the buffer) reads as the empty string.
+    fn path(&mut self, e: &Expr, args: &[Expr]) -> CgResult<VReg> {
+        let Type::Str(size) = self.ty(e) else {
+            return Err(self.internal("path() without a string type"));
+        };
+        let source = args
+            .first()
+            .ok_or_else(|| self.internal("path() without an argument"))?;
+        let slot = self.e.slot(e.id.0, tag::VALUE, size)?;
+        self.e.zero_scratch(slot, size);
+        let v = self.expr(source)?;
+        // The verifier checks that r1 is the kernel's own `struct path`
+        // pointer: it must come straight from the context.
+        self.e.copy_to(R1, v);
+        self.e.scratch_ptr(R2, slot);
+        self.e.asm.emit([Insn::mov64_imm(R3, size as i32)]);
+        self.e.call(libbpf_sys::BPF_FUNC_d_path);
+        let done = self.e.asm.label();
+        self.e.asm.jump(Insn::jmp_imm(Cond::Sgt, R0, 0, 0), done);
+        self.e
+            .asm
+            .emit([Insn::store_imm(Size::B, SCRATCH, slot as i16, 0)]);
+        self.e.asm.place(done);
         self.e.set_scratch_ptr(v, slot);
         Ok(v)
     }

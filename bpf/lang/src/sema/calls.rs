@@ -128,6 +128,7 @@ impl Checker<'_> {
             Function::Strncmp => self.strncmp(e, func, args),
             Function::Strcontains => self.strcontains(e, func, args),
             Function::Macaddr => self.macaddr(e, func, args),
+            Function::Path => self.path_call(e, func, args),
             Function::Len => {
                 if !self.arity(e, func, args, 1, 1) {
                     return None;
@@ -477,7 +478,14 @@ impl Checker<'_> {
     }
 
     /// Checks that between `min` and `max` arguments were given.
-    fn arity(&mut self, e: &Expr, func: &Name, args: &[Expr], min: usize, max: usize) -> bool {
+    pub(super) fn arity(
+        &mut self,
+        e: &Expr,
+        func: &Name,
+        args: &[Expr],
+        min: usize,
+        max: usize,
+    ) -> bool {
         if (min..=max).contains(&args.len()) {
             return true;
         }

@@ -87,6 +87,8 @@ pub enum Function {
     Macaddr,
     /// `bswap(n)`: `n` with its bytes reversed, by the size of its type.
     Bswap,
+    /// `path(p[, size])`: the full path of a `struct path`.
+    Path,
 }
 
 impl Function {
@@ -230,6 +232,7 @@ pub fn lookup(name: &str) -> Lookup {
         "strcontains" => Function::Strcontains,
         "macaddr" => Function::Macaddr,
         "bswap" => Function::Bswap,
+        "path" => Function::Path,
         _ if ALL.contains(&name) => return Lookup::NotSupported,
         _ => return Lookup::Unknown(crate::suggest::closest(name, ALL.iter().copied())),
     };

@@ -30,6 +30,7 @@ mod calls;
 mod check;
 pub mod constants;
 pub mod ctypes;
+mod d_path;
 pub mod dump;
 mod expr;
 mod function_args;

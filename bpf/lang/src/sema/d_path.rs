@@ -1,0 +1,119 @@
+//! `path(p[, size])`: the full path of a `struct path`, through the
+//! kernel's `bpf_d_path` helper.
+//!
+//! The kernel lets only a few attach points call `bpf_d_path`: fentry and
+//! fexit programs on the functions of its `btf_allowlist_d_path` (plus
+//! iterators and sleepable LSM hooks, which scorch does not attach). The
+//! helper also wants the `struct path` as the kernel hands it to the
+//! program — a typed function argument (`args.path`) or a struct inside
+//! one (`args.filp->f_path`) — not a value read from memory. Both are
+//! checked here, so a script fails with its location rather than with a
+//! verifier log.
+
+use super::check::Checker;
+use super::ctypes::Shape;
+use super::probes::Attach;
+use super::types::Type;
+use crate::ast::{Expr, Name};
+use crate::diag::Diagnostic;
+
+/// The functions whose fentry/fexit programs may call `bpf_d_path`: the
+/// kernel's `btf_allowlist_d_path` (unchanged from 5.10 to 6.x; the
+/// `security_*` ones need CONFIG_SECURITY, `security_path_truncate`
+/// CONFIG_SECURITY_PATH).
+pub const D_PATH_FUNCTIONS: &[&str] = &[
+    "dentry_open",
+    "filp_close",
+    "security_file_open",
+    "security_file_permission",
+    "security_inode_getattr",
+    "security_path_truncate",
+    "vfs_fallocate",
+    "vfs_getattr",
+    "vfs_truncate",
+];
+
+/// Largest buffer `path(p, size)` may ask for: `PATH_MAX`.
+const MAX_PATH_SIZE: i64 = 4096;
+
+impl Checker<'_> {
+    /// `path(p[, size])`: a string of `size` bytes (`max_strlen` by
+    /// default), as bpftrace.
+    pub(super) fn path_call(&mut self, e: &Expr, func: &Name, args: &[Expr]) -> Option<Type> {
+        if !self.arity(e, func, args, 1, 2) {
+            return None;
+        }
+        self.d_path_allowed_here(e);
+        let size = match args.get(1) {
+            None => self.config.max_strlen,
+            Some(arg) => match self.const_int(arg) {
+                Some(n) if (1..=MAX_PATH_SIZE).contains(&n) => n as u32,
+                _ => {
+                    self.error(Diagnostic::error(
+                        arg.span,
+                        format!(
+                            "path() size must be an integer constant from 1 to {MAX_PATH_SIZE}"
+                        ),
+                    ));
+                    return None;
+                }
+            },
+        };
+        let ty = self.expr(&args[0])?;
+        let record = match &ty {
+            Type::Ptr { to: Some(to), .. } => match self.types.shape(*to) {
+                Shape::Record { name, .. } => Some(name),
+                _ => None,
+            },
+            Type::Mem { name, .. } => Some(name.clone()),
+            _ => None,
+        };
+        if record.as_deref().map(strip_qualifiers) != Some("struct path") {
+            self.error(
+                Diagnostic::error(
+                    args[0].span,
+                    format!("path() takes a `struct path *`, not {ty}"),
+                )
+                .with_help("give it a function argument such as `args.path`, or a struct path inside one such as `args.filp->f_path`"),
+            );
+            return None;
+        }
+        Some(Type::Str(size))
+    }
+
+    /// Reports a `path()` call in a probe whose attach points cannot call
+    /// `bpf_d_path`.
+    fn d_path_allowed_here(&mut self, e: &Expr) {
+        let refused = self.instances.iter().find(|i| match &i.attach {
+            Attach::Fentry(f) => f.via_kprobe || !D_PATH_FUNCTIONS.contains(&f.function.as_str()),
+            _ => true,
+        });
+        let Some(refused) = refused else {
+            return;
+        };
+        let name = refused.name.clone();
+        self.error(
+            Diagnostic::error(
+                e.span,
+                format!(
+                    "path() needs a fentry/fexit probe on a function the kernel allows bpf_d_path in, such as fentry:filp_close; `{name}` is not one"
+                ),
+            )
+            .with_help(format!(
+                "the kernel allows it in fentry/fexit probes on {}",
+                D_PATH_FUNCTIONS.join(", ")
+            )),
+        );
+    }
+}
+
+/// `name` without leading `const`/`volatile`.
+fn strip_qualifiers(mut name: &str) -> &str {
+    while let Some(rest) = name
+        .strip_prefix("const ")
+        .or_else(|| name.strip_prefix("volatile "))
+    {
+        name = rest;
+    }
+    name
+}
