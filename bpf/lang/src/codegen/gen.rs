@@ -457,6 +457,7 @@ impl<'a> Gen<'a> {
             (Type::Usym, _) => self.e.copy_mem(dst, dst_off, src, src_off, 16),
             (Type::Buf(n), _) => self.e.copy_mem(dst, dst_off, src, src_off, 8 + n),
             (Type::Inet, _) => self.e.copy_mem(dst, dst_off, src, src_off, 24),
+            (Type::Record(r), _) => self.e.copy_mem(dst, dst_off, src, src_off, r.size),
             // Mac addresses are 8 bytes too, like integers: the `_` case.
             _ => {
                 // Integers and pointers are stored as 8 bytes.

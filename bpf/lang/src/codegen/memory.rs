@@ -83,9 +83,12 @@ impl Gen<'_> {
             AddrSpace::Kernel => libbpf_sys::BPF_FUNC_probe_read_kernel,
             AddrSpace::User => libbpf_sys::BPF_FUNC_probe_read_user,
         };
-        let (size, signed) = match self.ty(e) {
+        let ty = self.ty(e);
+        let (size, signed) = match ty {
             Type::Mem { .. } => return Ok(()),
-            Type::Str(len) => {
+            // A string, or a struct stored whole: its bytes into scratch.
+            Type::Str(_) | Type::Record(_) => {
+                let len = ty.size();
                 let slot = self.e.slot(e.id.0, tag::VALUE, len)?;
                 self.e.copy_to(R3, v);
                 self.e.scratch_ptr(R1, slot);

@@ -50,9 +50,19 @@ pub fn value(v: &Value) -> String {
         | Value::Buf(_)
         | Value::Inet(_)
         | Value::Mac(_) => string(text::value(v).as_bytes()),
-        Value::Tuple(items) => {
+        Value::Tuple(items) | Value::Array(items) => {
             let items: Vec<String> = items.iter().map(value).collect();
             format!("[{}]", items.join(","))
+        }
+        Value::Record(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(name, v)| match v {
+                    Value::Ptr(_) => format!("\"{name}\": {}", text::member(v)),
+                    _ => format!("\"{name}\": {}", value(v)),
+                })
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
         }
         other => text::value(other),
     }

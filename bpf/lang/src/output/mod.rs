@@ -12,6 +12,7 @@
 //! on what the map holds).
 
 pub mod json;
+mod records;
 pub mod text;
 
 use std::cmp::Ordering;
@@ -44,6 +45,10 @@ pub enum Value {
     Inet(String),
     /// A `macaddr()`: its six bytes.
     Mac([u8; 6]),
+    /// A struct or union stored whole: its members' names and values.
+    Record(Vec<(String, Value)>),
+    /// An array inside a record.
+    Array(Vec<Value>),
 }
 
 /// A boot-time timestamp to print as wall-clock time.
@@ -157,6 +162,7 @@ impl Value {
                 let nul = s.iter().position(|&b| b == 0).unwrap_or(s.len());
                 Value::Str(s[..nul].to_vec())
             }
+            Type::Record(r) => records::decode(bytes, r),
             Type::Tuple(items) => {
                 let fields = layout::fields(items);
                 Value::Tuple(

@@ -47,7 +47,30 @@ pub fn value(v: &Value) -> String {
         ),
         Value::Buf(bytes) => crate::printf::escape_bytes(bytes, false),
         Value::Time(t) => t.text.clone().unwrap_or_else(|| t.nsecs.to_string()),
+        Value::Record(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(name, v)| format!(".{name} = {}", member(v)))
+                .collect();
+            format!("{{ {} }}", fields.join(", "))
+        }
+        Value::Array(items) => array(items, member),
     }
+}
+
+/// A member of a record printed as a value: pointers as signed numbers,
+/// as bpftrace does.
+pub fn member(v: &Value) -> String {
+    match v {
+        Value::Ptr(p) => (*p as i64).to_string(),
+        other => value(other),
+    }
+}
+
+/// `[a,b,c]`, as bpftrace prints arrays.
+fn array(items: &[Value], show: fn(&Value) -> String) -> String {
+    let items: Vec<String> = items.iter().map(show).collect();
+    format!("[{}]", items.join(","))
 }
 
 /// Indent of stack frames in `printf`, `print` and map values.
@@ -59,6 +82,15 @@ pub const KEY_INDENT: usize = 4;
 pub fn key_field(v: &Value) -> String {
     match v {
         Value::Stack(stack) => stack.render(KEY_INDENT),
+        // Records in keys print without spaces.
+        Value::Record(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(name, v)| format!(".{name}={}", key_field(v)))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        Value::Array(items) => array(items, key_field),
         other => value(other),
     }
 }

@@ -328,7 +328,7 @@ fn arg(v: Value) -> Arg {
         v @ (Value::Stack(_) | Value::Sym(_) | Value::Time(_) | Value::Inet(_) | Value::Mac(_)) => {
             Arg::Str(text::value(&v).into_bytes())
         }
-        Value::Tuple(_) => Arg::Int(0),
+        Value::Tuple(_) | Value::Record(_) | Value::Array(_) => Arg::Int(0),
     }
 }
 

@@ -669,7 +669,7 @@ impl Checker<'_> {
                 "print() of a value takes one argument",
             ));
         }
-        let ty = self.expr(&args[0])?;
+        let ty = self.stored_expr(&args[0])?;
         if !ty.is_storable() {
             self.error(Diagnostic::error(
                 args[0].span,

@@ -158,7 +158,7 @@ impl<'a> Checker<'a> {
                     ));
                 }
                 let declared = ty.as_ref().and_then(|t| self.type_expr(t));
-                let init_ty = init.as_ref().and_then(|i| self.expr(i));
+                let init_ty = init.as_ref().and_then(|i| self.stored_expr(i));
                 let id = self.vars.declare(&var.name, var.span, true);
                 self.out.let_vars.insert(var.span, id);
                 if ty.is_none() && init.is_none() {
@@ -353,7 +353,7 @@ impl<'a> Checker<'a> {
     fn assign(&mut self, target: &Expr, op: Option<crate::ast::BinOp>, value: &Expr) {
         match &target.kind {
             ExprKind::Var(name) => {
-                let value_ty = self.expr(value);
+                let value_ty = self.stored_expr(value);
                 let id = match self.vars.lookup(name) {
                     Some(id) => id,
                     None if op.is_none() => self.vars.declare(name, target.span, false),
@@ -404,7 +404,7 @@ impl<'a> Checker<'a> {
                 }
                 ty
             }
-            _ => self.expr(value),
+            _ => self.stored_expr(value),
         };
         let Some(value_ty) = value_ty else { return };
         if op.is_some() {
@@ -456,7 +456,7 @@ impl<'a> Checker<'a> {
         let mut types = Vec::new();
         let mut known = true;
         for key in keys {
-            match self.expr(key) {
+            match self.stored_expr(key) {
                 Some(ty) if ty.is_storable() => types.push(ty.widened()),
                 Some(ty) => {
                     known = false;

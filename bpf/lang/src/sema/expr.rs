@@ -86,7 +86,7 @@ impl Checker<'_> {
             ExprKind::Tuple(items) => {
                 let mut types = Vec::with_capacity(items.len());
                 for item in items {
-                    let ty = self.expr(item)?;
+                    let ty = self.stored_expr(item)?;
                     if !ty.is_storable() {
                         self.error(Diagnostic::error(
                             item.span,

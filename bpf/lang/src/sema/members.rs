@@ -46,6 +46,7 @@ impl Checker<'_> {
                 }
             },
             Type::Mem { id, space, .. } => (*id, *space),
+            Type::Record(r) => (r.id, super::records::COPY_SPACE),
             Type::Int(_) => match self.typed_arg(base) {
                 Some(ty) => (ty, AddrSpace::Kernel),
                 None => {

@@ -41,6 +41,7 @@ pub mod maps;
 mod members;
 pub mod perf_events;
 pub mod probes;
+pub mod records;
 pub mod scope;
 pub mod signals;
 pub mod tracepoint;

@@ -20,8 +20,10 @@
 //! Maps store every integer as 8 bytes, like bpftrace; see [`Type::widened`].
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::ctypes::CTypeId;
+use super::records::Record;
 
 /// An integer type: its size in bytes (1, 2, 4 or 8) and signedness.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -217,6 +219,8 @@ pub enum Type {
     /// `macaddr(addr)`: 6 bytes (and 2 of zeroed padding), printed as
     /// `AA:BB:CC:DD:EE:FF`.
     Mac,
+    /// A copy of a struct or union's bytes, stored whole.
+    Record(Arc<Record>),
 }
 
 impl Type {
@@ -264,7 +268,8 @@ impl Type {
             | Type::Strftime(_)
             | Type::Buf(_)
             | Type::Inet
-            | Type::Mac => true,
+            | Type::Mac
+            | Type::Record(_) => true,
             Type::Tuple(items) => items.iter().all(Type::is_storable),
             Type::Void | Type::Args | Type::Agg(_) | Type::Mem { .. } => false,
         }
@@ -326,6 +331,7 @@ impl Type {
             Type::Buf(n) => 8 + *n,
             Type::Inet => 24,
             Type::Mac => 8,
+            Type::Record(r) => r.size,
             Type::Tuple(items) => tuple_layout(items).1,
         }
     }
@@ -341,7 +347,8 @@ impl Type {
             | Type::Strftime(_)
             | Type::Buf(_)
             | Type::Inet
-            | Type::Mac => 8,
+            | Type::Mac
+            | Type::Record(_) => 8,
             Type::Tuple(items) => items.iter().map(Type::align).max().unwrap_or(1),
             _ => 1,
         }
@@ -397,6 +404,7 @@ impl fmt::Display for Type {
             Type::Buf(n) => write!(f, "buffer[{n}]"),
             Type::Inet => f.write_str("inet"),
             Type::Mac => f.write_str("macaddr"),
+            Type::Record(r) => f.write_str(&r.name),
         }
     }
 }
