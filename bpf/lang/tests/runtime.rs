@@ -1232,3 +1232,75 @@ fn macaddr_of_a_six_byte_array_copies_it() {
     assert_eq!(o.result, Ok(0), "{}", o.err);
     assert!(o.out.starts_with("41:42:43:44:45:00\n"), "{}", o.out);
 }
+
+/// The rows of the chart of `@name` in `out`: each row's time label and
+/// value (`None` for `-`).
+fn tseries_rows(out: &str, name: &str) -> Vec<(String, Option<i64>)> {
+    let mut lines = out.lines().skip_while(|l| *l != format!("{name}:")).skip(3);
+    let mut rows = Vec::new();
+    for line in lines.by_ref() {
+        if line.trim_start().starts_with('v') {
+            break;
+        }
+        let (time, rest) = line.split_once(' ').expect("a row");
+        let value = rest.rsplit(' ').next().expect("a value");
+        rows.push((time.to_string(), value.parse().ok()));
+    }
+    rows
+}
+
+#[test]
+fn tseries_records_values_per_interval() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    // Five events within one or two 10 s intervals (a boundary may fall
+    // between them): sums add up to 5, maxima end at 4, the last value
+    // is always 7.
+    let o = trace(
+        |tid| {
+            format!(
+                r#"t:syscalls:sys_enter_getppid /tid == {tid}/ {{
+                     @s = tseries(1, 10s, 3, "sum");
+                     @last = tseries(7, 10s, 3);
+                     @max = tseries(@i, 10s, 3, "max");
+                     @i++;
+                     if (@i == 5) {{ exit(); }}
+                   }}"#
+            )
+        },
+        || {
+            for _ in 0..5 {
+                // SAFETY: getppid has no preconditions.
+                unsafe { libc::syscall(libc::SYS_getppid) };
+            }
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    let sums = tseries_rows(&o.out, "@s");
+    assert!((1..=2).contains(&sums.len()), "{}", o.out);
+    assert_eq!(sums.iter().filter_map(|r| r.1).sum::<i64>(), 5, "{}", o.out);
+    let last = tseries_rows(&o.out, "@last");
+    assert!(last.iter().all(|r| r.1 == Some(7)), "{}", o.out);
+    let max = tseries_rows(&o.out, "@max");
+    assert_eq!(max.last().and_then(|r| r.1), Some(4), "{}", o.out);
+    // Labels are local times of day: with one row bpftrace shows
+    // nanoseconds, with more whole seconds (the interval's unit).
+    for (time, _) in sums.iter().chain(&last).chain(&max) {
+        let digits = if sums.len() == 1 { 18 } else { 8 };
+        assert_eq!(time.len(), digits, "{}", o.out);
+        assert_eq!(&time[2..3], ":", "{}", o.out);
+    }
+    if last.len() == 1 {
+        // One value: the scale is widened by one on each side.
+        assert!(
+            o.out.contains(&format!(
+                "@last:\n{}6{}8\nhh:mm:ss.ns        |",
+                " ".repeat(19),
+                " ".repeat(51)
+            )),
+            "{}",
+            o.out
+        );
+    }
+}

@@ -122,6 +122,7 @@ pub fn key_size(info: &MapInfo) -> u32 {
 pub fn value_size(value: &Type) -> u32 {
     match value {
         Type::Agg(AggKind::Min | AggKind::Max | AggKind::Avg | AggKind::Stats) => 16,
+        Type::Agg(AggKind::Tseries { .. }) => 24,
         Type::Agg(_) => 8,
         other => round8(other.widened().size()).max(8),
     }

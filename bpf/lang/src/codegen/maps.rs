@@ -233,9 +233,15 @@ impl Gen<'_> {
         let found = self.e.asm.label();
         self.lookup(map, key);
         self.e.asm.jump(Insn::jmp_imm(Cond::Ne, R0, 0, 0), found);
-        let zero = self.e.slot(ZERO_OWNER, tag::VALUE, 16)?;
-        debug_assert!(value_size <= 16);
-        self.e.zero_scratch(zero, 16);
+        // 16 zero bytes for most aggregations, 24 for tseries() slots.
+        let (tag, size) = if value_size > 16 {
+            (tag::KEY, 24)
+        } else {
+            (tag::VALUE, 16)
+        };
+        debug_assert!(value_size <= size);
+        let zero = self.e.slot(ZERO_OWNER, tag, size)?;
+        self.e.zero_scratch(zero, size);
         self.e.map(R1, map);
         self.e.scratch_ptr(R2, key);
         self.e.scratch_ptr(R3, zero);
@@ -308,7 +314,21 @@ impl Gen<'_> {
             Some(arg) if f != Function::Count => Some(self.expr(arg)?),
             _ => None,
         };
+        let mut tseries = None;
         let bucket = match (kind, value) {
+            (
+                AggKind::Tseries {
+                    interval_ns,
+                    intervals,
+                    ..
+                },
+                Some(_),
+            ) => {
+                let slot = self.tseries_slot(interval_ns, intervals)?;
+                let bucket = slot.bucket;
+                tseries = Some(slot);
+                Some(bucket)
+            }
             (AggKind::Hist { bits: 0 }, Some(v)) => Some(self.log2_bucket(v)?),
             (AggKind::Hist { bits }, Some(v)) => Some(self.log2_sub_bucket(v, bits)?),
             (AggKind::Lhist { min, max, step }, Some(v)) => {
@@ -368,6 +388,14 @@ impl Gen<'_> {
                     Insn::store_reg(Size::DW, R0, 0, r),
                     Insn::store_imm(Size::DW, R0, 8, 1),
                 ]);
+            }
+            (AggKind::Tseries { agg, signed, .. }, Some(v)) => {
+                let slot = tseries
+                    .take()
+                    .ok_or_else(|| self.internal("a tseries() without its interval"))?;
+                self.tseries_update(v, &slot, agg, signed, skip);
+                self.e.free(slot.epoch);
+                self.e.free(slot.now);
             }
             _ => return Err(self.internal("an aggregation without its argument")),
         }

@@ -32,6 +32,7 @@ mod maps;
 mod memory;
 mod output;
 mod strings;
+mod tseries;
 
 use scorch_bpf::insn::Insn;
 

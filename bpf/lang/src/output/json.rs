@@ -78,6 +78,7 @@ fn kind(value: &Type) -> &'static str {
     match value {
         Type::Agg(AggKind::Hist { .. } | AggKind::Lhist { .. }) => "hist",
         Type::Agg(AggKind::Avg | AggKind::Stats) => "stats",
+        Type::Agg(AggKind::Tseries { .. }) => "tseries",
         _ => "map",
     }
 }
@@ -85,6 +86,27 @@ fn kind(value: &Type) -> &'static str {
 /// One entry's value as JSON.
 fn reduced(ty: &Type, r: &Reduced, div: u32) -> String {
     match (ty, r) {
+        (_, Reduced::Series(series)) => {
+            let times: Vec<u64> = series.row_times().collect();
+            let rows: Vec<String> = series
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, (_, v))| {
+                    let time = series
+                        .times
+                        .get(i)
+                        .cloned()
+                        .unwrap_or_else(|| times[i].to_string());
+                    let v = v.as_ref().map_or_else(|| "null".to_string(), value);
+                    format!(
+                        "{{\"interval_start\": {}, \"value\": {v}}}",
+                        string(time.as_bytes())
+                    )
+                })
+                .collect();
+            format!("[{}]", rows.join(", "))
+        }
         (Type::Agg(AggKind::Lhist { min, max, step }), Reduced::Buckets(b)) => {
             lhist(b, *min, *max, *step)
         }

@@ -14,8 +14,10 @@
 pub mod json;
 mod records;
 pub mod text;
+pub mod tseries;
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 
 use crate::codegen::layout;
 use crate::sema::{AggKind, MapInfo, StackMode, StackType, Type};
@@ -238,6 +240,8 @@ pub enum Reduced {
     },
     /// `hist()` and `lhist()` bucket counts, by bucket index.
     Buckets(Vec<u64>),
+    /// `tseries()`: a value per interval.
+    Series(tseries::Series),
 }
 
 impl Reduced {
@@ -274,7 +278,7 @@ pub struct MapData {
 /// maps that are not per-CPU).
 pub type RawEntries = Vec<(Vec<u8>, Vec<Vec<u8>>)>;
 
-fn u64_at(bytes: &[u8], off: usize) -> u64 {
+pub(crate) fn u64_at(bytes: &[u8], off: usize) -> u64 {
     let mut w = [0u8; 8];
     if let Some(src) = bytes.get(off..off + 8) {
         w.copy_from_slice(src);
@@ -295,6 +299,45 @@ impl MapData {
         };
         let mut entries: Vec<Entry> = Vec::new();
         match &info.value {
+            &Type::Agg(AggKind::Tseries {
+                interval_ns,
+                intervals,
+                agg,
+                signed,
+            }) => {
+                let user = key_fields.size as usize;
+                let mut by_key: Vec<(Vec<u8>, BTreeMap<u64, Value>)> = Vec::new();
+                for (key, values) in raw {
+                    let prefix = key.get(..user).unwrap_or(&key).to_vec();
+                    let index = match by_key.iter().position(|(k, _)| *k == prefix) {
+                        Some(i) => i,
+                        None => {
+                            by_key.push((prefix, BTreeMap::new()));
+                            by_key.len() - 1
+                        }
+                    };
+                    if let Some((epoch, v)) = tseries::reduce_slot(&values, agg, signed) {
+                        by_key[index].1.insert(epoch, tseries::value(v, signed));
+                    }
+                }
+                let last = by_key
+                    .iter()
+                    .filter_map(|(_, points)| points.keys().next_back())
+                    .max()
+                    .copied()
+                    .unwrap_or(0);
+                for (prefix, points) in by_key {
+                    entries.push(Entry {
+                        key: decode_key(&prefix),
+                        raw_key: prefix,
+                        value: Reduced::Series(tseries::Series {
+                            rows: tseries::window(&points, last, intervals),
+                            interval_ns,
+                            times: Vec::new(),
+                        }),
+                    });
+                }
+            }
             Type::Agg(kind) if kind.is_histogram() => {
                 let user = key_fields.size as usize;
                 let width = match kind {
@@ -349,6 +392,11 @@ impl MapData {
     }
 
     fn sort(&mut self) {
+        if matches!(self.info.value, Type::Agg(AggKind::Tseries { .. })) {
+            // As bpftrace: by the key's bytes.
+            self.entries.sort_by(|a, b| a.raw_key.cmp(&b.raw_key));
+            return;
+        }
         let sort_key = |e: &Entry| -> Option<i128> {
             Some(match &e.value {
                 Reduced::Value(Value::Int(v)) | Reduced::Extreme(v) => i128::from(*v),

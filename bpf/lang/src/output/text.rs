@@ -120,6 +120,22 @@ pub fn map(data: &MapData, top: u32, div: u32) -> String {
     let shown = data.shown(top);
     let div = div.max(1);
     match &data.info.value {
+        // A chart per key, each followed by a blank line; bpftrace
+        // ignores `top` and `div` here.
+        Type::Agg(AggKind::Tseries { .. }) => data
+            .entries
+            .iter()
+            .map(|e| match &e.value {
+                Reduced::Series(series) => {
+                    format!(
+                        "{}:\n{}\n",
+                        key(name, &e.key),
+                        super::tseries::chart(series)
+                    )
+                }
+                _ => String::new(),
+            })
+            .collect(),
         Type::Agg(kind) if kind.is_histogram() => {
             let elems: Vec<String> = shown
                 .iter()

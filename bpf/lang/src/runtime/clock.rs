@@ -23,6 +23,27 @@ pub(super) fn boot_time(fmt: &str, nsecs: u64) -> String {
     format_local(fmt, i128::from(nsecs) + offset)
 }
 
+/// The TAI timestamp `tai_ns` (a `tseries()` interval's start) as local
+/// `HH:MM:SS`, then `digits` decimals of the second counted in steps of
+/// `scale` nanoseconds, as bpftrace labels time-series rows.
+pub(super) fn tai_time(tai_ns: u64, digits: usize, scale: u64) -> String {
+    // TAI runs whole seconds ahead of UTC: round away the time between
+    // the two readings.
+    let gap = clock_ns(libc::CLOCK_TAI) - clock_ns(libc::CLOCK_REALTIME);
+    let offset = (gap + NANOS / 2).div_euclid(NANOS) * NANOS;
+    time_of_day(i128::from(tai_ns) - offset, digits, scale)
+}
+
+/// Wall-clock nanoseconds as local `HH:MM:SS[.fraction]`.
+fn time_of_day(wall_ns: i128, digits: usize, scale: u64) -> String {
+    let mut out = format_local("%H:%M:%S", wall_ns);
+    if digits > 0 {
+        let fraction = wall_ns.rem_euclid(NANOS) / i128::from(scale.max(1));
+        out.push_str(&format!(".{fraction:0digits$}"));
+    }
+    out
+}
+
 /// A clock's reading in nanoseconds.
 fn clock_ns(clock: libc::clockid_t) -> i128 {
     let mut ts = libc::timespec {
@@ -86,6 +107,13 @@ mod tests {
     fn micros_replace_percent_f_only() {
         assert_eq!(with_micros("%S.%f", 42), "%S.000042");
         assert_eq!(with_micros("%%f %f%", 123456), "%%f 123456%");
+    }
+
+    #[test]
+    fn times_of_day_keep_the_unit_digits() {
+        assert_eq!(&time_of_day(1_234_500_000, 3, 1_000_000)[5..], ":01.234");
+        assert_eq!(&time_of_day(1_000_000_001, 9, 1)[5..], ":01.000000001");
+        assert_eq!(&time_of_day(61_999_000_000, 0, 1)[5..], ":01");
     }
 
     #[test]

@@ -251,6 +251,15 @@ impl Session<'_> {
         let mut data = MapData::new(info, raw);
         self.stacks
             .resolve_entries(&mut data.entries, self.compiled, &self.loaded.maps);
+        for entry in &mut data.entries {
+            if let crate::output::Reduced::Series(series) = &mut entry.value {
+                let unit = series.unit();
+                series.times = series
+                    .row_times()
+                    .map(|tai| super::clock::tai_time(tai, unit.digits, unit.scale))
+                    .collect();
+            }
+        }
         let rendered = match self.format {
             OutputFormat::Text => text::map(&data, top, div),
             OutputFormat::Json => json::map(&data, top, div),

@@ -79,6 +79,7 @@ impl Checker<'_> {
             | Function::Stats
             | Function::Hist => self.aggregation(e, f, func, args),
             Function::Lhist => self.lhist(e, func, args),
+            Function::Tseries => self.tseries(e, func, args),
             Function::Delete => self.delete(e, func, args),
             Function::Clear | Function::Zero => {
                 if self.arity(e, func, args, 1, 1) {
@@ -501,7 +502,7 @@ impl Checker<'_> {
         false
     }
 
-    fn int_arg(&mut self, arg: &Expr, what: &str) -> Option<Type> {
+    pub(super) fn int_arg(&mut self, arg: &Expr, what: &str) -> Option<Type> {
         let ty = self.expr(arg)?;
         if !ty.is_int() {
             self.error(Diagnostic::error(

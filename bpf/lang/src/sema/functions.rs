@@ -89,6 +89,8 @@ pub enum Function {
     Bswap,
     /// `path(p[, size])`: the full path of a `struct path`.
     Path,
+    /// `tseries(x, interval, intervals[, agg])`
+    Tseries,
 }
 
 impl Function {
@@ -114,6 +116,7 @@ impl Function {
                 | Function::Stats
                 | Function::Hist
                 | Function::Lhist
+                | Function::Tseries
         )
     }
 }
@@ -233,6 +236,7 @@ pub fn lookup(name: &str) -> Lookup {
         "macaddr" => Function::Macaddr,
         "bswap" => Function::Bswap,
         "path" => Function::Path,
+        "tseries" => Function::Tseries,
         _ if ALL.contains(&name) => return Lookup::NotSupported,
         _ => return Lookup::Unknown(crate::suggest::closest(name, ALL.iter().copied())),
     };

@@ -45,6 +45,7 @@ pub mod records;
 pub mod scope;
 pub mod signals;
 pub mod tracepoint;
+mod tseries;
 pub mod types;
 pub mod user_probes;
 
@@ -62,7 +63,7 @@ pub use kernel::{Kernel, TraceFs};
 pub use maps::MapInfo;
 pub use probes::{Attach, Instance, KernelFunction, Rate};
 pub use scope::{VarId, VarInfo};
-pub use types::{AddrSpace, AggKind, IntType, StackMode, StackType, Type};
+pub use types::{AddrSpace, AggKind, IntType, StackMode, StackType, TseriesAgg, Type};
 
 /// Settings a program can change in its `config` block.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -93,6 +93,18 @@ pub enum AggKind {
         /// Sub-buckets per power of two, as a power of two (0 to 5).
         bits: u8,
     },
+    /// `tseries(x, interval, intervals[, agg])`: the value of each of the
+    /// last `intervals` intervals of time.
+    Tseries {
+        /// Length of one interval in nanoseconds.
+        interval_ns: u64,
+        /// How many intervals are kept.
+        intervals: u64,
+        /// How the values of one interval combine.
+        agg: TseriesAgg,
+        /// Whether the values print as signed.
+        signed: bool,
+    },
     /// `lhist(x, min, max, step)`: linear buckets.
     Lhist {
         /// Lower bound of the first bucket.
@@ -116,13 +128,33 @@ impl AggKind {
             AggKind::Stats => "stats",
             AggKind::Hist { .. } => "hist",
             AggKind::Lhist { .. } => "lhist",
+            AggKind::Tseries { .. } => "tseries",
         }
     }
 
-    /// Whether the map is indexed by a bucket number after the user's key.
+    /// Whether the map is indexed by a bucket number after the user's key
+    /// (a histogram's bucket, a time series' interval slot).
     pub fn is_histogram(self) -> bool {
-        matches!(self, AggKind::Hist { .. } | AggKind::Lhist { .. })
+        matches!(
+            self,
+            AggKind::Hist { .. } | AggKind::Lhist { .. } | AggKind::Tseries { .. }
+        )
     }
+}
+
+/// How `tseries()` combines the values recorded in one interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TseriesAgg {
+    /// The last value recorded (the default).
+    Last,
+    /// `"avg"`: their average.
+    Avg,
+    /// `"max"`
+    Max,
+    /// `"min"`
+    Min,
+    /// `"sum"`
+    Sum,
 }
 
 /// Which address space a pointer points into.
