@@ -250,8 +250,8 @@ fn uprobe_arguments_and_uretprobe_return_values() {
 }
 
 /// An argument cast to a pointer to a struct the script declares is read
-/// from user memory, as bpftrace reads it in user-space probes; pointer
-/// arithmetic steps over whole structs.
+/// from user memory, as bpftrace reads it in user-space probes (member by
+/// member or whole); pointer arithmetic steps over whole structs.
 #[test]
 fn uprobe_arguments_cast_to_struct_pointers_read_user_memory_and_step_by_structs() {
     let Some(_serial) = serial() else {
@@ -280,6 +280,7 @@ fn uprobe_arguments_cast_to_struct_pointers_read_user_memory_and_step_by_structs
            $r = (struct scorch_req *)arg0;
            @id = sum($r->id); @kind = sum($r->kind); @name[$r->name] = count();
            @next = sum(($r + 1)->id); @back = sum(($r + 2 - 1)->id);
+           @last = *$r;
          }}"
     ));
     let child = start(&exe, &[]);
@@ -291,6 +292,13 @@ fn uprobe_arguments_cast_to_struct_pointers_read_user_memory_and_step_by_structs
     // `p + n` steps over n structs, as in C.
     assert_eq!(map_value(&o.out, "@next"), "1045", "{}", o.out);
     assert_eq!(map_value(&o.out, "@back"), "1045", "{}", o.out);
+    // The whole struct, copied from user memory (the last call's).
+    assert_eq!(
+        map_value(&o.out, "@last"),
+        "{ .id = 9, .kind = -3, .name = req }",
+        "{}",
+        o.out
+    );
 }
 
 /// `symbol+offset`, an address, wildcards, and `uaddr`.
