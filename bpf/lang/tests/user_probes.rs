@@ -745,6 +745,52 @@ fn lists_functions_and_usdt_probes_of_a_binary() {
     );
 }
 
+/// `-lv` lists a user function's parameters from the binary's DWARF, as
+/// bpftrace (built with libdw) prints them; without DWARF only the name.
+#[test]
+fn lists_user_function_parameters_from_dwarf() {
+    let source = "struct req { long id; };\n\
+        __attribute__((noinline)) int handle(struct req *r, const char *name, unsigned long n, char **argv) {\n\
+          return r->id + n + name[0] + argv[0][0];\n\
+        }\n\
+        int main(int argc, char **argv) { struct req r = { argc }; return handle(&r, \"x\", 2, argv); }\n";
+    let list = |exe: &Path| {
+        let mut out = Vec::new();
+        scorch_lang::runtime::list_with(
+            &format!("uprobe:{}:hand*", exe.display()),
+            &scorch_lang::sema::TraceFs::new("/sys/kernel/tracing"),
+            true,
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let exe = build_c("dwarf_params", source, &["-O1", "-g"]);
+    let expected = format!(
+        "uprobe:{}:handle\n    struct req* r\n    const char* name\n    long unsigned int n\n    char** argv\n",
+        exe.display()
+    );
+    assert_eq!(list(&exe), expected);
+    if let Ok(out) = Command::new("/usr/bin/bpftrace")
+        .arg("-lv")
+        .arg(format!("uprobe:{}:hand*", exe.display()))
+        .output()
+    {
+        if out.status.success() && !out.stdout.is_empty() {
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                expected,
+                "bpftrace disagrees"
+            );
+        }
+    }
+    let stripped = build_c("no_dwarf_params", source, &["-O1"]);
+    assert_eq!(
+        list(&stripped),
+        format!("uprobe:{}:handle\n", stripped.display())
+    );
+}
+
 /// A watchpoint on a variable of the `-p` process, or of a `-c` command
 /// (set before its exec), counts its writes. The variable is initialized
 /// data: in `.bss`, the kernel's zeroing of it at exec would count too.

@@ -2,6 +2,9 @@
 //! kallsyms, fentry from BTF), a binary's function symbols (uprobes) and
 //! USDT probes, and `-lv`'s argument lines.
 
+use std::collections::HashMap;
+use std::path::Path;
+
 use scorch_bpf::btf_types::KernelTypes;
 
 use super::RunError;
@@ -72,12 +75,30 @@ pub(super) fn list(provider: &str, rest: &str, pid: Option<u32>) -> Result<Vec<S
 #[derive(Default)]
 pub(super) struct Details {
     btf: Option<Option<KernelTypes>>,
+    /// The last binary's functions and their parameters from DWARF.
+    dwarf: Option<(String, HashMap<String, Vec<String>>)>,
 }
 
 impl Details {
     /// The argument lines of probe `name`: a tracepoint's fields, an
-    /// fentry function's arguments and return value.
+    /// fentry function's arguments and return value, a user function's
+    /// parameters when its binary has DWARF.
     pub(super) fn of(&mut self, name: &str, kernel: &dyn sema::Kernel) -> Vec<String> {
+        if let Some((binary, function)) = name
+            .strip_prefix("uprobe:")
+            .or_else(|| name.strip_prefix("uretprobe:"))
+            .and_then(|rest| rest.rsplit_once(':'))
+        {
+            if self.dwarf.as_ref().map(|(b, _)| b.as_str()) != Some(binary) {
+                let params = super::dwarf_params::function_params(Path::new(binary));
+                self.dwarf = Some((binary.to_string(), params));
+            }
+            return self
+                .dwarf
+                .as_ref()
+                .and_then(|(_, functions)| functions.get(function).cloned())
+                .unwrap_or_default();
+        }
         if let Some(function) = name
             .strip_prefix("fentry:vmlinux:")
             .or_else(|| name.strip_prefix("fexit:vmlinux:"))

@@ -25,6 +25,7 @@ mod actions;
 mod attach;
 mod clock;
 mod command;
+mod dwarf_params;
 mod events;
 mod list;
 mod list_functions;

@@ -1,0 +1,158 @@
+//! Parameters of a user binary's functions from its DWARF, for `-lv`
+//! (`uprobe:/bin/app:handle` → `struct req* r`), spelled as bpftrace
+//! spells them: DWARF's base type names (`long unsigned int`), `*` right
+//! after the pointee.
+//!
+//! A binary without `.debug_info` has no parameters to show; an
+//! unreadable one neither: `-l` still lists its functions.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::path::Path;
+
+use gimli::{AttributeValue, EndianSlice, RunTimeEndian, Unit, UnitOffset};
+use object::{Object, ObjectSection};
+
+type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
+
+/// How deep type names nest before the rest is left out.
+const MAX_TYPE_DEPTH: u32 = 16;
+
+/// Each function defined in `path` with its parameters' `type name`
+/// lines; empty when the binary has no DWARF.
+pub(super) fn function_params(path: &Path) -> HashMap<String, Vec<String>> {
+    read(path).unwrap_or_default()
+}
+
+fn read(path: &Path) -> Result<HashMap<String, Vec<String>>, Box<dyn std::error::Error>> {
+    let data = std::fs::read(path)?;
+    let file = object::File::parse(&*data)?;
+    let endian = if file.is_little_endian() {
+        RunTimeEndian::Little
+    } else {
+        RunTimeEndian::Big
+    };
+    let sections = gimli::DwarfSections::load(|id| -> Result<Cow<[u8]>, object::Error> {
+        match file.section_by_name(id.name()) {
+            Some(section) => section.uncompressed_data(),
+            None => Ok(Cow::Borrowed(&[])),
+        }
+    })?;
+    let dwarf = sections.borrow(|s| EndianSlice::new(s, endian));
+    let mut functions = HashMap::new();
+    let mut units = dwarf.units();
+    while let Some(header) = units.next()? {
+        let unit = dwarf.unit(header)?;
+        unit_functions(&dwarf, &unit, &mut functions)?;
+    }
+    Ok(functions)
+}
+
+/// Adds the functions defined in `unit` (the first definition of a name
+/// wins).
+fn unit_functions(
+    dwarf: &gimli::Dwarf<Reader<'_>>,
+    unit: &Unit<Reader<'_>>,
+    out: &mut HashMap<String, Vec<String>>,
+) -> gimli::Result<()> {
+    let mut entries = unit.entries();
+    // The function being read: its name, depth and parameters.
+    let mut current: Option<(String, isize, Vec<String>)> = None;
+    while let Some(entry) = entries.next_dfs()? {
+        let depth = entry.depth();
+        if let Some((_, at, _)) = &current {
+            if depth <= *at {
+                if let Some((name, _, params)) = current.take() {
+                    out.entry(name).or_insert(params);
+                }
+            }
+        }
+        match entry.tag() {
+            gimli::DW_TAG_subprogram if current.is_none() => {
+                let declaration = matches!(
+                    entry.attr_value(gimli::DW_AT_declaration),
+                    Some(AttributeValue::Flag(true))
+                );
+                let name = entry
+                    .attr_value(gimli::DW_AT_name)
+                    .and_then(|v| string(dwarf, unit, v));
+                if let (Some(name), false) = (name, declaration) {
+                    current = Some((name, depth, Vec::new()));
+                }
+            }
+            gimli::DW_TAG_formal_parameter => {
+                if let Some((_, at, params)) = &mut current {
+                    if depth == *at + 1 {
+                        let name = entry
+                            .attr_value(gimli::DW_AT_name)
+                            .and_then(|v| string(dwarf, unit, v))
+                            .unwrap_or_default();
+                        let ty = type_ref(entry.attr_value(gimli::DW_AT_type));
+                        params.push(format!("{} {name}", type_name(dwarf, unit, ty, 0)));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some((name, _, params)) = current {
+        out.entry(name).or_insert(params);
+    }
+    Ok(())
+}
+
+fn string(
+    dwarf: &gimli::Dwarf<Reader<'_>>,
+    unit: &Unit<Reader<'_>>,
+    v: AttributeValue<Reader<'_>>,
+) -> Option<String> {
+    dwarf
+        .attr_string(unit, v)
+        .ok()
+        .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
+}
+
+fn type_ref(v: Option<AttributeValue<Reader<'_>>>) -> Option<UnitOffset> {
+    match v {
+        Some(AttributeValue::UnitRef(offset)) => Some(offset),
+        _ => None,
+    }
+}
+
+/// The C spelling of the type at `offset` (`void` for none).
+fn type_name(
+    dwarf: &gimli::Dwarf<Reader<'_>>,
+    unit: &Unit<Reader<'_>>,
+    offset: Option<UnitOffset>,
+    depth: u32,
+) -> String {
+    let Some(entry) = offset.and_then(|o| unit.entry(o).ok()) else {
+        return "void".to_string();
+    };
+    if depth > MAX_TYPE_DEPTH {
+        return "void".to_string();
+    }
+    let name = entry
+        .attr_value(gimli::DW_AT_name)
+        .and_then(|v| string(dwarf, unit, v))
+        .unwrap_or_default();
+    let inner = || {
+        type_name(
+            dwarf,
+            unit,
+            type_ref(entry.attr_value(gimli::DW_AT_type)),
+            depth + 1,
+        )
+    };
+    match entry.tag() {
+        gimli::DW_TAG_pointer_type => format!("{}*", inner()),
+        gimli::DW_TAG_const_type => format!("const {}", inner()),
+        gimli::DW_TAG_volatile_type => format!("volatile {}", inner()),
+        gimli::DW_TAG_structure_type => format!("struct {name}"),
+        gimli::DW_TAG_union_type => format!("union {name}"),
+        gimli::DW_TAG_enumeration_type => format!("enum {name}"),
+        gimli::DW_TAG_array_type => format!("{}[]", inner()),
+        _ if name.is_empty() => inner(),
+        _ => name,
+    }
+}
