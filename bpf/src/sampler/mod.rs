@@ -30,6 +30,7 @@
 mod codegen;
 mod maps;
 mod offcpu;
+mod row_space;
 mod tables;
 mod unwinder;
 
@@ -48,7 +49,7 @@ use codegen::{KEY_COMM, KEY_KSTACK, KEY_PID, KEY_SIZE, KEY_TID, KEY_USTACK};
 use maps::{Buffer, Buffers, Maps};
 use offcpu::TaskOffsets;
 pub use offcpu::{OffCpu, ThreadKind};
-pub use tables::{LoadedProcess, NoTable, SkippedFile};
+pub use tables::{LoadedProcess, NoTable, SkippedFile, TableStats, UnwindTables};
 use unwinder::FrameLoop;
 
 /// Stack depth kept per stack, as the kernel's default `perf_event_max_stack`.
@@ -324,7 +325,7 @@ impl Sampler {
     /// mappings cannot be read or stored, goes on with frame pointers, and
     /// its samples are counted as such. Nothing is loaded when user stacks
     /// use frame pointers.
-    pub fn load_target_tables(&mut self) -> TargetTables {
+    pub fn load_target_tables(&self) -> TargetTables {
         let mut report = TargetTables::default();
         for pid in target_pids(&self.target) {
             match self.load_tables(pid) {
@@ -338,9 +339,9 @@ impl Sampler {
 
     /// Loads (again) the unwind tables of process `pid`, for one that started
     /// or mapped new code since; `None` when user stacks use frame pointers.
-    pub fn load_tables(&mut self, pid: u32) -> Result<Option<LoadedProcess>> {
-        match &mut self.maps.unwind {
-            Some(unwind) => unwind.tables.load_process(pid).map(Some),
+    pub fn load_tables(&self, pid: u32) -> Result<Option<LoadedProcess>> {
+        match &self.maps.unwind {
+            Some(unwind) => unwind.tables.load(pid).map(Some),
             None => Ok(None),
         }
     }
@@ -348,11 +349,17 @@ impl Sampler {
     /// Loads the tables of process `pid` unless they are loaded and it still
     /// runs the same program (not a new process under a reused pid, not
     /// replaced by an exec); `None` when nothing was loaded.
-    pub fn refresh_tables(&mut self, pid: u32) -> Result<Option<LoadedProcess>> {
+    pub fn refresh_tables(&self, pid: u32) -> Result<Option<LoadedProcess>> {
         match &self.maps.unwind {
-            Some(unwind) if !unwind.tables.is_current(pid) => self.load_tables(pid),
-            _ => Ok(None),
+            Some(unwind) => unwind.tables.refresh(pid),
+            None => Ok(None),
         }
+    }
+
+    /// The unwind tables, for loading processes from another thread;
+    /// `None` when user stacks use frame pointers.
+    pub fn unwind_tables(&self) -> Option<UnwindTables> {
+        self.maps.unwind.as_ref().map(|u| u.tables.clone())
     }
 
     /// Detaches the program from every CPU; the maps stay readable.
