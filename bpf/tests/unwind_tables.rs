@@ -1,6 +1,6 @@
 //! The unwind-table maps of a whole-host profiler, with real maps and real
 //! processes: an exited process's entry is freed, and a full row map
-//! evicts the least recently used file, never one used in the current round.
+//! evicts the least recently used file, never one used in the last two rounds.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -162,12 +162,13 @@ fn a_full_row_map_evicts_the_least_recently_used_file() {
 
     let perl_loaded = tables.refresh(perl.pid()).unwrap().unwrap();
     assert!(perl_loaded.skipped.is_empty(), "{perl_loaded:?}");
-    // In the same round, perl's files are in use: the workload gets no room.
+    // Perl's files are in use in this round: the workload gets no room.
     let refused = tables.refresh(workload.pid()).unwrap().unwrap();
     assert!(!refused.skipped.is_empty(), "{refused:?}");
     assert_eq!(tables.stats().files_evicted, 0);
 
-    // A round later, perl has not run: its files go for the workload's.
+    // Two rounds later, perl has not run: its files go for the workload's.
+    tables.next_round();
     tables.next_round();
     tables.forget_exited();
     let loaded = tables.load(workload.pid()).unwrap();
@@ -181,7 +182,7 @@ fn a_full_row_map_evicts_the_least_recently_used_file() {
     );
     assert!(stats.rows_used <= u64::from(capacity));
 
-    // Perl comes back in the same round: the workload's files stay.
+    // Perl comes back while the workload's files are in use: they stay.
     let perl_again = tables.refresh(perl.pid()).unwrap().unwrap();
     assert!(!perl_again.skipped.is_empty(), "{perl_again:?}");
     assert_eq!(

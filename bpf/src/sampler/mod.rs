@@ -325,7 +325,7 @@ impl Sampler {
     /// mappings cannot be read or stored, goes on with frame pointers, and
     /// its samples are counted as such. Nothing is loaded when user stacks
     /// use frame pointers.
-    pub fn load_target_tables(&self) -> TargetTables {
+    pub fn load_target_tables(&mut self) -> TargetTables {
         let mut report = TargetTables::default();
         for pid in target_pids(&self.target) {
             match self.load_tables(pid) {
@@ -339,7 +339,7 @@ impl Sampler {
 
     /// Loads (again) the unwind tables of process `pid`, for one that started
     /// or mapped new code since; `None` when user stacks use frame pointers.
-    pub fn load_tables(&self, pid: u32) -> Result<Option<LoadedProcess>> {
+    pub fn load_tables(&mut self, pid: u32) -> Result<Option<LoadedProcess>> {
         match &self.maps.unwind {
             Some(unwind) => unwind.tables.load(pid).map(Some),
             None => Ok(None),
@@ -349,7 +349,7 @@ impl Sampler {
     /// Loads the tables of process `pid` unless they are loaded and it still
     /// runs the same program (not a new process under a reused pid, not
     /// replaced by an exec); `None` when nothing was loaded.
-    pub fn refresh_tables(&self, pid: u32) -> Result<Option<LoadedProcess>> {
+    pub fn refresh_tables(&mut self, pid: u32) -> Result<Option<LoadedProcess>> {
         match &self.maps.unwind {
             Some(unwind) => unwind.tables.refresh(pid),
             None => Ok(None),

@@ -237,6 +237,9 @@ enum InodeEntry {
 struct LoadedEntry {
     identity: ExecIdentity,
     files: Vec<FileKey>,
+    /// The round it was loaded in, when a file found no room then: it is
+    /// loaded again in a later round, when room may have been freed.
+    short_of_room: Option<u64>,
 }
 
 /// Most inodes remembered; past it, those without a table are forgotten.
@@ -318,8 +321,10 @@ fn select_mappings(mut mappings: Vec<ProcMapping>) -> (Vec<ProcMapping>, Vec<Pro
 /// once. When the row map is full, the file least recently used goes first
 /// (those no loaded process uses before any other); a process whose file
 /// is evicted loses its entry and walks frame pointers until it is loaded
-/// again. Files used in the current round ([`Self::next_round`]) are never
-/// evicted, so processes that run together do not evict each other in turn.
+/// again. Files used in the current or the last round ([`Self::next_round`])
+/// are never evicted, so processes that run together do not evict each
+/// other in turn; a process left short of room is loaded again in a later
+/// round.
 #[derive(Debug)]
 pub(super) struct TableMaps {
     rows: MapHandle,
@@ -374,11 +379,13 @@ impl TableMaps {
         self.round += 1;
     }
 
-    /// Whether process `pid` was loaded and still runs what it ran then.
+    /// Whether process `pid` was loaded and still runs what it ran then,
+    /// with every table it could have (none left out for room in an earlier round).
     pub(super) fn is_current(&self, pid: u32) -> bool {
-        self.loaded
-            .get(&pid)
-            .is_some_and(|then| ExecIdentity::of(pid) == Some(then.identity))
+        self.loaded.get(&pid).is_some_and(|then| {
+            then.short_of_room.is_none_or(|round| round == self.round)
+                && ExecIdentity::of(pid) == Some(then.identity)
+        })
     }
 
     /// Marks the files of loaded process `pid` used in this round.
@@ -502,11 +509,17 @@ impl TableMaps {
                 file.last_used = self.round;
             }
         }
+        let short_of_room = loaded
+            .skipped
+            .iter()
+            .any(|s| matches!(s.why, NoTable::RowMapFull { .. }))
+            .then_some(self.round);
         self.loaded.insert(
             pid,
             LoadedEntry {
                 identity,
                 files: pinned,
+                short_of_room,
             },
         );
         Ok(loaded)
@@ -555,12 +568,19 @@ impl TableMaps {
         Ok(placed)
     }
 
+    /// Whether a file last used in round `last_used` may be evicted: not
+    /// when used in this round or the one before (a process that runs
+    /// keeps its files however the rounds fall between its samples).
+    fn evictable(&self, last_used: u64) -> bool {
+        last_used + 1 < self.round
+    }
+
     /// Whether `rows` rows could fit once every evictable file is evicted.
     fn may_fit(&self, rows: usize) -> bool {
         let evictable: u64 = self
             .files
             .values()
-            .filter(|f| f.last_used < self.round)
+            .filter(|f| self.evictable(f.last_used))
             .map(|f| u64::from(f.placed.count))
             .sum();
         let free = u64::from(self.space.capacity()) - self.space.used();
@@ -632,11 +652,12 @@ impl TableMaps {
     }
 
     /// The file to evict next: unused before used, then least recently
-    /// used; never one used this round or `pinned`.
+    /// used, then the fewest users; never one used in the last two rounds
+    /// or `pinned`.
     fn victim(&self, pinned: &[FileKey]) -> Option<FileKey> {
         self.files
             .iter()
-            .filter(|(key, f)| f.last_used < self.round && !pinned.contains(key))
+            .filter(|(key, f)| self.evictable(f.last_used) && !pinned.contains(key))
             .min_by_key(|(_, f)| (f.users > 0, f.last_used, f.users))
             .map(|(key, _)| key.clone())
     }

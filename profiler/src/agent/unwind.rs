@@ -10,6 +10,7 @@
 //! processes that exited and starts a new round of use, which decides what
 //! the row map evicts when full.
 
+use std::collections::BTreeSet;
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -79,11 +80,11 @@ fn load_all(tables: &UnwindTables, pids: &Receiver<Vec<u32>>) {
     loop {
         match pids.recv_timeout(ROUND) {
             Ok(batch) => {
-                for pid in batch.into_iter().filter(|&pid| pid != 0) {
-                    if let Err(err) = tables.refresh(pid) {
-                        // Exited meanwhile, most likely: it walks frame pointers.
-                        debug!(pid, %err, "unwind tables not loaded");
-                    }
+                // Batches that queued while a table was built name pids again.
+                let mut pending: BTreeSet<u32> = batch.into_iter().collect();
+                pending.extend(pids.try_iter().flatten());
+                for pid in pending.into_iter().filter(|&pid| pid != 0) {
+                    load(tables, pid);
                 }
             }
             Err(RecvTimeoutError::Timeout) => {}
@@ -94,6 +95,23 @@ fn load_all(tables: &UnwindTables, pids: &Receiver<Vec<u32>>) {
             tables.forget_exited();
             tables.next_round();
         }
+    }
+}
+
+/// Loads process `pid`'s tables unless they are current.
+fn load(tables: &UnwindTables, pid: u32) {
+    match tables.refresh(pid) {
+        Ok(Some(loaded)) if !loaded.skipped.is_empty() => {
+            let skipped: Vec<String> = loaded
+                .skipped
+                .iter()
+                .map(|s| format!("{}: {}", s.path, s.why))
+                .collect();
+            debug!(pid, ?skipped, "unwind tables loaded in part");
+        }
+        Ok(_) => {}
+        // Exited meanwhile, most likely: it walks frame pointers.
+        Err(err) => debug!(pid, %err, "unwind tables not loaded"),
     }
 }
 
