@@ -35,7 +35,7 @@ mod tables;
 mod unwinder;
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
@@ -386,7 +386,7 @@ impl Sampler {
                 &pair[drained]
             }
         };
-        drain_buffer(buffer)
+        drain_buffer(buffer, self.maps.starts.as_ref())
     }
 
     /// Pids sampled since the last call (requires `track_pids`).
@@ -496,7 +496,11 @@ fn load_off_cpu_program(
 }
 
 /// Reads a buffer's counts and the stacks they use, then empties it.
-fn drain_buffer(buffer: &Buffer) -> Result<Snapshot> {
+///
+/// Off CPU, a thread that left the CPU holds its stack ids in the start
+/// map until it comes back, and its wait is counted only then: those
+/// stacks stay in the stack maps for the drain that will see that count.
+fn drain_buffer(buffer: &Buffer, starts: Option<&MapHandle>) -> Result<Snapshot> {
     let keys: Vec<Vec<u8>> = buffer.counts.keys().collect();
     let mut snapshot = Snapshot::default();
     for key in &keys {
@@ -531,10 +535,15 @@ fn drain_buffer(buffer: &Buffer) -> Result<Snapshot> {
     for key in &keys {
         let _ = buffer.counts.delete(key);
     }
-    for id in snapshot.stacks.keys() {
+    let (waiting_user, waiting_kernel) = starts.map(waiting_stacks).unwrap_or_default();
+    for id in snapshot
+        .stacks
+        .keys()
+        .filter(|id| !waiting_kernel.contains(id))
+    {
         let _ = buffer.stacks.delete(&id.to_ne_bytes());
     }
-    for id in user_stacks.keys() {
+    for id in user_stacks.keys().filter(|id| !waiting_user.contains(id)) {
         let _ = user_map.delete(&id.to_ne_bytes());
     }
     if buffer.user_stacks.is_none() {
@@ -554,6 +563,29 @@ fn drain_buffer(buffer: &Buffer) -> Result<Snapshot> {
         }
     }
     Ok(snapshot)
+}
+
+/// The user and kernel stack ids that threads off CPU hold in the start
+/// map (whose values are the time of the switch-out, then the count key).
+fn waiting_stacks(starts: &MapHandle) -> (HashSet<u32>, HashSet<u32>) {
+    let (mut user, mut kernel) = (HashSet::new(), HashSet::new());
+    for tid in starts.keys() {
+        let Ok(Some(value)) = starts.lookup(&tid, MapFlags::ANY) else {
+            continue;
+        };
+        let Some(key) = value.get(8..8 + KEY_SIZE) else {
+            continue;
+        };
+        let id_at = |at: usize| key.get(at..at + 4).and_then(|b| b.try_into().ok());
+        for (at, ids) in [(KEY_USTACK, &mut user), (KEY_KSTACK, &mut kernel)] {
+            if let Some(StackId::Id(id)) =
+                id_at(at).map(|b| StackId::from_raw(i32::from_ne_bytes(b)))
+            {
+                ids.insert(id);
+            }
+        }
+    }
+    (user, kernel)
 }
 
 /// The addresses of stack `id`, leaf first.
