@@ -34,5 +34,5 @@ pub use error::{Error, Result};
 pub use perf_event::{online_cpus, Event, Rate};
 pub use sampler::{
     Count, Counters, LoadedProcess, OffCpu, Sampler, SamplerConfig, SeenPids, Snapshot, StackId,
-    Target, ThreadKind, UserUnwind,
+    TableStats, Target, ThreadKind, UnwindTables, UserUnwind,
 };

@@ -181,6 +181,19 @@ pub struct AgentArgs {
           value_parser = crate::units::parse_size)]
     pub answer_cache_size: u64,
 
+    /// How user stacks are walked: fp (frame pointers), dwarf (tables built
+    /// from .eh_frame per executable file as processes are first sampled,
+    /// complete through code without frame pointers such as libc), or auto
+    /// (dwarf where the kernel runs the in-kernel unwinder, else fp).
+    #[arg(long = "unwind", value_enum, default_value_t = UnwindArg::Auto)]
+    pub unwind: UnwindArg,
+
+    /// Memory of the unwind-table row map (16 bytes a row; libc takes about
+    /// 28k rows); when full, the least recently used files' tables go first.
+    #[arg(long = "unwind-table-size", value_name = "SIZE", default_value = "16MiB",
+          value_parser = parse_unwind_table_size)]
+    pub unwind_table_size: u64,
+
     /// Log format.
     #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -220,6 +233,19 @@ fn parse_symbol_cache_size(text: &str) -> Result<u64, String> {
         return Err(format!(
             "`{text}` is too small for the symbol caches: the kernel's symbol table alone \
              takes a few MiB; use 8MiB or more"
+        ));
+    }
+    Ok(size)
+}
+
+/// Bytes of one unwind-table row.
+const UNWIND_ROW_BYTES: u64 = 16;
+
+fn parse_unwind_table_size(text: &str) -> Result<u64, String> {
+    let size = crate::units::parse_size(text)?;
+    if size < UNWIND_ROW_BYTES || size / UNWIND_ROW_BYTES > u64::from(u32::MAX) {
+        return Err(format!(
+            "`{text}` is not a usable unwind table size: give 16 bytes (one row) to 64GiB, e.g. 16MiB"
         ));
     }
     Ok(size)

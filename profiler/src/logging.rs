@@ -2,6 +2,8 @@
 //! `--log-level`, else `RUST_LOG` (default `info`), text for people or
 //! JSON for machines.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::{LogFormat, LogLevel};
@@ -14,7 +16,9 @@ pub fn init(format: LogFormat, level: Option<LogLevel>) {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        // Colours only for a terminal: a log file or journal gets plain `key=value`.
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

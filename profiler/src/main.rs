@@ -126,6 +126,8 @@ fn agent_config(args: cli::AgentArgs) -> agent::AgentConfig {
         retention: args.retention,
         max_disk_bytes: args.max_disk,
         stack_storage_size: args.stack_storage_size,
+        unwind: args.unwind,
+        unwind_rows: (args.unwind_table_size / 16) as u32,
         max_symbol_cache_bytes: args.max_symbol_cache,
         answer_cache_bytes: args.answer_cache_size,
         upload: args.upload,

@@ -514,3 +514,104 @@ fn log_level_hides_less_severe_lines() {
         describe(&out)
     );
 }
+
+/// `tests/workloads/qsort_spin.c` built with `-O2 -fomit-frame-pointer`:
+/// only unwind tables reach `main` through libc's qsort.
+fn qsort_nofp() -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/qsort_spin.c");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qsort_nofp");
+    let status = Command::new("gcc")
+        .args(["-O2", "-fomit-frame-pointer", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .status()
+        .expect("gcc runs");
+    assert!(status.success(), "building {}", src.display());
+    out
+}
+
+/// The value of `field=N` in the last log line with `message` in it.
+fn last_logged(log: &str, message: &str, field: &str) -> Option<u64> {
+    let line = log.lines().rev().find(|l| l.contains(message))?;
+    let at = line.find(&format!("{field}="))? + field.len() + 1;
+    line[at..]
+        .trim_start_matches('"')
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Samples of `comm` whose stack reaches `main` through libc's qsort, and all its samples.
+fn complete_qsort_stacks(addr: &str, comm: &str) -> (u64, u64) {
+    let stacks = folded_of(addr, comm);
+    let total: u64 = stacks.iter().map(|(_, c)| c).sum();
+    let complete = stacks
+        .iter()
+        .filter(|(s, _)| {
+            s.contains(";main;sort_all") && s.contains("qsort") && s.ends_with(";compare")
+        })
+        .map(|(_, c)| c)
+        .sum();
+    (complete, total)
+}
+
+/// Waits until `comm` has 100 samples stored and most have complete stacks.
+fn wait_complete_qsort_stacks(agent: &Agent, comm: &str) -> (u64, u64) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (complete, total) = complete_qsort_stacks(&agent.addr, comm);
+        // The first samples, before the tables are in, walk frame pointers.
+        if total >= 100 && complete * 10 >= total * 7 {
+            return (complete, total);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{complete} complete stacks of {total} after 90 s: {:?}",
+            folded_of(&agent.addr, comm)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn unwind_dwarf_reaches_main_in_a_process_started_after_the_agent() {
+    require_root();
+    let _cpu = cpu_lock();
+    let dir = data_dir("unwind-dwarf");
+    let mut agent = Agent::start_with(&dir, "127.0.0.1", &["--unwind", "dwarf"]);
+    let (log, reader) = agent.follow_log();
+    agent.wait_first_window();
+    let workload = Workload::start(&qsort_nofp(), &[]);
+    let (complete, total) = wait_complete_qsort_stacks(&agent, "qsort_nofp");
+    assert!(complete >= 70, "{complete} of {total}");
+    drop(workload);
+    let (status, _) = agent.stop();
+    let _ = reader.join();
+    let log = log.lock().unwrap().clone();
+    assert!(status.success(), "{log}");
+    assert!(
+        last_logged(&log, "unwind tables", "samples_without_tables_percent").is_some(),
+        "the fallback share is not logged: {log}"
+    );
+    assert!(!log.contains("ERROR"), "{log}");
+}
+
+#[test]
+fn unwind_fp_stops_in_libc() {
+    require_root();
+    let _cpu = cpu_lock();
+    let dir = data_dir("unwind-fp");
+    let agent = Agent::start_with(&dir, "127.0.0.1", &["--unwind", "fp"]);
+    agent.wait_first_window();
+    let _workload = Workload::start(&qsort_nofp(), &[]);
+    agent.wait_stored("qsort_nofp", "compare", 100);
+    let (complete, total) = complete_qsort_stacks(&agent.addr, "qsort_nofp");
+    assert!(
+        complete * 10 < total,
+        "frame pointers reached main: the dwarf test proves nothing ({complete} of {total})"
+    );
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(!log.contains("unwind tables"), "fp loads no tables: {log}");
+}

@@ -9,7 +9,7 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
 use super::codegen::KEY_SIZE;
 use super::offcpu::START_SIZE;
-use super::tables::{TableMaps, PROC_SIZE};
+use super::tables::{TableMaps, UnwindTables, PROC_SIZE};
 use super::unwinder::{UnwindMaps, SCRATCH_SIZE, USER_STACK_SIZE};
 use super::{map_error, SamplerConfig, Target, UserUnwind, COUNTERS, MAX_DEPTH};
 use crate::error::{Error, Result};
@@ -26,7 +26,12 @@ pub(super) struct Buffer {
 /// The maps of the in-kernel unwinder, shared by both buffers.
 #[derive(Debug)]
 pub(super) struct Unwind {
-    pub(super) tables: TableMaps,
+    /// The row map, as the program refers to it.
+    rows: MapHandle,
+    /// The per-process map, as the program refers to it.
+    procs: MapHandle,
+    /// The same maps and what user space placed in them.
+    pub(super) tables: UnwindTables,
     /// Per-CPU state of one walk.
     pub(super) scratch: MapHandle,
     /// A `procs` value with no mappings, for processes without tables.
@@ -38,8 +43,8 @@ impl Unwind {
     pub(super) fn maps<'a>(&'a self, buffer: &'a Buffer) -> UnwindMaps<'a> {
         UnwindMaps {
             scratch: &self.scratch,
-            rows: &self.tables.rows,
-            procs: &self.tables.procs,
+            rows: &self.rows,
+            procs: &self.procs,
             empty_proc: &self.empty_proc,
             // Buffers are created with a user-stack map whenever the unwinder is on.
             stacks: buffer.user_stacks.as_ref().unwrap_or(&buffer.stacks),
@@ -188,8 +193,12 @@ impl Maps {
 
 /// The unwinder's maps for `rows` rows and `processes` processes.
 fn rows_and_processes(rows: u32, processes: u32) -> Result<Unwind> {
+    let tables = TableMaps::create(rows, processes)?;
+    let (rows, procs) = tables.handles()?;
     Ok(Unwind {
-        tables: TableMaps::create(rows, processes)?,
+        rows,
+        procs,
+        tables: UnwindTables::new(tables),
         scratch: create(MapType::PercpuArray, "scorch_uscratch", 4, SCRATCH_SIZE, 1)?,
         empty_proc: create(MapType::Array, "scorch_unoproc", 4, PROC_SIZE as u32, 1)?,
     })

@@ -30,11 +30,12 @@
 mod codegen;
 mod maps;
 mod offcpu;
+mod row_space;
 mod tables;
 mod unwinder;
 
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
@@ -48,7 +49,7 @@ use codegen::{KEY_COMM, KEY_KSTACK, KEY_PID, KEY_SIZE, KEY_TID, KEY_USTACK};
 use maps::{Buffer, Buffers, Maps};
 use offcpu::TaskOffsets;
 pub use offcpu::{OffCpu, ThreadKind};
-pub use tables::{LoadedProcess, NoTable, SkippedFile};
+pub use tables::{LoadedProcess, NoTable, SkippedFile, TableStats, UnwindTables};
 use unwinder::FrameLoop;
 
 /// Stack depth kept per stack, as the kernel's default `perf_event_max_stack`.
@@ -339,8 +340,8 @@ impl Sampler {
     /// Loads (again) the unwind tables of process `pid`, for one that started
     /// or mapped new code since; `None` when user stacks use frame pointers.
     pub fn load_tables(&mut self, pid: u32) -> Result<Option<LoadedProcess>> {
-        match &mut self.maps.unwind {
-            Some(unwind) => unwind.tables.load_process(pid).map(Some),
+        match &self.maps.unwind {
+            Some(unwind) => unwind.tables.load(pid).map(Some),
             None => Ok(None),
         }
     }
@@ -350,9 +351,15 @@ impl Sampler {
     /// replaced by an exec); `None` when nothing was loaded.
     pub fn refresh_tables(&mut self, pid: u32) -> Result<Option<LoadedProcess>> {
         match &self.maps.unwind {
-            Some(unwind) if !unwind.tables.is_current(pid) => self.load_tables(pid),
-            _ => Ok(None),
+            Some(unwind) => unwind.tables.refresh(pid),
+            None => Ok(None),
         }
+    }
+
+    /// The unwind tables, for loading processes from another thread;
+    /// `None` when user stacks use frame pointers.
+    pub fn unwind_tables(&self) -> Option<UnwindTables> {
+        self.maps.unwind.as_ref().map(|u| u.tables.clone())
     }
 
     /// Detaches the program from every CPU; the maps stay readable.
@@ -379,7 +386,7 @@ impl Sampler {
                 &pair[drained]
             }
         };
-        drain_buffer(buffer)
+        drain_buffer(buffer, self.maps.starts.as_ref())
     }
 
     /// Pids sampled since the last call (requires `track_pids`).
@@ -489,7 +496,11 @@ fn load_off_cpu_program(
 }
 
 /// Reads a buffer's counts and the stacks they use, then empties it.
-fn drain_buffer(buffer: &Buffer) -> Result<Snapshot> {
+///
+/// Off CPU, a thread that left the CPU holds its stack ids in the start
+/// map until it comes back, and its wait is counted only then: those
+/// stacks stay in the stack maps for the drain that will see that count.
+fn drain_buffer(buffer: &Buffer, starts: Option<&MapHandle>) -> Result<Snapshot> {
     let keys: Vec<Vec<u8>> = buffer.counts.keys().collect();
     let mut snapshot = Snapshot::default();
     for key in &keys {
@@ -524,10 +535,15 @@ fn drain_buffer(buffer: &Buffer) -> Result<Snapshot> {
     for key in &keys {
         let _ = buffer.counts.delete(key);
     }
-    for id in snapshot.stacks.keys() {
+    let (waiting_user, waiting_kernel) = starts.map(waiting_stacks).unwrap_or_default();
+    for id in snapshot
+        .stacks
+        .keys()
+        .filter(|id| !waiting_kernel.contains(id))
+    {
         let _ = buffer.stacks.delete(&id.to_ne_bytes());
     }
-    for id in user_stacks.keys() {
+    for id in user_stacks.keys().filter(|id| !waiting_user.contains(id)) {
         let _ = user_map.delete(&id.to_ne_bytes());
     }
     if buffer.user_stacks.is_none() {
@@ -547,6 +563,29 @@ fn drain_buffer(buffer: &Buffer) -> Result<Snapshot> {
         }
     }
     Ok(snapshot)
+}
+
+/// The user and kernel stack ids that threads off CPU hold in the start
+/// map (whose values are the time of the switch-out, then the count key).
+fn waiting_stacks(starts: &MapHandle) -> (HashSet<u32>, HashSet<u32>) {
+    let (mut user, mut kernel) = (HashSet::new(), HashSet::new());
+    for tid in starts.keys() {
+        let Ok(Some(value)) = starts.lookup(&tid, MapFlags::ANY) else {
+            continue;
+        };
+        let Some(key) = value.get(8..8 + KEY_SIZE) else {
+            continue;
+        };
+        let id_at = |at: usize| key.get(at..at + 4).and_then(|b| b.try_into().ok());
+        for (at, ids) in [(KEY_USTACK, &mut user), (KEY_KSTACK, &mut kernel)] {
+            if let Some(StackId::Id(id)) =
+                id_at(at).map(|b| StackId::from_raw(i32::from_ne_bytes(b)))
+            {
+                ids.insert(id);
+            }
+        }
+    }
+    (user, kernel)
 }
 
 /// The addresses of stack `id`, leaf first.

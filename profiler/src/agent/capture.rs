@@ -4,7 +4,8 @@
 //! that starts and exits meanwhile must still be captured while it lives.
 //! So this thread reads the pids the sampler saw every tick, reads the
 //! labels of new ones, takes a symbolizer snapshot of each new run of a
-//! process, and queues the snapshots for the sampling thread to adopt.
+//! process, and queues the snapshots for the sampling thread to adopt. It
+//! hands the same pids to the unwind-table loader ([`super::unwind`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
@@ -15,6 +16,7 @@ use scorch_bpf::SeenPids;
 use scorch_symbolizer::{ProcessSnapshot, SnapshotTaker, Symbolizer};
 
 use super::labels::ProcessLabels;
+use super::unwind::PidSender;
 use super::TICK;
 
 /// Snapshots waiting for the sampling thread; when full, the capture
@@ -29,8 +31,13 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// Starts capturing the processes `seen` reports, their labels into `labels`.
-    pub fn start(seen: SeenPids, labels: Arc<Mutex<ProcessLabels>>) -> std::io::Result<Capture> {
+    /// Starts capturing the processes `seen` reports, their labels into
+    /// `labels`; passes their pids on to `tables`.
+    pub fn start(
+        seen: SeenPids,
+        labels: Arc<Mutex<ProcessLabels>>,
+        tables: PidSender,
+    ) -> std::io::Result<Capture> {
         let (sender, snapshots) = sync_channel(QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
@@ -40,7 +47,9 @@ impl Capture {
                 let mut taker = SnapshotTaker::default();
                 while !stopped.load(Ordering::Relaxed) {
                     std::thread::sleep(TICK);
-                    for pid in seen.take() {
+                    let pids = seen.take();
+                    tables.send(&pids);
+                    for pid in pids {
                         lock(&labels).capture(pid);
                         if let Some(snapshot) = taker.take_new(pid) {
                             if sender.send(snapshot).is_err() {

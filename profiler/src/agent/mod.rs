@@ -7,7 +7,9 @@
 //! transaction on a thread of its own, so that a slow disk never delays a
 //! capture. New processes are captured every tick on a thread of their
 //! own ([`capture`]), so they are caught while they live even when the
-//! sampling thread is busy symbolizing. Symbol caches survive across windows under a memory ceiling;
+//! sampling thread is busy symbolizing. With `--unwind dwarf` (or auto),
+//! the pids it sees go on to a third thread ([`unwind`]) that loads their
+//! unwind tables into the BPF maps. Symbol caches survive across windows under a memory ceiling;
 //! after each window, processes that exited are forgotten and the caches
 //! trimmed. Retention runs every minute. The
 //! web server runs on its own small tokio runtime and reads the same store.
@@ -16,6 +18,7 @@
 mod capture;
 pub(crate) mod labels;
 mod live;
+mod unwind;
 mod writer;
 
 use std::net::SocketAddr;
@@ -24,12 +27,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use scorch_bpf::{online_cpus, Event, Rate, Sampler, SamplerConfig, Target};
+use scorch_bpf::{online_cpus, Event, Rate, Sampler, SamplerConfig, Target, UserUnwind};
 use scorch_formats::Meta;
 use scorch_store::{Store, StoreOptions, Window};
 use scorch_symbolizer::Symbolizer;
 use tracing::{info, warn};
 
+use crate::cli::UnwindArg;
 use crate::collect::Collector;
 use crate::{privileges, server, signals};
 use labels::{hostname, ProcessLabels};
@@ -60,6 +64,10 @@ pub struct AgentConfig {
     pub max_disk_bytes: u64,
     /// Distinct stacks per window the stack map can hold.
     pub stack_storage_size: u32,
+    /// How user stacks are walked.
+    pub unwind: UnwindArg,
+    /// Rows of the unwind-table map, for all files together.
+    pub unwind_rows: u32,
     /// Most bytes the symbol caches may hold (estimated).
     pub max_symbol_cache_bytes: u64,
     /// Most bytes the page's answer cache may hold (estimated).
@@ -136,11 +144,18 @@ fn sample_forever(
         track_pids: true,
         off_cpu: None,
     };
-    let mut sampler = Sampler::start(&sampler_config)?;
+    let mut sampler = start_sampler(&sampler_config, config)?;
+    let loader = sampler
+        .unwind_tables()
+        .map(unwind::Loader::start)
+        .transpose()
+        .context("starting the unwind-table thread")?;
+    let mut unwind_share = unwind::UnwindShare::default();
     let mut symbolizer = Symbolizer::with_memory_limit(config.max_symbol_cache_bytes);
     let processes = Arc::new(Mutex::new(ProcessLabels::default()));
     let seen = sampler.seen_pids()?.context("the sampler tracks no pids")?;
-    let capture = capture::Capture::start(seen, Arc::clone(&processes))
+    let pid_sender = loader.as_ref().map(|l| l.sender()).unwrap_or_default();
+    let capture = capture::Capture::start(seen, Arc::clone(&processes), pid_sender)
         .context("starting the capture thread")?;
     let host = hostname();
     let mut window_start = SystemTime::now();
@@ -190,7 +205,11 @@ fn sample_forever(
         if let Some(uploader) = uploader {
             crate::upload::submit(uploader, &windows, config.frequency_hz);
         }
-        let lost = sampler.counters().map(|c| c.lost()).unwrap_or(0);
+        let counters = sampler.counters().unwrap_or_default();
+        if let Some(tables) = sampler.unwind_tables() {
+            unwind_share.log(counters, tables.stats());
+        }
+        let lost = counters.lost();
         if lost > lost_before {
             warn!(
                 lost = lost - lost_before,
@@ -205,6 +224,29 @@ fn sample_forever(
             return Ok(());
         }
         writer.submit(windows, samples, cache_bytes);
+    }
+}
+
+/// Unwind-table entries for processes (about 4 KiB each, allocated as loaded).
+const UNWIND_PROCESSES: u32 = 4096;
+
+/// Starts the sampler, walking user stacks as `--unwind` says; `auto`
+/// falls back to frame pointers where the in-kernel unwinder cannot load.
+fn start_sampler(sampler_config: &SamplerConfig, config: &AgentConfig) -> anyhow::Result<Sampler> {
+    let tables = UserUnwind::Tables {
+        rows: config.unwind_rows,
+        processes: UNWIND_PROCESSES,
+    };
+    let started = match config.unwind {
+        UnwindArg::Fp => return Ok(Sampler::start(sampler_config)?),
+        UnwindArg::Dwarf | UnwindArg::Auto => Sampler::start_unwinding(sampler_config, tables),
+    };
+    match started {
+        Err(err) if config.unwind == UnwindArg::Auto => {
+            warn!(%err, "walking user stacks with frame pointers");
+            Ok(Sampler::start(sampler_config)?)
+        }
+        started => Ok(started?),
     }
 }
 
