@@ -197,32 +197,36 @@ pub(crate) fn merge(
         .map_or(1, |n| n.get())
         .min(MAX_WORKERS);
     if workers < 2 || windows < MIN_PARALLEL_WINDOWS {
-        let mut part = Part::new(ids)?;
-        feed(&mut |id, blob| part.add(id, blob))?;
-        return Ok(Merged {
-            sums: part.merger,
-            damaged: part.damaged,
-        });
+        return merge_here(ids, feed);
     }
     std::thread::scope(|scope| {
         let mut queues = Vec::with_capacity(workers);
         let mut threads = Vec::with_capacity(workers);
         for _ in 0..workers {
             let (queue, blobs) = mpsc::sync_channel::<(i64, Option<Vec<u8>>)>(QUEUE);
+            let worker = std::thread::Builder::new()
+                .name("scorch-merge".into())
+                .spawn_scoped(scope, move || -> Result<Part, Error> {
+                    let mut part = Part::new(ids)?;
+                    for (id, blob) in blobs {
+                        part.add(id, blob.as_deref());
+                    }
+                    Ok(part)
+                });
+            // No thread to be had (a process at its limit): merge with
+            // the ones there are, or here.
+            let Ok(worker) = worker else { break };
             queues.push(queue);
-            threads.push(scope.spawn(move || -> Result<Part, Error> {
-                let mut part = Part::new(ids)?;
-                for (id, blob) in blobs {
-                    part.add(id, blob.as_deref());
-                }
-                Ok(part)
-            }));
+            threads.push(worker);
+        }
+        if threads.is_empty() {
+            return merge_here(ids, feed);
         }
         let mut next = 0;
         let fed = feed(&mut |id, blob| {
             // A worker that failed to start has hung up; its error is
             // reported when it is joined below.
-            let _ = queues[next % workers].send((id, blob.map(<[u8]>::to_vec)));
+            let _ = queues[next % queues.len()].send((id, blob.map(<[u8]>::to_vec)));
             next += 1;
         });
         drop(queues);
@@ -242,9 +246,63 @@ pub(crate) fn merge(
     })
 }
 
+/// [`merge`] on the calling thread alone.
+fn merge_here(
+    ids: TraceIds,
+    feed: impl FnOnce(&mut dyn FnMut(i64, Option<&[u8]>)) -> Result<(), Error>,
+) -> Result<Merged, Error> {
+    let mut part = Part::new(ids)?;
+    feed(&mut |id, blob| part.add(id, blob))?;
+    Ok(Merged {
+        sums: part.merger,
+        damaged: part.damaged,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::codec::BlobEncoder;
+
+    #[test]
+    fn worker_threads_sum_as_the_calling_thread_does() {
+        let mut encoder = BlobEncoder::new(1).unwrap();
+        let mut seed = 7u64;
+        let blobs: Vec<Vec<u8>> = (0..200)
+            .map(|w| {
+                if w == 50 {
+                    return b"damaged".to_vec();
+                }
+                let mut traces: Vec<(i64, u64)> = (0..300)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        (1 + (seed >> 33) as i64 % 5000, 1 + (seed >> 20) % 9)
+                    })
+                    .collect();
+                traces.sort_unstable();
+                traces.dedup_by_key(|t| t.0);
+                encoder.encode(&traces).unwrap()
+            })
+            .collect();
+        let feed = |sink: &mut dyn FnMut(i64, Option<&[u8]>)| {
+            for (id, blob) in blobs.iter().enumerate() {
+                sink(id as i64, Some(blob));
+            }
+            sink(999, None);
+            Ok(())
+        };
+        for ids in [TraceIds(Some((1, 5000))), TraceIds(None)] {
+            let here = merge_here(ids, feed).unwrap();
+            let spread = merge(ids, blobs.len() as u64, feed).unwrap();
+            let mut damaged = spread.damaged.clone();
+            damaged.sort_unstable();
+            assert_eq!(damaged, vec![50, 999]);
+            assert_eq!(here.damaged, vec![50, 999]);
+            let sums = here.sums.into_sorted();
+            assert!(sums.len() > 4000, "{}", sums.len());
+            assert_eq!(spread.sums.into_sorted(), sums);
+        }
+    }
 
     #[test]
     fn absorbing_adds_sums_whatever_the_kinds_of_merger() {
