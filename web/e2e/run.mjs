@@ -653,6 +653,14 @@ test('resizes with the window and honours device pixel ratio', async ({ page }) 
   near(w2, size[1], 2, 'root spans the canvas');
 }, { deviceScaleFactor: 2 });
 
+test('the real server sends the page code as one script', async ({ page, guard }) => {
+  await open(page, BASE, SMALL);
+  const scripts = guard.requests.map((u) => new URL(u).pathname).filter((p) => p.endsWith('.js'));
+  // scorch bundles the modules at build time; the fixture server serves them as they are.
+  if (BASE.external) eq(scripts, ['/boot.js', '/bundle.js'], 'scripts loaded');
+  else ok(scripts.includes('/app.js'), `the fixture server serves the modules (${scripts.join(', ')})`);
+});
+
 test('no request leaves the server host; no external references in the page', async ({ page, guard }) => {
   await open(page, BASE, SMALL);
   await clickFrame(page, 'handle_request');

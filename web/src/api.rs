@@ -15,11 +15,13 @@ use scorch_formats::{Format, TextOptions};
 use scorch_store::{Query, Store};
 use serde_json::json;
 
-use crate::answers::{AnswerCache, AnswerKey};
+use crate::answers::{AnswerCache, AnswerKey, Source};
 use crate::error::ApiError;
 use crate::params::{Params, MAX_BUCKETS};
 
-/// Says whether a JSON profile came from the answer cache: `hit` or `miss`.
+/// Says where a JSON profile's tree came from: `hit` (the answer cache),
+/// `miss` (built for this request) or `shared` (built for a request for the
+/// same windows running at the same time, which this one waited for).
 pub const CACHE_HEADER: &str = "x-scorch-cache";
 
 /// What the profile endpoint needs: the store and the built trees.
@@ -119,7 +121,8 @@ fn parse_share(text: &str) -> Result<f64, ApiError> {
 }
 
 /// The flame tree of a query as JSON, from the answer cache when it holds
-/// the tree of the same windows; the `x-scorch-cache` header says which.
+/// the tree of the same windows, built once for concurrent requests; the
+/// `x-scorch-cache` header says where it came from.
 async fn flame_json(
     profiles: Profiles,
     params: Params,
@@ -127,34 +130,32 @@ async fn flame_json(
     min_share: Option<f64>,
 ) -> Result<Response, ApiError> {
     let Profiles { store, answers } = profiles;
-    let (body, hit) = blocking(&store, move |s| {
+    let (body, source) = blocking(&store, move |s| {
         let windows = s.window_set(&query)?;
         let key = AnswerKey::new(params.from, params.until, &params.labels, windows);
-        let (tree, hit) = match answers.get(&key) {
-            Some(tree) => (tree, true),
-            None => {
-                let (profile, windows) = s.query_with_window_set(&query)?;
-                let tree = Arc::new(FlameTree::from_profile(&profile, params.from, params.until));
-                let key = AnswerKey::new(params.from, params.until, &params.labels, windows);
-                answers.insert(key, Arc::clone(&tree));
-                (tree, false)
-            }
-        };
+        let (tree, source) = answers.answer(&key, || {
+            let (profile, windows) = s.query_with_window_set(&query)?;
+            let tree = Arc::new(FlameTree::from_profile(&profile, params.from, params.until));
+            let key = AnswerKey::new(params.from, params.until, &params.labels, windows);
+            Ok((key, tree))
+        })?;
         let body = match min_share {
             Some(share) => serde_json::to_vec(&tree.pruned(share)),
             None => serde_json::to_vec(&*tree),
         };
-        Ok((body, hit))
+        Ok((body, source))
     })
     .await?;
     let body = body.map_err(|e| ApiError::internal(format!("encoding the profile: {e}")))?;
+    let cache = match source {
+        Source::Hit => "hit",
+        Source::Built => "miss",
+        Source::Shared => "shared",
+    };
     Ok((
         [
             (header::CONTENT_TYPE, "application/json"),
-            (
-                HeaderName::from_static(CACHE_HEADER),
-                if hit { "hit" } else { "miss" },
-            ),
+            (HeaderName::from_static(CACHE_HEADER), cache),
         ],
         body,
     )

@@ -12,6 +12,9 @@
 mod answers;
 mod api;
 mod auth;
+// Used by the build script (which includes the file); here for its tests.
+#[cfg(test)]
+mod bundle;
 mod error;
 mod ingest;
 mod live;

@@ -1,5 +1,8 @@
 //! The flame-graph page, embedded in the binary: no files to install, no
-//! external request. The files are the ones in `web/page/`.
+//! external request. The files are the ones in `web/page/`, except that
+//! the page loads its modules as one script, `bundle.js`, which the build
+//! script makes from them together with the `index.html` that loads it
+//! (see `bundle`). The module files are still served, for debugging.
 
 use axum::extract::Path;
 use axum::http::{header, StatusCode};
@@ -45,7 +48,12 @@ const FILES: &[(&str, &str, &[u8])] = &[
     (
         "index.html",
         "text/html; charset=utf-8",
-        include_bytes!("../page/index.html"),
+        include_bytes!(concat!(env!("OUT_DIR"), "/index.html")),
+    ),
+    (
+        "bundle.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!(concat!(env!("OUT_DIR"), "/bundle.js")),
     ),
     (
         "render.js",

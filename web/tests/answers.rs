@@ -1,9 +1,12 @@
 //! The answer cache and the pruned first-paint tree, through the API over a
 //! real store: repeated requests are answered from the cache, a window
 //! written into (or deleted from) the range invalidates the answer, the
-//! cache keeps to its budget, and `min_share` prunes honestly.
+//! cache keeps to its budget, `min_share` prunes honestly, concurrent
+//! requests build once, and the answers of a many-window range stay
+//! byte-identical to `tests/golden/` (rewrite with `SCORCH_BLESS=1`).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +16,7 @@ use axum::http::{Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use scorch_formats::flame::FlameTree;
-use scorch_formats::{FrameKind, Line, Location, Meta, ProfileBuilder, Sample, Stack};
+use scorch_formats::{FrameKind, Line, Location, Mapping, Meta, ProfileBuilder, Sample, Stack};
 use scorch_store::{Query, Store, StoreOptions, Window};
 use scorch_web::{IngestMode, CACHE_HEADER};
 use tower::ServiceExt;
@@ -156,6 +159,42 @@ async fn repeated_requests_are_answered_from_the_cache() {
     assert_eq!(folded.cache, None);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_requests_for_one_answer_build_it_once() {
+    let store = store();
+    let app = router(&store, scorch_web::DEFAULT_ANSWER_CACHE_BYTES);
+    let url = format!("/api/profile?{}&format=json", range());
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, url) = (app.clone(), url.clone());
+            tokio::spawn(async move { get(&app, &url).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for request in requests {
+        answers.push(request.await.unwrap());
+    }
+    let sources: Vec<&str> = answers
+        .iter()
+        .map(|a| a.cache.as_deref().unwrap())
+        .collect();
+    // Built exactly once however the requests overlapped: every other one
+    // waited for that build (`shared`) or came after it (`hit`).
+    assert_eq!(
+        sources.iter().filter(|&&s| s == "miss").count(),
+        1,
+        "{sources:?}"
+    );
+    assert!(
+        sources
+            .iter()
+            .all(|s| ["miss", "shared", "hit"].contains(s)),
+        "{sources:?}"
+    );
+    assert!(answers.iter().all(|a| a.body == answers[0].body));
+    assert_eq!(answers[0].samples(), 13);
+}
+
 #[tokio::test]
 async fn a_window_written_or_deleted_in_the_range_invalidates_the_answer() {
     let store = store();
@@ -294,4 +333,166 @@ async fn min_share_must_be_a_fraction_of_a_json_tree() {
         .as_str()
         .unwrap()
         .contains("format=json"));
+}
+
+/// A small deterministic random number generator (xorshift).
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n as u64) as usize
+    }
+}
+
+/// `n` windows of three processes drawing samples from one pool of stacks:
+/// user frames in two mappings (some with an inlined function), kernel and
+/// JIT frames, missed stacks.
+fn many_windows(n: u64) -> Vec<Window> {
+    let mut rng = Rng(0x5eed_1234_abcd);
+    let pool: Vec<(Vec<u32>, Option<Vec<u32>>)> = (0..150)
+        .map(|_| {
+            let depth = 2 + rng.below(12);
+            let user = (0..depth).map(|_| rng.below(400) as u32).collect();
+            let kernel = (rng.below(3) == 0).then(|| {
+                (0..1 + rng.below(5))
+                    .map(|_| rng.below(60) as u32)
+                    .collect()
+            });
+            (user, kernel)
+        })
+        .collect();
+    (0..n)
+        .map(|w| {
+            let mut b = ProfileBuilder::new(Meta {
+                frequency_hz: Some(99),
+                ..Meta::default()
+            });
+            let libs = ["/usr/bin/app", "/usr/lib/libc.so.6"].map(|file| {
+                b.mapping(Mapping {
+                    start: 0x1000,
+                    limit: 0x9000,
+                    offset: 0,
+                    file: file.to_string(),
+                    build_id: Some(format!("{:x}", file.len())),
+                })
+            });
+            let comm = ["app", "db", "worker"][(w % 3) as usize];
+            for _ in 0..40 {
+                let (user, kernel) = &pool[rng.below(pool.len())];
+                let mut frame = |f: u32, kind: FrameKind| {
+                    let mut lines = vec![Line {
+                        function: format!("fn_{f}"),
+                        file: Some(format!("src/m{}.rs", f % 7)),
+                        line: Some(f),
+                    }];
+                    if kind == FrameKind::User && f.is_multiple_of(5) {
+                        lines.insert(
+                            0,
+                            Line {
+                                function: format!("inlined_{f}"),
+                                file: None,
+                                line: None,
+                            },
+                        );
+                    }
+                    b.location(Location {
+                        address: u64::from(f) * 16,
+                        mapping: (kind == FrameKind::User).then(|| libs[(f % 2) as usize]),
+                        kind,
+                        lines,
+                    })
+                };
+                let user_kind = if user[0].is_multiple_of(9) {
+                    FrameKind::Jit
+                } else {
+                    FrameKind::User
+                };
+                let user = user.iter().map(|&f| frame(f, user_kind)).collect();
+                let kernel = match kernel {
+                    Some(k) => Stack::Frames(
+                        k.iter()
+                            .map(|&f| frame(1000 + f, FrameKind::Kernel))
+                            .collect(),
+                    ),
+                    None if rng.below(10) == 0 => Stack::Missed,
+                    None => Stack::Absent,
+                };
+                b.sample(Sample {
+                    pid: 100 + (w % 3) as u32,
+                    tid: None,
+                    comm: comm.into(),
+                    user: Stack::Frames(user),
+                    kernel,
+                    count: 1 + rng.below(5) as u64,
+                });
+            }
+            Window {
+                start_unix_ns: T0 + w * 10 * SEC,
+                end_unix_ns: T0 + (w + 1) * 10 * SEC,
+                labels: BTreeMap::from([
+                    ("comm".to_string(), comm.to_string()),
+                    ("host".to_string(), "h1".to_string()),
+                ]),
+                profile: b.build(),
+            }
+        })
+        .collect()
+}
+
+/// Compares `actual` with `tests/golden/NAME`, or rewrites the file when
+/// `SCORCH_BLESS=1`.
+fn golden(name: &str, actual: &[u8]) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var("SCORCH_BLESS").as_deref() == Ok("1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read {}: {e}; create it with SCORCH_BLESS=1",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let at = expected
+            .iter()
+            .zip(actual)
+            .position(|(e, a)| e != a)
+            .unwrap_or(expected.len().min(actual.len()));
+        panic!(
+            "{} differs from the answer at byte {at} (lengths {} and {}); if the change \
+             is deliberate, rerun with SCORCH_BLESS=1 and review the diff",
+            path.display(),
+            expected.len(),
+            actual.len()
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_answers_of_many_windows_stay_byte_identical() {
+    let dir = std::env::temp_dir().join(format!("scorch-web-golden-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = Store::open(&dir, StoreOptions::new(RETENTION, 1 << 30)).unwrap();
+    store.write_windows(&many_windows(240)).unwrap();
+    let store = Arc::new(store);
+    let app = router(&store, scorch_web::DEFAULT_ANSWER_CACHE_BYTES);
+    let range = format!("from={T0}&until={}", T0 + 2400 * SEC);
+    for (name, query) in [
+        ("many-windows.json", "format=json"),
+        ("many-windows-pruned.json", "format=json&min_share=0.004"),
+        ("many-windows-worker.json", "format=json&label=comm:worker"),
+        ("many-windows.folded", "format=folded"),
+    ] {
+        let answer = get(&app, &format!("/api/profile?{range}&{query}")).await;
+        assert_eq!(answer.status, StatusCode::OK, "{name}");
+        golden(name, &answer.body);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -229,12 +229,40 @@ async fn serves_every_file_of_the_page() {
             StatusCode::OK,
             "{name} is not embedded: add it to web/src/page.rs"
         );
-        assert_eq!(
-            body,
-            std::fs::read(&path).unwrap(),
-            "{name} differs from web/page"
+        let source = std::fs::read(&path).unwrap();
+        if name == "index.html" {
+            // Served loading the bundle instead of the modules: the same
+            // lines otherwise.
+            let source = String::from_utf8(source).unwrap();
+            let expected: Vec<String> = source
+                .lines()
+                .filter(|l| !l.starts_with("<link rel=\"modulepreload\""))
+                .map(|l| l.replace("src=\"app.js\"", "src=\"bundle.js\""))
+                .collect();
+            let served = String::from_utf8(body).unwrap();
+            assert_eq!(served.lines().collect::<Vec<_>>(), expected);
+            assert!(served.contains("<script type=\"module\" src=\"bundle.js\"></script>"));
+        } else {
+            assert_eq!(body, source, "{name} differs from web/page");
+        }
+    }
+    // The bundle: every module of the page, in one script with no imports.
+    let (status, content_type, body) = get(&store, "/bundle.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(content_type.starts_with("text/javascript"));
+    let bundle = String::from_utf8(body).unwrap();
+    for module in [
+        "api", "app", "diff", "flame", "format", "render", "sandwich", "search", "table",
+        "timeline", "tree", "urlstate",
+    ] {
+        assert!(
+            bundle.contains(&format!("// ---- {module}.js\n")),
+            "{module}.js is in the bundle"
         );
     }
+    assert!(!bundle
+        .lines()
+        .any(|l| l.starts_with("import ") || l.starts_with("export ")));
     let (status, _, _) = get(&store, "/nope.js").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

@@ -43,19 +43,29 @@ const UNSEEN: (u32, u32) = (u32::MAX, 0);
 
 impl<'a> Builder<'a> {
     fn new(profile: &'a Profile) -> Self {
+        // Sized for the usual case, where most locations are one frame with
+        // a name of its own and most frames are one node: growing these
+        // step by step (rehashing every entry) costs more than building.
+        let locations = profile.locations.len();
+        let nodes = locations + profile.samples.len() + 1;
         let mut builder = Builder {
             profile,
-            names: Vec::new(),
-            name_index: HashMap::default(),
-            location_frames: vec![UNSEEN; profile.locations.len()],
-            frames: Vec::new(),
-            name: vec![0],
-            kind: vec![NodeKind::Process],
-            parent: vec![0],
-            self_count: vec![0],
-            total: vec![0],
-            children: HashMap::default(),
+            names: Vec::with_capacity(locations + 1),
+            name_index: HashMap::with_capacity_and_hasher(locations + 1, FastBuild::default()),
+            location_frames: vec![UNSEEN; locations],
+            frames: Vec::with_capacity(locations),
+            name: Vec::with_capacity(nodes),
+            kind: Vec::with_capacity(nodes),
+            parent: Vec::with_capacity(nodes),
+            self_count: Vec::with_capacity(nodes),
+            total: Vec::with_capacity(nodes),
+            children: HashMap::with_capacity_and_hasher(nodes, FastBuild::default()),
         };
+        builder.name.push(0);
+        builder.kind.push(NodeKind::Process);
+        builder.parent.push(0);
+        builder.self_count.push(0);
+        builder.total.push(0);
         builder.intern(Cow::Borrowed("all"));
         builder
     }

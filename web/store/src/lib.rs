@@ -93,7 +93,8 @@
 //!   in-memory table, not a database lookup; dictionary rows are only
 //!   touched when new, or once an hour to mark them used.
 //! - Querying: trace ids are dense, so the merge sums into an array indexed
-//!   by id (at most 8 MiB; a hash map beyond); the timeline reads only the
+//!   by id (at most 8 MiB; a hash map beyond), blobs of a long range are
+//!   decompressed and summed on a few worker threads; the timeline reads only the
 //!   per-window totals; a cold dictionary cache is filled by range scans.
 //! - Memory: the writer's and the readers' caches hold at most
 //!   [`StoreOptions::cache_entries`] entries per dictionary table each;
@@ -109,8 +110,9 @@
 //! # Layout
 //!
 //! `schema` (tables, version, checks), `codec` (byte layouts), `dict`
-//! (interning and lookup), `write`, `query` (selection and merge),
-//! `materialise` (ids back to a profile), `retention`, `open` and `salvage`
+//! (interning and lookup), `write`, `query` (selection), `merge` (summing
+//! window blobs, in parallel), `materialise` (ids back to a profile),
+//! `retention`, `open` and `salvage`
 //! (opening and corruption), `reserve` (space for a full disk), `pool`
 //! (read connections), `cache`, `lock`, `error`, `options`.
 
@@ -120,6 +122,7 @@ mod dict;
 mod error;
 mod lock;
 mod materialise;
+mod merge;
 mod open;
 mod options;
 mod pool;

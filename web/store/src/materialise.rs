@@ -96,13 +96,15 @@ pub(crate) fn profile(
     let mut builder = Assembler {
         profile: Profile {
             meta,
-            ..Profile::default()
+            samples: Vec::with_capacity(traces.len()),
+            locations: Vec::with_capacity(locations.len()),
+            mappings: Vec::with_capacity(mappings.len()),
         },
         stacks: &stacks,
         locations: &locations,
         mappings: &mappings,
         strings: &strings,
-        location_index: IdMap::default(),
+        location_index: Numbering::for_ids(locations.keys().copied()),
         mapping_index: IdMap::default(),
     };
     for &(id, count) in traces {
@@ -130,8 +132,86 @@ struct Assembler<'a> {
     locations: &'a IdMap<Arc<LocationEntry>>,
     mappings: &'a IdMap<MappingEntry>,
     strings: &'a IdMap<Arc<str>>,
-    location_index: IdMap<usize>,
+    location_index: Numbering,
     mapping_index: IdMap<usize>,
+}
+
+/// Id ranges up to this size are numbered in a dense array (16 MiB).
+const MAX_DENSE: i64 = 1 << 22;
+
+/// The index given to each dictionary id, looked up once per frame of
+/// every stack: in an array indexed by id when the ids are a compact range
+/// (the usual case: ids are handed out in order), else in a hash map.
+enum Numbering {
+    Dense { first: i64, index: Vec<u32> },
+    Sparse(IdMap<usize>),
+}
+
+/// An id not numbered yet, in [`Numbering::Dense`].
+const UNNUMBERED: u32 = u32::MAX;
+
+impl Numbering {
+    /// A numbering for (at most) the ids of `ids`.
+    fn for_ids(ids: impl Iterator<Item = i64>) -> Self {
+        let (mut first, mut last, mut count) = (i64::MAX, i64::MIN, 0i64);
+        for id in ids {
+            first = first.min(id);
+            last = last.max(id);
+            count += 1;
+        }
+        match last.checked_sub(first) {
+            Some(span) if span < MAX_DENSE && span < count.saturating_mul(8) => Numbering::Dense {
+                first,
+                index: vec![UNNUMBERED; (span + 1) as usize],
+            },
+            _ => Numbering::Sparse(IdMap::default()),
+        }
+    }
+
+    #[inline]
+    fn get(&self, id: i64) -> Option<usize> {
+        match self {
+            Numbering::Dense { first, index } => usize::try_from(id - first)
+                .ok()
+                .and_then(|i| index.get(i))
+                .filter(|&&n| n != UNNUMBERED)
+                .map(|&n| n as usize),
+            Numbering::Sparse(map) => map.get(&id).copied(),
+        }
+    }
+
+    fn insert(&mut self, id: i64, n: usize) {
+        if let Numbering::Dense { first, index } = self {
+            let slot = usize::try_from(id - *first)
+                .ok()
+                .and_then(|i| index.get_mut(i));
+            match (slot, u32::try_from(n)) {
+                (Some(slot), Ok(n)) if n != UNNUMBERED => {
+                    *slot = n;
+                    return;
+                }
+                // Outside the range (an id that was not resolved) or too
+                // many entries: number everything in a map from now on.
+                _ => *self = Numbering::Sparse(self.entries()),
+            }
+        }
+        if let Numbering::Sparse(map) = self {
+            map.insert(id, n);
+        }
+    }
+
+    /// Every id numbered so far, with its number.
+    fn entries(&self) -> IdMap<usize> {
+        match self {
+            Numbering::Dense { first, index } => index
+                .iter()
+                .zip(*first..)
+                .filter(|(&n, _)| n != UNNUMBERED)
+                .map(|(&n, id)| (id, n as usize))
+                .collect(),
+            Numbering::Sparse(map) => map.clone(),
+        }
+    }
 }
 
 impl Assembler<'_> {
@@ -160,7 +240,7 @@ impl Assembler<'_> {
     }
 
     fn location(&mut self, id: i64) -> usize {
-        if let Some(&index) = self.location_index.get(&id) {
+        if let Some(index) = self.location_index.get(id) {
             return index;
         }
         let index = self.profile.locations.len();

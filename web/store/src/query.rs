@@ -3,8 +3,9 @@
 //! A query selects the series whose labels match every filter, then the
 //! windows of those series that start in `[from, until)`. Merging them is
 //! summing counts per trace id across the window blobs, which is a tight
-//! loop over varints into an array indexed by id; only the distinct traces
-//! of the result are then turned back into samples (see `materialise`).
+//! loop over varints into an array indexed by id, spread over threads for
+//! long ranges (see `merge`); only the distinct traces of the result are
+//! then turned back into samples (see `materialise`).
 //! Concurrent queries share the dictionary cache and take turns for that
 //! last step. A query runs in
 //! one read transaction, so it sees one consistent state of the store
@@ -20,11 +21,10 @@ use std::sync::Mutex;
 use rusqlite::Connection;
 use scorch_formats::{Measure, Meta, Profile};
 
-use crate::cache::IdMap;
-use crate::codec::BlobDecoder;
 use crate::dict::DictCache;
 use crate::error::{Error, SqlContext};
 use crate::materialise;
+use crate::merge::{self, TraceIds};
 
 /// Most buckets a timeline may have.
 const MAX_BUCKETS: u64 = 100_000;
@@ -176,81 +176,13 @@ impl<T: PartialEq + Copy> Agreed<T> {
     }
 }
 
-/// Id ranges up to this size are merged in a dense array (8 MiB).
-const MAX_DENSE: i64 = 1 << 20;
-
-/// Sums counts per trace id. Trace ids are handed out in order and
-/// collected from the oldest, so the ids in use are usually a compact range:
-/// then the sums live in an array indexed by id, the cheapest possible
-/// update. A store whose traces span more ids uses a hash map.
-enum Merger {
-    Dense {
-        first: i64,
-        counts: Vec<u64>,
-        /// Ids outside the range (none, unless the store is damaged).
-        others: IdMap<u64>,
-    },
-    Sparse(IdMap<u64>),
-}
-
-impl Merger {
-    /// A merger for the trace ids of the current snapshot.
-    fn new(conn: &Connection) -> Result<Self, Error> {
-        let (first, last): (Option<i64>, Option<i64>) = conn
-            .query_row("SELECT min(id), max(id) FROM dict_trace", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .ctx("reading the trace id range")?;
-        Ok(match (first, last) {
-            (Some(first), Some(last)) if (0..MAX_DENSE).contains(&(last - first)) => {
-                Merger::Dense {
-                    first,
-                    counts: vec![0; (last - first + 1) as usize],
-                    others: IdMap::default(),
-                }
-            }
-            _ => Merger::Sparse(IdMap::default()),
-        })
-    }
-
-    #[inline]
-    fn add(&mut self, id: i64, count: u64) {
-        let slot = match self {
-            Merger::Dense {
-                first,
-                counts,
-                others,
-            } => match usize::try_from(id - *first)
-                .ok()
-                .and_then(|i| counts.get_mut(i))
-            {
-                Some(slot) => slot,
-                None => others.entry(id).or_insert(0),
-            },
-            Merger::Sparse(map) => map.entry(id).or_insert(0),
-        };
-        *slot = slot.saturating_add(count);
-    }
-
-    /// The non-zero sums, by ascending id.
-    fn into_sorted(self) -> Vec<(i64, u64)> {
-        let mut sums: Vec<(i64, u64)> = match self {
-            Merger::Dense {
-                first,
-                counts,
-                others,
-            } => counts
-                .into_iter()
-                .zip(first..)
-                .map(|(count, id)| (id, count))
-                .chain(others)
-                .collect(),
-            Merger::Sparse(map) => map.into_iter().collect(),
-        };
-        sums.retain(|&(_, count)| count > 0);
-        sums.sort_unstable();
-        sums
-    }
+/// What a merge keeps of each window besides its blob.
+struct WindowMeta {
+    id: i64,
+    start: u64,
+    end: u64,
+    frequency: Option<i64>,
+    period: Option<i64>,
 }
 
 /// The [`WindowSet`] of a query, in its own read transaction.
@@ -299,41 +231,39 @@ pub(crate) fn merged_profile(
     let tx = conn.transaction().ctx("starting a read")?;
     let series = matching_series(&tx, &query.label_filters)?;
     let set = selected_windows(&tx, series.as_deref(), bounds)?;
-    let mut decoder = BlobDecoder::new().map_err(|source| Error::Zstd { source })?;
-    let mut merged = Merger::new(&tx)?;
+    // Each window's time and sampling rate, kept apart until the merge
+    // says which windows are damaged (they are left out of these too).
+    let mut windows: Vec<WindowMeta> = Vec::new();
+    let merged = merge::merge(TraceIds::of(&tx)?, set.windows, |sink| {
+        for_each_window(
+            &tx,
+            series.as_deref(),
+            bounds,
+            "SELECT w.id, w.start_ns, w.end_ns, w.frequency_hz, w.sample_period, b.data \
+             FROM window_meta w JOIN window_blob b ON b.window_id = w.id",
+            |row| {
+                let id: i64 = row.get(0).ctx("reading windows")?;
+                sink(id, row.get_ref(5).ctx("reading windows")?.as_blob().ok());
+                windows.push(WindowMeta {
+                    id,
+                    start: row.get::<_, i64>(1).ctx("reading windows")?.max(0) as u64,
+                    end: row.get::<_, i64>(2).ctx("reading windows")?.max(0) as u64,
+                    frequency: row.get(3).ctx("reading windows")?,
+                    period: row.get(4).ctx("reading windows")?,
+                });
+                Ok(())
+            },
+        )
+    })?;
+    let bad: BTreeSet<i64> = merged.damaged.into_iter().collect();
     let mut span: Option<(u64, u64)> = None;
     let mut frequency = Agreed::Unset;
     let mut period = Agreed::Unset;
-    let mut bad = Vec::new();
-    for_each_window(
-        &tx,
-        series.as_deref(),
-        bounds,
-        "SELECT w.id, w.start_ns, w.end_ns, w.frequency_hz, w.sample_period, b.data \
-         FROM window_meta w JOIN window_blob b ON b.window_id = w.id",
-        |row| {
-            let id: i64 = row.get(0).ctx("reading windows")?;
-            let blob = row
-                .get_ref(5)
-                .ctx("reading windows")?
-                .as_blob()
-                .ok()
-                .map(|b| decoder.decode(b));
-            let Some(Ok(traces)) = blob else {
-                bad.push(id);
-                return Ok(());
-            };
-            for &(trace, count) in traces {
-                merged.add(trace, count);
-            }
-            let start = row.get::<_, i64>(1).ctx("reading windows")?.max(0) as u64;
-            let end = row.get::<_, i64>(2).ctx("reading windows")?.max(0) as u64;
-            span = Some(span.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
-            frequency.add(row.get::<_, Option<i64>>(3).ctx("reading windows")?);
-            period.add(row.get::<_, Option<i64>>(4).ctx("reading windows")?);
-            Ok(())
-        },
-    )?;
+    for w in windows.iter().filter(|w| !bad.contains(&w.id)) {
+        span = Some(span.map_or((w.start, w.end), |(s, e)| (s.min(w.start), e.max(w.end))));
+        frequency.add(w.frequency);
+        period.add(w.period);
+    }
     if !bad.is_empty() {
         damaged
             .lock()
@@ -349,7 +279,7 @@ pub(crate) fn merged_profile(
         sample_period: period.get().flatten().map(|p| p as u64),
         measure: Measure::OnCpuSamples,
     };
-    let traces = merged.into_sorted();
+    let traces = merged.sums.into_sorted();
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
     Ok((materialise::profile(&tx, &mut cache, &traces, meta)?, set))
 }
