@@ -38,7 +38,6 @@ impl Unwind {
     pub(super) fn maps<'a>(&'a self, buffer: &'a Buffer) -> UnwindMaps<'a> {
         UnwindMaps {
             scratch: &self.scratch,
-            rows: &self.tables.rows,
             procs: &self.tables.procs,
             empty_proc: &self.empty_proc,
             // Buffers are created with a user-stack map whenever the unwinder is on.
