@@ -5,48 +5,25 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
-use common::{cpu_lock, describe, folded, require_root, run, Workload};
+use common::{
+    c_workload_without_frame_pointers, cpu_lock, describe, folded, require_root, run, Workload,
+};
 
-/// `tests/workloads/qsort_spin.c` built once with `-O2 -fomit-frame-pointer`.
+/// `tests/workloads/qsort_spin.c` built with `-O2 -fomit-frame-pointer`.
 fn qsort_spin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| build_qsort_spin("qsort_spin_nofp", &["-g"]))
-        .clone()
+    c_workload_without_frame_pointers("qsort_spin", "qsort_spin_nofp", &["-g"])
 }
 
 /// The same without call frame information for its own code: only crt's
 /// and libc's have tables.
 fn qsort_spin_without_cfi() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            build_qsort_spin(
-                "qsort_spin_nocfi",
-                &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"],
-            )
-        })
-        .clone()
-}
-
-/// Builds `tests/workloads/qsort_spin.c` with `-O2 -fomit-frame-pointer` and `flags` as `name`.
-fn build_qsort_spin(name: &str, flags: &[&str]) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/qsort_spin.c");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let status = Command::new("gcc")
-        .args(["-O2", "-fomit-frame-pointer"])
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc runs");
-    assert!(status.success(), "building {}", src.display());
-    out
+    c_workload_without_frame_pointers(
+        "qsort_spin",
+        "qsort_spin_nocfi",
+        &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"],
+    )
 }
 
 /// Folded user stacks of a one-second profile of `pid` with `--unwind mode`.
