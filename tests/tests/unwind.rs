@@ -110,3 +110,24 @@ fn code_without_unwind_tables_is_reported() {
         "the warning says neither why nor what to do: {stderr}"
     );
 }
+
+#[test]
+fn dwarf_walks_through_a_signal_frame_to_main() {
+    require_root();
+    let _cpu = cpu_lock();
+    // compare raises SIGUSR1 and the handler spins: handler -> __restore_rt
+    // -> raise (libc) -> compare -> qsort (libc) -> sort_all -> main.
+    let workload = Workload::start(&qsort_spin(), &["signal"]);
+    let (stacks, _) = profile_with_stderr(workload.pid(), "dwarf");
+    let total = count(&stacks, |_| true);
+    let through = count(&stacks, |s| {
+        s.contains(";_start;")
+            && s.contains(";main;sort_all")
+            && s.contains(";compare;")
+            && s.ends_with(";handler")
+    });
+    assert!(
+        total >= 50 && through * 100 >= total * 99,
+        "{through} of {total} stacks from the handler through the signal frame to _start: {stacks:?}"
+    );
+}
