@@ -131,3 +131,22 @@ fn dwarf_walks_through_a_signal_frame_to_main() {
         "{through} of {total} stacks from the handler through the signal frame to _start: {stacks:?}"
     );
 }
+
+#[test]
+fn dwarf_keeps_127_frames_of_a_deep_recursion() {
+    require_root();
+    let _cpu = cpu_lock();
+    let deep = c_workload_without_frame_pointers("deep", "deep_nofp", &[]);
+    let workload = Workload::start(&deep, &[]);
+    let (stacks, _) = profile_with_stderr(workload.pid(), "dwarf");
+    let total = count(&stacks, |_| true);
+    // 200 calls of descend under spin: the walk keeps the innermost 127
+    // frames (the kernel's default depth), spin and 126 of descend.
+    let full_depth = count(&stacks, |s| {
+        s.ends_with(";descend;spin") && s.matches(";descend").count() == 126
+    });
+    assert!(
+        total >= 50 && full_depth * 100 >= total * 99,
+        "{full_depth} of {total} stacks are 127 frames deep: {stacks:?}"
+    );
+}
