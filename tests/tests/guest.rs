@@ -113,6 +113,33 @@ fn dwarf_unwinding_reaches_start_through_libc_on_linux_6_1() {
 }
 
 #[test]
+fn dwarf_unwinding_keeps_127_frames_on_linux_6_1() {
+    let scorch = scorch();
+    // main -> descend x 200 -> spin: the bpf_loop walk runs its 127 steps.
+    let deep = c_workload_without_frame_pointers("deep", "deep_nofp", &[]);
+    let script = format!(
+        "{deep} > /tmp/deep.out &\n\
+         sleep 1\n\
+         {scorch} profile -F 99 -U -f --unwind dwarf -p $! 2 > /tmp/out.folded 2> /tmp/err.txt || {{ cat /tmp/err.txt; exit 1; }}\n\
+         sed 's/^/FOLDED: /' /tmp/out.folded\n",
+        deep = deep.display(),
+        scorch = scorch.display()
+    );
+    let lines = guest(&script, &[&scorch, &deep], "FOLDED");
+    let stacks = folded(&lines.join("\n"));
+    let total: u64 = stacks.iter().map(|(_, n)| n).sum();
+    let full_depth: u64 = stacks
+        .iter()
+        .filter(|(s, _)| s.ends_with(";descend;spin") && s.matches(";descend").count() == 126)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        total >= 20 && full_depth * 100 >= total * 99,
+        "{full_depth} of {total} stacks are 127 frames deep on 6.1:\n{lines:#?}"
+    );
+}
+
+#[test]
 fn trace_counts_a_tracepoint_on_linux_6_1() {
     let scorch = scorch();
     let script = format!(

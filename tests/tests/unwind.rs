@@ -8,7 +8,8 @@ mod common;
 use std::path::PathBuf;
 
 use common::{
-    c_workload_without_frame_pointers, cpu_lock, describe, folded, require_root, run, Workload,
+    c_workload_without_frame_pointers, cpu_lock, describe, folded, require_root, run,
+    rust_workload_without_frame_pointers, Workload,
 };
 
 /// `tests/workloads/qsort_spin.c` built with `-O2 -fomit-frame-pointer`.
@@ -148,5 +149,24 @@ fn dwarf_keeps_127_frames_of_a_deep_recursion() {
     assert!(
         total >= 50 && full_depth * 100 >= total * 99,
         "{full_depth} of {total} stacks are 127 frames deep: {stacks:?}"
+    );
+}
+
+#[test]
+fn dwarf_reaches_start_in_a_rust_release_build() {
+    require_root();
+    let _cpu = cpu_lock();
+    // burn_rs::main -> outer -> inner under std's lang_start and libc's
+    // __libc_start_main, none with frame pointers.
+    let burn = rust_workload_without_frame_pointers("burn_rs");
+    let workload = Workload::start(&burn, &[]);
+    let (stacks, _) = profile_with_stderr(workload.pid(), "dwarf");
+    let total = count(&stacks, |_| true);
+    let complete = count(&stacks, |s| {
+        s.contains(";_start;") && s.contains(";burn_rs::main;") && s.ends_with(";burn_rs::inner")
+    });
+    assert!(
+        total >= 50 && complete * 100 >= total * 99,
+        "{complete} of {total} stacks reach _start: {stacks:?}"
     );
 }

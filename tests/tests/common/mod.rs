@@ -102,6 +102,18 @@ pub fn c_workload_without_frame_pointers(src: &str, name: &str, flags: &[&str]) 
     })
 }
 
+/// Builds `tests/workloads/NAME.rs` as a release build without frame
+/// pointers (as the prebuilt std is), named `NAME_nofp`.
+pub fn rust_workload_without_frame_pointers(name: &str) -> PathBuf {
+    build_once(&format!("{name}_nofp"), |out| {
+        Command::new("rustc")
+            .args(["-C", "opt-level=3", "-o"])
+            .arg(out)
+            .arg(workloads_src().join(format!("{name}.rs")))
+            .status()
+    })
+}
+
 fn build_once(
     name: &str,
     build: impl FnOnce(&Path) -> std::io::Result<std::process::ExitStatus>,
