@@ -20,6 +20,7 @@ Two sub-commands:
                       rusage above and must be added separately. The values
                       are polled every POLL_S (5 ms) and the last reading per program
                       is kept, i.e. the value shortly before the tool closed it.
+           map_bytes  memlock (allocated bytes) of every BPF map the tree held
            mark_ms    (with --mark STREAM:REGEX) ms from start until a line of
                       the command's stdout or stderr first matched
            prog_ms    ms from start until a perf_event BPF program fd was first seen in
@@ -97,6 +98,24 @@ def bpf_progs_of(pid):
     return progs
 
 
+def bpf_maps_of(pid):
+    """{map_id: memlock bytes} for the BPF map fds of pid."""
+    maps = {}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except OSError:
+        return maps
+    for fd in fds:
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                info = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:
+            continue
+        if "map_id" in info:
+            maps[int(info["map_id"])] = int(info.get("memlock", "0"))
+    return maps
+
+
 def prog_name(prog_id):
     """The program's name as bpftool shows it ("?" if bpftool can't tell);
     asked while the program is alive, i.e. during the run."""
@@ -157,6 +176,7 @@ def cmd_run(a):
     # so the end time is exact. Every POLL_S it re-reads the known processes
     # (comm, BPF prog fds); every RESCAN_S it rescans /proc for new ones.
     last = {}   # prog_id -> (run_time_ns, run_cnt, type), last reading seen
+    maps = {}   # map_id -> memlock bytes
     names = {}  # prog_id -> name
     seen = {}   # "prog"/"comm" -> first time seen
     done = threading.Event()
@@ -174,6 +194,7 @@ def cmd_run(a):
                 except OSError:
                     continue
                 last.update(bpf_progs_of(pid))
+                maps.update(bpf_maps_of(pid))
             now = time.monotonic()
             # start of sampling: a perf_event program (libbpf's feature probes,
             # loaded and closed at start-up, are socket filters: not these)
@@ -223,6 +244,7 @@ def cmd_run(a):
         bpf_ns=sum(v[0] for v in last.values()),
         bpf_cnt=sum(v[1] for v in last.values()),
         progs=sorted({n for i, n in names.items() if last[i][1] > 0}),  # the ones that ran
+        map_bytes=sum(maps.values()),
     )
     if "t" in mark:
         rec["mark_ms"] = round((mark["t"] - start) * 1e3, 1)

@@ -42,6 +42,7 @@ const ST: u8 = 0x02;
 const STX: u8 = 0x03;
 const ALU: u8 = 0x04;
 const JMP: u8 = 0x05;
+const JMP32: u8 = 0x06;
 const ALU64: u8 = 0x07;
 // Operand source.
 const K: u8 = 0x00;
@@ -53,8 +54,10 @@ const TO_BE: u8 = 0x08;
 const IMM: u8 = 0x00;
 const MEM: u8 = 0x60;
 const ATOMIC: u8 = 0xc0;
-// Pseudo source register of `ld_imm64` that turns imm into a map fd.
+// Pseudo source registers of `ld_imm64`: imm is a map fd, or the offset
+// of a subprogram (from the next instruction).
 const PSEUDO_MAP_FD: u8 = 1;
+const PSEUDO_FUNC: u8 = 4;
 
 /// Width of a memory access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +238,13 @@ impl Insn {
         Self::new(JMP | K | cond as u8, dst, R0, off, imm)
     }
 
+    /// `if (u32)dst cond imm goto +off`: compares the low 32 bits. Map
+    /// helpers the verifier inlines returned an `int` before Linux 6.4, so
+    /// their negative errors arrive zero-extended: test them with this.
+    pub const fn jmp32_imm(cond: Cond, dst: Reg, imm: i32, off: i16) -> Self {
+        Self::new(JMP32 | K | cond as u8, dst, R0, off, imm)
+    }
+
     /// `if dst cond src goto +off`.
     pub const fn jmp_reg(cond: Cond, dst: Reg, src: Reg, off: i16) -> Self {
         Self::new(JMP | X | cond as u8, dst, src, off, 0)
@@ -259,7 +269,7 @@ impl Insn {
     fn is_jump_with_offset(self) -> bool {
         let class = self.code & 0x07;
         let op = self.code & 0xf0;
-        (class == JMP || class == 0x06) && op != 0x80 && op != 0x90
+        (class == JMP || class == JMP32) && op != 0x80 && op != 0x90
     }
 }
 
@@ -284,6 +294,7 @@ pub struct Asm {
     insns: Vec<Insn>,
     labels: Vec<Option<usize>>,
     fixups: HashMap<usize, Label>,
+    func_fixups: HashMap<usize, Label>,
 }
 
 impl Asm {
@@ -328,14 +339,31 @@ impl Asm {
         self
     }
 
-    /// Whether any jump emitted so far goes to `label`.
+    /// Whether any jump or [`func_addr`](Self::func_addr) emitted so far
+    /// refers to `label`.
     pub fn is_used(&self, label: Label) -> bool {
-        self.fixups.values().any(|&l| l == label)
+        self.fixups
+            .values()
+            .chain(self.func_fixups.values())
+            .any(|&l| l == label)
     }
 
     /// `goto target`.
     pub fn goto(&mut self, target: Label) -> &mut Self {
         self.jump(Insn::ja(0), target)
+    }
+
+    /// `dst = &subprogram` for the subprogram starting at `target`, as a
+    /// callback argument of helpers such as `bpf_loop` (two instructions).
+    pub fn func_addr(&mut self, dst: Reg, target: Label) -> &mut Self {
+        self.func_fixups.insert(self.insns.len(), target);
+        let [lo, hi] = Insn::ld_imm64(dst, 0);
+        self.insns.push(Insn {
+            src: PSEUDO_FUNC,
+            ..lo
+        });
+        self.insns.push(hi);
+        self
     }
 
     /// The finished instructions.
@@ -344,6 +372,10 @@ impl Asm {
             let target = self.labels[label.0].ok_or(AsmError::UnplacedLabel)?;
             let off = target as i64 - at as i64 - 1;
             self.insns[at].off = i16::try_from(off).map_err(|_| AsmError::JumpTooFar(off))?;
+        }
+        for (&at, &label) in &self.func_fixups {
+            let target = self.labels[label.0].ok_or(AsmError::UnplacedLabel)?;
+            self.insns[at].imm = (target as i64 - at as i64 - 1) as i32;
         }
         Ok(self.insns)
     }
@@ -373,6 +405,8 @@ mod tests {
         assert_eq!((lo.code, lo.src, lo.imm, hi.code), (0x18, 1, 7, 0));
         let [lo, hi] = Insn::ld_imm64(R2, 0x1_0000_0002);
         assert_eq!((lo.imm, hi.imm), (2, 1));
+        let jeq32 = Insn::jmp32_imm(Cond::Eq, R0, -17, 3);
+        assert_eq!((jeq32.code, jeq32.imm, jeq32.off), (0x16, -17, 3));
     }
 
     #[test]
@@ -389,6 +423,19 @@ mod tests {
         let insns = asm.finish().unwrap();
         assert_eq!(insns[0].off, 2);
         assert_eq!(insns[2].off, -3);
+    }
+
+    #[test]
+    fn func_addr_points_at_the_subprogram() {
+        let mut asm = Asm::new();
+        let callback = asm.label();
+        asm.func_addr(R2, callback);
+        asm.emit([Insn::exit()]);
+        asm.place(callback);
+        asm.emit([Insn::exit()]);
+        let insns = asm.finish().unwrap();
+        assert_eq!((insns[0].src, insns[0].imm), (PSEUDO_FUNC, 2));
+        assert_eq!(PSEUDO_FUNC as u32, libbpf_sys::BPF_PSEUDO_FUNC);
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{c_workload, folded, require_root, scorch};
+use common::{c_workload, c_workload_without_frame_pointers, folded, require_root, scorch};
 
 /// Runs `script` in the guest with `files` copied in; returns the console
 /// lines that start with `prefix: `, without the prefix.
@@ -78,6 +78,68 @@ fn profile_names_the_workloads_functions_on_linux_6_1() {
 }
 
 #[test]
+fn dwarf_unwinding_reaches_start_through_libc_on_linux_6_1() {
+    let scorch = scorch();
+    // main -> sort_all -> qsort (libc) -> ... -> compare, which spins; no
+    // frame pointers anywhere, so only the tables reach main and _start.
+    let qsort_spin = c_workload_without_frame_pointers("qsort_spin", "qsort_spin_nofp", &["-g"]);
+    let script = format!(
+        "{qsort_spin} > /tmp/qsort.out &\n\
+         sleep 1\n\
+         {scorch} profile -F 99 -U -f --unwind dwarf -p $! 2 > /tmp/out.folded 2> /tmp/err.txt || {{ cat /tmp/err.txt; exit 1; }}\n\
+         sed 's/^/STDERR: /' /tmp/err.txt\n\
+         sed 's/^/FOLDED: /' /tmp/out.folded\n",
+        qsort_spin = qsort_spin.display(),
+        scorch = scorch.display()
+    );
+    let lines = guest(&script, &[&scorch, &qsort_spin], "FOLDED");
+    let stacks = folded(&lines.join("\n"));
+    let total: u64 = stacks.iter().map(|(_, n)| n).sum();
+    let complete: u64 = stacks
+        .iter()
+        .filter(|(s, _)| {
+            s.contains(";_start;")
+                && s.contains("qsort_r;")
+                && s.contains(";main;sort_all")
+                && s.ends_with(";compare")
+        })
+        .map(|(_, n)| n)
+        .sum();
+    // The tables are loaded before sampling starts: every stack is complete.
+    assert!(
+        total >= 20 && complete * 100 >= total * 99,
+        "{complete} of {total} stacks reach _start through libc on 6.1:\n{lines:#?}"
+    );
+}
+
+#[test]
+fn dwarf_unwinding_keeps_127_frames_on_linux_6_1() {
+    let scorch = scorch();
+    // main -> descend x 200 -> spin: the bpf_loop walk runs its 127 steps.
+    let deep = c_workload_without_frame_pointers("deep", "deep_nofp", &[]);
+    let script = format!(
+        "{deep} > /tmp/deep.out &\n\
+         sleep 1\n\
+         {scorch} profile -F 99 -U -f --unwind dwarf -p $! 2 > /tmp/out.folded 2> /tmp/err.txt || {{ cat /tmp/err.txt; exit 1; }}\n\
+         sed 's/^/FOLDED: /' /tmp/out.folded\n",
+        deep = deep.display(),
+        scorch = scorch.display()
+    );
+    let lines = guest(&script, &[&scorch, &deep], "FOLDED");
+    let stacks = folded(&lines.join("\n"));
+    let total: u64 = stacks.iter().map(|(_, n)| n).sum();
+    let full_depth: u64 = stacks
+        .iter()
+        .filter(|(s, _)| s.ends_with(";descend;spin") && s.matches(";descend").count() == 126)
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        total >= 20 && full_depth * 100 >= total * 99,
+        "{full_depth} of {total} stacks are 127 frames deep on 6.1:\n{lines:#?}"
+    );
+}
+
+#[test]
 fn trace_counts_a_tracepoint_on_linux_6_1() {
     let scorch = scorch();
     let script = format!(
@@ -104,13 +166,12 @@ fn trace_counts_a_tracepoint_on_linux_6_1() {
 fn off_cpu_times_a_sleeping_workload_on_linux_6_1() {
     let scorch = scorch();
     let sleeper = c_workload("sleeper");
-    // The in-kernel unwinder needs 6.9: on 6.1 `--unwind auto` walks frame
-    // pointers, which stop at libc's nanosleep (no frame pointer) and
-    // reach main through it, skipping sleeper and usleep.
+    // Frame pointers would stop at libc's nanosleep (none there) and reach
+    // main through it, skipping sleeper and usleep; the tables walk them.
     let script = format!(
         "{sleeper} sleep > /tmp/sleeper.out &\n\
          sleep 1\n\
-         {scorch} profile --off-cpu -f -p $! 2 > /tmp/out.folded 2> /tmp/err.txt || {{ cat /tmp/err.txt; exit 1; }}\n\
+         {scorch} profile --off-cpu --unwind dwarf -f -p $! 2 > /tmp/out.folded 2> /tmp/err.txt || {{ cat /tmp/err.txt; exit 1; }}\n\
          sed 's/^/STDERR: /' /tmp/err.txt\n\
          sed 's/^/FOLDED: /' /tmp/out.folded\n",
         sleeper = sleeper.display(),
@@ -121,13 +182,15 @@ fn off_cpu_times_a_sleeping_workload_on_linux_6_1() {
     let waiting: u64 = stacks
         .iter()
         .filter(|(s, _)| {
-            s.starts_with("sleeper;") && s.contains(";main;") && s.ends_with(";schedule;__schedule")
+            s.starts_with("sleeper;")
+                && s.contains(";main;sleeper;usleep;")
+                && s.ends_with(";schedule;__schedule")
         })
         .map(|(_, n)| n)
         .sum();
     // It sleeps all the time: about the 2 s profiled, even under emulation.
     assert!(
         (1_000_000..=6_000_000).contains(&waiting),
-        "{waiting} us off CPU from main into the scheduler in a 2 s profile on 6.1:\n{lines:#?}"
+        "{waiting} us off CPU from main through usleep into the scheduler in a 2 s profile on 6.1:\n{lines:#?}"
     );
 }

@@ -5,48 +5,26 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
+use std::path::PathBuf;
 
-use common::{cpu_lock, describe, folded, require_root, run, Workload};
+use common::{
+    c_workload_without_frame_pointers, cpu_lock, describe, folded, require_root, run,
+    rust_workload_without_frame_pointers, Workload,
+};
 
-/// `tests/workloads/qsort_spin.c` built once with `-O2 -fomit-frame-pointer`.
+/// `tests/workloads/qsort_spin.c` built with `-O2 -fomit-frame-pointer`.
 fn qsort_spin() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| build_qsort_spin("qsort_spin_nofp", &["-g"]))
-        .clone()
+    c_workload_without_frame_pointers("qsort_spin", "qsort_spin_nofp", &["-g"])
 }
 
 /// The same without call frame information for its own code: only crt's
 /// and libc's have tables.
 fn qsort_spin_without_cfi() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            build_qsort_spin(
-                "qsort_spin_nocfi",
-                &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"],
-            )
-        })
-        .clone()
-}
-
-/// Builds `tests/workloads/qsort_spin.c` with `-O2 -fomit-frame-pointer` and `flags` as `name`.
-fn build_qsort_spin(name: &str, flags: &[&str]) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/qsort_spin.c");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let status = Command::new("gcc")
-        .args(["-O2", "-fomit-frame-pointer"])
-        .args(flags)
-        .arg("-o")
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc runs");
-    assert!(status.success(), "building {}", src.display());
-    out
+    c_workload_without_frame_pointers(
+        "qsort_spin",
+        "qsort_spin_nocfi",
+        &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"],
+    )
 }
 
 /// Folded user stacks of a one-second profile of `pid` with `--unwind mode`.
@@ -131,5 +109,64 @@ fn code_without_unwind_tables_is_reported() {
         warning[0].contains("call frame information")
             && warning[0].contains("-fno-omit-frame-pointer"),
         "the warning says neither why nor what to do: {stderr}"
+    );
+}
+
+#[test]
+fn dwarf_walks_through_a_signal_frame_to_main() {
+    require_root();
+    let _cpu = cpu_lock();
+    // compare raises SIGUSR1 and the handler spins: handler -> __restore_rt
+    // -> raise (libc) -> compare -> qsort (libc) -> sort_all -> main.
+    let workload = Workload::start(&qsort_spin(), &["signal"]);
+    let (stacks, _) = profile_with_stderr(workload.pid(), "dwarf");
+    let total = count(&stacks, |_| true);
+    let through = count(&stacks, |s| {
+        s.contains(";_start;")
+            && s.contains(";main;sort_all")
+            && s.contains(";compare;")
+            && s.ends_with(";handler")
+    });
+    assert!(
+        total >= 50 && through * 100 >= total * 99,
+        "{through} of {total} stacks from the handler through the signal frame to _start: {stacks:?}"
+    );
+}
+
+#[test]
+fn dwarf_keeps_127_frames_of_a_deep_recursion() {
+    require_root();
+    let _cpu = cpu_lock();
+    let deep = c_workload_without_frame_pointers("deep", "deep_nofp", &[]);
+    let workload = Workload::start(&deep, &[]);
+    let (stacks, _) = profile_with_stderr(workload.pid(), "dwarf");
+    let total = count(&stacks, |_| true);
+    // 200 calls of descend under spin: the walk keeps the innermost 127
+    // frames (the kernel's default depth), spin and 126 of descend.
+    let full_depth = count(&stacks, |s| {
+        s.ends_with(";descend;spin") && s.matches(";descend").count() == 126
+    });
+    assert!(
+        total >= 50 && full_depth * 100 >= total * 99,
+        "{full_depth} of {total} stacks are 127 frames deep: {stacks:?}"
+    );
+}
+
+#[test]
+fn dwarf_reaches_start_in_a_rust_release_build() {
+    require_root();
+    let _cpu = cpu_lock();
+    // burn_rs::main -> outer -> inner under std's lang_start and libc's
+    // __libc_start_main, none with frame pointers.
+    let burn = rust_workload_without_frame_pointers("burn_rs");
+    let workload = Workload::start(&burn, &[]);
+    let (stacks, _) = profile_with_stderr(workload.pid(), "dwarf");
+    let total = count(&stacks, |_| true);
+    let complete = count(&stacks, |s| {
+        s.contains(";_start;") && s.contains(";burn_rs::main;") && s.ends_with(";burn_rs::inner")
+    });
+    assert!(
+        total >= 50 && complete * 100 >= total * 99,
+        "{complete} of {total} stacks reach _start: {stacks:?}"
     );
 }

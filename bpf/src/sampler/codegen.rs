@@ -16,7 +16,7 @@ use libbpf_rs::MapHandle;
 use libbpf_sys as sys;
 
 use super::maps::{Buffer, Buffers, Maps};
-use super::unwinder::{self, FrameLoop, UserRegs};
+use super::unwinder::{self, UserRegs};
 use super::{Counter, SamplerConfig, Target};
 use crate::error::Result;
 use crate::insn::{Alu, Asm, Cond, Insn, Label, Size, R0, R1, R10, R2, R3, R4, R6, R7, R8, R9};
@@ -40,14 +40,50 @@ pub(super) fn fd(map: &MapHandle) -> i32 {
     map.as_fd().as_raw_fd()
 }
 
+/// A generated program: its instructions and where its subprograms start.
+#[derive(Debug)]
+pub(super) struct Generated {
+    pub(super) insns: Vec<Insn>,
+    /// First instruction of the unwinder's frame callback, if any.
+    pub(super) callback: Option<usize>,
+}
+
+/// The label of the unwinder's frame callback, placed after the program.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Unwinding {
+    pub(super) callback: Label,
+}
+
+impl Unwinding {
+    /// The callback's label in `asm`.
+    pub(super) fn new(asm: &mut Asm) -> Self {
+        Self {
+            callback: asm.label(),
+        }
+    }
+
+    /// Ends the program: appends the frame callback when the unwinder
+    /// calls it, then assembles.
+    pub(super) fn finish(self, mut asm: Asm, maps: &Maps) -> Result<Generated> {
+        let mut callback = None;
+        if let Some(unwind) = &maps.unwind {
+            if asm.is_used(self.callback) {
+                callback = Some(asm.len());
+                unwinder::emit_callback(&mut asm, &unwind.rows, self.callback);
+            }
+        }
+        Ok(Generated {
+            insns: asm.finish()?,
+            callback,
+        })
+    }
+}
+
 /// Generates the sampler program for `config` over `maps`.
-pub(super) fn program(
-    config: &SamplerConfig,
-    maps: &Maps,
-    frame_loop: FrameLoop,
-) -> Result<Vec<Insn>> {
+pub(super) fn program(config: &SamplerConfig, maps: &Maps) -> Result<Generated> {
     let mut asm = Asm::new();
     let exit = asm.label();
+    let unwinding = Unwinding::new(&mut asm);
 
     current_task(&mut asm);
     if !config.include_idle {
@@ -58,7 +94,7 @@ pub(super) fn program(
     build_key(&mut asm, config);
 
     match &maps.buffers {
-        Buffers::Single(only) => record(&mut asm, config, maps, only, exit, frame_loop),
+        Buffers::Single(only) => record(&mut asm, config, maps, only, exit, unwinding),
         Buffers::Double { pair, active } => {
             asm.emit([Insn::store_imm(Size::W, R10, FP_SCRATCH, 0)]);
             lookup_scratch(&mut asm, active);
@@ -66,14 +102,14 @@ pub(super) fn program(
             asm.emit([Insn::load(Size::W, R0, R0, 0)]);
             let use_second = asm.label();
             asm.jump(Insn::jmp_imm(Cond::Ne, R0, 0, 0), use_second);
-            record(&mut asm, config, maps, &pair[0], exit, frame_loop);
+            record(&mut asm, config, maps, &pair[0], exit, unwinding);
             asm.place(use_second);
-            record(&mut asm, config, maps, &pair[1], exit, frame_loop);
+            record(&mut asm, config, maps, &pair[1], exit, unwinding);
         }
     }
     asm.place(exit);
     asm.emit([Insn::mov64_imm(R0, 0), Insn::exit()]);
-    Ok(asm.finish()?)
+    unwinding.finish(asm, maps)
 }
 
 /// `r6 = ctx`, `r7 = tid`, `r8 = tgid` of the current task.
@@ -139,9 +175,9 @@ fn record(
     maps: &Maps,
     buffer: &Buffer,
     exit: Label,
-    frame_loop: FrameLoop,
+    unwinding: Unwinding,
 ) {
-    record_stacks(asm, config, maps, buffer, frame_loop);
+    record_stacks(asm, config, maps, buffer, unwinding);
     asm.emit([Insn::store_imm(Size::DW, R10, FP_VALUE, 1)]);
     add_count(asm, maps, &buffer.counts, exit);
 }
@@ -153,7 +189,7 @@ pub(super) fn record_stacks(
     config: &SamplerConfig,
     maps: &Maps,
     buffer: &Buffer,
-    frame_loop: FrameLoop,
+    unwinding: Unwinding,
 ) {
     let stacks = [
         (
@@ -177,7 +213,7 @@ pub(super) fn record_stacks(
                 Some(_) => UserRegs::SavedAtKernelEntry,
                 None => UserRegs::Sample,
             };
-            unwinder::emit(asm, maps, &unwind.maps(buffer), frame_loop, regs);
+            unwinder::emit(asm, maps, &unwind.maps(buffer), unwinding.callback, regs);
             continue;
         }
         if !wanted {
@@ -219,8 +255,9 @@ pub(super) fn add_count(asm: &mut Asm, maps: &Maps, counts: &MapHandle, exit: La
     update(asm, counts, FP_KEY, sys::BPF_NOEXIST as i32);
     asm.jump(Insn::jmp_imm(Cond::Eq, R0, 0, 0), recorded);
     // Another CPU inserted the same key first: add to its entry instead.
+    // (32-bit test: before 6.4 the inlined update's error is zero-extended.)
     let full = asm.label();
-    asm.jump(Insn::jmp_imm(Cond::Ne, R0, -libc::EEXIST, 0), full);
+    asm.jump(Insn::jmp32_imm(Cond::Ne, R0, -libc::EEXIST, 0), full);
     lookup_key(asm, counts);
     asm.jump(Insn::jmp_imm(Cond::Ne, R0, 0, 0), add);
     asm.place(full);

@@ -27,7 +27,7 @@ pub(super) struct Buffer {
 #[derive(Debug)]
 pub(super) struct Unwind {
     /// The row map, as the program refers to it.
-    rows: MapHandle,
+    pub(super) rows: MapHandle,
     /// The per-process map, as the program refers to it.
     procs: MapHandle,
     /// The same maps and what user space placed in them.
@@ -43,7 +43,6 @@ impl Unwind {
     pub(super) fn maps<'a>(&'a self, buffer: &'a Buffer) -> UnwindMaps<'a> {
         UnwindMaps {
             scratch: &self.scratch,
-            rows: &self.rows,
             procs: &self.procs,
             empty_proc: &self.empty_proc,
             // Buffers are created with a user-stack map whenever the unwinder is on.

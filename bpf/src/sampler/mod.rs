@@ -42,15 +42,16 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use crate::btf_link::{self, BtfLink};
 use crate::error::{Error, Result};
+use crate::func_info::FuncInfo;
 use crate::perf_event::{Event, PerfEventLink, Rate};
 use crate::program::{Program, ProgramType};
 use crate::raw_tracepoint::RawTracepointLink;
+use codegen::Generated;
 use codegen::{KEY_COMM, KEY_KSTACK, KEY_PID, KEY_SIZE, KEY_TID, KEY_USTACK};
 use maps::{Buffer, Buffers, Maps};
 use offcpu::TaskOffsets;
 pub use offcpu::{OffCpu, ThreadKind};
 pub use tables::{LoadedProcess, NoTable, SkippedFile, TableStats, UnwindTables};
-use unwinder::FrameLoop;
 
 /// Stack depth kept per stack, as the kernel's default `perf_event_max_stack`.
 pub const MAX_DEPTH: usize = 127;
@@ -441,25 +442,34 @@ impl Sampler {
     }
 }
 
-/// Generates and loads the program; the unwinder's loop is guarded by
-/// `may_goto` (Linux 6.9 or later).
-///
-/// Older kernels could verify the counted form of the loop, but on Debian's
-/// 6.1 (tests/tests/guest.rs) it lost almost every user stack, so they get
-/// an error here and callers walk frame pointers instead.
-fn load_program(config: &SamplerConfig, maps: &Maps) -> Result<Program> {
-    let load = |frame_loop| {
-        let insns = codegen::program(config, maps, frame_loop)?;
-        Program::load(ProgramType::PerfEvent, "scorch_sample", &insns)
-    };
-    if maps.unwind.is_none() {
-        return load(FrameLoop::Counted);
+/// Loads a generated program, with the func info its callback needs.
+fn load_generated(ty: ProgramType, name: &str, generated: &Generated) -> Result<Program> {
+    match generated.callback {
+        None => Program::load(ty, name, &generated.insns),
+        Some(start) => {
+            // The program takes its context; the callback (index, context).
+            let funcs = FuncInfo::load(&[0, start], &[1, 2])?;
+            Program::load_with_funcs(ty, name, &generated.insns, &funcs)
+        }
     }
-    load(FrameLoop::MayGoto).map_err(|err| {
-        Error::Unsupported(format!(
-            "the in-kernel unwinder did not load ({err}); it needs the may_goto instruction of Linux 6.9 or later"
-        ))
-    })
+}
+
+/// Why the in-kernel unwinder did not load, for callers to fall back to
+/// frame pointers; other errors unchanged.
+fn unwinder_error(maps: &Maps, err: Error) -> Error {
+    match maps.unwind {
+        Some(_) => Error::Unsupported(format!(
+            "the in-kernel unwinder did not load ({err}); it needs the bpf_loop helper of Linux 5.17 or later"
+        )),
+        None => err,
+    }
+}
+
+/// Generates and loads the sampler program.
+fn load_program(config: &SamplerConfig, maps: &Maps) -> Result<Program> {
+    let generated = codegen::program(config, maps)?;
+    load_generated(ProgramType::PerfEvent, "scorch_sample", &generated)
+        .map_err(|err| unwinder_error(maps, err))
 }
 
 /// The scheduler's tracepoint an off-CPU profile runs on.
@@ -472,26 +482,21 @@ fn load_off_cpu_program(
     maps: &Maps,
 ) -> Result<(Program, ProgramType)> {
     let task = TaskOffsets::from_kernel()?;
-    let frame_loop = match maps.unwind {
-        Some(_) => FrameLoop::MayGoto,
-        None => FrameLoop::Counted,
-    };
-    let insns = offcpu::program(config, off_cpu, maps, task, frame_loop)?;
+    let generated = offcpu::program(config, off_cpu, maps, task)?;
     let typed = btf_link::tp_btf_type(SCHED_SWITCH)
-        .and_then(|ty| Ok((Program::load(ty, "scorch_offcpu", &insns)?, ty)));
+        .and_then(|ty| Ok((load_generated(ty, "scorch_offcpu", &generated)?, ty)));
     match typed {
         Ok(loaded) => Ok(loaded),
-        // A raw tracepoint would be refused the same instruction.
-        Err(err) if maps.unwind.is_some() => Err(Error::Unsupported(format!(
-            "the in-kernel unwinder did not load on sched_switch ({err}); it needs the may_goto instruction of Linux 6.9 or later"
-        ))),
-        Err(typed_err) => Program::load(ProgramType::RawTracepoint, "scorch_offcpu", &insns)
-            .map(|program| (program, ProgramType::RawTracepoint))
-            .map_err(|raw_err| {
-                Error::Unsupported(format!(
-                    "cannot load the off-CPU program on sched_switch: as tp_btf: {typed_err}; as a raw tracepoint: {raw_err}"
-                ))
-            }),
+        Err(typed_err) => {
+            load_generated(ProgramType::RawTracepoint, "scorch_offcpu", &generated)
+                .map(|program| (program, ProgramType::RawTracepoint))
+                .map_err(|raw_err| match maps.unwind {
+                    Some(_) => unwinder_error(maps, typed_err),
+                    None => Error::Unsupported(format!(
+                        "cannot load the off-CPU program on sched_switch: as tp_btf: {typed_err}; as a raw tracepoint: {raw_err}"
+                    )),
+                })
+        }
     }
 }
 
@@ -680,10 +685,10 @@ fn decode_count(key: &[u8], value: &[u8]) -> Option<Count> {
 mod tests {
     use super::*;
 
-    /// Both shapes of the unwinder's loop load on this kernel (root: it
-    /// loads BPF): `may_goto` (6.9+) and the counted one older kernels use.
+    /// The sampler with the unwinder and its `bpf_loop` callback loads on
+    /// this kernel (root: it loads BPF).
     #[test]
-    fn both_frame_loops_load() {
+    fn the_sampler_with_the_unwinder_loads() {
         let config = SamplerConfig {
             target: Target::Pids(vec![std::process::id()]),
             rate: Rate::Frequency(99),
@@ -704,15 +709,14 @@ mod tests {
             processes: 4,
         };
         let maps = Maps::create(&config, unwind).expect("maps");
-        for frame_loop in [FrameLoop::MayGoto, FrameLoop::Counted] {
-            let insns = codegen::program(&config, &maps, frame_loop).expect("program");
-            if let Err(e) = Program::load(ProgramType::PerfEvent, "scorch_sample", &insns) {
-                let summary = match &e {
-                    Error::Verifier { summary, .. } => summary.clone(),
-                    other => other.to_string(),
-                };
-                panic!("the {frame_loop:?} loop does not load: {summary}");
-            }
+        let generated = codegen::program(&config, &maps).expect("program");
+        assert!(generated.callback.is_some(), "no frame callback");
+        if let Err(e) = load_generated(ProgramType::PerfEvent, "scorch_sample", &generated) {
+            let summary = match &e {
+                Error::Verifier { summary, .. } => summary.clone(),
+                other => other.to_string(),
+            };
+            panic!("the sampler with the unwinder does not load: {summary}");
         }
     }
 
@@ -744,11 +748,10 @@ mod tests {
         let maps = Maps::create(&config, UserUnwind::FramePointers).expect("maps");
         let task = TaskOffsets::from_kernel().expect("task_struct offsets");
         let off_cpu = config.off_cpu.as_ref().unwrap();
-        let insns =
-            offcpu::program(&config, off_cpu, &maps, task, FrameLoop::Counted).expect("program");
+        let generated = offcpu::program(&config, off_cpu, &maps, task).expect("program");
         let typed = btf_link::tp_btf_type(SCHED_SWITCH).expect("sched_switch in BTF");
         for ty in [typed, ProgramType::RawTracepoint] {
-            if let Err(e) = Program::load(ty, "scorch_offcpu", &insns) {
+            if let Err(e) = load_generated(ty, "scorch_offcpu", &generated) {
                 panic!("the off-CPU program does not load as {ty:?}: {e}");
             }
         }

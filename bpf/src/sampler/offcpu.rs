@@ -28,10 +28,9 @@ use libbpf_sys as sys;
 
 use super::codegen::{
     add_count, build_key, bump, current_task, drop_filtered, fd, lookup_scratch, note_seen,
-    record_stacks, update, FP_KEY, FP_SCRATCH, FP_VALUE,
+    record_stacks, update, Generated, Unwinding, FP_KEY, FP_SCRATCH, FP_VALUE,
 };
 use super::maps::{Buffers, Maps};
-use super::unwinder::FrameLoop;
 use super::{Counter, SamplerConfig};
 use crate::btf_types::KernelTypes;
 use crate::error::{Error, Result};
@@ -119,8 +118,7 @@ pub(super) fn program(
     off_cpu: &OffCpu,
     maps: &Maps,
     task: TaskOffsets,
-    frame_loop: FrameLoop,
-) -> Result<Vec<Insn>> {
+) -> Result<Generated> {
     let (Buffers::Single(buffer), Some(starts)) = (&maps.buffers, &maps.starts) else {
         return Err(Error::Unsupported(
             "off-CPU profiling writes one buffer: it cannot be double-buffered".into(),
@@ -129,6 +127,7 @@ pub(super) fn program(
     let mut asm = Asm::new();
     let switch_in = asm.label();
     let exit = asm.label();
+    let unwinding = Unwinding::new(&mut asm);
 
     // Switch-out: the current task is `prev`.
     current_task(&mut asm);
@@ -162,7 +161,7 @@ pub(super) fn program(
     }
     note_seen(&mut asm, maps);
     build_key(&mut asm, config);
-    record_stacks(&mut asm, config, maps, buffer, frame_loop);
+    record_stacks(&mut asm, config, maps, buffer, unwinding);
     // starts[tid] = (now, key): the value is fp-40..0, the time then the key.
     // The unwinder used r7, so the tid is asked for again.
     asm.emit([
@@ -205,7 +204,7 @@ pub(super) fn program(
 
     asm.place(exit);
     asm.emit([Insn::mov64_imm(R0, 0), Insn::exit()]);
-    Ok(asm.finish()?)
+    unwinding.finish(asm, maps)
 }
 
 /// The u32 at `offset` in the `task_struct` of tracepoint argument `arg`

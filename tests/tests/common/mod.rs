@@ -87,6 +87,33 @@ pub fn rust_workload(name: &str) -> PathBuf {
     })
 }
 
+/// Builds `tests/workloads/SRC.c` as `name` with `-O2 -fomit-frame-pointer`
+/// and `flags` (once per test binary): code a frame-pointer walk cannot
+/// cross, for the unwinder's tests.
+pub fn c_workload_without_frame_pointers(src: &str, name: &str, flags: &[&str]) -> PathBuf {
+    build_once(name, |out| {
+        Command::new("gcc")
+            .args(["-O2", "-fomit-frame-pointer"])
+            .args(flags)
+            .arg("-o")
+            .arg(out)
+            .arg(workloads_src().join(format!("{src}.c")))
+            .status()
+    })
+}
+
+/// Builds `tests/workloads/NAME.rs` as a release build without frame
+/// pointers (as the prebuilt std is), named `NAME_nofp`.
+pub fn rust_workload_without_frame_pointers(name: &str) -> PathBuf {
+    build_once(&format!("{name}_nofp"), |out| {
+        Command::new("rustc")
+            .args(["-C", "opt-level=3", "-o"])
+            .arg(out)
+            .arg(workloads_src().join(format!("{name}.rs")))
+            .status()
+    })
+}
+
 fn build_once(
     name: &str,
     build: impl FnOnce(&Path) -> std::io::Result<std::process::ExitStatus>,
