@@ -25,6 +25,7 @@ use crate::codec::BlobDecoder;
 use crate::dict::DictCache;
 use crate::error::{Error, SqlContext};
 use crate::materialise;
+use crate::schema;
 
 /// Most buckets a timeline may have.
 const MAX_BUCKETS: u64 = 100_000;
@@ -38,6 +39,9 @@ pub struct Query {
     pub until_unix_ns: u64,
     /// `(key, value)` pairs a series must all have; none selects all.
     pub label_filters: Vec<(String, String)>,
+    /// What the series' counts measure: a query reads series of this
+    /// measure only, so it never sums counts of different units.
+    pub measure: Measure,
 }
 
 impl Query {
@@ -47,7 +51,14 @@ impl Query {
             from_unix_ns,
             until_unix_ns,
             label_filters: Vec::new(),
+            measure: Measure::OnCpuSamples,
         }
+    }
+
+    /// Reads series of `measure` (on-CPU samples unless set).
+    pub fn measure(mut self, measure: Measure) -> Self {
+        self.measure = measure;
+        self
     }
 
     /// Adds a `key = value` filter.
@@ -93,18 +104,62 @@ pub struct Bucket {
     pub samples: u64,
 }
 
-/// The series matching all filters; `None` when there are no filters.
+/// The series of `measure` matching all filters; `None` when that is every
+/// series in the store.
 fn matching_series(
     conn: &Connection,
     filters: &[(String, String)],
+    measure: Measure,
+) -> Result<Option<Vec<i64>>, Error> {
+    let code = schema::measure_code(measure);
+    if !schema::has_measures(conn)? {
+        // A file from before measures: every series is on-CPU.
+        return match code {
+            schema::MEASURE_ON_CPU => labelled_series(conn, filters, None),
+            _ => Ok(Some(Vec::new())),
+        };
+    }
+    let other_measures: bool = conn
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM series WHERE measure <> ?1)")
+        .and_then(|mut s| s.query_row([code], |r| r.get(0)))
+        .ctx("selecting series")?;
+    if !other_measures {
+        return labelled_series(conn, filters, None);
+    }
+    if filters.is_empty() {
+        let ids = conn
+            .prepare_cached("SELECT id FROM series WHERE measure = ?1 ORDER BY id")
+            .and_then(|mut s| s.query_map([code], |r| r.get(0))?.collect())
+            .ctx("selecting series")?;
+        return Ok(Some(ids));
+    }
+    labelled_series(conn, filters, Some(code))
+}
+
+/// The series matching all filters, of measure `code` when given; `None`
+/// when there are no filters (every series).
+fn labelled_series(
+    conn: &Connection,
+    filters: &[(String, String)],
+    code: Option<i64>,
 ) -> Result<Option<Vec<i64>>, Error> {
     let mut result: Option<BTreeSet<i64>> = None;
-    let mut stmt = conn
-        .prepare_cached("SELECT series_id FROM series_label WHERE key = ?1 AND value = ?2")
-        .ctx("selecting series")?;
+    // Files from before measures lack the column: no mention of it then.
+    let sql = match code {
+        None => "SELECT series_id FROM series_label WHERE key = ?1 AND value = ?2",
+        Some(_) => {
+            "SELECT l.series_id FROM series_label l JOIN series s ON s.id = l.series_id \
+             WHERE l.key = ?1 AND l.value = ?2 AND s.measure = ?3"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql).ctx("selecting series")?;
     for (key, value) in filters {
-        let ids = stmt
-            .query_map((key, value), |r| r.get::<_, i64>(0))
+        let first = |r: &rusqlite::Row<'_>| r.get::<_, i64>(0);
+        let rows = match code {
+            None => stmt.query_map((key, value), first),
+            Some(code) => stmt.query_map((key, value, code), first),
+        };
+        let ids = rows
             .and_then(|rows| rows.collect::<rusqlite::Result<BTreeSet<i64>>>())
             .ctx("selecting series")?;
         result = Some(match result {
@@ -257,7 +312,7 @@ impl Merger {
 pub(crate) fn window_set(conn: &mut Connection, query: &Query) -> Result<WindowSet, Error> {
     let bounds = query.bounds()?;
     let tx = conn.transaction().ctx("starting a read")?;
-    let series = matching_series(&tx, &query.label_filters)?;
+    let series = matching_series(&tx, &query.label_filters, query.measure)?;
     selected_windows(&tx, series.as_deref(), bounds)
 }
 
@@ -297,7 +352,7 @@ pub(crate) fn merged_profile(
 ) -> Result<(Profile, WindowSet), Error> {
     let bounds = query.bounds()?;
     let tx = conn.transaction().ctx("starting a read")?;
-    let series = matching_series(&tx, &query.label_filters)?;
+    let series = matching_series(&tx, &query.label_filters, query.measure)?;
     let set = selected_windows(&tx, series.as_deref(), bounds)?;
     let mut decoder = BlobDecoder::new().map_err(|source| Error::Zstd { source })?;
     let mut merged = Merger::new(&tx)?;
@@ -347,7 +402,7 @@ pub(crate) fn merged_profile(
         duration_ns: end.saturating_sub(start),
         frequency_hz: frequency.get().flatten().map(|f| f as u64),
         sample_period: period.get().flatten().map(|p| p as u64),
-        measure: Measure::OnCpuSamples,
+        measure: query.measure,
     };
     let traces = merged.into_sorted();
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -392,7 +447,7 @@ pub(crate) fn timeline(
         })
         .collect();
     let tx = conn.transaction().ctx("starting a read")?;
-    let series = matching_series(&tx, &query.label_filters)?;
+    let series = matching_series(&tx, &query.label_filters, query.measure)?;
     for_each_window(
         &tx,
         series.as_deref(),
