@@ -58,7 +58,7 @@ async fn query_of(store: &Arc<Store>, raw: Option<String>) -> Result<(Params, Qu
             )));
         }
     }
-    let mut query = Query::range(params.from, params.until);
+    let mut query = Query::range(params.from, params.until).measure(params.measure()?);
     for (key, value) in &params.labels {
         query = query.label(key, value);
     }
@@ -129,13 +129,20 @@ async fn flame_json(
     let Profiles { store, answers } = profiles;
     let (body, hit) = blocking(&store, move |s| {
         let windows = s.window_set(&query)?;
-        let key = AnswerKey::new(params.from, params.until, &params.labels, windows);
+        let measure = query.measure;
+        let key = AnswerKey {
+            measure,
+            ..AnswerKey::new(params.from, params.until, &params.labels, windows)
+        };
         let (tree, hit) = match answers.get(&key) {
             Some(tree) => (tree, true),
             None => {
                 let (profile, windows) = s.query_with_window_set(&query)?;
                 let tree = Arc::new(FlameTree::from_profile(&profile, params.from, params.until));
-                let key = AnswerKey::new(params.from, params.until, &params.labels, windows);
+                let key = AnswerKey {
+                    measure,
+                    ..AnswerKey::new(params.from, params.until, &params.labels, windows)
+                };
                 answers.insert(key, Arc::clone(&tree));
                 (tree, false)
             }
