@@ -22,7 +22,7 @@ import { sandwich } from './sandwich.js';
 import { diffTree, relChange, classify, diffColor } from './diff.js';
 import { Timeline } from './timeline.js';
 import { TopTable, profileRows, diffRows } from './table.js';
-import { fmtCount, fmtPct, fmtDuration, fmtRange, fmtDeltaPct, escapeRegex } from './format.js';
+import { fmtCount, fmtPct, fmtDuration, fmtRange, fmtDeltaPct, fmtAmount, escapeRegex } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 const HOUR = 3600e9;
@@ -181,10 +181,10 @@ const firstPaintFits = () => S.view === 'graph' && S.zoom.length === 0;
  * is new and the view allows it, else (or when called again) the whole tree.
  */
 async function loadProfile(signal, fresh) {
-  const url = api.profileURL(S.from, S.until, S.labels, 'json');
+  const url = api.profileURL(S.from, S.until, S.labels, 'json', S.measure);
   if (url === D.profileURL && D.tree && !D.partial) return;
   const first = url !== D.profileURL && firstPaintFits();
-  const fetchURL = first ? api.firstPaintURL(S.from, S.until, S.labels) : url;
+  const fetchURL = first ? api.firstPaintURL(S.from, S.until, S.labels, S.measure) : url;
   const t0 = performance.now();
   let json;
   try {
@@ -216,8 +216,8 @@ async function loadProfile(signal, fresh) {
 }
 
 async function loadDiff(signal, fresh) {
-  const ua = api.profileURL(S.bfrom, S.buntil, S.labels, 'json');
-  const ub = api.profileURL(S.cfrom, S.cuntil, S.labels, 'json');
+  const ua = api.profileURL(S.bfrom, S.buntil, S.labels, 'json', S.measure);
+  const ub = api.profileURL(S.cfrom, S.cuntil, S.labels, 'json', S.measure);
   const key = `${ua}|${ub}`;
   if (key === D.diffURLs && D.diff) return;
   let a, b;
@@ -243,12 +243,12 @@ async function loadDiff(signal, fresh) {
 }
 
 async function loadTimeline(signal, fresh) {
-  const url = `api/timeline?${api.query([...api.rangePairs(S.from, S.until, S.labels), ['step', step()]])}`;
+  const url = `api/timeline?${api.query([...api.rangePairs(S.from, S.until, S.labels, S.measure), ['step', step()]])}`;
   if (url === D.timelineURL) return applyTimeline();
   const t = await api.getJSON(url, { signal, cached: settled(S.until) });
   if (!fresh()) return;
   if (!t || !Array.isArray(t.buckets)) throw new api.ApiError('malformed timeline from the server');
-  D.timeline = { from: S.from, until: S.until, step: t.step || step(), buckets: t.buckets };
+  D.timeline = { from: S.from, until: S.until, step: t.step || step(), buckets: t.buckets, measure: S.measure };
   D.timelineURL = url;
   applyTimeline();
 }
@@ -323,7 +323,10 @@ function apply() {
       flame.setPainter(painter);
       if (flame.focus !== focus) flame.setFocus(focus);
     }
-    flame.showMessage(tree.total[0] > 0 ? null : 'No samples in this range. Pick a wider range or clear the filters.');
+    const none = S.measure === 'off-cpu'
+      ? 'No off-CPU time in this range (the agent records it with --off-cpu). Pick a wider range or clear the filters.'
+      : 'No samples in this range. Pick a wider range or clear the filters.';
+    flame.showMessage(tree.total[0] > 0 ? null : none);
     renderCrumbs(tree, focus);
   } else {
     renderSandwich(re);
@@ -426,14 +429,16 @@ function renderSandwich(re) {
     else view.setPainter(painter);
   }
   $('sw-info').textContent = sw
-    ? `total ${fmtCount(sw.total)} samples, ${fmtPct(sw.total / (tree.total[0] || 1))} of the profile`
+    ? `total ${fmtAmount(sw.total, S.measure)}, ${fmtPct(sw.total / (tree.total[0] || 1))} of the profile`
     : '';
 }
 
 function renderStatus(tree) {
   const parts = [];
   if (S.view === 'diff') {
-    parts.push(`baseline ${fmtCount(tree.A)} samples`, `comparison ${fmtCount(tree.B)} samples`);
+    parts.push(`baseline ${fmtAmount(tree.A, S.measure)}`, `comparison ${fmtAmount(tree.B, S.measure)}`);
+  } else if (S.measure === 'off-cpu') {
+    parts.push(`${fmtAmount(tree.total[0], S.measure)} off CPU`);
   } else {
     const period = (D.meta && D.meta.period_ns) || 0;
     parts.push(`${fmtCount(tree.total[0])} samples`);
@@ -469,7 +474,7 @@ function renderTable(tree, re) {
   } else rows = D.rows || (D.rows = profileRows(tree));
   const exact = /^\^(.*)\$$/.exec(S.q);
   const selected = S.view === 'sandwich' ? $('sw-fn').textContent : exact ? exact[1].replace(/\\(.)/g, '$1') : '';
-  table.setData({ rows, mode, whole: tree.total[0], match: re, selected, dark: dark(), sort: S.sort, dir: S.dir });
+  table.setData({ rows, mode, whole: tree.total[0], match: re, selected, dark: dark(), sort: S.sort, dir: S.dir, measure: S.measure });
 }
 
 function applyTimeline() {
@@ -490,13 +495,13 @@ function describe(view, i) {
   const t = view.tree;
   if (t.kind[i] === KIND.PRUNED) {
     return {
-      title: `${fmtCount(t.total[i])} samples in smaller frames`,
+      title: `${fmtAmount(t.total[i], S.measure)} in smaller frames`,
       sub: 'frames too narrow to draw, merged for the first paint; all frames load in a moment',
       rows: [['Of profile', fmtPct(t.total[i] / (t.total[0] || 1))]],
       hint: 'Click to zoom into the caller',
     };
   }
-  const period = (D.meta && D.meta.period_ns) || 0;
+  const period = (S.measure === 'cpu' && D.meta && D.meta.period_ns) || 0;
   const whole = D.tree ? D.tree.total[0] : t.total[0];
   const inView = t.total[view.focus] || 1;
   const dur = (n) => (period ? ` · ${fmtDuration(n * period)}` : '');
@@ -504,8 +509,8 @@ function describe(view, i) {
     title: t.label(i),
     sub: KIND_NAMES[t.kind[i]] ? `${KIND_NAMES[t.kind[i]]} frame · depth ${t.depth[i]}` : '',
     rows: [
-      ['Total', `${fmtCount(t.total[i])} samples${dur(t.total[i])}`],
-      ['Self', `${fmtCount(t.self[i])} samples${dur(t.self[i])}`],
+      ['Total', `${fmtAmount(t.total[i], S.measure)}${dur(t.total[i])}`],
+      ['Self', `${fmtAmount(t.self[i], S.measure)}${dur(t.self[i])}`],
       ['Of view', fmtPct(t.total[i] / inView)],
       ['Of profile', fmtPct(t.total[i] / (whole || 1))],
     ],
@@ -522,8 +527,8 @@ function describeDiff(i) {
     title: t.label(i),
     sub: `${KIND_NAMES[t.kind[i]] || ''} frame · ${cls === 'same' ? 'about the same' : cls}`,
     rows: [
-      ['Baseline', `${fmtCount(a)} samples · ${fmtPct(a / A)}`],
-      ['Comparison', `${fmtCount(b)} samples · ${fmtPct(b / B)}`],
+      ['Baseline', `${fmtAmount(a, S.measure)} · ${fmtPct(a / A)}`],
+      ['Comparison', `${fmtAmount(b, S.measure)} · ${fmtPct(b / B)}`],
       ['Change', `${fmtDeltaPct(b / B - a / A)} (${rel > 0 ? '+' : ''}${Math.round(rel * 100)}% relative)`, cls],
       ['Self', `${fmtPct(t.extra.aSelf[i] / A)} → ${fmtPct(t.extra.bSelf[i] / B)}`],
     ],
@@ -553,6 +558,8 @@ function setError(msg) {
 
 function syncControls() {
   for (const b of document.querySelectorAll('.views button')) b.setAttribute('aria-pressed', String(b.dataset.view === S.view));
+  for (const b of document.querySelectorAll('.measures button')) b.setAttribute('aria-pressed', String(b.dataset.measure === S.measure));
+  document.body.dataset.measure = S.measure;
   const search = $('search');
   if (document.activeElement !== search && search.value !== S.q) search.value = S.q;
   $('icicle').setAttribute('aria-pressed', String(S.icicle));
@@ -564,7 +571,7 @@ function syncControls() {
   $('range-text').textContent = `${fmtRange(S.from, S.until)} (${fmtDuration(span)})`;
   // Export: the current range (the comparison range in the diff view) and filters.
   const [ef, eu] = S.view === 'diff' ? [S.cfrom, S.cuntil] : [S.from, S.until];
-  for (const f of ['folded', 'pprof', 'svg']) $(`exp-${f}`).href = api.profileURL(ef, eu, S.labels, f);
+  for (const f of ['folded', 'pprof', 'svg']) $(`exp-${f}`).href = api.profileURL(ef, eu, S.labels, f, S.measure);
   syncFilters();
 }
 
@@ -700,6 +707,10 @@ function toggleTheme() {
 
 for (const b of document.querySelectorAll('.views button')) {
   b.addEventListener('click', () => commit({ view: b.dataset.view }));
+}
+for (const b of document.querySelectorAll('.measures button')) {
+  // Another measure is another profile: the zoom path may not exist in it.
+  b.addEventListener('click', () => commit({ measure: b.dataset.measure, zoom: [] }));
 }
 for (const b of document.querySelectorAll('.presets button')) {
   b.addEventListener('click', () => {
