@@ -104,36 +104,50 @@ pub struct Bucket {
     pub samples: u64,
 }
 
-/// The series of `measure` matching all filters; `None` when that is every
-/// series in the store.
+/// Which series a query reads.
+enum Selection {
+    /// Every series in the store.
+    All,
+    /// Every series of one measure (its `series.measure` code).
+    Measure(i64),
+    /// These series.
+    Series(Vec<i64>),
+}
+
+/// The series of `measure` matching all filters.
 fn matching_series(
     conn: &Connection,
     filters: &[(String, String)],
     measure: Measure,
-) -> Result<Option<Vec<i64>>, Error> {
+) -> Result<Selection, Error> {
     let code = schema::measure_code(measure);
+    let selection = |ids: Option<Vec<i64>>| ids.map_or(Selection::All, Selection::Series);
     if !schema::has_measures(conn)? {
         // A file from before measures: every series is on-CPU.
         return match code {
-            schema::MEASURE_ON_CPU => labelled_series(conn, filters, None),
-            _ => Ok(Some(Vec::new())),
+            schema::MEASURE_ON_CPU => labelled_series(conn, filters, None).map(selection),
+            _ => Ok(Selection::Series(Vec::new())),
         };
     }
-    let other_measures: bool = conn
-        .prepare_cached("SELECT EXISTS (SELECT 1 FROM series WHERE measure <> ?1)")
-        .and_then(|mut s| s.query_row([code], |r| r.get(0)))
+    // Both ends of the (indexed) measure column: a store of one measure
+    // needs no filter by it.
+    let (lowest, highest): (Option<i64>, Option<i64>) = conn
+        .prepare_cached("SELECT min(measure), max(measure) FROM series")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
         .ctx("selecting series")?;
-    if !other_measures {
-        return labelled_series(conn, filters, None);
+    match (lowest, highest) {
+        (Some(low), Some(high)) if low == code && high == code => {
+            labelled_series(conn, filters, None).map(selection)
+        }
+        (Some(low), Some(high)) if (low..=high).contains(&code) => {
+            if filters.is_empty() {
+                return Ok(Selection::Measure(code));
+            }
+            labelled_series(conn, filters, Some(code)).map(selection)
+        }
+        // No series of this measure at all.
+        _ => Ok(Selection::Series(Vec::new())),
     }
-    if filters.is_empty() {
-        let ids = conn
-            .prepare_cached("SELECT id FROM series WHERE measure = ?1 ORDER BY id")
-            .and_then(|mut s| s.query_map([code], |r| r.get(0))?.collect())
-            .ctx("selecting series")?;
-        return Ok(Some(ids));
-    }
-    labelled_series(conn, filters, Some(code))
 }
 
 /// The series matching all filters, of measure `code` when given; `None`
@@ -175,14 +189,14 @@ fn labelled_series(
 /// `window_meta w`, and may join `window_blob b`).
 fn for_each_window(
     conn: &Connection,
-    series: Option<&[i64]>,
+    series: &Selection,
     (from, until): (i64, i64),
     columns: &str,
     mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let action = "reading windows";
     match series {
-        None => {
+        Selection::All => {
             let sql = format!("{columns} WHERE w.start_ns >= ?1 AND w.start_ns < ?2");
             let mut stmt = conn.prepare_cached(&sql).ctx(action)?;
             let mut rows = stmt.query((from, until)).ctx(action)?;
@@ -190,7 +204,18 @@ fn for_each_window(
                 f(row)?;
             }
         }
-        Some(series) => {
+        Selection::Measure(code) => {
+            let sql = format!(
+                "{columns} JOIN series s ON s.id = w.series_id \
+                 WHERE s.measure = ?3 AND w.start_ns >= ?1 AND w.start_ns < ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql).ctx(action)?;
+            let mut rows = stmt.query((from, until, code)).ctx(action)?;
+            while let Some(row) = rows.next().ctx(action)? {
+                f(row)?;
+            }
+        }
+        Selection::Series(series) => {
             let sql = format!(
                 "{columns} WHERE w.series_id = ?3 AND w.start_ns >= ?1 AND w.start_ns < ?2"
             );
@@ -313,13 +338,13 @@ pub(crate) fn window_set(conn: &mut Connection, query: &Query) -> Result<WindowS
     let bounds = query.bounds()?;
     let tx = conn.transaction().ctx("starting a read")?;
     let series = matching_series(&tx, &query.label_filters, query.measure)?;
-    selected_windows(&tx, series.as_deref(), bounds)
+    selected_windows(&tx, &series, bounds)
 }
 
 /// The [`WindowSet`] of the windows of `series` in `bounds`.
 fn selected_windows(
     conn: &Connection,
-    series: Option<&[i64]>,
+    series: &Selection,
     bounds: (i64, i64),
 ) -> Result<WindowSet, Error> {
     let mut set = WindowSet {
@@ -353,7 +378,7 @@ pub(crate) fn merged_profile(
     let bounds = query.bounds()?;
     let tx = conn.transaction().ctx("starting a read")?;
     let series = matching_series(&tx, &query.label_filters, query.measure)?;
-    let set = selected_windows(&tx, series.as_deref(), bounds)?;
+    let set = selected_windows(&tx, &series, bounds)?;
     let mut decoder = BlobDecoder::new().map_err(|source| Error::Zstd { source })?;
     let mut merged = Merger::new(&tx)?;
     let mut span: Option<(u64, u64)> = None;
@@ -362,7 +387,7 @@ pub(crate) fn merged_profile(
     let mut bad = Vec::new();
     for_each_window(
         &tx,
-        series.as_deref(),
+        &series,
         bounds,
         "SELECT w.id, w.start_ns, w.end_ns, w.frequency_hz, w.sample_period, b.data \
          FROM window_meta w JOIN window_blob b ON b.window_id = w.id",
@@ -450,7 +475,7 @@ pub(crate) fn timeline(
     let series = matching_series(&tx, &query.label_filters, query.measure)?;
     for_each_window(
         &tx,
-        series.as_deref(),
+        &series,
         bounds,
         "SELECT w.start_ns, w.total FROM window_meta w",
         |row| {

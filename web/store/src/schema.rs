@@ -65,6 +65,7 @@ CREATE TABLE series (
     measure INTEGER NOT NULL DEFAULT 0,
     UNIQUE (labels, measure)
 );
+CREATE INDEX series_measure ON series(measure);
 CREATE TABLE series_label (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
@@ -115,6 +116,7 @@ INSERT INTO sqlite_sequence (name, seq)
     SELECT 'series_v3', seq FROM sqlite_sequence WHERE name = 'series';
 DROP TABLE series;
 ALTER TABLE series_v3 RENAME TO series;
+CREATE INDEX series_measure ON series(measure);
 ";
 
 /// `series.measure` of a series of on-CPU samples.

@@ -160,3 +160,34 @@ fn a_store_from_before_measures_reads_as_on_cpu_and_is_upgraded() {
         .unwrap();
     assert_eq!(series, [(1, 0), (2, 1)]);
 }
+
+#[test]
+fn a_store_of_one_measure_answers_the_other_with_nothing() {
+    let dir = TempDir::new("measures-one");
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let off = off_cpu(7, 20);
+    store
+        .write_window(&window(0, labels(&[("comm", "app")]), off.clone()))
+        .unwrap();
+    for filtered in [false, true] {
+        let query = |m| {
+            let q = all(m);
+            if filtered {
+                q.label("comm", "app")
+            } else {
+                q
+            }
+        };
+        let cpu = store.query(&query(Measure::OnCpuSamples)).unwrap();
+        assert_eq!(cpu.total_count(), 0, "filtered: {filtered}");
+        assert_eq!(
+            store
+                .window_set(&query(Measure::OnCpuSamples))
+                .unwrap()
+                .windows,
+            0
+        );
+        let read = store.query(&query(Measure::OffCpuNanoseconds)).unwrap();
+        assert_eq!(canonical(&read), canonical(&off), "filtered: {filtered}");
+    }
+}
