@@ -553,7 +553,7 @@ test('theme toggle, stored across reloads, prefers-color-scheme respected', asyn
   await p2.close();
 });
 
-test('on-CPU / off-CPU switch round-trips through the URL and shows time', async ({ page, guard }) => {
+test('on-CPU / off-CPU / both switch round-trips through the URL and shows time', async ({ page, guard }) => {
   const off = [...mergeStacks(DS, SMALL.from, SMALL.until, [], 'off-cpu')].map(([l, n]) => [l.split(';').map(frameName), n]);
   const offTotal = off.reduce((t, [, n]) => t + n, 0);
   const waited = (fn) => off.reduce((t, [f, n]) => t + (f.includes(fn) ? n : 0), 0);
@@ -597,6 +597,24 @@ test('on-CPU / off-CPU switch round-trips through the URL and shows time', async
   eq([(await state(page)).measure, (await state(page)).samples, await pressed('cpu')], ['cpu', cpuTotal, 'true'], 'back to on-CPU');
   eq(new URL(page.url()).searchParams.get('measure'), null, 'no measure in the URL');
   one(await drawn(page), 'parse_json');
+  ok(await page.isHidden('#off-cpu'), 'no off-CPU graph on-CPU');
+  // Both: the on-CPU graph, and the off-CPU graph below it in its own units.
+  await page.click('.measures button[data-measure="both"]');
+  await idle(page);
+  eq(new URL(page.url()).searchParams.get('measure'), 'both', 'both in the URL');
+  eq([(await state(page)).samples, await pressed('both')], [cpuTotal, 'true'], 'main graph stays on-CPU');
+  one(await drawn(page), 'parse_json');
+  ok(await page.isVisible('#off-cpu'), 'off-CPU graph shown');
+  eq(one(await drawn(page, 'off'), 'epoll_wait').total, waited('epoll_wait'), 'off-CPU graph waits');
+  eq(await page.textContent('#off-cpu-total'), `${fmtWait(offTotal)} off CPU`, 'off-CPU total in time');
+  await page.reload();
+  await page.evaluate(() => window.__scorch.ready);
+  await idle(page);
+  ok(await page.isVisible('#off-cpu'), 'both survives a reload');
+  one(await drawn(page, 'off'), 'read_socket');
+  await page.click('.measures button[data-measure="cpu"]');
+  await idle(page);
+  ok(await page.isHidden('#off-cpu'), 'off-CPU graph hidden again');
 });
 
 test('export links carry the current range and filters', async ({ page }) => {

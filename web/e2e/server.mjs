@@ -258,7 +258,9 @@ export async function startServer({ port = 0, host = '127.0.0.1', shiftToNow = f
       if (!key) throw new HttpError(400, 'missing key');
       if (!keys.has(key)) throw new HttpError(400, `unknown label "${key}"`);
       const { from, until } = parseRange(q);
-      const vals = new Set(select(ds, from, until, []).map((w) => w.labels[key]).filter((v) => v !== undefined));
+      // As the real server: values of both measures.
+      const ws = [...select(ds, from, until, []), ...select(ds, from, until, [], 'off-cpu')];
+      const vals = new Set(ws.map((w) => w.labels[key]).filter((v) => v !== undefined));
       return json({ key, values: [...vals].sort() });
     },
   };

@@ -12,11 +12,11 @@
 //   bfrom,buntil      diff baseline range; cfrom,cuntil: comparison range
 //   palette=cb        colour-blind-safe diff colours (orange/blue)
 //   sort=total|self|name|delta, dir=asc|desc   top-functions table order
-//   measure=off-cpu   time off CPU instead of CPU samples (cpu by default)
+//   measure=off-cpu|both   time off CPU instead of CPU samples, or both graphs (cpu by default)
 
 export const VIEWS = ['graph', 'sandwich', 'diff'];
 const SORTS = ['self', 'total', 'name', 'delta'];
-export const MEASURES = ['cpu', 'off-cpu'];
+export const MEASURES = ['cpu', 'off-cpu', 'both'];
 
 /** The state of a fresh page (no range: app.js fills in the last hour). */
 export function defaults() {
