@@ -689,3 +689,30 @@ fn off_cpu_stores_the_time_a_sleeping_process_waits_apart_from_its_cpu_samples()
     assert!(status.success(), "{log}");
     assert!(log.contains("off_cpu=true"), "{log}");
 }
+
+#[test]
+fn bad_off_cpu_arguments_are_refused_before_anything_starts() {
+    let dir = data_dir("off-cpu-bad");
+    let dir = dir.to_str().unwrap();
+    let out = run(&[
+        "agent",
+        "--off-cpu",
+        "--min-block-time",
+        "10",
+        "--max-block-time",
+        "5",
+        "--data-dir",
+        dir,
+    ]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-block-time 5 is below --min-block-time 10"),
+        "{err}"
+    );
+    // The bounds mean nothing without --off-cpu.
+    let out = run(&["agent", "--min-block-time", "10", "--data-dir", dir]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--off-cpu"), "{err}");
+}
