@@ -194,6 +194,32 @@ pub struct AgentArgs {
           value_parser = parse_unwind_table_size)]
     pub unwind_table_size: u64,
 
+    /// Off-CPU time too: how long threads wait (blocked, or runnable but
+    /// not running) and where, as bcc's offcputime, stored as series of
+    /// their own beside the CPU samples (the page's off-CPU switch, the
+    /// API's measure=off-cpu).
+    #[arg(long = "off-cpu", help_heading = "Off-CPU")]
+    pub off_cpu: bool,
+
+    /// Off CPU: keep waits of at least this many microseconds.
+    #[arg(
+        long = "min-block-time",
+        value_name = "US",
+        default_value_t = 1,
+        requires = "off_cpu",
+        help_heading = "Off-CPU"
+    )]
+    pub min_block_time: u64,
+
+    /// Off CPU: keep waits of at most this many microseconds.
+    #[arg(
+        long = "max-block-time",
+        value_name = "US",
+        requires = "off_cpu",
+        help_heading = "Off-CPU"
+    )]
+    pub max_block_time: Option<u64>,
+
     /// Log format.
     #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -133,5 +133,9 @@ fn agent_config(args: cli::AgentArgs) -> agent::AgentConfig {
         upload: args.upload,
         spool_dir: args.spool_dir,
         spool_size: args.spool_size,
+        off_cpu: args.off_cpu.then_some(agent::OffCpuArgs {
+            min_block_us: args.min_block_time,
+            max_block_us: args.max_block_time,
+        }),
     }
 }

@@ -615,3 +615,104 @@ fn unwind_fp_stops_in_libc() {
     assert!(status.success(), "{log}");
     assert!(!log.contains("unwind tables"), "fp loads no tables: {log}");
 }
+
+/// Total count of `measure` in the series of process `pid`, and its stacks.
+fn measured(addr: &str, measure: &str, pid: u32) -> (u64, Vec<(String, u64)>) {
+    let path = format!("/api/profile?format=folded&measure={measure}&label=pid:{pid}");
+    let stacks = match get(addr, &path) {
+        Some((200, body)) => folded(&body),
+        Some((400, body)) if body.contains("unknown label") => Vec::new(),
+        other => panic!("the agent does not answer {path}: {other:?}"),
+    };
+    (stacks.iter().map(|(_, c)| c).sum(), stacks)
+}
+
+#[test]
+fn off_cpu_stores_the_time_a_sleeping_process_waits_apart_from_its_cpu_samples() {
+    require_root();
+    let dir = data_dir("off-cpu");
+    let home = data_dir("off-cpu-home");
+    std::fs::create_dir_all(&home).unwrap();
+    // Sleeps 20 ms at a time, forever: off CPU nearly all the time.
+    let sleeper = Workload::start(&c_workload("sleeper"), &["sleep"]);
+    let pid = sleeper.pid();
+    let started = Instant::now();
+    let agent = Agent::start_with(&dir, "127.0.0.1", &["--off-cpu"]);
+    // Folded off-CPU counts are microseconds.
+    let want_us = 3_000_000;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (off_us, stacks) = loop {
+        let (off_us, stacks) = measured(&agent.addr, "off-cpu", pid);
+        // It cannot have waited longer than the agent ran.
+        let ran_us = started.elapsed().as_micros() as u64;
+        assert!(
+            off_us <= ran_us + ran_us / 20,
+            "{off_us} us off CPU stored after {ran_us} us: {stacks:?}"
+        );
+        if off_us >= want_us {
+            break (off_us, stacks);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {off_us} us off CPU of the sleeper stored after 90 s: {stacks:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        stacks.iter().all(|(s, _)| s.starts_with("sleeper;")),
+        "{stacks:?}"
+    );
+    // Its waits are in the scheduler.
+    let scheduled = count_containing(&stacks, ";__schedule");
+    assert!(scheduled * 10 >= off_us * 9, "{stacks:?}");
+
+    // On CPU it is a handful of samples at most (it wakes for microseconds
+    // every 20 ms): the nanoseconds above are not among them.
+    let ran_s = started.elapsed().as_secs() + 1;
+    let (cpu_samples, cpu_stacks) = measured(&agent.addr, "cpu", pid);
+    assert!(cpu_samples <= 49 * ran_s, "{cpu_stacks:?}");
+    let (status, body) = get(&agent.addr, "/api/profile?measure=offcpu").unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("unknown measure"), "{body}");
+
+    // go tool pprof reads the off-CPU pprof: nanoseconds, leaves in the scheduler.
+    let url = format!(
+        "http://{}/api/profile?format=pprof&measure=off-cpu&label=pid:{pid}",
+        agent.addr
+    );
+    let flat_pct = go_pprof_flat_percent(&[&url], &home, "__schedule");
+    assert!(
+        flat_pct > 90.0,
+        "__schedule has only {flat_pct}% of the waits"
+    );
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+    assert!(log.contains("off_cpu=true"), "{log}");
+}
+
+#[test]
+fn bad_off_cpu_arguments_are_refused_before_anything_starts() {
+    let dir = data_dir("off-cpu-bad");
+    let dir = dir.to_str().unwrap();
+    let out = run(&[
+        "agent",
+        "--off-cpu",
+        "--min-block-time",
+        "10",
+        "--max-block-time",
+        "5",
+        "--data-dir",
+        dir,
+    ]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--max-block-time 5 is below --min-block-time 10"),
+        "{err}"
+    );
+    // The bounds mean nothing without --off-cpu.
+    let out = run(&["agent", "--min-block-time", "10", "--data-dir", dir]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--off-cpu"), "{err}");
+}

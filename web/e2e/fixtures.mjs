@@ -241,6 +241,17 @@ export function demoWindows() {
   return out;
 }
 
+/**
+ * Off-CPU windows of the small part (`measure: 'off-cpu'`, counts in ns):
+ * the api process waiting in two places, at slot k (0..5).
+ */
+export function offCpuStacks(k) {
+  return [
+    ['api;main;handle_request;read_socket;__schedule_[k]', 1_500_000_000 + k * 1_000_000],
+    ['api;main;idle_loop;epoll_wait;__schedule_[k]', 8_000_000_000 - k * 1_000_000],
+  ];
+}
+
 /** Builds the whole dataset: an array of windows sorted by start. */
 export function buildDataset() {
   const windows = [];
@@ -249,6 +260,7 @@ export function buildDataset() {
     for (const p of ['api', 'db', 'worker']) {
       windows.push({ start, end: start + WINDOW_NS, labels: { ...PROCS[p] }, stacks: smallStacks(p, k) });
     }
+    windows.push({ start, end: start + WINDOW_NS, labels: { ...PROCS.api }, stacks: offCpuStacks(k), measure: 'off-cpu' });
   }
   for (let k = 0; k < 12; k++) {
     const start = RANGES.diff.from + k * WINDOW_NS;
@@ -266,14 +278,16 @@ export function buildDataset() {
 }
 
 /**
- * Independent reference: merges the folded stacks of every window that starts
- * in [from, until) and matches `labels` ([[k, v], …]). Tests compute their
- * expectations from this, never from the server.
+ * Independent reference: merges the folded stacks of every window of
+ * `measure` ('cpu' or 'off-cpu') that starts in [from, until) and matches
+ * `labels` ([[k, v], …]). Tests compute their expectations from this, never
+ * from the server.
  */
-export function mergeStacks(dataset, from, until, labels = []) {
+export function mergeStacks(dataset, from, until, labels = [], measure = 'cpu') {
   const merged = new Map();
   for (const w of dataset.windows) {
     if (w.start < from || w.start >= until) continue;
+    if ((w.measure || 'cpu') !== measure) continue;
     if (!labels.every(([k, v]) => w.labels[k] === v)) continue;
     for (const [line, n] of w.stacks) merged.set(line, (merged.get(line) || 0) + n);
   }
@@ -300,6 +314,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       start: w.start,
       end: w.end,
       labels: w.labels,
+      measure: w.measure || 'cpu',
       folded: w.stacks.map(([l, n]) => `${l} ${n}`).join('\n') + '\n',
     })),
   };

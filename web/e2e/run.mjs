@@ -9,6 +9,7 @@
 
 import { launch, target, newPage, open, idle, state, drawn } from './lib.mjs';
 import { buildDataset, mergeStacks, frameName, RANGES, T0 } from './fixtures.mjs';
+import { fmtWait } from '../page/format.js';
 
 const DS = buildDataset();
 const SMALL = { from: RANGES.small.from, until: RANGES.small.until };
@@ -550,6 +551,70 @@ test('theme toggle, stored across reloads, prefers-color-scheme respected', asyn
   await open(page2, BASE, SMALL);
   eq(await page2.evaluate(() => window.__scorch.state().theme), 'dark', 'dark system scheme → dark theme');
   await p2.close();
+});
+
+test('on-CPU / off-CPU / both switch round-trips through the URL and shows time', async ({ page, guard }) => {
+  const off = [...mergeStacks(DS, SMALL.from, SMALL.until, [], 'off-cpu')].map(([l, n]) => [l.split(';').map(frameName), n]);
+  const offTotal = off.reduce((t, [, n]) => t + n, 0);
+  const waited = (fn) => off.reduce((t, [f, n]) => t + (f.includes(fn) ? n : 0), 0);
+  const pressed = (m) => page.getAttribute(`.measures button[data-measure="${m}"]`, 'aria-pressed');
+  await open(page, BASE, SMALL);
+  eq([await pressed('cpu'), await pressed('off-cpu'), (await state(page)).measure], ['true', 'false', 'cpu'], 'on-CPU by default');
+  eq(new URL(page.url()).searchParams.get('measure'), null, 'the default is not in the URL');
+  const cpuTotal = (await state(page)).samples;
+  const before = guard.requests.length;
+  await page.click('.measures button[data-measure="off-cpu"]');
+  await idle(page);
+  eq(new URL(page.url()).searchParams.get('measure'), 'off-cpu', 'off-CPU in the URL');
+  eq([await pressed('cpu'), await pressed('off-cpu')], ['false', 'true'], 'switch state');
+  const s = await state(page);
+  eq([s.measure, s.samples], ['off-cpu', offTotal], 'the off-CPU profile is shown');
+  for (const kind of ['/api/profile?', '/api/timeline?']) {
+    const reqs = guard.requests.slice(before).filter((u) => u.includes(kind));
+    ok(reqs.length >= 1 && reqs.every((u) => new URL(u).searchParams.get('measure') === 'off-cpu'), `${kind} requests ask for off-cpu (${reqs})`);
+  }
+  const rects = await drawn(page);
+  eq(one(rects, 'read_socket').total, waited('read_socket'), 'read_socket waits');
+  eq(byName(rects, 'parse_json').length, 0, 'no on-CPU frame is drawn');
+  // Tooltip and table show time, not samples.
+  const c = await centre(page, one(rects, 'read_socket'));
+  await page.mouse.move(c.x, c.y);
+  await page.waitForSelector('#tooltip:not([hidden])');
+  const tip = await page.textContent('#tooltip');
+  ok(tip.includes(`Total${fmtWait(waited('read_socket'))}`) && !tip.includes('samples'), `tooltip in time units (${tip})`);
+  await page.mouse.move(c.x, c.y + 400);
+  const table = await page.textContent('#table');
+  ok(table.includes(fmtWait(waited('epoll_wait'))), `table in time units (${table.slice(0, 200)})`);
+  const exp = new URL(await page.$eval('#exp-pprof', (a) => a.href));
+  eq(exp.searchParams.get('measure'), 'off-cpu', 'export carries the measure');
+  // A reload keeps it; back returns to on-CPU.
+  await page.reload();
+  await page.evaluate(() => window.__scorch.ready);
+  await idle(page);
+  eq([(await state(page)).measure, (await state(page)).samples, await pressed('off-cpu')], ['off-cpu', offTotal, 'true'], 'after reload');
+  await page.goBack();
+  await idle(page);
+  eq([(await state(page)).measure, (await state(page)).samples, await pressed('cpu')], ['cpu', cpuTotal, 'true'], 'back to on-CPU');
+  eq(new URL(page.url()).searchParams.get('measure'), null, 'no measure in the URL');
+  one(await drawn(page), 'parse_json');
+  ok(await page.isHidden('#off-cpu'), 'no off-CPU graph on-CPU');
+  // Both: the on-CPU graph, and the off-CPU graph below it in its own units.
+  await page.click('.measures button[data-measure="both"]');
+  await idle(page);
+  eq(new URL(page.url()).searchParams.get('measure'), 'both', 'both in the URL');
+  eq([(await state(page)).samples, await pressed('both')], [cpuTotal, 'true'], 'main graph stays on-CPU');
+  one(await drawn(page), 'parse_json');
+  ok(await page.isVisible('#off-cpu'), 'off-CPU graph shown');
+  eq(one(await drawn(page, 'off'), 'epoll_wait').total, waited('epoll_wait'), 'off-CPU graph waits');
+  eq(await page.textContent('#off-cpu-total'), `${fmtWait(offTotal)} off CPU`, 'off-CPU total in time');
+  await page.reload();
+  await page.evaluate(() => window.__scorch.ready);
+  await idle(page);
+  ok(await page.isVisible('#off-cpu'), 'both survives a reload');
+  one(await drawn(page, 'off'), 'read_socket');
+  await page.click('.measures button[data-measure="cpu"]');
+  await idle(page);
+  ok(await page.isHidden('#off-cpu'), 'off-CPU graph hidden again');
 });
 
 test('export links carry the current range and filters', async ({ page }) => {

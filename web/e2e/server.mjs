@@ -61,10 +61,17 @@ function parseLabels(q, keys) {
 
 // ---- merging ---------------------------------------------------------------
 
-/** Windows starting in [from, until) whose labels match. */
-function select(ds, from, until, labels) {
+/** `measure`: cpu (the default) or off-cpu, as the real server takes it. */
+function parseMeasure(q) {
+  const m = q.get('measure') ?? 'cpu';
+  if (m !== 'cpu' && m !== 'off-cpu') throw new HttpError(400, `unknown measure \`${m}\`: use cpu or off-cpu`);
+  return m;
+}
+
+/** Windows of `measure` starting in [from, until) whose labels match. */
+function select(ds, from, until, labels, measure = 'cpu') {
   return ds.windows.filter(
-    (w) => w.start >= from && w.start < until && labels.every(([k, v]) => w.labels[k] === v),
+    (w) => w.start >= from && w.start < until && (w.measure || 'cpu') === measure && labels.every(([k, v]) => w.labels[k] === v),
   );
 }
 
@@ -210,19 +217,20 @@ export async function startServer({ port = 0, host = '127.0.0.1', shiftToNow = f
       const { from, until } = parseRange(q);
       const labels = parseLabels(q, keys);
       const format = q.get('format') || 'json';
-      const ws = select(ds, from, until, labels);
+      const measure = parseMeasure(q);
+      const ws = select(ds, from, until, labels, measure);
       if (format === 'folded') {
         return { type: 'text/plain; charset=utf-8', body: foldedLines(ws).map(([l, n]) => `${l} ${n}\n`).join('') };
       }
       if (format === 'pprof') return { type: 'application/octet-stream', body: pprof(foldedLines(ws), ds, from, until) };
       if (format === 'svg') return { type: 'image/svg+xml', body: svg(buildProfile(ws)) };
       if (format !== 'json') throw new HttpError(400, `unknown format "${format}": expected json, folded, pprof or svg`);
-      const key = `${from}/${until}/${JSON.stringify(labels)}`;
+      const key = `${from}/${until}/${JSON.stringify(labels)}/${measure}`;
       let body = cache.get(key);
       if (!body) {
         const prof = buildProfile(ws);
         body = Buffer.from(JSON.stringify({
-          meta: { from, until, samples: prof.nodes.total[0], period_ns: ds.period_ns },
+          meta: { from, until, samples: prof.nodes.total[0], period_ns: measure === 'cpu' ? ds.period_ns : 1 },
           ...prof,
         }));
         if (cache.size > 32) cache.clear();
@@ -239,7 +247,7 @@ export async function startServer({ port = 0, host = '127.0.0.1', shiftToNow = f
       const nb = Math.ceil((until - from) / step);
       if (nb > 10000) throw new HttpError(400, `too many buckets (${nb}): use a larger step`);
       const counts = new Array(nb).fill(0);
-      for (const w of select(ds, from, until, labels)) {
+      for (const w of select(ds, from, until, labels, parseMeasure(q))) {
         counts[Math.floor((w.start - from) / step)] += w.stacks.reduce((s, [, n]) => s + n, 0);
       }
       return json({ step, buckets: counts.map((c, i) => [from + i * step, c]) });
@@ -250,7 +258,9 @@ export async function startServer({ port = 0, host = '127.0.0.1', shiftToNow = f
       if (!key) throw new HttpError(400, 'missing key');
       if (!keys.has(key)) throw new HttpError(400, `unknown label "${key}"`);
       const { from, until } = parseRange(q);
-      const vals = new Set(select(ds, from, until, []).map((w) => w.labels[key]).filter((v) => v !== undefined));
+      // As the real server: values of both measures.
+      const ws = [...select(ds, from, until, []), ...select(ds, from, until, [], 'off-cpu')];
+      const vals = new Set(ws.map((w) => w.labels[key]).filter((v) => v !== undefined));
       return json({ key, values: [...vals].sort() });
     },
   };

@@ -10,6 +10,7 @@ import { sandwich } from '../page/sandwich.js';
 import { diffTree, classify } from '../page/diff.js';
 import { parse, serialize } from '../page/urlstate.js';
 import { profilePainter } from '../page/render.js';
+import { fmtWait, fmtAmount } from '../page/format.js';
 
 // all(10) ─ a(10, self 1) ─ r(6) ─ r(4, self 1) ─ x(3, self 3)
 //                        │       └ x(2, self 2)
@@ -58,6 +59,10 @@ check('diff widths are mean shares', Math.round(d.total[d.find(['p', 'b'])] * 10
 const st = parse('?from=1700000000000000000&until=1700000060000000000&label=comm:db&label=host:a:b&zoom=a;r&q=x%7Cy&icicle=1&view=sandwich&fn=r');
 check('url parse', [st.from, st.labels, st.zoom, st.q, st.icicle, st.view, st.fn], [1700000000000000000, [['comm', 'db'], ['host', 'a:b']], ['a', 'r'], 'x|y', true, 'sandwich', 'r']);
 check('url round trip', parse(serialize(st)), st);
+const off = parse('?from=1&until=2&measure=off-cpu');
+check('url measure', [off.measure, parse('?measure=wall').measure, parse('').measure], ['off-cpu', 'cpu', 'cpu']);
+check('url measure round trip', [parse(serialize(off)).measure, serialize(parse('?measure=cpu')).includes('measure')], ['off-cpu', false]);
+check('off-CPU time units', [fmtWait(450), fmtWait(12_400), fmtWait(850e6), fmtWait(9.015e9), fmtAmount(1234, 'cpu')], ['450 ns', '12 µs', '850 ms', '9.02 s', '1,234 samples']);
 
 // A pruned node keeps its grey even after a frame whose colour key it once
 // shared (name 2 of kind user vs. name 1 of kind pruned) was painted first.

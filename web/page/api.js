@@ -16,14 +16,16 @@ export function query(pairs) {
   return q.toString();
 }
 
-/** Query pairs selecting a range and label filters. */
-export function rangePairs(from, until, labels) {
-  return [['from', from], ['until', until], ...labels.map(([k, v]) => ['label', `${k}:${v}`])];
+/** Query pairs selecting a range, label filters and a measure (cpu, the server's default, or off-cpu). */
+export function rangePairs(from, until, labels, measure = 'cpu') {
+  const pairs = [['from', from], ['until', until], ...labels.map(([k, v]) => ['label', `${k}:${v}`])];
+  if (measure !== 'cpu') pairs.push(['measure', measure]);
+  return pairs;
 }
 
-/** URL of the profile for a range/filter in a given format (json, folded, pprof, svg). */
-export function profileURL(from, until, labels, format) {
-  return `api/profile?${query([...rangePairs(from, until, labels), ['format', format]])}`;
+/** URL of the profile for a range/filter/measure in a given format (json, folded, pprof, svg). */
+export function profileURL(from, until, labels, format, measure = 'cpu') {
+  return `api/profile?${query([...rangePairs(from, until, labels, measure), ['format', format]])}`;
 }
 
 /**
@@ -35,8 +37,8 @@ export function profileURL(from, until, labels, format) {
 export const FIRST_PAINT_MIN_SHARE = '0.0001';
 
 /** URL of the pruned tree the first paint draws; the whole tree follows (profileURL). */
-export function firstPaintURL(from, until, labels) {
-  return `${profileURL(from, until, labels, 'json')}&min_share=${FIRST_PAINT_MIN_SHARE}`;
+export function firstPaintURL(from, until, labels, measure = 'cpu') {
+  return `${profileURL(from, until, labels, 'json', measure)}&min_share=${FIRST_PAINT_MIN_SHARE}`;
 }
 
 const cache = new Map(); // url → parsed JSON (successes only; a few entries)

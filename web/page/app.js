@@ -22,7 +22,7 @@ import { sandwich } from './sandwich.js';
 import { diffTree, relChange, classify, diffColor } from './diff.js';
 import { Timeline } from './timeline.js';
 import { TopTable, profileRows, diffRows } from './table.js';
-import { fmtCount, fmtPct, fmtDuration, fmtRange, fmtDeltaPct, escapeRegex } from './format.js';
+import { fmtCount, fmtPct, fmtDuration, fmtRange, fmtDeltaPct, fmtAmount, escapeRegex } from './format.js';
 
 const $ = (id) => document.getElementById(id);
 const HOUR = 3600e9;
@@ -37,6 +37,7 @@ let S = urlstate.parse(location.search);
 const D = {
   tree: null, meta: null, profileURL: '', rows: null, // the profile of [from, until)
   partial: false, // D.tree is the first paint's pruned tree
+  offTree: null, offURL: '', // measure=both: the off-CPU tree of [from, until)
   base: null, cmp: null, diff: null, diffURLs: '', diffRows: null, // diff view
   sw: null, swKey: '', // sandwich trees
   timeline: null, timelineURL: '',
@@ -83,6 +84,9 @@ const tooltip = $('tooltip');
 const graphHeight = () => Math.max(240, Math.round(innerHeight * 0.6));
 const paneHeight = () => Math.max(160, Math.round(innerHeight * 0.36));
 
+/** The measure of the main graph, table and timeline: 'both' shows on-CPU there. */
+const M = () => (S.measure === 'both' ? 'cpu' : S.measure);
+
 const flame = new FlameView($('graph'), {
   tooltip, maxHeight: graphHeight, label: 'Flame graph',
   describe: (i) => (S.view === 'diff' ? describeDiff(i) : describe(flame, i)),
@@ -98,6 +102,11 @@ const callees = new FlameView($('sw-callees'), {
   describe: (i) => describe(callees, i), onZoom: (i) => callees.setFocus(i),
 });
 callees.setIcicle(true);
+// With measure=both: the off-CPU graph of the same range and filters, below.
+const offFlame = new FlameView($('graph-off'), {
+  tooltip, maxHeight: paneHeight, label: 'Off-CPU flame graph',
+  describe: (i) => describeOff(i), onZoom: (i) => offFlame.setFocus(i),
+});
 const views = [flame, callers, callees];
 
 const mainTimeline = new Timeline($('timelines'), {
@@ -148,7 +157,7 @@ async function load() {
   try {
     // The profile is the critical path: ask for it first.
     const main = S.view === 'diff' ? guard(loadDiff(signal, fresh)) : guard(loadProfile(signal, fresh));
-    const side = [guard(loadTimeline(signal, fresh)), guard(loadLabels(signal, fresh))];
+    const side = [guard(loadTimeline(signal, fresh)), guard(loadLabels(signal, fresh)), guard(loadOffCpu(signal, fresh))];
     await main;
     if (!fresh()) return;
     setError(errors[0] || '');
@@ -181,10 +190,10 @@ const firstPaintFits = () => S.view === 'graph' && S.zoom.length === 0;
  * is new and the view allows it, else (or when called again) the whole tree.
  */
 async function loadProfile(signal, fresh) {
-  const url = api.profileURL(S.from, S.until, S.labels, 'json');
+  const url = api.profileURL(S.from, S.until, S.labels, 'json', M());
   if (url === D.profileURL && D.tree && !D.partial) return;
   const first = url !== D.profileURL && firstPaintFits();
-  const fetchURL = first ? api.firstPaintURL(S.from, S.until, S.labels) : url;
+  const fetchURL = first ? api.firstPaintURL(S.from, S.until, S.labels, M()) : url;
   const t0 = performance.now();
   let json;
   try {
@@ -216,8 +225,8 @@ async function loadProfile(signal, fresh) {
 }
 
 async function loadDiff(signal, fresh) {
-  const ua = api.profileURL(S.bfrom, S.buntil, S.labels, 'json');
-  const ub = api.profileURL(S.cfrom, S.cuntil, S.labels, 'json');
+  const ua = api.profileURL(S.bfrom, S.buntil, S.labels, 'json', M());
+  const ub = api.profileURL(S.cfrom, S.cuntil, S.labels, 'json', M());
   const key = `${ua}|${ub}`;
   if (key === D.diffURLs && D.diff) return;
   let a, b;
@@ -243,14 +252,33 @@ async function loadDiff(signal, fresh) {
 }
 
 async function loadTimeline(signal, fresh) {
-  const url = `api/timeline?${api.query([...api.rangePairs(S.from, S.until, S.labels), ['step', step()]])}`;
+  const url = `api/timeline?${api.query([...api.rangePairs(S.from, S.until, S.labels, M()), ['step', step()]])}`;
   if (url === D.timelineURL) return applyTimeline();
   const t = await api.getJSON(url, { signal, cached: settled(S.until) });
   if (!fresh()) return;
   if (!t || !Array.isArray(t.buckets)) throw new api.ApiError('malformed timeline from the server');
-  D.timeline = { from: S.from, until: S.until, step: t.step || step(), buckets: t.buckets };
+  D.timeline = { from: S.from, until: S.until, step: t.step || step(), buckets: t.buckets, measure: M() };
   D.timelineURL = url;
   applyTimeline();
+}
+
+/** With measure=both in the graph view, the off-CPU tree shown below the graph. */
+async function loadOffCpu(signal, fresh) {
+  const shown = S.measure === 'both' && S.view === 'graph';
+  $('off-cpu').hidden = !shown;
+  if (!shown) return;
+  const url = api.profileURL(S.from, S.until, S.labels, 'json', 'off-cpu');
+  if (url !== D.offURL) {
+    const json = await api.getJSON(url, { signal, cached: settled(S.until) });
+    if (!fresh()) return;
+    D.offTree = Tree.fromJSON(json);
+    D.offURL = url;
+  }
+  const tree = D.offTree;
+  offFlame.setIcicle(S.icicle);
+  if (offFlame.tree !== tree) offFlame.setTree(tree, profilePainter(tree, { dark: dark() }), 0);
+  offFlame.showMessage(tree.total[0] > 0 ? null : 'No off-CPU time in this range (the agent records it with --off-cpu).');
+  $('off-cpu-total').textContent = `${fmtAmount(tree.total[0], 'off-cpu')} off CPU`;
 }
 
 /** Label values in a natural order: numbers (pids) numerically, the rest alphabetically. */
@@ -291,6 +319,7 @@ function apply() {
   $('legend').hidden = view !== 'diff';
   $('crumbs').hidden = view === 'sandwich';
   applyTimeline();
+  if (D.offTree && offFlame.tree === D.offTree) offFlame.setPainter(profilePainter(D.offTree, { dark: dark() }));
 
   const { re, error } = compile(S.q);
   D.searchError = error || '';
@@ -323,7 +352,10 @@ function apply() {
       flame.setPainter(painter);
       if (flame.focus !== focus) flame.setFocus(focus);
     }
-    flame.showMessage(tree.total[0] > 0 ? null : 'No samples in this range. Pick a wider range or clear the filters.');
+    const none = M() === 'off-cpu'
+      ? 'No off-CPU time in this range (the agent records it with --off-cpu). Pick a wider range or clear the filters.'
+      : 'No samples in this range. Pick a wider range or clear the filters.';
+    flame.showMessage(tree.total[0] > 0 ? null : none);
     renderCrumbs(tree, focus);
   } else {
     renderSandwich(re);
@@ -426,14 +458,16 @@ function renderSandwich(re) {
     else view.setPainter(painter);
   }
   $('sw-info').textContent = sw
-    ? `total ${fmtCount(sw.total)} samples, ${fmtPct(sw.total / (tree.total[0] || 1))} of the profile`
+    ? `total ${fmtAmount(sw.total, M())}, ${fmtPct(sw.total / (tree.total[0] || 1))} of the profile`
     : '';
 }
 
 function renderStatus(tree) {
   const parts = [];
   if (S.view === 'diff') {
-    parts.push(`baseline ${fmtCount(tree.A)} samples`, `comparison ${fmtCount(tree.B)} samples`);
+    parts.push(`baseline ${fmtAmount(tree.A, M())}`, `comparison ${fmtAmount(tree.B, M())}`);
+  } else if (M() === 'off-cpu') {
+    parts.push(`${fmtAmount(tree.total[0], M())} off CPU`);
   } else {
     const period = (D.meta && D.meta.period_ns) || 0;
     parts.push(`${fmtCount(tree.total[0])} samples`);
@@ -469,7 +503,7 @@ function renderTable(tree, re) {
   } else rows = D.rows || (D.rows = profileRows(tree));
   const exact = /^\^(.*)\$$/.exec(S.q);
   const selected = S.view === 'sandwich' ? $('sw-fn').textContent : exact ? exact[1].replace(/\\(.)/g, '$1') : '';
-  table.setData({ rows, mode, whole: tree.total[0], match: re, selected, dark: dark(), sort: S.sort, dir: S.dir });
+  table.setData({ rows, mode, whole: tree.total[0], match: re, selected, dark: dark(), sort: S.sort, dir: S.dir, measure: M() });
 }
 
 function applyTimeline() {
@@ -486,17 +520,31 @@ function applyTimeline() {
 
 // ---- tooltips --------------------------------------------------------------
 
+function describeOff(i) {
+  const t = offFlame.tree;
+  return {
+    title: t.label(i),
+    sub: KIND_NAMES[t.kind[i]] ? `${KIND_NAMES[t.kind[i]]} frame · depth ${t.depth[i]} · off CPU` : 'off CPU',
+    rows: [
+      ['Total', fmtAmount(t.total[i], 'off-cpu')],
+      ['Self', fmtAmount(t.self[i], 'off-cpu')],
+      ['Of off-CPU', fmtPct(t.total[i] / (t.total[0] || 1))],
+    ],
+    hint: 'Click to zoom',
+  };
+}
+
 function describe(view, i) {
   const t = view.tree;
   if (t.kind[i] === KIND.PRUNED) {
     return {
-      title: `${fmtCount(t.total[i])} samples in smaller frames`,
+      title: `${fmtAmount(t.total[i], M())} in smaller frames`,
       sub: 'frames too narrow to draw, merged for the first paint; all frames load in a moment',
       rows: [['Of profile', fmtPct(t.total[i] / (t.total[0] || 1))]],
       hint: 'Click to zoom into the caller',
     };
   }
-  const period = (D.meta && D.meta.period_ns) || 0;
+  const period = (M() === 'cpu' && D.meta && D.meta.period_ns) || 0;
   const whole = D.tree ? D.tree.total[0] : t.total[0];
   const inView = t.total[view.focus] || 1;
   const dur = (n) => (period ? ` · ${fmtDuration(n * period)}` : '');
@@ -504,8 +552,8 @@ function describe(view, i) {
     title: t.label(i),
     sub: KIND_NAMES[t.kind[i]] ? `${KIND_NAMES[t.kind[i]]} frame · depth ${t.depth[i]}` : '',
     rows: [
-      ['Total', `${fmtCount(t.total[i])} samples${dur(t.total[i])}`],
-      ['Self', `${fmtCount(t.self[i])} samples${dur(t.self[i])}`],
+      ['Total', `${fmtAmount(t.total[i], M())}${dur(t.total[i])}`],
+      ['Self', `${fmtAmount(t.self[i], M())}${dur(t.self[i])}`],
       ['Of view', fmtPct(t.total[i] / inView)],
       ['Of profile', fmtPct(t.total[i] / (whole || 1))],
     ],
@@ -522,8 +570,8 @@ function describeDiff(i) {
     title: t.label(i),
     sub: `${KIND_NAMES[t.kind[i]] || ''} frame · ${cls === 'same' ? 'about the same' : cls}`,
     rows: [
-      ['Baseline', `${fmtCount(a)} samples · ${fmtPct(a / A)}`],
-      ['Comparison', `${fmtCount(b)} samples · ${fmtPct(b / B)}`],
+      ['Baseline', `${fmtAmount(a, M())} · ${fmtPct(a / A)}`],
+      ['Comparison', `${fmtAmount(b, M())} · ${fmtPct(b / B)}`],
       ['Change', `${fmtDeltaPct(b / B - a / A)} (${rel > 0 ? '+' : ''}${Math.round(rel * 100)}% relative)`, cls],
       ['Self', `${fmtPct(t.extra.aSelf[i] / A)} → ${fmtPct(t.extra.bSelf[i] / B)}`],
     ],
@@ -553,6 +601,8 @@ function setError(msg) {
 
 function syncControls() {
   for (const b of document.querySelectorAll('.views button')) b.setAttribute('aria-pressed', String(b.dataset.view === S.view));
+  for (const b of document.querySelectorAll('.measures button')) b.setAttribute('aria-pressed', String(b.dataset.measure === S.measure));
+  document.body.dataset.measure = S.measure;
   const search = $('search');
   if (document.activeElement !== search && search.value !== S.q) search.value = S.q;
   $('icicle').setAttribute('aria-pressed', String(S.icicle));
@@ -564,7 +614,7 @@ function syncControls() {
   $('range-text').textContent = `${fmtRange(S.from, S.until)} (${fmtDuration(span)})`;
   // Export: the current range (the comparison range in the diff view) and filters.
   const [ef, eu] = S.view === 'diff' ? [S.cfrom, S.cuntil] : [S.from, S.until];
-  for (const f of ['folded', 'pprof', 'svg']) $(`exp-${f}`).href = api.profileURL(ef, eu, S.labels, f);
+  for (const f of ['folded', 'pprof', 'svg']) $(`exp-${f}`).href = api.profileURL(ef, eu, S.labels, f, M());
   syncFilters();
 }
 
@@ -638,8 +688,8 @@ window.__scorch = {
   ready,
   idle,
   metrics,
-  /** Rectangles drawn in the last frame of a pane: 'graph', 'callers' or 'callees'. */
-  drawn: (pane = 'graph') => ({ graph: flame, callers, callees }[pane]).drawn(),
+  /** Rectangles drawn in the last frame of a pane: 'graph', 'callers', 'callees' or 'off' (measure=both). */
+  drawn: (pane = 'graph') => ({ graph: flame, callers, callees, off: offFlame }[pane]).drawn(),
   state: () => ({
     ...structuredClone(S),
     theme: document.documentElement.dataset.theme,
@@ -700,6 +750,10 @@ function toggleTheme() {
 
 for (const b of document.querySelectorAll('.views button')) {
   b.addEventListener('click', () => commit({ view: b.dataset.view }));
+}
+for (const b of document.querySelectorAll('.measures button')) {
+  // Another measure is another profile: the zoom path may not exist in it.
+  b.addEventListener('click', () => commit({ measure: b.dataset.measure, zoom: [] }));
 }
 for (const b of document.querySelectorAll('.presets button')) {
   b.addEventListener('click', () => {

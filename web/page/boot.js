@@ -26,6 +26,7 @@
     p.append('from', String(Number(q.get('from'))));
     p.append('until', String(Number(q.get('until'))));
     q.getAll('label').forEach(function (l) { if (l.indexOf(':') > 0) p.append('label', l); });
+    if (q.get('measure') === 'off-cpu') p.append('measure', 'off-cpu');
     p.append('format', 'json');
     p.append('min_share', '0.0001'); // api.js FIRST_PAINT_MIN_SHARE
     var url = 'api/profile?' + p.toString();

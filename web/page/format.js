@@ -22,6 +22,18 @@ export function fmtDeltaPct(f) {
   return `${f > 0 ? '+' : f < 0 ? '−' : '±'}${s.replace('%', '')} pp`;
 }
 
+/** Nanoseconds of waiting, down to the microsecond ("3 µs", "850 ms", "1.20 s"). */
+export function fmtWait(ns) {
+  if (ns < 1e3) return `${Math.round(ns)} ns`;
+  if (ns < 1e6) return `${Math.round(ns / 1e3)} µs`;
+  return fmtDuration(ns);
+}
+
+/** A count in the unit of `measure`: samples on CPU, time off CPU. */
+export function fmtAmount(n, measure) {
+  return measure === 'off-cpu' ? fmtWait(n) : `${fmtCount(n)} samples`;
+}
+
 /** Nanoseconds as a short human duration ("850 ms", "12.3 s", "4 m 05 s", "2 h"). */
 export function fmtDuration(ns) {
   const s = ns / 1e9;

@@ -5,7 +5,7 @@
 // the current path, and add a node's total only when its name is not already
 // on the path (the outermost frame covers the nested ones).
 
-import { fmtCount, fmtPct, fmtDeltaPct } from './format.js';
+import { fmtCount, fmtPct, fmtDeltaPct, fmtWait } from './format.js';
 import { KIND_NAMES, frameHSL } from './render.js';
 
 /** Per-name { self, total } (Float64Array over tree.names) and the kind of each name's first frame. */
@@ -112,14 +112,15 @@ export class TopTable {
   }
 
   /**
-   * rows, mode ('profile'|'diff'), whole (total samples), match (RegExp|null),
+   * rows, mode ('profile'|'diff'), whole (total samples), measure ('cpu'|'off-cpu':
+   * counts are samples or nanoseconds), match (RegExp|null),
    * selected (name), sort/dir. Rows are re-sorted and rebuilt only when the
    * rows or the order change; a new search or selection just re-marks them.
    */
-  setData({ rows, mode, whole, match = null, selected = '', dark = false, sort = this.sort, dir = this.dir }) {
-    const rebuild = rows !== this.rows || mode !== this.mode || dark !== this.dark || sort !== this.sort || dir !== this.dir;
+  setData({ rows, mode, whole, measure = 'cpu', match = null, selected = '', dark = false, sort = this.sort, dir = this.dir }) {
+    const rebuild = rows !== this.rows || mode !== this.mode || dark !== this.dark || sort !== this.sort || dir !== this.dir || measure !== this.measure;
     if (rows !== this.rows) this.limit = PAGE;
-    Object.assign(this, { rows, mode, whole: whole || 1, match, selected, dark, sort, dir });
+    Object.assign(this, { rows, mode, whole: whole || 1, measure, match, selected, dark, sort, dir });
     if (rebuild) this.render();
     else this.mark();
   }
@@ -233,8 +234,9 @@ export class TopTable {
       num(fmtDeltaPct(r.total), null, r.total > 0 ? 'up' : r.total < 0 ? 'down' : '');
     } else {
       const sp = r.self / this.whole, tp = r.total / this.whole;
-      num(`${fmtCount(r.self)}  ${fmtPct(sp)}`, sp, 'bar');
-      num(`${fmtCount(r.total)}  ${fmtPct(tp)}`, tp, 'bar');
+      const amount = this.measure === 'off-cpu' ? fmtWait : fmtCount;
+      num(`${amount(r.self)}  ${fmtPct(sp)}`, sp, 'bar');
+      num(`${amount(r.total)}  ${fmtPct(tp)}`, tp, 'bar');
     }
     const td = document.createElement('td');
     td.className = 'fn-cell';

@@ -6,7 +6,7 @@
 // share the same data, each with its own persistent selection (baseline,
 // comparison).
 
-import { fmtCount, fmtTick, fmtTime } from './format.js';
+import { fmtAmount, fmtTick, fmtTime } from './format.js';
 
 const AXIS = 18;
 const TICKS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800].map((s) => s * 1e9);
@@ -89,7 +89,7 @@ export class Timeline {
     this.draw();
   }
 
-  /** { from, until, step, buckets: [[start, samples], …] } */
+  /** { from, until, step, buckets: [[start, count], …], measure ('cpu': samples, 'off-cpu': ns) } */
   setData(d) {
     this.data = d;
     this.updateReadout();
@@ -131,7 +131,7 @@ export class Timeline {
     const t = this.t(this.hoverX);
     const { step, buckets } = this.data;
     const b = buckets.find(([s]) => t >= s && t < s + step);
-    this.readout.textContent = `${fmtTime(b ? b[0] : t)}${b ? ` · ${fmtCount(b[1])} samples` : ''}`;
+    this.readout.textContent = `${fmtTime(b ? b[0] : t)}${b ? ` · ${fmtAmount(b[1], this.data.measure)}` : ''}`;
   }
 
   resize() {

@@ -12,15 +12,18 @@
 //   bfrom,buntil      diff baseline range; cfrom,cuntil: comparison range
 //   palette=cb        colour-blind-safe diff colours (orange/blue)
 //   sort=total|self|name|delta, dir=asc|desc   top-functions table order
+//   measure=off-cpu|both   time off CPU instead of CPU samples, or both graphs (cpu by default)
 
 export const VIEWS = ['graph', 'sandwich', 'diff'];
 const SORTS = ['self', 'total', 'name', 'delta'];
+export const MEASURES = ['cpu', 'off-cpu', 'both'];
 
 /** The state of a fresh page (no range: app.js fills in the last hour). */
 export function defaults() {
   return {
     from: null, until: null, labels: [], view: 'graph', zoom: [], q: '', icicle: false, fn: '',
     bfrom: null, buntil: null, cfrom: null, cuntil: null, palette: 'rb', sort: 'self', dir: 'desc',
+    measure: 'cpu',
   };
 }
 
@@ -47,6 +50,7 @@ export function parse(search) {
   if (q.get('palette') === 'cb') s.palette = 'cb';
   if (SORTS.includes(q.get('sort'))) s.sort = q.get('sort');
   if (q.get('dir') === 'asc') s.dir = 'asc';
+  if (MEASURES.includes(q.get('measure'))) s.measure = q.get('measure');
   return s;
 }
 
@@ -66,5 +70,6 @@ export function serialize(s) {
   if (s.palette === 'cb') put('palette', 'cb');
   if (s.sort !== 'self') put('sort', s.sort);
   if (s.dir !== 'desc') put('dir', s.dir);
+  if (s.measure !== 'cpu') put('measure', s.measure);
   return q.toString();
 }

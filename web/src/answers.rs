@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex};
 
 use scorch_formats::flame::FlameTree;
+use scorch_formats::Measure;
 use scorch_store::WindowSet;
 
 /// The default memory budget: a few of the largest trees the page handles
@@ -33,6 +34,9 @@ pub struct AnswerKey {
     pub labels: Vec<(String, String)>,
     /// The windows the tree was merged from.
     pub windows: WindowSet,
+    /// What the tree's counts measure (on-CPU unless set): trees of
+    /// different measures never answer for each other.
+    pub measure: Measure,
 }
 
 impl AnswerKey {
@@ -46,6 +50,7 @@ impl AnswerKey {
             until,
             labels,
             windows,
+            measure: Measure::OnCpuSamples,
         }
     }
 }
@@ -315,6 +320,12 @@ mod tests {
         // Another window set (a window written) or another range: no answer.
         assert!(cache.get(&key(0, 2)).is_none());
         assert!(cache.get(&key(5, 1)).is_none());
+        // Another measure: no answer, whatever else matches.
+        let off_cpu = AnswerKey {
+            measure: Measure::OffCpuNanoseconds,
+            ..key(0, 1)
+        };
+        assert!(cache.get(&off_cpu).is_none());
         // The order of label filters does not matter.
         let w = WindowSet {
             windows: 1,

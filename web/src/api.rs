@@ -60,7 +60,7 @@ async fn query_of(store: &Arc<Store>, raw: Option<String>) -> Result<(Params, Qu
             )));
         }
     }
-    let mut query = Query::range(params.from, params.until);
+    let mut query = Query::range(params.from, params.until).measure(params.measure()?);
     for (key, value) in &params.labels {
         query = query.label(key, value);
     }
@@ -132,11 +132,18 @@ async fn flame_json(
     let Profiles { store, answers } = profiles;
     let (body, source) = blocking(&store, move |s| {
         let windows = s.window_set(&query)?;
-        let key = AnswerKey::new(params.from, params.until, &params.labels, windows);
+        let measure = query.measure;
+        let key = AnswerKey {
+            measure,
+            ..AnswerKey::new(params.from, params.until, &params.labels, windows)
+        };
         let (tree, source) = answers.answer(&key, || {
             let (profile, windows) = s.query_with_window_set(&query)?;
             let tree = Arc::new(FlameTree::from_profile(&profile, params.from, params.until));
-            let key = AnswerKey::new(params.from, params.until, &params.labels, windows);
+            let key = AnswerKey {
+                measure,
+                ..AnswerKey::new(params.from, params.until, &params.labels, windows)
+            };
             Ok((key, tree))
         })?;
         let body = match min_share {

@@ -6,6 +6,8 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use scorch_formats::Measure;
+
 use crate::error::ApiError;
 
 /// The default range: the last hour.
@@ -75,6 +77,18 @@ impl Params {
             labels,
             rest,
         })
+    }
+
+    /// `measure`: what the counts are, `cpu` (on-CPU samples, the default)
+    /// or `off-cpu` (nanoseconds off CPU).
+    pub fn measure(&self) -> Result<Measure, ApiError> {
+        match self.get("measure") {
+            None | Some("cpu") => Ok(Measure::OnCpuSamples),
+            Some("off-cpu") => Ok(Measure::OffCpuNanoseconds),
+            Some(other) => Err(ApiError::bad_request(format!(
+                "unknown measure `{other}`: use cpu (on-CPU samples) or off-cpu (time off CPU)"
+            ))),
+        }
     }
 
     /// The value of parameter `name`, if given.
@@ -160,5 +174,19 @@ mod tests {
         assert!(err("label=nocolon").contains("key:value"));
         assert!(err("label=:x").contains("empty key"));
         assert!(err("from=0&until=99999999999999999").contains("longer than a year"));
+    }
+
+    #[test]
+    fn measures() {
+        let measure = |q| Params::parse(Some(q), at(100)).unwrap().measure();
+        assert_eq!(measure("").unwrap(), Measure::OnCpuSamples);
+        assert_eq!(measure("measure=cpu").unwrap(), Measure::OnCpuSamples);
+        assert_eq!(
+            measure("measure=off-cpu").unwrap(),
+            Measure::OffCpuNanoseconds
+        );
+        let e = measure("measure=wall").unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(e.message.contains("`wall`"), "{}", e.message);
     }
 }

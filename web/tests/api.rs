@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
-use scorch_formats::{FrameKind, Line, Location, Meta, ProfileBuilder, Sample, Stack};
+use scorch_formats::{FrameKind, Line, Location, Measure, Meta, ProfileBuilder, Sample, Stack};
 use scorch_store::{Store, StoreOptions, Window};
 use tower::ServiceExt;
 
@@ -200,6 +200,13 @@ async fn bad_requests_get_a_4xx_with_a_message() {
         ("/api/timeline?from=0&until=100000000000&step=1", "buckets"),
         ("/api/label-values", "`key` is missing"),
         ("/api/profile?label=%ZZ", "key:value"),
+        ("/api/profile?measure=wall", "unknown measure `wall`"),
+        (
+            "/api/profile?measure=off-cpu&format=pprof&label=x:1",
+            "unknown label",
+        ),
+        ("/api/timeline?measure=offcpu", "unknown measure"),
+        ("/api/label-values?key=comm&measure=", "unknown measure"),
     ];
     for (uri, message) in cases {
         let (status, content_type, body) = get(&store, uri).await;
@@ -208,6 +215,84 @@ async fn bad_requests_get_a_4xx_with_a_message() {
         let error = json(&body)["error"].as_str().unwrap().to_string();
         assert!(error.contains(message), "{uri}: {error}");
     }
+}
+
+/// The store of [`store`] plus off-CPU windows of the same series.
+fn store_with_off_cpu() -> Arc<Store> {
+    let store = store();
+    let off = |start, frames: &[&str], ns| {
+        let mut w = window(start, "app", frames, ns);
+        w.profile.meta.measure = Measure::OffCpuNanoseconds;
+        w.profile.meta.frequency_hz = None;
+        w
+    };
+    store
+        .write_windows(&[
+            off(T0, &["main", "sleep"], 3 * SEC),
+            off(T0 + 10 * SEC, &["main", "read"], SEC / 2),
+        ])
+        .unwrap();
+    store
+}
+
+#[tokio::test]
+async fn on_and_off_cpu_are_asked_for_apart_and_never_summed() {
+    let store = store_with_off_cpu();
+    let range = format!("from={T0}&until={}", T0 + 60 * SEC);
+    let (_, _, body) = get(&store, &format!("/api/profile?{range}")).await;
+    assert_eq!(json(&body)["meta"]["samples"], 13);
+    let (_, _, body) = get(&store, &format!("/api/profile?{range}&measure=cpu")).await;
+    assert_eq!(json(&body)["meta"]["samples"], 13);
+    // Asked twice: the second answer comes from the cache, still off-CPU.
+    for _ in 0..2 {
+        let (status, _, body) = get(&store, &format!("/api/profile?{range}&measure=off-cpu")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(json(&body)["meta"]["samples"], 3 * SEC + SEC / 2);
+    }
+    let (_, _, body) = get(&store, &format!("/api/profile?{range}")).await;
+    assert_eq!(json(&body)["meta"]["samples"], 13);
+
+    let (_, _, body) = get(
+        &store,
+        &format!("/api/profile?{range}&measure=off-cpu&format=folded&label=comm:app"),
+    )
+    .await;
+    // Folded off-CPU counts are microseconds, as offcputime writes them.
+    assert_eq!(
+        String::from_utf8(body).unwrap(),
+        "app;main;read 500000\napp;main;sleep 3000000\n"
+    );
+    let (_, _, body) = get(
+        &store,
+        &format!("/api/profile?{range}&measure=off-cpu&format=pprof"),
+    )
+    .await;
+    let decoded = scorch_formats::pprof::decode(&body).unwrap();
+    let types: Vec<(&str, &str)> = decoded
+        .sample_type
+        .iter()
+        .map(|t| {
+            (
+                decoded.string_table[t.r#type as usize].as_str(),
+                decoded.string_table[t.unit as usize].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(types, [("off-cpu", "nanoseconds")]);
+
+    let uri = format!(
+        "/api/timeline?from={T0}&until={}&step={}&measure=off-cpu",
+        T0 + 30 * SEC,
+        10 * SEC
+    );
+    let (_, _, body) = get(&store, &uri).await;
+    let buckets: Vec<u64> = json(&body)["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b[1].as_u64().unwrap())
+        .collect();
+    assert_eq!(buckets, [3 * SEC, SEC / 2, 0]);
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use scorch_formats::{FrameKind, Line, Location, Meta, Profile, ProfileBuilder, Sample, Stack};
+use scorch_formats::{
+    FrameKind, Line, Location, Measure, Meta, Profile, ProfileBuilder, Sample, Stack,
+};
 use scorch_store::{Store, StoreOptions, Window};
 
 fn e2e_dir() -> PathBuf {
@@ -20,10 +22,17 @@ fn e2e_dir() -> PathBuf {
 
 /// A profile from folded stacks whose first frame is the command; `_[k]` and
 /// `_[j]` mark kernel and JIT frames, which FlameGraph's scripts also use.
-fn profile_from_folded(folded: &str, pid: u32, period_ns: u64) -> Profile {
-    let mut b = ProfileBuilder::new(Meta {
-        frequency_hz: Some(1_000_000_000 / period_ns.max(1)),
-        ..Meta::default()
+/// Off-CPU windows (`measure`) count nanoseconds.
+fn profile_from_folded(folded: &str, pid: u32, period_ns: u64, measure: Measure) -> Profile {
+    let mut b = ProfileBuilder::new(match measure {
+        Measure::OnCpuSamples => Meta {
+            frequency_hz: Some(1_000_000_000 / period_ns.max(1)),
+            ..Meta::default()
+        },
+        Measure::OffCpuNanoseconds => Meta {
+            measure,
+            ..Meta::default()
+        },
     });
     for line in folded.lines().filter(|l| !l.is_empty()) {
         let (stack, count) = line.rsplit_once(' ').expect("folded line");
@@ -101,10 +110,14 @@ fn dataset(dir: &Path) -> Vec<Window> {
                 .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
                 .collect();
             let pid = labels.get("pid").and_then(|p| p.parse().ok()).unwrap_or(0);
+            let measure = match w["measure"].as_str() {
+                Some("off-cpu") => Measure::OffCpuNanoseconds,
+                _ => Measure::OnCpuSamples,
+            };
             Window {
                 start_unix_ns: w["start"].as_u64().unwrap(),
                 end_unix_ns: w["end"].as_u64().unwrap(),
-                profile: profile_from_folded(w["folded"].as_str().unwrap(), pid, period),
+                profile: profile_from_folded(w["folded"].as_str().unwrap(), pid, period, measure),
                 labels,
             }
         })

@@ -18,6 +18,7 @@
 mod capture;
 pub(crate) mod labels;
 mod live;
+mod offcpu;
 mod unwind;
 mod writer;
 
@@ -37,6 +38,7 @@ use crate::cli::UnwindArg;
 use crate::collect::Collector;
 use crate::{privileges, server, signals};
 use labels::{hostname, ProcessLabels};
+pub use offcpu::OffCpuArgs;
 
 /// How often the loop wakes to capture new processes and check for the end.
 const TICK: Duration = Duration::from_millis(100);
@@ -78,10 +80,15 @@ pub struct AgentConfig {
     pub spool_dir: Option<PathBuf>,
     /// Most bytes the upload spool may use.
     pub spool_size: u64,
+    /// Off-CPU time too, with these bounds (`--off-cpu`).
+    pub off_cpu: Option<OffCpuArgs>,
 }
 
 /// Runs the agent until SIGINT or SIGTERM.
 pub fn run(config: &AgentConfig) -> anyhow::Result<()> {
+    if let Some(off_cpu) = &config.off_cpu {
+        off_cpu.check()?;
+    }
     privileges::check()?;
     scorch_bpf::mounts::ensure_mounted()?;
     let store = open_store(config)?;
@@ -145,6 +152,11 @@ fn sample_forever(
         off_cpu: None,
     };
     let mut sampler = start_sampler(&sampler_config, config)?;
+    let mut off_cpu = config
+        .off_cpu
+        .as_ref()
+        .map(|args| offcpu::OffCpuSampler::start(args, config.stack_storage_size))
+        .transpose()?;
     let loader = sampler
         .unwind_tables()
         .map(unwind::Loader::start)
@@ -162,7 +174,7 @@ fn sample_forever(
     let mut window_clock = Instant::now();
     let writer = writer::Writer::start(Arc::clone(store))?;
     let mut lost_before = 0;
-    info!(hz = config.frequency_hz, window = ?config.window, "profiling every process");
+    info!(hz = config.frequency_hz, window = ?config.window, off_cpu = off_cpu.is_some(), "profiling every process");
     loop {
         std::thread::sleep(TICK);
         capture.deliver(&mut symbolizer);
@@ -179,6 +191,10 @@ fn sample_forever(
             ..Meta::default()
         };
         let profile = Collector::new(&snapshot, &mut symbolizer, meta).build(false);
+        let off_cpu_profile = off_cpu
+            .as_mut()
+            .map(|s| s.drain(&mut symbolizer))
+            .transpose()?;
         let symbol_bytes = symbolizer.end_window();
         if symbol_bytes > config.max_symbol_cache_bytes {
             warn!(
@@ -187,27 +203,35 @@ fn sample_forever(
                  kept (parsing them again every window would cost CPU): raise it"
             );
         }
-        let (start, end) = (unix_ns(window_start), unix_ns(window_end));
+        let span = (unix_ns(window_start), unix_ns(window_end));
         window_start = window_end;
         let mut labels = capture::lock(&processes);
-        let windows: Vec<Window> = profile
-            .split_by(|s| (s.pid, s.comm.clone()))
-            .into_iter()
-            .map(|((pid, comm), profile)| Window {
-                start_unix_ns: start,
-                end_unix_ns: end,
-                labels: labels.labels(pid, &comm, &host, &config.labels),
-                profile,
-            })
-            .collect();
+        let mut windows = split_windows(profile, span, &labels, &host, &config.labels);
+        // Off-CPU series are only stored, not uploaded (the upload protocols
+        // carry CPU samples).
+        let cpu_windows = windows.len();
+        if let Some(profile) = off_cpu_profile {
+            // Threads that only wait are never sampled on CPU: read their
+            // labels now.
+            for sample in &profile.samples {
+                labels.capture(sample.pid);
+            }
+            windows.extend(split_windows(profile, span, &labels, &host, &config.labels));
+        }
         labels.end_window();
         drop(labels);
         if let Some(uploader) = uploader {
-            crate::upload::submit(uploader, &windows, config.frequency_hz);
+            crate::upload::submit(uploader, &windows[..cpu_windows], config.frequency_hz);
         }
         let counters = sampler.counters().unwrap_or_default();
         if let Some(tables) = sampler.unwind_tables() {
             unwind_share.log(counters, tables.stats());
+        }
+        if let Some(lost) = off_cpu.as_mut().map(|s| s.newly_lost()).filter(|&n| n > 0) {
+            warn!(
+                lost,
+                "off-CPU waits or stacks lost in this window; raise --stack-storage-size"
+            );
         }
         let lost = counters.lost();
         if lost > lost_before {
@@ -225,6 +249,26 @@ fn sample_forever(
         }
         writer.submit(windows, samples, cache_bytes);
     }
+}
+
+/// One window per process (pid, comm) of `profile`, labelled.
+fn split_windows(
+    profile: scorch_formats::Profile,
+    (start, end): (u64, u64),
+    labels: &ProcessLabels,
+    host: &str,
+    extra: &[(String, String)],
+) -> Vec<Window> {
+    profile
+        .split_by(|s| (s.pid, s.comm.clone()))
+        .into_iter()
+        .map(|((pid, comm), profile)| Window {
+            start_unix_ns: start,
+            end_unix_ns: end,
+            labels: labels.labels(pid, &comm, host, extra),
+            profile,
+        })
+        .collect()
 }
 
 /// Unwind-table entries for processes (about 4 KiB each, allocated as loaded).

@@ -19,6 +19,10 @@
 //! - A [`Query`] picks series by label equality and windows by start time;
 //!   [`Store::query`] returns them merged into one [`Profile`], identical
 //!   traces summed.
+//! - Every series has a measure, from its windows' `meta.measure`: on-CPU
+//!   samples or off-CPU nanoseconds. A query reads one measure
+//!   ([`Query::measure`], on-CPU by default), so counts of different units
+//!   are never summed.
 //!
 //! # Using it
 //!

@@ -25,6 +25,7 @@ use crate::dict::DictCache;
 use crate::error::{Error, SqlContext};
 use crate::materialise;
 use crate::merge::{self, TraceIds};
+use crate::schema;
 
 /// Most buckets a timeline may have.
 const MAX_BUCKETS: u64 = 100_000;
@@ -38,6 +39,9 @@ pub struct Query {
     pub until_unix_ns: u64,
     /// `(key, value)` pairs a series must all have; none selects all.
     pub label_filters: Vec<(String, String)>,
+    /// What the series' counts measure: a query reads series of this
+    /// measure only, so it never sums counts of different units.
+    pub measure: Measure,
 }
 
 impl Query {
@@ -47,7 +51,14 @@ impl Query {
             from_unix_ns,
             until_unix_ns,
             label_filters: Vec::new(),
+            measure: Measure::OnCpuSamples,
         }
+    }
+
+    /// Reads series of `measure` (on-CPU samples unless set).
+    pub fn measure(mut self, measure: Measure) -> Self {
+        self.measure = measure;
+        self
     }
 
     /// Adds a `key = value` filter.
@@ -93,18 +104,76 @@ pub struct Bucket {
     pub samples: u64,
 }
 
-/// The series matching all filters; `None` when there are no filters.
+/// Which series a query reads.
+enum Selection {
+    /// Every series in the store.
+    All,
+    /// Every series of one measure (its `series.measure` code).
+    Measure(i64),
+    /// These series.
+    Series(Vec<i64>),
+}
+
+/// The series of `measure` matching all filters.
 fn matching_series(
     conn: &Connection,
     filters: &[(String, String)],
+    measure: Measure,
+) -> Result<Selection, Error> {
+    let code = schema::measure_code(measure);
+    let selection = |ids: Option<Vec<i64>>| ids.map_or(Selection::All, Selection::Series);
+    if !schema::has_measures(conn)? {
+        // A file from before measures: every series is on-CPU.
+        return match code {
+            schema::MEASURE_ON_CPU => labelled_series(conn, filters, None).map(selection),
+            _ => Ok(Selection::Series(Vec::new())),
+        };
+    }
+    // Both ends of the (indexed) measure column: a store of one measure
+    // needs no filter by it.
+    let (lowest, highest): (Option<i64>, Option<i64>) = conn
+        .prepare_cached("SELECT min(measure), max(measure) FROM series")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+        .ctx("selecting series")?;
+    match (lowest, highest) {
+        (Some(low), Some(high)) if low == code && high == code => {
+            labelled_series(conn, filters, None).map(selection)
+        }
+        (Some(low), Some(high)) if (low..=high).contains(&code) => {
+            if filters.is_empty() {
+                return Ok(Selection::Measure(code));
+            }
+            labelled_series(conn, filters, Some(code)).map(selection)
+        }
+        // No series of this measure at all.
+        _ => Ok(Selection::Series(Vec::new())),
+    }
+}
+
+/// The series matching all filters, of measure `code` when given; `None`
+/// when there are no filters (every series).
+fn labelled_series(
+    conn: &Connection,
+    filters: &[(String, String)],
+    code: Option<i64>,
 ) -> Result<Option<Vec<i64>>, Error> {
     let mut result: Option<BTreeSet<i64>> = None;
-    let mut stmt = conn
-        .prepare_cached("SELECT series_id FROM series_label WHERE key = ?1 AND value = ?2")
-        .ctx("selecting series")?;
+    // Files from before measures lack the column: no mention of it then.
+    let sql = match code {
+        None => "SELECT series_id FROM series_label WHERE key = ?1 AND value = ?2",
+        Some(_) => {
+            "SELECT l.series_id FROM series_label l JOIN series s ON s.id = l.series_id \
+             WHERE l.key = ?1 AND l.value = ?2 AND s.measure = ?3"
+        }
+    };
+    let mut stmt = conn.prepare_cached(sql).ctx("selecting series")?;
     for (key, value) in filters {
-        let ids = stmt
-            .query_map((key, value), |r| r.get::<_, i64>(0))
+        let first = |r: &rusqlite::Row<'_>| r.get::<_, i64>(0);
+        let rows = match code {
+            None => stmt.query_map((key, value), first),
+            Some(code) => stmt.query_map((key, value, code), first),
+        };
+        let ids = rows
             .and_then(|rows| rows.collect::<rusqlite::Result<BTreeSet<i64>>>())
             .ctx("selecting series")?;
         result = Some(match result {
@@ -120,14 +189,14 @@ fn matching_series(
 /// `window_meta w`, and may join `window_blob b`).
 fn for_each_window(
     conn: &Connection,
-    series: Option<&[i64]>,
+    series: &Selection,
     (from, until): (i64, i64),
     columns: &str,
     mut f: impl FnMut(&rusqlite::Row<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let action = "reading windows";
     match series {
-        None => {
+        Selection::All => {
             let sql = format!("{columns} WHERE w.start_ns >= ?1 AND w.start_ns < ?2");
             let mut stmt = conn.prepare_cached(&sql).ctx(action)?;
             let mut rows = stmt.query((from, until)).ctx(action)?;
@@ -135,7 +204,18 @@ fn for_each_window(
                 f(row)?;
             }
         }
-        Some(series) => {
+        Selection::Measure(code) => {
+            let sql = format!(
+                "{columns} JOIN series s ON s.id = w.series_id \
+                 WHERE s.measure = ?3 AND w.start_ns >= ?1 AND w.start_ns < ?2"
+            );
+            let mut stmt = conn.prepare_cached(&sql).ctx(action)?;
+            let mut rows = stmt.query((from, until, code)).ctx(action)?;
+            while let Some(row) = rows.next().ctx(action)? {
+                f(row)?;
+            }
+        }
+        Selection::Series(series) => {
             let sql = format!(
                 "{columns} WHERE w.series_id = ?3 AND w.start_ns >= ?1 AND w.start_ns < ?2"
             );
@@ -189,14 +269,14 @@ struct WindowMeta {
 pub(crate) fn window_set(conn: &mut Connection, query: &Query) -> Result<WindowSet, Error> {
     let bounds = query.bounds()?;
     let tx = conn.transaction().ctx("starting a read")?;
-    let series = matching_series(&tx, &query.label_filters)?;
-    selected_windows(&tx, series.as_deref(), bounds)
+    let series = matching_series(&tx, &query.label_filters, query.measure)?;
+    selected_windows(&tx, &series, bounds)
 }
 
 /// The [`WindowSet`] of the windows of `series` in `bounds`.
 fn selected_windows(
     conn: &Connection,
-    series: Option<&[i64]>,
+    series: &Selection,
     bounds: (i64, i64),
 ) -> Result<WindowSet, Error> {
     let mut set = WindowSet {
@@ -229,15 +309,15 @@ pub(crate) fn merged_profile(
 ) -> Result<(Profile, WindowSet), Error> {
     let bounds = query.bounds()?;
     let tx = conn.transaction().ctx("starting a read")?;
-    let series = matching_series(&tx, &query.label_filters)?;
-    let set = selected_windows(&tx, series.as_deref(), bounds)?;
+    let series = matching_series(&tx, &query.label_filters, query.measure)?;
+    let set = selected_windows(&tx, &series, bounds)?;
     // Each window's time and sampling rate, kept apart until the merge
     // says which windows are damaged (they are left out of these too).
     let mut windows: Vec<WindowMeta> = Vec::new();
     let merged = merge::merge(TraceIds::of(&tx)?, set.windows, |sink| {
         for_each_window(
             &tx,
-            series.as_deref(),
+            &series,
             bounds,
             "SELECT w.id, w.start_ns, w.end_ns, w.frequency_hz, w.sample_period, b.data \
              FROM window_meta w JOIN window_blob b ON b.window_id = w.id",
@@ -277,7 +357,7 @@ pub(crate) fn merged_profile(
         duration_ns: end.saturating_sub(start),
         frequency_hz: frequency.get().flatten().map(|f| f as u64),
         sample_period: period.get().flatten().map(|p| p as u64),
-        measure: Measure::OnCpuSamples,
+        measure: query.measure,
     };
     let traces = merged.sums.into_sorted();
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -322,10 +402,10 @@ pub(crate) fn timeline(
         })
         .collect();
     let tx = conn.transaction().ctx("starting a read")?;
-    let series = matching_series(&tx, &query.label_filters)?;
+    let series = matching_series(&tx, &query.label_filters, query.measure)?;
     for_each_window(
         &tx,
-        series.as_deref(),
+        &series,
         bounds,
         "SELECT w.start_ns, w.total FROM window_meta w",
         |row| {

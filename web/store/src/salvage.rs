@@ -21,7 +21,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 use crate::cache::{stable_hash, FastBuild};
 use crate::codec::{self, BlobDecoder, LocationEntry, MappingEntry, StackRef, TraceEntry};
 use crate::error::{Error, SqlContext};
-use crate::schema::DICT_TABLES;
+use crate::schema::{self, DICT_TABLES};
 
 /// Damaged places after which a table is given up.
 const MAX_FAILURES: u32 = 4096;
@@ -105,24 +105,29 @@ fn copy(src: &Connection, into: &mut Connection, report: &mut SalvageReport) -> 
 
     let mut series = IdSet::default();
     {
+        // Files before version 3 hold on-CPU series only.
+        let measure = match schema::has_measures(src) {
+            Ok(true) => "measure",
+            _ => "0",
+        };
         let mut insert = tx
-            .prepare("INSERT INTO series (id, labels) VALUES (?1, ?2)")
+            .prepare("INSERT INTO series (id, labels, measure) VALUES (?1, ?2, ?3)")
             .ctx(action)?;
         let mut insert_label = tx
             .prepare("INSERT INTO series_label (key, value, series_id) VALUES (?1, ?2, ?3)")
             .ctx(action)?;
         scan(
             src,
-            "SELECT id, labels FROM series WHERE id > ?1 ORDER BY id",
+            &format!("SELECT id, labels, {measure} FROM series WHERE id > ?1 ORDER BY id"),
             &mut report.unreadable_spots,
             |id, row| {
-                let Ok(data) = row.get::<_, Vec<u8>>(1) else {
+                let (Ok(data), Ok(code)) = (row.get::<_, Vec<u8>>(1), row.get::<_, i64>(2)) else {
                     return Ok(());
                 };
                 let Ok(labels) = codec::decode_labels(&data) else {
                     return Ok(());
                 };
-                insert.execute((id, &data)).ctx(action)?;
+                insert.execute((id, &data, code)).ctx(action)?;
                 for (key, value) in &labels {
                     insert_label.execute((key, value, id)).ctx(action)?;
                 }

@@ -6,7 +6,7 @@
 //! dict_location (id, hash, gen, data)   address, mapping, kind, lines (function, file, line)
 //! dict_stack    (id, hash, gen, data)   location ids, leaf first
 //! dict_trace    (id, hash, gen, data)   pid, tid, comm, user stack, kernel stack
-//! series        (id, labels)            one row per distinct label set
+//! series        (id, labels, measure)   one row per distinct label set and measure
 //! series_label  (key, value, series_id) the labels again, indexed for filters
 //! window_meta   (id, series_id, start_ns, end_ns, total, bytes,
 //!                frequency_hz, sample_period)
@@ -28,6 +28,10 @@
 //! marks the file as ours so we never touch another program's database.
 //! Version 1 lacked `upload_id`: the writer adds it when it opens such a
 //! file ([`migrate`]); readers need nothing of it and read both.
+//! Versions 1 and 2 lacked `series.measure` (what a series' counts are: 0
+//! on-CPU samples, 1 off-CPU nanoseconds): [`migrate`] rebuilds `series`
+//! with it, every old series on-CPU; readers of an unmigrated file take
+//! every series as on-CPU ([`has_measures`]).
 
 use std::time::{Duration, Instant};
 
@@ -36,7 +40,7 @@ use rusqlite::Connection;
 use crate::error::{Error, SqlContext};
 
 /// The format version this build writes and reads.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 /// The oldest format version this build still opens (and migrates).
 const OLDEST_VERSION: i64 = 1;
@@ -57,8 +61,11 @@ pub(crate) const DICT_TABLES: [&str; 5] = [
 const TABLES: &str = "
 CREATE TABLE series (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
-    labels BLOB NOT NULL UNIQUE
+    labels BLOB NOT NULL,
+    measure INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (labels, measure)
 );
+CREATE INDEX series_measure ON series(measure);
 CREATE TABLE series_label (
     key TEXT NOT NULL,
     value TEXT NOT NULL,
@@ -92,6 +99,50 @@ CREATE TABLE upload_id (
 ) WITHOUT ROWID;
 CREATE INDEX upload_id_window ON upload_id(window_id);
 ";
+
+/// What version 3 changed: `series` gains `measure` (old series are all
+/// on-CPU) and is unique by labels and measure together. Ids and the
+/// `AUTOINCREMENT` counter carry over, so no id is ever reused.
+const SERIES_MEASURE: &str = "
+CREATE TABLE series_v3 (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    labels BLOB NOT NULL,
+    measure INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (labels, measure)
+);
+INSERT INTO series_v3 (id, labels, measure) SELECT id, labels, 0 FROM series;
+DELETE FROM sqlite_sequence WHERE name = 'series_v3';
+INSERT INTO sqlite_sequence (name, seq)
+    SELECT 'series_v3', seq FROM sqlite_sequence WHERE name = 'series';
+DROP TABLE series;
+ALTER TABLE series_v3 RENAME TO series;
+CREATE INDEX series_measure ON series(measure);
+";
+
+/// `series.measure` of a series of on-CPU samples.
+pub(crate) const MEASURE_ON_CPU: i64 = 0;
+/// `series.measure` of a series of off-CPU nanoseconds.
+pub(crate) const MEASURE_OFF_CPU: i64 = 1;
+
+/// The `series.measure` value of `measure`.
+pub(crate) fn measure_code(measure: scorch_formats::Measure) -> i64 {
+    match measure {
+        scorch_formats::Measure::OnCpuSamples => MEASURE_ON_CPU,
+        scorch_formats::Measure::OffCpuNanoseconds => MEASURE_OFF_CPU,
+    }
+}
+
+/// Whether `series` has the `measure` column (version 3 on); a reader may
+/// see an older file that no writer has migrated yet.
+pub(crate) fn has_measures(conn: &Connection) -> Result<bool, Error> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('series') WHERE name = 'measure'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+    .ctx("reading the schema")
+}
 
 /// Per-connection settings, for readers and the writer alike.
 pub(crate) fn configure(conn: &Connection) -> Result<(), Error> {
@@ -218,6 +269,10 @@ pub(crate) fn migrate(conn: &Connection, from: i64) -> Result<(), Error> {
     if from < 2 {
         tx.execute_batch(UPLOAD_IDS)
             .ctx("upgrading the store format to version 2")?;
+    }
+    if from < 3 {
+        tx.execute_batch(SERIES_MEASURE)
+            .ctx("upgrading the store format to version 3")?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION)
         .ctx("stamping the format version")?;

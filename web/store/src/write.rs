@@ -22,6 +22,7 @@ use crate::dict::{DictWriter, Kind};
 use crate::error::{Error, SqlContext};
 use crate::options::StoreOptions;
 use crate::reserve::Reserve;
+use crate::schema;
 
 /// Length of a dictionary generation: one hour of window start time.
 pub(crate) const GEN_NS: u64 = 3_600_000_000_000;
@@ -47,7 +48,9 @@ pub struct Window {
     pub end_unix_ns: u64,
     /// The series: `host`, `pid`, `comm`, `exe`, `cgroup`, user labels…
     pub labels: BTreeMap<String, String>,
-    /// The samples. `meta.frequency_hz` and `meta.sample_period` are kept;
+    /// The samples. `meta.frequency_hz` and `meta.sample_period` are kept,
+    /// and `meta.measure` makes the window part of a series of that measure
+    /// (on-CPU and off-CPU windows of the same labels are two series);
     /// `meta.target`, `start_unix_ns` and `duration_ns` are not (the window
     /// and its labels say the same).
     pub profile: Profile,
@@ -173,7 +176,8 @@ impl Writer {
                 frames: Vec::new(),
             };
             let traces = w.traces()?;
-            let series_id = intern_series(&tx, series, &window.labels)?;
+            let measure = schema::measure_code(window.profile.meta.measure);
+            let series_id = intern_series(&tx, series, &window.labels, measure)?;
             let blob = encoder.encode(&traces)?;
             let total = traces
                 .iter()
@@ -267,32 +271,38 @@ fn validate_upload_id(id: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The id of a label set, inserting it (with its index rows) if new.
+/// The id of a label set of one measure, inserting it (with its index rows)
+/// if new.
 fn intern_series(
     conn: &Connection,
     cache: &mut TwoGen<Box<[u8]>, i64>,
     labels: &BTreeMap<String, String>,
+    measure: i64,
 ) -> Result<i64, Error> {
-    let mut key = Vec::new();
+    let mut labels_blob = Vec::new();
     encode_labels(
         labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        &mut key,
+        &mut labels_blob,
     );
+    // The cache key: the labels, then the measure.
+    let mut key = labels_blob.clone();
+    key.push(measure as u8);
     if let Some(id) = cache.get(&key[..]) {
         return Ok(id);
     }
     let found: Option<i64> = conn
-        .prepare_cached("SELECT id FROM series WHERE labels = ?1")
+        .prepare_cached("SELECT id FROM series WHERE labels = ?1 AND measure = ?2")
         .and_then(|mut s| {
             use rusqlite::OptionalExtension;
-            s.query_row([&key], |r| r.get(0)).optional()
+            s.query_row((&labels_blob, measure), |r| r.get(0))
+                .optional()
         })
         .ctx("looking up a series")?;
     let id = match found {
         Some(id) => id,
         None => {
-            conn.prepare_cached("INSERT INTO series (labels) VALUES (?1)")
-                .and_then(|mut s| s.execute([&key]))
+            conn.prepare_cached("INSERT INTO series (labels, measure) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute((&labels_blob, measure)))
                 .ctx("adding a series")?;
             let id = conn.last_insert_rowid();
             let mut stmt = conn

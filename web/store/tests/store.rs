@@ -381,10 +381,10 @@ fn a_newer_format_or_a_foreign_database_is_refused_and_left_alone() {
         matches!(
             e,
             Error::NewerFormat {
-                found: 3,
-                supported: 2,
+                found,
+                supported,
                 ..
-            }
+            } if found == scorch_store::FORMAT_VERSION + 1 && supported == scorch_store::FORMAT_VERSION
         ),
         "{e}"
     );
