@@ -301,6 +301,51 @@ fn uprobe_arguments_cast_to_struct_pointers_read_user_memory_and_step_by_structs
     );
 }
 
+/// A struct copied whole from user memory keeps pointing there: its
+/// pointer members (also inside a nested struct, an array, or a copy of
+/// the nested struct) are read with `probe_read_user`, as bpftrace does.
+/// The string lies on the stack: a page of `.rodata` not yet touched
+/// would read as nothing.
+#[test]
+fn pointers_in_a_struct_copied_from_user_memory_point_into_user_memory() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    let types = "struct scorch_b { long id; };
+         struct scorch_i { struct scorch_b *p; };
+         struct scorch_a { long id; struct scorch_b *next; const char *name;
+                           struct scorch_i in; struct scorch_b *arr[2]; };";
+    let exe = build_c(
+        "copied_pointers",
+        &format!(
+            "#include <stdio.h>\n{types}\n\
+             __attribute__((noipa)) long handle(struct scorch_a *r) {{ return r->id; }}\n\
+             int main(void) {{\n\
+               char line[8], name[8] = \"alpha\"; volatile long s = 0;\n\
+               struct scorch_b b = {{ 22 }}, c = {{ 33 }}, d = {{ 44 }}, e = {{ 55 }};\n\
+               struct scorch_a a = {{ 11, &b, name, {{ &c }}, {{ &d, &e }} }};\n\
+               if (!fgets(line, sizeof line, stdin)) return 1;\n\
+               s += handle(&a);\n\
+               return 0;\n\
+             }}\n"
+        ),
+        &["-O1"],
+    );
+    let bin = exe.display();
+    let program = SourceFile::inline(format!(
+        "{types}
+         uprobe:{bin}:handle {{
+           $v = *(struct scorch_a *)arg0; $w = $v.in;
+           printf(\"%d %d %s %d %d %d\\n\", $v.id, $v.next->id, str($v.name),
+                  $v.in.p->id, $w.p->id, $v.arr[1]->id);
+         }}"
+    ));
+    let child = start(&exe, &[]);
+    let o = trace(&program, &with_pid(child.id()), move |_| go(child));
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out.trim(), "11 22 alpha 33 33 55", "{}", o.out);
+}
+
 /// `symbol+offset`, an address, wildcards, and `uaddr`.
 #[test]
 fn uprobe_offsets_addresses_wildcards_and_uaddr() {

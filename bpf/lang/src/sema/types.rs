@@ -226,6 +226,9 @@ pub enum Type {
         size: u32,
         /// Where it lies.
         space: AddrSpace,
+        /// Where the pointers in it point: `space`, except in a copy of a
+        /// struct read from user memory.
+        pointers: AddrSpace,
     },
     /// The `args` record of a tracepoint.
     Args,
