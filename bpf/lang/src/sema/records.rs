@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::check::Checker;
 use super::ctypes::{CTypeId, CTypes, Shape};
 use super::types::{AddrSpace, Type};
-use crate::ast::Expr;
+use crate::ast::{Block, Expr, ExprKind};
 
 /// A struct or union's layout, for printing its copy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -185,8 +185,26 @@ impl Checker<'_> {
             *size,
             *pointers,
         )));
-        self.set_type(e, &record);
+        self.copy_whole(e, &record);
         Some(record)
+    }
+
+    /// Makes `e`, which reads a struct, copy it as `record`: a ternary or
+    /// a block copies it where each of its values is read.
+    fn copy_whole(&mut self, e: &Expr, record: &Type) {
+        self.set_type(e, record);
+        match &e.kind {
+            ExprKind::Ternary {
+                then, otherwise, ..
+            } => {
+                self.copy_whole(then, record);
+                self.copy_whole(otherwise, record);
+            }
+            ExprKind::Block(Block {
+                value: Some(value), ..
+            }) => self.copy_whole(value, record),
+            _ => {}
+        }
     }
 }
 
