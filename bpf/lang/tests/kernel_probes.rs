@@ -181,7 +181,9 @@ fn path_prints_full_paths_in_fentry_and_fexit() {
     let dir = std::env::temp_dir().join(format!("scorch-path-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let name = "uniq-d-path-file";
+    let other = "uniq-d-path-other";
     std::fs::write(dir.join(name), b"x").unwrap();
+    std::fs::write(dir.join(other), b"x").unwrap();
     let workload_dir = dir.clone();
     let o = trace(
         |tid| {
@@ -190,16 +192,24 @@ fn path_prints_full_paths_in_fentry_and_fexit() {
                      if (str(args.path->dentry->d_name.name) == \"{name}\") {{ printf(\"getattr %s\\n\", path(args.path)); }}
                  }}
                  fexit:filp_close /tid == {tid}/ {{
-                     if (str(args.filp->f_path.dentry->d_name.name) == \"{name}\") {{
+                     $n = str(args.filp->f_path.dentry->d_name.name);
+                     if ($n == \"{name}\") {{
                          @closed[path(args.filp->f_path)] = count();
                          printf(\"short %s|\\n\", path(args.filp->f_path, 8));
+                     }}
+                     if ($n == \"{name}\" || $n == \"{other}\") {{
+                         @short[path(args.filp->f_path, 8)] = count();
                      }}
                  }}
                  {}",
                 stop_on_getppid(tid)
             )
         },
-        move || stat_and_close(&workload_dir, name),
+        move || {
+            let other = workload_dir.join(other);
+            drop(std::fs::File::open(other).expect("open the other file"));
+            stat_and_close(&workload_dir, name)
+        },
     );
     std::fs::remove_dir_all(&dir).unwrap();
     if !required() {
@@ -215,6 +225,10 @@ fn path_prints_full_paths_in_fentry_and_fexit() {
     assert_eq!(value(&o.out, &format!("@closed[{full}]")), "1", "{}", o.out);
     // Too long for 8 bytes: d_path fails and the string is empty.
     assert!(o.out.contains("short |\n"), "{}", o.out);
+    // Every failure is the same (empty) key, whatever tail of the path
+    // the kernel left in the buffer.
+    assert_eq!(value(&o.out, "@short[]"), "2", "{}", o.out);
+    assert_eq!(o.out.matches("@short[").count(), 1, "{}", o.out);
 }
 
 #[test]
