@@ -7,7 +7,7 @@
 //! unreadable one neither: `-l` still lists its functions.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use gimli::{AttributeValue, EndianSlice, RunTimeEndian, Unit, UnitOffset};
@@ -18,15 +18,33 @@ type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
 /// How deep type names nest before the rest is left out.
 const MAX_TYPE_DEPTH: u32 = 16;
 
-/// Each function defined in `path` with its parameters' `type name`
-/// lines; empty when the binary has no DWARF.
-pub(super) fn function_params(path: &Path) -> HashMap<String, Vec<String>> {
-    read(path).unwrap_or_default()
+/// The functions of `wanted` defined in `path` with their parameters'
+/// `type name` lines; empty when the binary has no DWARF. The file is
+/// mapped, and only the DWARF sections are read.
+pub(super) fn function_params(
+    path: &Path,
+    wanted: &HashSet<String>,
+) -> HashMap<String, Vec<String>> {
+    read(path, wanted).unwrap_or_default()
 }
 
-fn read(path: &Path) -> Result<HashMap<String, Vec<String>>, Box<dyn std::error::Error>> {
-    let data = std::fs::read(path)?;
+fn read(
+    path: &Path,
+    wanted: &HashSet<String>,
+) -> Result<HashMap<String, Vec<String>>, Box<dyn std::error::Error>> {
+    let mut functions = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(functions);
+    }
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the mapping is only read; a binary changed while it is
+    // listed can give wrong names, never unsafety in the parsers, which
+    // check every offset.
+    let data = unsafe { memmap2::Mmap::map(&file)? };
     let file = object::File::parse(&*data)?;
+    if file.section_by_name(".debug_info").is_none() {
+        return Ok(functions);
+    }
     let endian = if file.is_little_endian() {
         RunTimeEndian::Little
     } else {
@@ -39,20 +57,23 @@ fn read(path: &Path) -> Result<HashMap<String, Vec<String>>, Box<dyn std::error:
         }
     })?;
     let dwarf = sections.borrow(|s| EndianSlice::new(s, endian));
-    let mut functions = HashMap::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
-        unit_functions(&dwarf, &unit, &mut functions)?;
+        unit_functions(&dwarf, &unit, wanted, &mut functions)?;
+        if functions.len() == wanted.len() {
+            break;
+        }
     }
     Ok(functions)
 }
 
-/// Adds the functions defined in `unit` (the first definition of a name
-/// wins).
+/// Adds the functions of `wanted` defined in `unit` (the first definition
+/// of a name wins).
 fn unit_functions(
     dwarf: &gimli::Dwarf<Reader<'_>>,
     unit: &Unit<Reader<'_>>,
+    wanted: &HashSet<String>,
     out: &mut HashMap<String, Vec<String>>,
 ) -> gimli::Result<()> {
     let mut entries = unit.entries();
@@ -77,7 +98,9 @@ fn unit_functions(
                     .attr_value(gimli::DW_AT_name)
                     .and_then(|v| string(dwarf, unit, v));
                 if let (Some(name), false) = (name, declaration) {
-                    current = Some((name, depth, Vec::new()));
+                    if wanted.contains(&name) && !out.contains_key(&name) {
+                        current = Some((name, depth, Vec::new()));
+                    }
                 }
             }
             gimli::DW_TAG_formal_parameter => {
