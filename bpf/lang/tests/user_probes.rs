@@ -836,6 +836,76 @@ fn lists_user_function_parameters_from_dwarf() {
     );
 }
 
+/// Qualifiers, function pointers, C++ references and unnamed parameters
+/// are spelled as bpftrace 0.17 spells them (it aborts on an unnamed
+/// parameter: that one is spelled as its type alone).
+#[test]
+fn lists_user_function_parameters_as_bpftrace_spells_them() {
+    let list = |exe: &Path, pattern: &str| {
+        let mut out = Vec::new();
+        scorch_lang::runtime::list_with(
+            &format!("uprobe:{}:{pattern}", exe.display()),
+            &scorch_lang::sema::TraceFs::new("/sys/kernel/tracing"),
+            true,
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let same_as_bpftrace = |exe: &Path, pattern: &str, expected: &str| {
+        assert_eq!(list(exe, pattern), expected);
+        if let Ok(out) = Command::new("/usr/bin/bpftrace")
+            .arg("-lv")
+            .arg(format!("uprobe:{}:{pattern}", exe.display()))
+            .output()
+        {
+            if out.status.success() && !out.stdout.is_empty() {
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stdout),
+                    expected,
+                    "bpftrace disagrees"
+                );
+            }
+        }
+    };
+    let c = build_c(
+        "dwarf_spellings",
+        "__attribute__((noinline)) int quals(char *const p, int (*cb)(int), const char *restrict s,\n\
+                                             const volatile int *cv) { return p[0] + cb(1) + s[0] + *cv; }\n\
+         __attribute__((noinline)) int unnamed(int, long b) { return b; }\n\
+         static int cb(int x) { return x; }\n\
+         int main(int argc, char **argv) { int z = 0; return quals(argv[0], cb, argv[0], &z) + unnamed(1, 2); }\n",
+        &["-O1", "-g"],
+    );
+    same_as_bpftrace(
+        &c,
+        "quals",
+        &format!(
+            "uprobe:{}:quals\n    char* const p\n    <unknown type>* cb\n    <unknown type> s\n    <unknown type>* cv\n",
+            c.display()
+        ),
+    );
+    assert_eq!(
+        list(&c, "unnamed"),
+        format!("uprobe:{}:unnamed\n    int\n    long int b\n", c.display())
+    );
+    let cpp = build_c(
+        "dwarf_spellings_cpp",
+        "struct Req { long id; };\n\
+         extern \"C\" __attribute__((noinline)) int work(Req &r, Req &&q, long n) { return r.id + q.id + n; }\n\
+         int main() { Req r{1}; return work(r, Req{2}, 0); }\n",
+        &["-x", "c++", "-O1", "-g"],
+    );
+    same_as_bpftrace(
+        &cpp,
+        "work",
+        &format!(
+            "uprobe:{}:work\n    <unknown type> r\n    <unknown type> q\n    long int n\n",
+            cpp.display()
+        ),
+    );
+}
+
 /// A watchpoint on a variable of the `-p` process, or of a `-c` command
 /// (set before its exec), counts its writes. The variable is initialized
 /// data: in `.bss`, the kernel's zeroing of it at exec would count too.

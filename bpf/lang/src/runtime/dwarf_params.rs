@@ -15,6 +15,9 @@ use object::{Object, ObjectSection};
 
 type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
 
+/// What bpftrace calls a type it cannot name.
+const UNKNOWN: &str = "<unknown type>";
+
 /// How deep type names nest before the rest is left out.
 const MAX_TYPE_DEPTH: u32 = 16;
 
@@ -111,7 +114,12 @@ fn unit_functions(
                             .and_then(|v| string(dwarf, unit, v))
                             .unwrap_or_default();
                         let ty = type_ref(entry.attr_value(gimli::DW_AT_type));
-                        params.push(format!("{} {name}", type_name(dwarf, unit, ty, 0)));
+                        let ty = type_name(dwarf, unit, ty, 0);
+                        // An unnamed parameter is its type alone.
+                        params.push(match name.is_empty() {
+                            true => ty,
+                            false => format!("{ty} {name}"),
+                        });
                     }
                 }
             }
@@ -169,13 +177,28 @@ fn type_name(
     };
     match entry.tag() {
         gimli::DW_TAG_pointer_type => format!("{}*", inner()),
-        gimli::DW_TAG_const_type => format!("const {}", inner()),
-        gimli::DW_TAG_volatile_type => format!("volatile {}", inner()),
+        // `const char`, but `char* const` for a constant pointer.
+        gimli::DW_TAG_const_type => {
+            let inner = inner();
+            if inner == UNKNOWN {
+                inner
+            } else if inner.ends_with('*') {
+                format!("{inner} const")
+            } else {
+                format!("const {inner}")
+            }
+        }
         gimli::DW_TAG_structure_type => format!("struct {name}"),
         gimli::DW_TAG_union_type => format!("union {name}"),
         gimli::DW_TAG_enumeration_type => format!("enum {name}"),
+        gimli::DW_TAG_class_type if !name.is_empty() => name,
         gimli::DW_TAG_array_type => format!("{}[]", inner()),
-        _ if name.is_empty() => inner(),
-        _ => name,
+        gimli::DW_TAG_base_type | gimli::DW_TAG_typedef => match name.is_empty() {
+            true => inner(),
+            false => name,
+        },
+        // `volatile`, `restrict`, C++ references, functions, and the rest:
+        // bpftrace names none of them.
+        _ => UNKNOWN.to_string(),
     }
 }
