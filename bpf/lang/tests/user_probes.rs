@@ -904,6 +904,56 @@ fn lists_user_function_parameters_as_bpftrace_spells_them() {
             cpp.display()
         ),
     );
+    // Types that `dwz` moved to a unit of their own (DW_FORM_ref_addr).
+    if Command::new("dwz").arg("--version").output().is_err() {
+        eprintln!("skipped the dwz part: dwz is not installed");
+        return;
+    }
+    let types = "struct req { long id; int a, b, c, d; char name[16]; struct req *next; };";
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("user_probes");
+    let mut sources = vec![];
+    for i in 0..4 {
+        let src = dir.join(format!("dwz_{i}.c"));
+        std::fs::write(
+            &src,
+            format!("{types}\n__attribute__((noinline)) long shared{i}(struct req *r, long n) {{ return r->id + n; }}\n"),
+        )
+        .unwrap();
+        sources.push(src);
+    }
+    let main = dir.join("dwz_main.c");
+    std::fs::write(
+        &main,
+        format!(
+            "{types}\nlong shared0(struct req *, long); long shared1(struct req *, long);\n\
+             long shared2(struct req *, long); long shared3(struct req *, long);\n\
+             int main(int c, char **v) {{ struct req r = {{ c }};\n\
+               return shared0(&r, 0) + shared1(&r, 1) + shared2(&r, 2) + shared3(&r, 3); }}\n"
+        ),
+    )
+    .unwrap();
+    let exe = dir.join("dwz_types_shared");
+    let built = Command::new("gcc")
+        .args(["-O1", "-g", "-o"])
+        .arg(&exe)
+        .arg(&main)
+        .args(&sources)
+        .status()
+        .expect("gcc");
+    assert!(built.success());
+    assert!(Command::new("dwz")
+        .arg(&exe)
+        .status()
+        .expect("dwz")
+        .success());
+    same_as_bpftrace(
+        &exe,
+        "shared2",
+        &format!(
+            "uprobe:{}:shared2\n    struct req* r\n    long int n\n",
+            exe.display()
+        ),
+    );
 }
 
 /// A watchpoint on a variable of the `-p` process, or of a `-c` command

@@ -113,7 +113,7 @@ fn unit_functions(
                             .attr_value(gimli::DW_AT_name)
                             .and_then(|v| string(dwarf, unit, v))
                             .unwrap_or_default();
-                        let ty = type_ref(entry.attr_value(gimli::DW_AT_type));
+                        let ty = entry.attr_value(gimli::DW_AT_type);
                         let ty = type_name(dwarf, unit, ty, 0);
                         // An unnamed parameter is its type alone.
                         params.push(match name.is_empty() {
@@ -143,22 +143,54 @@ fn string(
         .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
 }
 
-fn type_ref(v: Option<AttributeValue<Reader<'_>>>) -> Option<UnitOffset> {
-    match v {
-        Some(AttributeValue::UnitRef(offset)) => Some(offset),
-        _ => None,
-    }
-}
-
-/// The C spelling of the type at `offset` (`void` for none).
+/// The C spelling of the type `at` refers to (`void` for none): in this
+/// unit, or in another one (`DW_FORM_ref_addr`, as `dwz` writes).
 fn type_name(
     dwarf: &gimli::Dwarf<Reader<'_>>,
     unit: &Unit<Reader<'_>>,
-    offset: Option<UnitOffset>,
+    at: Option<AttributeValue<Reader<'_>>>,
     depth: u32,
 ) -> String {
-    let Some(entry) = offset.and_then(|o| unit.entry(o).ok()) else {
-        return "void".to_string();
+    match at {
+        Some(AttributeValue::UnitRef(offset)) => type_at(dwarf, unit, offset, depth),
+        Some(AttributeValue::DebugInfoRef(offset)) => {
+            if let Some(local) = offset.to_unit_offset(&unit.header) {
+                return type_at(dwarf, unit, local, depth);
+            }
+            match unit_holding(dwarf, offset) {
+                Some((other, local)) => type_at(dwarf, &other, local, depth),
+                None => UNKNOWN.to_string(),
+            }
+        }
+        Some(_) => UNKNOWN.to_string(),
+        None => "void".to_string(),
+    }
+}
+
+/// The unit that holds the entry at `offset` in `.debug_info`, and the
+/// entry's offset in it.
+fn unit_holding<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    offset: gimli::DebugInfoOffset,
+) -> Option<(Unit<Reader<'a>>, UnitOffset)> {
+    let mut units = dwarf.units();
+    while let Ok(Some(header)) = units.next() {
+        if let Some(local) = offset.to_unit_offset(&header) {
+            return Some((dwarf.unit(header).ok()?, local));
+        }
+    }
+    None
+}
+
+/// The C spelling of the type at `offset` in `unit`.
+fn type_at(
+    dwarf: &gimli::Dwarf<Reader<'_>>,
+    unit: &Unit<Reader<'_>>,
+    offset: UnitOffset,
+    depth: u32,
+) -> String {
+    let Ok(entry) = unit.entry(offset) else {
+        return UNKNOWN.to_string();
     };
     if depth > MAX_TYPE_DEPTH {
         return "void".to_string();
@@ -167,14 +199,7 @@ fn type_name(
         .attr_value(gimli::DW_AT_name)
         .and_then(|v| string(dwarf, unit, v))
         .unwrap_or_default();
-    let inner = || {
-        type_name(
-            dwarf,
-            unit,
-            type_ref(entry.attr_value(gimli::DW_AT_type)),
-            depth + 1,
-        )
-    };
+    let inner = || type_name(dwarf, unit, entry.attr_value(gimli::DW_AT_type), depth + 1);
     match entry.tag() {
         gimli::DW_TAG_pointer_type => format!("{}*", inner()),
         // `const char`, but `char* const` for a constant pointer.
