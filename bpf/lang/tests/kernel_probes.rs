@@ -271,6 +271,23 @@ fn path_outside_allowed_functions_is_a_program_error() {
         e.contains("path() takes a `struct path *`, not struct file *"),
         "{e}"
     );
+    let Err(RunError::Program(e)) = run(
+        "struct path { long x; } fentry:vfs_getattr { printf(\"%s\\n\", path((struct path *)args.path)); }",
+    ) else {
+        panic!("no error for path() of the script's struct path");
+    };
+    assert!(e.contains("this `struct path` is the script's own"), "{e}");
+    let Err(RunError::Program(e)) = run(
+        "fentry:vfs_getattr { @p = args.path; printf(\"%s\\n\", path(@p)); $q = args.path; print(path($q)); }",
+    ) else {
+        panic!("no error for path() of a stored pointer");
+    };
+    assert_eq!(
+        e.matches("path() reads only a `struct path *` taken from the probe's arguments")
+            .count(),
+        2,
+        "{e}"
+    );
     let Err(RunError::Program(e)) =
         run("fentry:vfs_getattr { printf(\"%s\\n\", path(args.path, 0)); }")
     else {
