@@ -76,7 +76,7 @@ impl Checker<'_> {
             _ => None,
         };
         let is_path = record.is_some_and(|id| {
-            matches!(self.types.shape(id), Shape::Record { ref name, .. } if strip_qualifiers(name) == "struct path")
+            matches!(self.types.shape(id), Shape::Record { ref name, .. } if super::ctypes::strip_qualifiers(name) == "struct path")
         });
         if !is_path {
             self.error(
@@ -136,15 +136,4 @@ fn stored(e: &Expr) -> bool {
         ExprKind::Unary { operand, .. } => stored(operand),
         _ => false,
     }
-}
-
-/// `name` without leading `const`/`volatile`.
-fn strip_qualifiers(mut name: &str) -> &str {
-    while let Some(rest) = name
-        .strip_prefix("const ")
-        .or_else(|| name.strip_prefix("volatile "))
-    {
-        name = rest;
-    }
-    name
 }

@@ -208,13 +208,7 @@ impl Checker<'_> {
 
     /// The C type spelt `target` (`const struct sock`), if known.
     fn c_type_named(&self, target: &str) -> Option<CTypeId> {
-        let mut t = target.trim();
-        while let Some(rest) = t
-            .strip_prefix("const ")
-            .or_else(|| t.strip_prefix("volatile "))
-        {
-            t = rest.trim();
-        }
+        let t = super::ctypes::strip_qualifiers(target);
         for kind in [RecordKind::Struct, RecordKind::Union] {
             if let Some(name) = t.strip_prefix(kind.as_str()) {
                 return self.types.record(kind, name.trim());

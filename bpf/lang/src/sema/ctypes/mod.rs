@@ -487,3 +487,16 @@ impl<'k> CTypes<'k> {
         })
     }
 }
+
+/// C type spelling `name` without surrounding space and leading
+/// `const`/`volatile` (`const struct path` → `struct path`).
+pub fn strip_qualifiers(name: &str) -> &str {
+    let mut name = name.trim();
+    while let Some(rest) = name
+        .strip_prefix("const ")
+        .or_else(|| name.strip_prefix("volatile "))
+    {
+        name = rest.trim();
+    }
+    name
+}
