@@ -181,7 +181,9 @@ fn path_prints_full_paths_in_fentry_and_fexit() {
     let dir = std::env::temp_dir().join(format!("scorch-path-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let name = "uniq-d-path-file";
+    let other = "uniq-d-path-other";
     std::fs::write(dir.join(name), b"x").unwrap();
+    std::fs::write(dir.join(other), b"x").unwrap();
     let workload_dir = dir.clone();
     let o = trace(
         |tid| {
@@ -190,16 +192,24 @@ fn path_prints_full_paths_in_fentry_and_fexit() {
                      if (str(args.path->dentry->d_name.name) == \"{name}\") {{ printf(\"getattr %s\\n\", path(args.path)); }}
                  }}
                  fexit:filp_close /tid == {tid}/ {{
-                     if (str(args.filp->f_path.dentry->d_name.name) == \"{name}\") {{
+                     $n = str(args.filp->f_path.dentry->d_name.name);
+                     if ($n == \"{name}\") {{
                          @closed[path(args.filp->f_path)] = count();
                          printf(\"short %s|\\n\", path(args.filp->f_path, 8));
+                     }}
+                     if ($n == \"{name}\" || $n == \"{other}\") {{
+                         @short[path(args.filp->f_path, 8)] = count();
                      }}
                  }}
                  {}",
                 stop_on_getppid(tid)
             )
         },
-        move || stat_and_close(&workload_dir, name),
+        move || {
+            let other = workload_dir.join(other);
+            drop(std::fs::File::open(other).expect("open the other file"));
+            stat_and_close(&workload_dir, name)
+        },
     );
     std::fs::remove_dir_all(&dir).unwrap();
     if !required() {
@@ -215,6 +225,10 @@ fn path_prints_full_paths_in_fentry_and_fexit() {
     assert_eq!(value(&o.out, &format!("@closed[{full}]")), "1", "{}", o.out);
     // Too long for 8 bytes: d_path fails and the string is empty.
     assert!(o.out.contains("short |\n"), "{}", o.out);
+    // Every failure is the same (empty) key, whatever tail of the path
+    // the kernel left in the buffer.
+    assert_eq!(value(&o.out, "@short[]"), "2", "{}", o.out);
+    assert_eq!(o.out.matches("@short[").count(), 1, "{}", o.out);
 }
 
 #[test]
@@ -255,6 +269,23 @@ fn path_outside_allowed_functions_is_a_program_error() {
     };
     assert!(
         e.contains("path() takes a `struct path *`, not struct file *"),
+        "{e}"
+    );
+    let Err(RunError::Program(e)) = run(
+        "struct path { long x; } fentry:vfs_getattr { printf(\"%s\\n\", path((struct path *)args.path)); }",
+    ) else {
+        panic!("no error for path() of the script's struct path");
+    };
+    assert!(e.contains("this `struct path` is the script's own"), "{e}");
+    let Err(RunError::Program(e)) = run(
+        "fentry:vfs_getattr { @p = args.path; printf(\"%s\\n\", path(@p)); $q = args.path; print(path($q)); }",
+    ) else {
+        panic!("no error for path() of a stored pointer");
+    };
+    assert_eq!(
+        e.matches("path() reads only a `struct path *` taken from the probe's arguments")
+            .count(),
+        2,
         "{e}"
     );
     let Err(RunError::Program(e)) =

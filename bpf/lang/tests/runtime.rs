@@ -196,6 +196,49 @@ fn begin_end_variables_and_control_flow() {
     assert!(o.err.ends_with("\nAttached 2 probes\n"), "{}", o.err);
 }
 
+/// A struct chosen by a ternary or given by a block is copied where each
+/// branch reads it (bpftrace rejects both; the verifier once did).
+#[test]
+fn structs_from_ternaries_and_blocks_are_stored_whole() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    let o = trace_with(
+        |_| {
+            r#"BEGIN {
+                 $c = 0;
+                 $t = $c ? curtask->signal->rlim[0] : curtask->signal->rlim[7];
+                 print($t);
+                 print(curtask->signal->rlim[7]);
+                 $u = { $c = 2; curtask->se.load };
+                 print($u);
+                 @m = $c == 2 ? curtask->se.load : curtask->real_parent->se.load;
+                 exit();
+               }"#
+            .into()
+        },
+        RunOptions::default(),
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    let lines: Vec<&str> = o.out.lines().collect();
+    assert!(lines.len() >= 3, "{}", o.out);
+    assert_eq!(lines[0], lines[1], "{}", o.out);
+    assert!(lines[0].starts_with("{ .rlim_cur = "), "{}", o.out);
+    assert!(!lines[0].contains("18446744073709551615 }"), "{}", o.out);
+    assert_eq!(
+        lines[2], "{ .weight = 1048576, .inv_weight = 4194304 }",
+        "{}",
+        o.out
+    );
+    assert!(
+        o.out
+            .contains("@m: { .weight = 1048576, .inv_weight = 4194304 }\n"),
+        "{}",
+        o.out
+    );
+}
+
 #[test]
 fn print_clear_zero_and_time() {
     let Some(_serial) = serial() else {

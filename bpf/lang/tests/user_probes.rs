@@ -301,6 +301,51 @@ fn uprobe_arguments_cast_to_struct_pointers_read_user_memory_and_step_by_structs
     );
 }
 
+/// A struct copied whole from user memory keeps pointing there: its
+/// pointer members (also inside a nested struct, an array, or a copy of
+/// the nested struct) are read with `probe_read_user`, as bpftrace does.
+/// The string lies on the stack: a page of `.rodata` not yet touched
+/// would read as nothing.
+#[test]
+fn pointers_in_a_struct_copied_from_user_memory_point_into_user_memory() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    let types = "struct scorch_b { long id; };
+         struct scorch_i { struct scorch_b *p; };
+         struct scorch_a { long id; struct scorch_b *next; const char *name;
+                           struct scorch_i in; struct scorch_b *arr[2]; };";
+    let exe = build_c(
+        "copied_pointers",
+        &format!(
+            "#include <stdio.h>\n{types}\n\
+             __attribute__((noipa)) long handle(struct scorch_a *r) {{ return r->id; }}\n\
+             int main(void) {{\n\
+               char line[8], name[8] = \"alpha\"; volatile long s = 0;\n\
+               struct scorch_b b = {{ 22 }}, c = {{ 33 }}, d = {{ 44 }}, e = {{ 55 }};\n\
+               struct scorch_a a = {{ 11, &b, name, {{ &c }}, {{ &d, &e }} }};\n\
+               if (!fgets(line, sizeof line, stdin)) return 1;\n\
+               s += handle(&a);\n\
+               return 0;\n\
+             }}\n"
+        ),
+        &["-O1"],
+    );
+    let bin = exe.display();
+    let program = SourceFile::inline(format!(
+        "{types}
+         uprobe:{bin}:handle {{
+           $v = *(struct scorch_a *)arg0; $w = $v.in;
+           printf(\"%d %d %s %d %d %d\\n\", $v.id, $v.next->id, str($v.name),
+                  $v.in.p->id, $w.p->id, $v.arr[1]->id);
+         }}"
+    ));
+    let child = start(&exe, &[]);
+    let o = trace(&program, &with_pid(child.id()), move |_| go(child));
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out.trim(), "11 22 alpha 33 33 55", "{}", o.out);
+}
+
 /// `symbol+offset`, an address, wildcards, and `uaddr`.
 #[test]
 fn uprobe_offsets_addresses_wildcards_and_uaddr() {
@@ -788,6 +833,126 @@ fn lists_user_function_parameters_from_dwarf() {
     assert_eq!(
         list(&stripped),
         format!("uprobe:{}:handle\n", stripped.display())
+    );
+}
+
+/// Qualifiers, function pointers, C++ references and unnamed parameters
+/// are spelled as bpftrace 0.17 spells them (it aborts on an unnamed
+/// parameter: that one is spelled as its type alone).
+#[test]
+fn lists_user_function_parameters_as_bpftrace_spells_them() {
+    let list = |exe: &Path, pattern: &str| {
+        let mut out = Vec::new();
+        scorch_lang::runtime::list_with(
+            &format!("uprobe:{}:{pattern}", exe.display()),
+            &scorch_lang::sema::TraceFs::new("/sys/kernel/tracing"),
+            true,
+            &mut out,
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    };
+    let same_as_bpftrace = |exe: &Path, pattern: &str, expected: &str| {
+        assert_eq!(list(exe, pattern), expected);
+        if let Ok(out) = Command::new("/usr/bin/bpftrace")
+            .arg("-lv")
+            .arg(format!("uprobe:{}:{pattern}", exe.display()))
+            .output()
+        {
+            if out.status.success() && !out.stdout.is_empty() {
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stdout),
+                    expected,
+                    "bpftrace disagrees"
+                );
+            }
+        }
+    };
+    let c = build_c(
+        "dwarf_spellings",
+        "__attribute__((noinline)) int quals(char *const p, int (*cb)(int), const char *restrict s,\n\
+                                             const volatile int *cv) { return p[0] + cb(1) + s[0] + *cv; }\n\
+         __attribute__((noinline)) int unnamed(int, long b) { return b; }\n\
+         static int cb(int x) { return x; }\n\
+         int main(int argc, char **argv) { int z = 0; return quals(argv[0], cb, argv[0], &z) + unnamed(1, 2); }\n",
+        &["-O1", "-g"],
+    );
+    same_as_bpftrace(
+        &c,
+        "quals",
+        &format!(
+            "uprobe:{}:quals\n    char* const p\n    <unknown type>* cb\n    <unknown type> s\n    <unknown type>* cv\n",
+            c.display()
+        ),
+    );
+    assert_eq!(
+        list(&c, "unnamed"),
+        format!("uprobe:{}:unnamed\n    int\n    long int b\n", c.display())
+    );
+    let cpp = build_c(
+        "dwarf_spellings_cpp",
+        "struct Req { long id; };\n\
+         extern \"C\" __attribute__((noinline)) int work(Req &r, Req &&q, long n) { return r.id + q.id + n; }\n\
+         int main() { Req r{1}; return work(r, Req{2}, 0); }\n",
+        &["-x", "c++", "-O1", "-g"],
+    );
+    same_as_bpftrace(
+        &cpp,
+        "work",
+        &format!(
+            "uprobe:{}:work\n    <unknown type> r\n    <unknown type> q\n    long int n\n",
+            cpp.display()
+        ),
+    );
+    // Types that `dwz` moved to a unit of their own (DW_FORM_ref_addr).
+    if Command::new("dwz").arg("--version").output().is_err() {
+        eprintln!("skipped the dwz part: dwz is not installed");
+        return;
+    }
+    let types = "struct req { long id; int a, b, c, d; char name[16]; struct req *next; };";
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("user_probes");
+    let mut sources = vec![];
+    for i in 0..4 {
+        let src = dir.join(format!("dwz_{i}.c"));
+        std::fs::write(
+            &src,
+            format!("{types}\n__attribute__((noinline)) long shared{i}(struct req *r, long n) {{ return r->id + n; }}\n"),
+        )
+        .unwrap();
+        sources.push(src);
+    }
+    let main = dir.join("dwz_main.c");
+    std::fs::write(
+        &main,
+        format!(
+            "{types}\nlong shared0(struct req *, long); long shared1(struct req *, long);\n\
+             long shared2(struct req *, long); long shared3(struct req *, long);\n\
+             int main(int c, char **v) {{ struct req r = {{ c }};\n\
+               return shared0(&r, 0) + shared1(&r, 1) + shared2(&r, 2) + shared3(&r, 3); }}\n"
+        ),
+    )
+    .unwrap();
+    let exe = dir.join("dwz_types_shared");
+    let built = Command::new("gcc")
+        .args(["-O1", "-g", "-o"])
+        .arg(&exe)
+        .arg(&main)
+        .args(&sources)
+        .status()
+        .expect("gcc");
+    assert!(built.success());
+    assert!(Command::new("dwz")
+        .arg(&exe)
+        .status()
+        .expect("dwz")
+        .success());
+    same_as_bpftrace(
+        &exe,
+        "shared2",
+        &format!(
+            "uprobe:{}:shared2\n    struct req* r\n    long int n\n",
+            exe.display()
+        ),
     );
 }
 

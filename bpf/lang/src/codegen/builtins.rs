@@ -441,9 +441,9 @@ impl Gen<'_> {
         self.e.call(libbpf_sys::BPF_FUNC_d_path);
         let done = self.e.asm.label();
         self.e.asm.jump(Insn::jmp_imm(Cond::Sgt, R0, 0, 0), done);
-        self.e
-            .asm
-            .emit([Insn::store_imm(Size::B, SCRATCH, slot as i16, 0)]);
+        // Since Linux 5.12 a failed d_path leaves the tail of the path in
+        // the buffer: clear all of it, so every failure is the same key.
+        self.e.zero_scratch(slot, size);
         self.e.asm.place(done);
         self.e.set_scratch_ptr(v, slot);
         Ok(v)

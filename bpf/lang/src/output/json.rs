@@ -50,21 +50,31 @@ pub fn value(v: &Value) -> String {
         | Value::Buf(_)
         | Value::Inet(_)
         | Value::Mac(_) => string(text::value(v).as_bytes()),
-        Value::Tuple(items) | Value::Array(items) => {
+        Value::Tuple(items) => {
             let items: Vec<String> = items.iter().map(value).collect();
+            format!("[{}]", items.join(","))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(member).collect();
             format!("[{}]", items.join(","))
         }
         Value::Record(fields) => {
             let fields: Vec<String> = fields
                 .iter()
-                .map(|(name, v)| match v {
-                    Value::Ptr(_) => format!("\"{name}\": {}", text::member(v)),
-                    _ => format!("\"{name}\": {}", value(v)),
-                })
+                .map(|(name, v)| format!("\"{name}\": {}", member(v)))
                 .collect();
             format!("{{ {} }}", fields.join(", "))
         }
         other => text::value(other),
+    }
+}
+
+/// A member of a struct, or an element of an array in one: pointers are
+/// numbers there, as bpftrace prints them.
+fn member(v: &Value) -> String {
+    match v {
+        Value::Ptr(_) => text::member(v),
+        _ => value(v),
     }
 }
 
@@ -237,6 +247,22 @@ mod tests {
     use crate::output::test_map as data;
 
     // Expected lines are bpftrace 0.17's `-f json` output for the same data.
+    #[test]
+    fn pointers_in_structs_and_their_arrays_are_numbers() {
+        // `struct { long id; void *ps[2]; }` holding { 11, { 0x10, 0x20 } }.
+        let v = Value::Record(vec![
+            ("id".into(), Value::Int(11)),
+            (
+                "ps".into(),
+                Value::Array(vec![Value::Ptr(0x10), Value::Ptr(0x20)]),
+            ),
+        ]);
+        assert_eq!(
+            message("value", &value(&v)),
+            "{\"type\": \"value\", \"data\": { \"id\": 11, \"ps\": [16,32] }}\n"
+        );
+    }
+
     #[test]
     fn maps_like_bpftrace() {
         let d = data(

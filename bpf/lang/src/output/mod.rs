@@ -306,23 +306,18 @@ impl MapData {
                 signed,
             }) => {
                 let user = key_fields.size as usize;
-                let mut by_key: Vec<(Vec<u8>, BTreeMap<u64, Value>)> = Vec::new();
+                // The points of each user key (the key before the slot).
+                let mut by_key: BTreeMap<Vec<u8>, BTreeMap<u64, Value>> = BTreeMap::new();
                 for (key, values) in raw {
                     let prefix = key.get(..user).unwrap_or(&key).to_vec();
-                    let index = match by_key.iter().position(|(k, _)| *k == prefix) {
-                        Some(i) => i,
-                        None => {
-                            by_key.push((prefix, BTreeMap::new()));
-                            by_key.len() - 1
-                        }
-                    };
+                    let points = by_key.entry(prefix).or_default();
                     if let Some((epoch, v)) = tseries::reduce_slot(&values, agg, signed) {
-                        by_key[index].1.insert(epoch, tseries::value(v, signed));
+                        points.insert(epoch, tseries::value(v, signed));
                     }
                 }
                 let last = by_key
-                    .iter()
-                    .filter_map(|(_, points)| points.keys().next_back())
+                    .values()
+                    .filter_map(|points| points.keys().next_back())
                     .max()
                     .copied()
                     .unwrap_or(0);

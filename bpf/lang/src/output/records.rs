@@ -77,6 +77,7 @@ mod tests {
     use super::*;
     use crate::output::text;
     use crate::sema::records::Field;
+    use crate::sema::types::AddrSpace;
     use crate::sema::CTypeId;
 
     fn field(name: &str, offset_bits: u32, kind: FieldKind) -> Field {
@@ -98,6 +99,7 @@ mod tests {
             name: "struct in".into(),
             size: 4,
             fields: vec![field("v", 0, int(4, true, 0))],
+            pointers: AddrSpace::Kernel,
         };
         let r = Record {
             id: CTypeId::Kernel(1),
@@ -118,6 +120,7 @@ mod tests {
                 field("in", 192, FieldKind::Record(Arc::new(inner))),
                 field("f", 224, FieldKind::Opaque),
             ],
+            pointers: AddrSpace::Kernel,
         };
         let mut bytes = vec![0u8; 32];
         // lo = 5 (bits 0..3), hi = -2 (bits 3..8, two's complement 11110).

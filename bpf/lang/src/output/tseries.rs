@@ -191,21 +191,25 @@ fn pad_bytes(s: &str, width: usize) -> String {
 
 /// The chart of one series, each line ending in a newline.
 pub fn chart(s: &Series) -> String {
-    let Some((_, first)) = s.rows.first() else {
+    if s.rows.is_empty() {
         return "<no data>".to_string();
-    };
-    let mut low = first.clone();
-    let mut high = first.clone();
-    for (_, v) in &s.rows {
-        if let (Some(n), Some(l), Some(h)) = (number(v), number(&low), number(&high)) {
-            if n < l {
-                low = v.clone();
-            }
-            if n > h {
-                high = v.clone();
-            }
-        }
     }
+    // The bounds come from the intervals that hold a value; a window with
+    // none is drawn around 0.
+    let values = || {
+        s.rows
+            .iter()
+            .map(|(_, v)| v)
+            .filter(|v| number(v).is_some())
+    };
+    let mut low = values()
+        .min_by_key(|v| number(v))
+        .cloned()
+        .unwrap_or(Some(Value::Int(0)));
+    let mut high = values()
+        .max_by_key(|v| number(v))
+        .cloned()
+        .unwrap_or(Some(Value::Int(0)));
     if low == high {
         low = step(&low, -1);
         high = step(&high, 1);
@@ -357,6 +361,32 @@ hh:mm:ss.ms  |___________________________________________________|
 %H:%M:22.616 |                                                   | -
              v___________________________________________________v
              2                                                   5
+";
+        assert_eq!(chart(&s), expected);
+    }
+
+    /// Bounds come from the intervals with a value, whichever come first;
+    /// a window with no value at all is drawn around 0.
+    #[test]
+    fn empty_intervals_never_make_the_bounds() {
+        let times = ["10:00:00", "10:00:01", "10:00:02"];
+        let s = series(7, &[None, Some(3), None], 1_000_000_000, &times);
+        let expected = "         2                                                   4
+hh:mm:ss |___________________________________________________|
+10:00:00 |                                                   | -
+10:00:01 |                         *                         | 3
+10:00:02 |                                                   | -
+         v___________________________________________________v
+         2                                                   4
+";
+        assert_eq!(chart(&s), expected);
+        let s = series(7, &[None, None], 1_000_000_000, &times[..2]);
+        let expected = "         -1                                                  1
+hh:mm:ss |___________________________________________________|
+10:00:00 |                         .                         | -
+10:00:01 |                         .                         | -
+         v___________________________________________________v
+         -1                                                  1
 ";
         assert_eq!(chart(&s), expected);
     }

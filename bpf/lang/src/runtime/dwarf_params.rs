@@ -7,7 +7,7 @@
 //! unreadable one neither: `-l` still lists its functions.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use gimli::{AttributeValue, EndianSlice, RunTimeEndian, Unit, UnitOffset};
@@ -15,18 +15,39 @@ use object::{Object, ObjectSection};
 
 type Reader<'a> = EndianSlice<'a, RunTimeEndian>;
 
+/// What bpftrace calls a type it cannot name.
+const UNKNOWN: &str = "<unknown type>";
+
 /// How deep type names nest before the rest is left out.
 const MAX_TYPE_DEPTH: u32 = 16;
 
-/// Each function defined in `path` with its parameters' `type name`
-/// lines; empty when the binary has no DWARF.
-pub(super) fn function_params(path: &Path) -> HashMap<String, Vec<String>> {
-    read(path).unwrap_or_default()
+/// The functions of `wanted` defined in `path` with their parameters'
+/// `type name` lines; empty when the binary has no DWARF. The file is
+/// mapped, and only the DWARF sections are read.
+pub(super) fn function_params(
+    path: &Path,
+    wanted: &HashSet<String>,
+) -> HashMap<String, Vec<String>> {
+    read(path, wanted).unwrap_or_default()
 }
 
-fn read(path: &Path) -> Result<HashMap<String, Vec<String>>, Box<dyn std::error::Error>> {
-    let data = std::fs::read(path)?;
+fn read(
+    path: &Path,
+    wanted: &HashSet<String>,
+) -> Result<HashMap<String, Vec<String>>, Box<dyn std::error::Error>> {
+    let mut functions = HashMap::new();
+    if wanted.is_empty() {
+        return Ok(functions);
+    }
+    let file = std::fs::File::open(path)?;
+    // SAFETY: the mapping is only read; a binary changed while it is
+    // listed can give wrong names, never unsafety in the parsers, which
+    // check every offset.
+    let data = unsafe { memmap2::Mmap::map(&file)? };
     let file = object::File::parse(&*data)?;
+    if file.section_by_name(".debug_info").is_none() {
+        return Ok(functions);
+    }
     let endian = if file.is_little_endian() {
         RunTimeEndian::Little
     } else {
@@ -39,20 +60,23 @@ fn read(path: &Path) -> Result<HashMap<String, Vec<String>>, Box<dyn std::error:
         }
     })?;
     let dwarf = sections.borrow(|s| EndianSlice::new(s, endian));
-    let mut functions = HashMap::new();
     let mut units = dwarf.units();
     while let Some(header) = units.next()? {
         let unit = dwarf.unit(header)?;
-        unit_functions(&dwarf, &unit, &mut functions)?;
+        unit_functions(&dwarf, &unit, wanted, &mut functions)?;
+        if functions.len() == wanted.len() {
+            break;
+        }
     }
     Ok(functions)
 }
 
-/// Adds the functions defined in `unit` (the first definition of a name
-/// wins).
+/// Adds the functions of `wanted` defined in `unit` (the first definition
+/// of a name wins).
 fn unit_functions(
     dwarf: &gimli::Dwarf<Reader<'_>>,
     unit: &Unit<Reader<'_>>,
+    wanted: &HashSet<String>,
     out: &mut HashMap<String, Vec<String>>,
 ) -> gimli::Result<()> {
     let mut entries = unit.entries();
@@ -77,7 +101,9 @@ fn unit_functions(
                     .attr_value(gimli::DW_AT_name)
                     .and_then(|v| string(dwarf, unit, v));
                 if let (Some(name), false) = (name, declaration) {
-                    current = Some((name, depth, Vec::new()));
+                    if wanted.contains(&name) && !out.contains_key(&name) {
+                        current = Some((name, depth, Vec::new()));
+                    }
                 }
             }
             gimli::DW_TAG_formal_parameter => {
@@ -87,8 +113,13 @@ fn unit_functions(
                             .attr_value(gimli::DW_AT_name)
                             .and_then(|v| string(dwarf, unit, v))
                             .unwrap_or_default();
-                        let ty = type_ref(entry.attr_value(gimli::DW_AT_type));
-                        params.push(format!("{} {name}", type_name(dwarf, unit, ty, 0)));
+                        let ty = entry.attr_value(gimli::DW_AT_type);
+                        let ty = type_name(dwarf, unit, ty, 0);
+                        // An unnamed parameter is its type alone.
+                        params.push(match name.is_empty() {
+                            true => ty,
+                            false => format!("{ty} {name}"),
+                        });
                     }
                 }
             }
@@ -112,22 +143,54 @@ fn string(
         .map(|s| String::from_utf8_lossy(s.slice()).into_owned())
 }
 
-fn type_ref(v: Option<AttributeValue<Reader<'_>>>) -> Option<UnitOffset> {
-    match v {
-        Some(AttributeValue::UnitRef(offset)) => Some(offset),
-        _ => None,
-    }
-}
-
-/// The C spelling of the type at `offset` (`void` for none).
+/// The C spelling of the type `at` refers to (`void` for none): in this
+/// unit, or in another one (`DW_FORM_ref_addr`, as `dwz` writes).
 fn type_name(
     dwarf: &gimli::Dwarf<Reader<'_>>,
     unit: &Unit<Reader<'_>>,
-    offset: Option<UnitOffset>,
+    at: Option<AttributeValue<Reader<'_>>>,
     depth: u32,
 ) -> String {
-    let Some(entry) = offset.and_then(|o| unit.entry(o).ok()) else {
-        return "void".to_string();
+    match at {
+        Some(AttributeValue::UnitRef(offset)) => type_at(dwarf, unit, offset, depth),
+        Some(AttributeValue::DebugInfoRef(offset)) => {
+            if let Some(local) = offset.to_unit_offset(&unit.header) {
+                return type_at(dwarf, unit, local, depth);
+            }
+            match unit_holding(dwarf, offset) {
+                Some((other, local)) => type_at(dwarf, &other, local, depth),
+                None => UNKNOWN.to_string(),
+            }
+        }
+        Some(_) => UNKNOWN.to_string(),
+        None => "void".to_string(),
+    }
+}
+
+/// The unit that holds the entry at `offset` in `.debug_info`, and the
+/// entry's offset in it.
+fn unit_holding<'a>(
+    dwarf: &gimli::Dwarf<Reader<'a>>,
+    offset: gimli::DebugInfoOffset,
+) -> Option<(Unit<Reader<'a>>, UnitOffset)> {
+    let mut units = dwarf.units();
+    while let Ok(Some(header)) = units.next() {
+        if let Some(local) = offset.to_unit_offset(&header) {
+            return Some((dwarf.unit(header).ok()?, local));
+        }
+    }
+    None
+}
+
+/// The C spelling of the type at `offset` in `unit`.
+fn type_at(
+    dwarf: &gimli::Dwarf<Reader<'_>>,
+    unit: &Unit<Reader<'_>>,
+    offset: UnitOffset,
+    depth: u32,
+) -> String {
+    let Ok(entry) = unit.entry(offset) else {
+        return UNKNOWN.to_string();
     };
     if depth > MAX_TYPE_DEPTH {
         return "void".to_string();
@@ -136,23 +199,31 @@ fn type_name(
         .attr_value(gimli::DW_AT_name)
         .and_then(|v| string(dwarf, unit, v))
         .unwrap_or_default();
-    let inner = || {
-        type_name(
-            dwarf,
-            unit,
-            type_ref(entry.attr_value(gimli::DW_AT_type)),
-            depth + 1,
-        )
-    };
+    let inner = || type_name(dwarf, unit, entry.attr_value(gimli::DW_AT_type), depth + 1);
     match entry.tag() {
         gimli::DW_TAG_pointer_type => format!("{}*", inner()),
-        gimli::DW_TAG_const_type => format!("const {}", inner()),
-        gimli::DW_TAG_volatile_type => format!("volatile {}", inner()),
+        // `const char`, but `char* const` for a constant pointer.
+        gimli::DW_TAG_const_type => {
+            let inner = inner();
+            if inner == UNKNOWN {
+                inner
+            } else if inner.ends_with('*') {
+                format!("{inner} const")
+            } else {
+                format!("const {inner}")
+            }
+        }
         gimli::DW_TAG_structure_type => format!("struct {name}"),
         gimli::DW_TAG_union_type => format!("union {name}"),
         gimli::DW_TAG_enumeration_type => format!("enum {name}"),
+        gimli::DW_TAG_class_type if !name.is_empty() => name,
         gimli::DW_TAG_array_type => format!("{}[]", inner()),
-        _ if name.is_empty() => inner(),
-        _ => name,
+        gimli::DW_TAG_base_type | gimli::DW_TAG_typedef => match name.is_empty() {
+            true => inner(),
+            false => name,
+        },
+        // `volatile`, `restrict`, C++ references, functions, and the rest:
+        // bpftrace names none of them.
+        _ => UNKNOWN.to_string(),
     }
 }

@@ -88,7 +88,7 @@ pub fn list_with(
     }
     names.sort();
     names.dedup();
-    let mut details = super::list_functions::Details::default();
+    let mut details = super::list_functions::Details::new(&names);
     for name in names {
         writeln!(out, "{name}").map_err(|e| RunError::Io(e.to_string()))?;
         if verbose {

@@ -2,7 +2,7 @@
 //! kallsyms, fentry from BTF), a binary's function symbols (uprobes) and
 //! USDT probes, and `-lv`'s argument lines.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use scorch_bpf::btf_types::KernelTypes;
@@ -72,25 +72,40 @@ pub(super) fn list(provider: &str, rest: &str, pid: Option<u32>) -> Result<Vec<S
 }
 
 /// The `-lv` lines under each probe, reading the kernel's BTF once.
-#[derive(Default)]
 pub(super) struct Details {
     btf: Option<Option<KernelTypes>>,
-    /// The last binary's functions and their parameters from DWARF.
+    /// The user functions listed, by binary: the only ones whose
+    /// parameters are read.
+    listed: HashMap<String, HashSet<String>>,
+    /// The last binary's listed functions and their parameters from DWARF.
     dwarf: Option<(String, HashMap<String, Vec<String>>)>,
 }
 
 impl Details {
+    /// Details of the probes `names`.
+    pub(super) fn new(names: &[String]) -> Details {
+        let mut listed: HashMap<String, HashSet<String>> = HashMap::new();
+        for (binary, function) in names.iter().filter_map(|n| user_function(n)) {
+            listed
+                .entry(binary.to_string())
+                .or_default()
+                .insert(function.to_string());
+        }
+        Details {
+            btf: None,
+            listed,
+            dwarf: None,
+        }
+    }
+
     /// The argument lines of probe `name`: a tracepoint's fields, an
     /// fentry function's arguments and return value, a user function's
     /// parameters when its binary has DWARF.
     pub(super) fn of(&mut self, name: &str, kernel: &dyn sema::Kernel) -> Vec<String> {
-        if let Some((binary, function)) = name
-            .strip_prefix("uprobe:")
-            .or_else(|| name.strip_prefix("uretprobe:"))
-            .and_then(|rest| rest.rsplit_once(':'))
-        {
+        if let Some((binary, function)) = user_function(name) {
             if self.dwarf.as_ref().map(|(b, _)| b.as_str()) != Some(binary) {
-                let params = super::dwarf_params::function_params(Path::new(binary));
+                let wanted = self.listed.get(binary).cloned().unwrap_or_default();
+                let params = super::dwarf_params::function_params(Path::new(binary), &wanted);
                 self.dwarf = Some((binary.to_string(), params));
             }
             return self
@@ -136,4 +151,11 @@ impl Details {
         }
         Vec::new()
     }
+}
+
+/// The binary and function of a `uprobe:` or `uretprobe:` probe name.
+fn user_function(name: &str) -> Option<(&str, &str)> {
+    name.strip_prefix("uprobe:")
+        .or_else(|| name.strip_prefix("uretprobe:"))
+        .and_then(|rest| rest.rsplit_once(':'))
 }

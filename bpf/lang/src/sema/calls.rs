@@ -135,13 +135,18 @@ impl Checker<'_> {
                     return None;
                 }
                 let ty = self.whole_map(&args[0], "len")?;
-                if matches!(ty, Type::Agg(k) if k.is_histogram()) {
-                    // Their keys are buckets, not the map's keys.
-                    self.error(Diagnostic::error(
-                        args[0].span,
-                        "len() of a hist() or lhist() map is not supported by scorch yet",
-                    ));
-                    return None;
+                if let Type::Agg(k) = ty {
+                    if k.is_histogram() {
+                        // Their keys are buckets, not the map's keys.
+                        self.error(Diagnostic::error(
+                            args[0].span,
+                            format!(
+                                "len() of a {}() map is not supported by scorch yet",
+                                k.function()
+                            ),
+                        ));
+                        return None;
+                    }
                 }
                 Some(Type::U64)
             }
@@ -631,11 +636,16 @@ impl Checker<'_> {
             }
         };
         if let Some(ty) = self.maps.value(name).cloned() {
-            if matches!(ty, Type::Agg(k) if k.is_histogram()) {
-                self.error(Diagnostic::error(
-                    target.span,
-                    "delete() of one key of a hist() or lhist() map is not supported by scorch yet; use clear()",
-                ));
+            if let Type::Agg(k) = &ty {
+                if k.is_histogram() {
+                    self.error(Diagnostic::error(
+                        target.span,
+                        format!(
+                            "delete() of one key of a {}() map is not supported by scorch yet; use clear()",
+                            k.function()
+                        ),
+                    ));
+                }
             }
             self.set_type(target, &ty);
         } else {

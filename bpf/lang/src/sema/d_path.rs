@@ -11,10 +11,10 @@
 //! verifier log.
 
 use super::check::Checker;
-use super::ctypes::Shape;
+use super::ctypes::{CTypeId, Shape};
 use super::probes::Attach;
 use super::types::Type;
-use crate::ast::{Expr, Name};
+use crate::ast::{Expr, ExprKind, Name};
 use crate::diag::Diagnostic;
 
 /// The functions whose fentry/fexit programs may call `bpf_d_path`: the
@@ -60,21 +60,41 @@ impl Checker<'_> {
             },
         };
         let ty = self.expr(&args[0])?;
+        if stored(&args[0]) {
+            self.error(
+                Diagnostic::error(
+                    args[0].span,
+                    "path() reads only a `struct path *` taken from the probe's arguments, not one kept in a variable or map",
+                )
+                .with_help("the kernel trusts only the pointers it passed in: call path(args.path) in the probe itself"),
+            );
+            return None;
+        }
         let record = match &ty {
-            Type::Ptr { to: Some(to), .. } => match self.types.shape(*to) {
-                Shape::Record { name, .. } => Some(name),
-                _ => None,
-            },
-            Type::Mem { name, .. } => Some(name.clone()),
+            Type::Ptr { to: Some(to), .. } => Some(*to),
+            Type::Mem { id, .. } => Some(*id),
             _ => None,
         };
-        if record.as_deref().map(strip_qualifiers) != Some("struct path") {
+        let is_path = record.is_some_and(|id| {
+            matches!(self.types.shape(id), Shape::Record { ref name, .. } if super::ctypes::strip_qualifiers(name) == "struct path")
+        });
+        if !is_path {
             self.error(
                 Diagnostic::error(
                     args[0].span,
                     format!("path() takes a `struct path *`, not {ty}"),
                 )
                 .with_help("give it a function argument such as `args.path`, or a struct path inside one such as `args.filp->f_path`"),
+            );
+            return None;
+        }
+        if let Some(CTypeId::Script(_)) = record {
+            self.error(
+                Diagnostic::error(
+                    args[0].span,
+                    "path() takes the kernel's `struct path *`, and this `struct path` is the script's own",
+                )
+                .with_help("leave `struct path` undeclared: the kernel's comes from its BTF"),
             );
             return None;
         }
@@ -107,13 +127,13 @@ impl Checker<'_> {
     }
 }
 
-/// `name` without leading `const`/`volatile`.
-fn strip_qualifiers(mut name: &str) -> &str {
-    while let Some(rest) = name
-        .strip_prefix("const ")
-        .or_else(|| name.strip_prefix("volatile "))
-    {
-        name = rest;
+/// Whether `e` reads a value kept in a variable or map (or something
+/// inside one), not the probe's own arguments.
+fn stored(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Var(_) | ExprKind::Map(_) | ExprKind::MapAccess { .. } => true,
+        ExprKind::Field { base, .. } | ExprKind::Index { base, .. } => stored(base),
+        ExprKind::Unary { operand, .. } => stored(operand),
+        _ => false,
     }
-    name
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use super::types::Type;
+use super::types::{tseries_difference, Type};
 use crate::diag::Diagnostic;
 use crate::span::Span;
 
@@ -144,11 +144,17 @@ impl MapTable {
                 }
                 None => Err(Diagnostic::error(
                     span,
-                    format!(
-                        "type mismatch for {}: assigning {ty} to a map that holds {}",
-                        display(name),
-                        fixed.ty
-                    ),
+                    match mismatch(&ty, &fixed.ty) {
+                        Some(what) => format!(
+                            "type mismatch for {}: this tseries has {what} as before",
+                            display(name)
+                        ),
+                        None => format!(
+                            "type mismatch for {}: assigning {ty} to a map that holds {}",
+                            display(name),
+                            fixed.ty
+                        ),
+                    },
                 )
                 .with_note(
                     fixed.span,
@@ -201,6 +207,14 @@ impl MapTable {
                 })
             })
             .collect()
+    }
+}
+
+/// What differs between two time series assigned to one map.
+fn mismatch(new: &Type, old: &Type) -> Option<String> {
+    match (new, old) {
+        (Type::Agg(new), Type::Agg(old)) => tseries_difference(new, old),
+        _ => None,
     }
 }
 

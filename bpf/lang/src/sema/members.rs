@@ -35,20 +35,25 @@ impl Checker<'_> {
         base_ty: Type,
         field: &Name,
     ) -> Option<Type> {
-        let (record, space) = match &base_ty {
+        let (record, space, pointers) = match &base_ty {
             Type::Ptr {
                 to, space, target, ..
             } => match to.or_else(|| self.c_type_named(target)) {
-                Some(to) => (to, *space),
+                Some(to) => (to, *space, *space),
                 None => {
                     self.error(self.unknown_target(field, target));
                     return None;
                 }
             },
-            Type::Mem { id, space, .. } => (*id, *space),
-            Type::Record(r) => (r.id, super::records::COPY_SPACE),
+            Type::Mem {
+                id,
+                space,
+                pointers,
+                ..
+            } => (*id, *space, *pointers),
+            Type::Record(r) => (r.id, super::records::COPY_SPACE, r.pointers),
             Type::Int(_) => match self.typed_arg(base) {
-                Some(ty) => (ty, AddrSpace::Kernel),
+                Some(ty) => (ty, AddrSpace::Kernel, AddrSpace::Kernel),
                 None => {
                     let mut d = Diagnostic::error(
                         field.span,
@@ -132,7 +137,7 @@ impl Checker<'_> {
             self.error(d);
             return None;
         };
-        let ty = match self.types.value_type(member.ty, space) {
+        let ty = match self.types.member_type(member.ty, space, pointers) {
             Ok(ty) => ty,
             Err(what) => {
                 self.error(Diagnostic::error(
@@ -203,13 +208,7 @@ impl Checker<'_> {
 
     /// The C type spelt `target` (`const struct sock`), if known.
     fn c_type_named(&self, target: &str) -> Option<CTypeId> {
-        let mut t = target.trim();
-        while let Some(rest) = t
-            .strip_prefix("const ")
-            .or_else(|| t.strip_prefix("volatile "))
-        {
-            t = rest.trim();
-        }
+        let t = super::ctypes::strip_qualifiers(target);
         for kind in [RecordKind::Struct, RecordKind::Union] {
             if let Some(name) = t.strip_prefix(kind.as_str()) {
                 return self.types.record(kind, name.trim());
@@ -250,7 +249,7 @@ impl Checker<'_> {
             ExprKind::Int(v) => Some(*v),
             _ => None,
         };
-        let (element, len, space) = match &base_ty {
+        let (element, len, space, pointers) = match &base_ty {
             Type::Str(len) => {
                 if constant.is_some_and(|i| i >= u64::from(*len)) {
                     self.error(self.out_of_bounds(index, *len));
@@ -265,9 +264,14 @@ impl Checker<'_> {
                 to: Some(to),
                 space,
                 ..
-            } => (*to, None, *space),
-            Type::Mem { id, space, .. } => match self.types.shape(*id) {
-                Shape::Array { element, len } => (element, Some(len), *space),
+            } => (*to, None, *space, *space),
+            Type::Mem {
+                id,
+                space,
+                pointers,
+                ..
+            } => match self.types.shape(*id) {
+                Shape::Array { element, len } => (element, Some(len), *space, *pointers),
                 _ => {
                     self.error(Diagnostic::error(
                         e.span,
@@ -290,7 +294,7 @@ impl Checker<'_> {
                 return None;
             }
         }
-        let ty = self.read_type(e, element, space)?;
+        let ty = self.read_type(e, element, space, pointers)?;
         let stride = self.types.size_of(element).unwrap_or(0);
         self.out.accesses.insert(
             e.id,
@@ -326,7 +330,7 @@ impl Checker<'_> {
             ));
             return None;
         };
-        let ty = self.read_type(e, to, space)?;
+        let ty = self.read_type(e, to, space, space)?;
         self.out.accesses.insert(
             e.id,
             Access {
@@ -339,9 +343,16 @@ impl Checker<'_> {
         Some(ty)
     }
 
-    /// The value type of C type `id` read at `e`, reporting what cannot be.
-    fn read_type(&mut self, e: &Expr, id: CTypeId, space: AddrSpace) -> Option<Type> {
-        match self.types.value_type(id, space) {
+    /// The value type of C type `id` read at `e` from `space`, its
+    /// pointers into `pointers`, reporting what cannot be.
+    fn read_type(
+        &mut self,
+        e: &Expr,
+        id: CTypeId,
+        space: AddrSpace,
+        pointers: AddrSpace,
+    ) -> Option<Type> {
+        match self.types.member_type(id, space, pointers) {
             Ok(ty) => Some(ty),
             Err(what) => {
                 self.error(Diagnostic::error(

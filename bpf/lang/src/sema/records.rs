@@ -13,7 +13,7 @@ use std::sync::Arc;
 use super::check::Checker;
 use super::ctypes::{CTypeId, CTypes, Shape};
 use super::types::{AddrSpace, Type};
-use crate::ast::Expr;
+use crate::ast::{Block, Expr, ExprKind};
 
 /// A struct or union's layout, for printing its copy.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -26,6 +26,8 @@ pub struct Record {
     pub size: u32,
     /// Its members in order; those of unnamed members inlined.
     pub fields: Vec<Field>,
+    /// Where its pointer members point: the memory it was copied from.
+    pub pointers: AddrSpace,
 }
 
 /// A member of a [`Record`].
@@ -74,26 +76,35 @@ pub enum FieldKind {
 /// How deeply records nest before the rest prints as nothing.
 const MAX_NESTING: u32 = 16;
 
-/// The layout of struct or union `id`.
-pub fn layout(types: &CTypes, id: CTypeId, name: String, size: u32) -> Record {
+/// The layout of struct or union `id`, copied from memory in which its
+/// pointers point into `pointers`.
+pub fn layout(types: &CTypes, id: CTypeId, name: String, size: u32, pointers: AddrSpace) -> Record {
     let mut fields = Vec::new();
-    members(types, id, 0, 0, &mut fields);
+    members(types, id, 0, 0, pointers, &mut fields);
     Record {
         id,
         name,
         size,
         fields,
+        pointers,
     }
 }
 
 /// Appends the members of record `id`, which starts `base_bits` into the
 /// outer record, inlining unnamed ones.
-fn members(types: &CTypes, id: CTypeId, base_bits: u32, depth: u32, out: &mut Vec<Field>) {
+fn members(
+    types: &CTypes,
+    id: CTypeId,
+    base_bits: u32,
+    depth: u32,
+    pointers: AddrSpace,
+    out: &mut Vec<Field>,
+) {
     for m in types.members(id) {
         let offset_bits = base_bits.saturating_add(m.offset_bits);
         if m.name.is_empty() {
             if depth < MAX_NESTING && matches!(types.shape(m.ty), Shape::Record { .. }) {
-                members(types, m.ty, offset_bits, depth + 1, out);
+                members(types, m.ty, offset_bits, depth + 1, pointers, out);
             }
             continue;
         }
@@ -107,7 +118,7 @@ fn members(types: &CTypes, id: CTypeId, base_bits: u32, depth: u32, out: &mut Ve
                 _ => FieldKind::Opaque,
             }
         } else {
-            kind(types, m.ty, depth + 1)
+            kind(types, m.ty, depth + 1, pointers)
         };
         out.push(Field {
             name: m.name,
@@ -117,7 +128,7 @@ fn members(types: &CTypes, id: CTypeId, base_bits: u32, depth: u32, out: &mut Ve
     }
 }
 
-fn kind(types: &CTypes, id: CTypeId, depth: u32) -> FieldKind {
+fn kind(types: &CTypes, id: CTypeId, depth: u32, pointers: AddrSpace) -> FieldKind {
     match types.shape(id) {
         Shape::Int { int, .. } => FieldKind::Int {
             size: int.size,
@@ -128,7 +139,7 @@ fn kind(types: &CTypes, id: CTypeId, depth: u32) -> FieldKind {
         Shape::Array { element, len } => match types.shape(element) {
             Shape::Int { char: true, .. } => FieldKind::Str(len),
             _ if depth < MAX_NESTING => FieldKind::Array {
-                element: Box::new(kind(types, element, depth + 1)),
+                element: Box::new(kind(types, element, depth + 1, pointers)),
                 len,
                 stride: types.size_of(element).unwrap_or(0),
             },
@@ -136,12 +147,13 @@ fn kind(types: &CTypes, id: CTypeId, depth: u32) -> FieldKind {
         },
         Shape::Record { name, size } if depth < MAX_NESTING => {
             let mut fields = Vec::new();
-            members(types, id, 0, depth + 1, &mut fields);
+            members(types, id, 0, depth + 1, pointers, &mut fields);
             FieldKind::Record(Arc::new(Record {
                 id,
                 name,
                 size,
                 fields,
+                pointers,
             }))
         }
         _ => FieldKind::Opaque,
@@ -153,15 +165,46 @@ impl Checker<'_> {
     /// memory becomes a copy of its bytes.
     pub(super) fn stored_expr(&mut self, e: &Expr) -> Option<Type> {
         let ty = self.expr(e)?;
-        let Type::Mem { id, name, size, .. } = &ty else {
+        let Type::Mem {
+            id,
+            name,
+            size,
+            pointers,
+            ..
+        } = &ty
+        else {
             return Some(ty);
         };
         if !matches!(self.types.shape(*id), Shape::Record { .. }) {
             return Some(ty);
         }
-        let record = Type::Record(Arc::new(layout(self.types, *id, name.clone(), *size)));
-        self.set_type(e, &record);
+        let record = Type::Record(Arc::new(layout(
+            self.types,
+            *id,
+            name.clone(),
+            *size,
+            *pointers,
+        )));
+        self.copy_whole(e, &record);
         Some(record)
+    }
+
+    /// Makes `e`, which reads a struct, copy it as `record`: a ternary or
+    /// a block copies it where each of its values is read.
+    fn copy_whole(&mut self, e: &Expr, record: &Type) {
+        self.set_type(e, record);
+        match &e.kind {
+            ExprKind::Ternary {
+                then, otherwise, ..
+            } => {
+                self.copy_whole(then, record);
+                self.copy_whole(otherwise, record);
+            }
+            ExprKind::Block(Block {
+                value: Some(value), ..
+            }) => self.copy_whole(value, record),
+            _ => {}
+        }
     }
 }
 

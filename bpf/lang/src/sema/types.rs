@@ -226,6 +226,9 @@ pub enum Type {
         size: u32,
         /// Where it lies.
         space: AddrSpace,
+        /// Where the pointers in it point: `space`, except in a copy of a
+        /// struct read from user memory.
+        pointers: AddrSpace,
     },
     /// The `args` record of a tracepoint.
     Args,
@@ -343,6 +346,20 @@ impl Type {
                 (AggKind::Sum { signed: x }, AggKind::Sum { signed: y }) => {
                     Some(Type::Agg(AggKind::Sum { signed: *x || *y }))
                 }
+                (
+                    AggKind::Tseries {
+                        interval_ns,
+                        intervals,
+                        agg,
+                        signed: x,
+                    },
+                    AggKind::Tseries { signed: y, .. },
+                ) if tseries_difference(a, b).is_none() => Some(Type::Agg(AggKind::Tseries {
+                    interval_ns: *interval_ns,
+                    intervals: *intervals,
+                    agg: *agg,
+                    signed: *x || *y,
+                })),
                 _ if a == b => Some(self.clone()),
                 _ => None,
             },
@@ -384,6 +401,37 @@ impl Type {
             Type::Tuple(items) => items.iter().map(Type::align).max().unwrap_or(1),
             _ => 1,
         }
+    }
+}
+
+/// What makes time series `a` and `b` different, other than signedness
+/// (`interval 1000000000 ns, not 2000000000 ns`), if anything.
+pub fn tseries_difference(a: &AggKind, b: &AggKind) -> Option<String> {
+    let (
+        AggKind::Tseries {
+            interval_ns: i,
+            intervals: n,
+            agg: g,
+            ..
+        },
+        AggKind::Tseries {
+            interval_ns: j,
+            intervals: m,
+            agg: h,
+            ..
+        },
+    ) = (a, b)
+    else {
+        return None;
+    };
+    if i != j {
+        Some(format!("interval {i} ns, not {j} ns"))
+    } else if n != m {
+        Some(format!("{n} intervals, not {m}"))
+    } else if g != h {
+        Some(format!("aggregation {g:?}, not {h:?}").to_lowercase())
+    } else {
+        None
     }
 }
 

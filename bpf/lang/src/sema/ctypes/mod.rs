@@ -438,16 +438,28 @@ impl<'k> CTypes<'k> {
     /// The type of a value of C type `id` read from `space`, or why it
     /// cannot be read.
     pub fn value_type(&self, id: CTypeId, space: AddrSpace) -> Result<Type, String> {
+        self.member_type(id, space, space)
+    }
+
+    /// The type of a value of C type `id` read from `space` whose pointers
+    /// point into `pointers`: they differ for a member of a struct copied
+    /// from user memory, which is read from the copy.
+    pub fn member_type(
+        &self,
+        id: CTypeId,
+        space: AddrSpace,
+        pointers: AddrSpace,
+    ) -> Result<Type, String> {
         match self.shape(id) {
             Shape::Int { int, .. } => Ok(Type::Int(int)),
-            Shape::Pointer(to) => Ok(self.pointer(to, space)),
+            Shape::Pointer(to) => Ok(self.pointer(to, pointers)),
             Shape::Array { element, len } => {
                 if matches!(self.shape(element), Shape::Int { char: true, .. }) {
                     return Ok(Type::Str(len.max(1)));
                 }
-                self.mem(id, space)
+                self.mem(id, space, pointers)
             }
-            Shape::Record { .. } => self.mem(id, space),
+            Shape::Record { .. } => self.mem(id, space, pointers),
             Shape::Void => Err("void".into()),
             Shape::Opaque(what) => Err(what),
         }
@@ -462,7 +474,7 @@ impl<'k> CTypes<'k> {
         }
     }
 
-    fn mem(&self, id: CTypeId, space: AddrSpace) -> Result<Type, String> {
+    fn mem(&self, id: CTypeId, space: AddrSpace, pointers: AddrSpace) -> Result<Type, String> {
         let size = self
             .size_of(id)
             .ok_or_else(|| format!("{} (no size)", self.name_of(id)))?;
@@ -471,6 +483,20 @@ impl<'k> CTypes<'k> {
             name: self.name_of(id),
             size,
             space,
+            pointers,
         })
     }
+}
+
+/// C type spelling `name` without surrounding space and leading
+/// `const`/`volatile` (`const struct path` → `struct path`).
+pub fn strip_qualifiers(name: &str) -> &str {
+    let mut name = name.trim();
+    while let Some(rest) = name
+        .strip_prefix("const ")
+        .or_else(|| name.strip_prefix("volatile "))
+    {
+        name = rest.trim();
+    }
+    name
 }
