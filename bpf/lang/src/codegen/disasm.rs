@@ -157,17 +157,26 @@ fn one(insn: Insn, at: usize) -> String {
             0x00 => format!("goto {off:+} <{target}>"),
             0x80 => format!("call {}", helper_name(imm)),
             0x90 => "exit".to_string(),
-            _ => {
-                let rhs = if reg_src {
-                    format!("r{src}")
-                } else {
-                    format!("{imm:#x}")
-                };
-                format!("if r{dst} {} {rhs} goto {off:+} <{target}>", jmp_op(op))
-            }
+            _ => condition('r', insn, target),
         },
+        // JMP32: compares the low 32 bits
+        0x06 => condition('w', insn, target),
         _ => format!("(unknown opcode {:#04x})", insn.code),
     }
+}
+
+/// A conditional jump: `if r1 != 0x0 goto +3 <12>` (`w1` for JMP32).
+fn condition(width: char, insn: Insn, target: i64) -> String {
+    let rhs = if insn.code & 0x08 != 0 {
+        format!("{width}{}", insn.src)
+    } else {
+        format!("{:#x}", insn.imm)
+    };
+    let op = jmp_op(insn.code & 0xf0);
+    format!(
+        "if {width}{} {op} {rhs} goto {:+} <{target}>",
+        insn.dst, insn.off
+    )
 }
 
 #[cfg(test)]
@@ -199,6 +208,15 @@ mod tests {
         assert_eq!(
             disassemble(&insns, &maps),
             "    0: r6 = r1\n    1: r0 = *(u32 *)(r6 +16)\n    2: *(u64 *)(r10 -8) = 0\n    3: r0 += -3\n    4: if r0 == 0x0 goto +1 <6>\n    5: call ringbuf_output\n    6: r1 = map[@x]\n    8: r0 = be16 r0\n    9: exit\n"
+        );
+    }
+
+    #[test]
+    fn jmp32_compares_the_low_words() {
+        let insns = [Insn::jmp32_imm(Cond::Ne, R0, -7, 2)];
+        assert_eq!(
+            disassemble(&insns, &[]),
+            "    0: if w0 != 0xfffffff9 goto +2 <3>\n"
         );
     }
 }

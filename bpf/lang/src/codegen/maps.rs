@@ -200,11 +200,13 @@ impl Gen<'_> {
     }
 
     /// Counts a failed update because the map was full (`r0` = -E2BIG).
+    /// Errors are compared on their low 32 bits: before Linux 6.4 the
+    /// verifier inlines map updates as calls returning a 32-bit `int`.
     fn count_full(&mut self) {
         let ok = self.e.asm.label();
         self.e
             .asm
-            .jump(Insn::jmp_imm(Cond::Ne, R0, -libc::E2BIG, 0), ok);
+            .jump(Insn::jmp32_imm(Cond::Ne, R0, -libc::E2BIG, 0), ok);
         self.bump(super::COUNTER_MAP_FULL);
         self.e.asm.place(ok);
     }
@@ -252,7 +254,7 @@ impl Gen<'_> {
         let created = self.e.asm.label();
         self.e
             .asm
-            .jump(Insn::jmp_imm(Cond::Ne, R0, -libc::E2BIG, 0), created);
+            .jump(Insn::jmp32_imm(Cond::Ne, R0, -libc::E2BIG, 0), created);
         self.bump(super::COUNTER_MAP_FULL);
         self.e.asm.goto(skip);
         self.e.asm.place(created);
