@@ -164,10 +164,10 @@ pub struct AgentArgs {
     #[arg(long = "max-disk", default_value = "2GiB", value_parser = crate::units::parse_size)]
     pub max_disk: u64,
 
-    /// Distinct stacks a window can hold.
-    #[arg(long = "stack-storage-size", default_value_t = 16384,
-          value_parser = clap::value_parser!(u32).range(1..))]
-    pub stack_storage_size: u32,
+    /// Distinct stacks a window can hold [default: 8 per sample a window
+    /// can take at -F on every CPU, as a power of two from 4096 to 16384].
+    #[arg(long = "stack-storage-size", value_parser = clap::value_parser!(u32).range(1..))]
+    pub stack_storage_size: Option<u32>,
 
     /// Most memory the symbol caches may hold (e.g. 64MiB); least recently used entries go first.
     #[arg(long = "max-symbol-cache", value_name = "SIZE", default_value = "64MiB",

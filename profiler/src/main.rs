@@ -125,7 +125,10 @@ fn agent_config(args: cli::AgentArgs) -> agent::AgentConfig {
         labels: args.labels,
         retention: args.retention,
         max_disk_bytes: args.max_disk,
-        stack_storage_size: args.stack_storage_size,
+        stack_storage_size: args.stack_storage_size.unwrap_or_else(|| {
+            let cpus = scorch_bpf::online_cpus().map_or(1, |cpus| cpus.len());
+            agent::default_stack_storage(args.frequency, args.window, cpus)
+        }),
         unwind: args.unwind,
         unwind_rows: (args.unwind_table_size / 16) as u32,
         max_symbol_cache_bytes: args.max_symbol_cache,

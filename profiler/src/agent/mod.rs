@@ -84,6 +84,20 @@ pub struct AgentConfig {
     pub off_cpu: Option<OffCpuArgs>,
 }
 
+/// The stack storage a window needs when `--stack-storage-size` is not
+/// given: 8 slots per sample it can take (a stack map hashes stacks into as
+/// many buckets as it has slots, and a stack whose bucket is taken is lost),
+/// a power of two from 4096 to 16384.
+pub fn default_stack_storage(frequency_hz: u64, window: Duration, cpus: usize) -> u32 {
+    let samples = frequency_hz
+        .saturating_mul(window.as_secs().max(1))
+        .saturating_mul(cpus as u64);
+    samples
+        .saturating_mul(8)
+        .clamp(4096, 16384)
+        .next_power_of_two() as u32
+}
+
 /// Runs the agent until SIGINT or SIGTERM.
 pub fn run(config: &AgentConfig) -> anyhow::Result<()> {
     if let Some(off_cpu) = &config.off_cpu {
@@ -298,4 +312,20 @@ fn unix_ns(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stack_storage_grows_with_the_samples_a_window_takes() {
+        let ten = Duration::from_secs(10);
+        // 19 Hz on 2 CPUs: 380 samples; the floor.
+        assert_eq!(default_stack_storage(19, ten, 2), 4096);
+        // 19 Hz on 16 CPUs: 3040 samples, 24320 slots; the ceiling.
+        assert_eq!(default_stack_storage(19, ten, 16), 16384);
+        // 99 Hz on 8 CPUs for 1 s: 792 samples, 6336 slots.
+        assert_eq!(default_stack_storage(99, Duration::from_secs(1), 8), 8192);
+    }
 }
