@@ -1232,3 +1232,27 @@ fn macaddr_of_a_six_byte_array_copies_it() {
     assert_eq!(o.result, Ok(0), "{}", o.err);
     assert!(o.out.starts_with("41:42:43:44:45:00\n"), "{}", o.out);
 }
+
+/// `begin` runs before the other probes are attached, as in bpftrace:
+/// what it sets up is there for their first event (capable.bt names
+/// capabilities in `begin`). Attaching makes syscalls that would fire
+/// `sys_enter` before a late `begin`.
+#[test]
+fn begin_runs_before_the_other_probes_attach() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    let o = trace_with(
+        |_| {
+            "t:raw_syscalls:sys_enter /@ready == 0/ { @early = count(); }
+             BEGIN { @ready = 1; }
+             interval:ms:100 { exit(); }"
+                .into()
+        },
+        RunOptions::default(),
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    // @early never got a key: an empty map prints as an empty line.
+    assert_eq!(o.out, "\n\n\n@ready: 1\n", "{}", o.err);
+}
