@@ -1326,3 +1326,22 @@ fn a_missing_attach_point_is_skipped_when_the_probe_has_others() {
         "{e}"
     );
 }
+
+/// `*` of an integer reads an integer of its type at that address, as
+/// bpftrace does (loads.bt: `*kaddr("avenrun")`).
+#[test]
+fn dereferencing_an_integer_reads_one_of_its_type() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    let o = trace_with(
+        |_| {
+            "BEGIN { $t = (uint64)curtask; printf(\"%d\\n\", *$t == *(uint64 *)curtask); exit(); }"
+                .into()
+        },
+        RunOptions::default(),
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "1\n\n\n");
+}
