@@ -71,8 +71,9 @@ mknod "$root/dev/console" c 5 1
 copy() { mkdir -p "$root$(dirname "$1")" && cp -L "$1" "$root$1"; }
 for file in "$@"; do
   copy "$(realpath "$file")"
-  # Libraries as `ldd` lists them: `name => /path (addr)` or `/path (addr)`.
-  ldd "$file" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+  # Libraries as `ldd` lists them: `name => /path (addr)` or `/path (addr)`;
+  # none for a script or a data file.
+  { ldd "$file" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | while read -r lib; do
     [ -e "$root$lib" ] || copy "$lib"
   done
 done

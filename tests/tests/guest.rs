@@ -8,46 +8,7 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{c_workload, c_workload_without_frame_pointers, folded, require_root, scorch};
-
-/// Runs `script` in the guest with `files` copied in; returns the console
-/// lines that start with `prefix: `, without the prefix.
-fn guest(script: &str, files: &[&Path], prefix: &str) -> Vec<String> {
-    require_root();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-    // One file per test: tests run at once, and wait for the guest in turn.
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("main")
-        .replace("::", "-");
-    let path = dir.join(format!("guest-{test}.sh"));
-    std::fs::write(&path, script).expect("guest script");
-    let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/boot.sh");
-    let out = Command::new("bash")
-        .arg(boot)
-        .arg(&path)
-        .args(files)
-        .output()
-        .expect("running tests/guest/boot.sh");
-    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
-    assert!(
-        out.status.success(),
-        "the guest script failed ({:?}):\n{console}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let marker = format!("{prefix}: ");
-    console
-        .lines()
-        // What a terminal shows: scorch's status line (on the console, a
-        // terminal) ends by erasing itself with no newline of its own.
-        .filter_map(|line| line.rsplit("\x1b[2K").next())
-        .filter_map(|line| line.strip_prefix(&marker).map(str::to_string))
-        .collect()
-}
+use common::{c_workload, c_workload_without_frame_pointers, folded, guest, scorch};
 
 #[test]
 fn profile_names_the_workloads_functions_on_linux_6_1() {

@@ -60,6 +60,9 @@ pub struct Diagnostic {
     pub notes: Vec<Note>,
     /// What the user can do, printed last as `help: ...`.
     pub help: Option<String>,
+    /// The error says a probe's target (function, tracepoint) does not
+    /// exist: a probe with other attach points skips it, as bpftrace does.
+    pub target_missing: bool,
 }
 
 impl Diagnostic {
@@ -80,7 +83,14 @@ impl Diagnostic {
             span,
             notes: Vec::new(),
             help: None,
+            target_missing: false,
         }
+    }
+
+    /// Marks the error as one about a probe target that does not exist.
+    pub fn with_target_missing(mut self) -> Self {
+        self.target_missing = true;
+        self
     }
 
     /// Adds a note pointing at `span`.

@@ -1347,3 +1347,116 @@ fn tseries_records_values_per_interval() {
         );
     }
 }
+
+/// `begin` runs before the other probes are attached, as in bpftrace:
+/// what it sets up is there for their first event (capable.bt names
+/// capabilities in `begin`). Attaching makes syscalls that would fire
+/// `sys_enter` before a late `begin`.
+#[test]
+fn begin_runs_before_the_other_probes_attach() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    let o = trace_with(
+        |_| {
+            "t:raw_syscalls:sys_enter /@ready == 0/ { @early = count(); }
+             BEGIN { @ready = 1; }
+             interval:ms:100 { exit(); }"
+                .into()
+        },
+        RunOptions::default(),
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    // @early never got a key: an empty map prints as an empty line.
+    assert_eq!(o.out, "\n\n\n@ready: 1\n", "{}", o.err);
+}
+
+/// `bswap()` of a variable swaps the bytes of the type it was first
+/// given, as bpftrace's does (tcpconnect.bt: `$dport = bswap($dport)` of
+/// a `__be16`); bpftrace 0.17 prints the same three numbers.
+#[test]
+fn bswap_of_a_variable_swaps_its_first_types_bytes() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    let o = trace_with(
+        |_| {
+            "BEGIN { $p = (uint16)0x9210; $p = bswap($p);
+                     $w = (uint32)0x9210; $w = bswap($w);
+                     $q = 0x9210; $q = bswap($q);
+                     printf(\"%d %d %d\\n\", $p, $w, $q); exit(); }"
+                .into()
+        },
+        RunOptions::default(),
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "4242 278003712 0\n\n\n");
+}
+
+/// An attach point whose target does not exist is skipped with a warning
+/// when the probe has others, as in bpftrace (tools list the names a
+/// function had across kernels); alone, it is an error.
+#[test]
+fn a_missing_attach_point_is_skipped_when_the_probe_has_others() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    let o = trace_with(
+        |tid| {
+            format!(
+                "BEGIN {{ @ = 0; }}
+                 t:syscalls:sys_enter_scorch_nosuch, t:syscalls:sys_enter_getppid /tid == {tid}/ {{ @ = @ + 1; }}
+                 t:syscalls:sys_exit_getppid /tid == {tid} && @ == 3/ {{ exit(); }}"
+            )
+        },
+        RunOptions::default(),
+        || {
+            for _ in 0..3 {
+                // SAFETY: getppid has no preconditions.
+                unsafe { libc::getppid() };
+            }
+        },
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "\n\n@: 3\n");
+    assert!(
+        o.err.contains(
+            "stdin:2:18: warning: tracepoint not found: syscalls:sys_enter_scorch_nosuch: skipping this attach point"
+        ),
+        "{}",
+        o.err
+    );
+    let o = trace_with(
+        |_| "t:syscalls:sys_enter_scorch_nosuch { }".into(),
+        RunOptions::default(),
+        || {},
+    );
+    let Err(RunError::Program(e)) = o.result else {
+        panic!("a probe on nothing ran: {:?}", o.result);
+    };
+    assert!(
+        e.contains("error: tracepoint not found: syscalls:sys_enter_scorch_nosuch"),
+        "{e}"
+    );
+}
+
+/// `*` of an integer reads an integer of its type at that address, as
+/// bpftrace does (loads.bt: `*kaddr("avenrun")`).
+#[test]
+fn dereferencing_an_integer_reads_one_of_its_type() {
+    let Some(_serial) = serial() else {
+        return;
+    };
+    let o = trace_with(
+        |_| {
+            "BEGIN { $t = (uint64)curtask; printf(\"%d\\n\", *$t == *(uint64 *)curtask); exit(); }"
+                .into()
+        },
+        RunOptions::default(),
+        || {},
+    );
+    assert_eq!(o.result, Ok(0), "{}", o.err);
+    assert_eq!(o.out, "1\n\n\n");
+}

@@ -277,3 +277,40 @@ pub fn get(addr: &str, path: &str) -> Option<(u16, String)> {
     let body = response.split_once("\r\n\r\n")?.1.to_string();
     Some((status, body))
 }
+
+/// Runs `script` as root in a Debian 6.1 guest (tests/guest/boot.sh) with
+/// `files` copied in; returns the console lines that start with
+/// `prefix: `, without the prefix.
+pub fn guest(script: &str, files: &[&Path], prefix: &str) -> Vec<String> {
+    require_root();
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    // One file per test: tests run at once, and wait for the guest in turn.
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("main")
+        .replace("::", "-");
+    let path = dir.join(format!("guest-{test}.sh"));
+    std::fs::write(&path, script).expect("guest script");
+    let boot = Path::new(env!("CARGO_MANIFEST_DIR")).join("guest/boot.sh");
+    let out = Command::new("bash")
+        .arg(boot)
+        .arg(&path)
+        .args(files)
+        .output()
+        .expect("running tests/guest/boot.sh");
+    let console = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    assert!(
+        out.status.success(),
+        "the guest script failed ({:?}):\n{console}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let marker = format!("{prefix}: ");
+    console
+        .lines()
+        // What a terminal shows: scorch's status line (on the console, a
+        // terminal) ends by erasing itself with no newline of its own.
+        .filter_map(|line| line.rsplit("\x1b[2K").next())
+        .filter_map(|line| line.strip_prefix(&marker).map(str::to_string))
+        .collect()
+}

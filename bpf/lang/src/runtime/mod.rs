@@ -196,6 +196,9 @@ pub fn run(
         stacks: stacks::Stacks::default(),
     };
     signals::install();
+    // bpftrace runs `begin` before it attaches the other probes, so that
+    // what it sets up (maps of names, say) is there for their first event.
+    session.run_special(true)?;
 
     let mut attached = attach::Attachments::default();
     let mut probes = 0;
@@ -208,7 +211,6 @@ pub fn run(
         attach::attach(def, program, tracefs, pid, &mut attached, &mut verbose)?;
         probes += def.instances.len();
     }
-    session.run_special(true)?;
     match opts.format {
         _ if opts.quiet => {}
         OutputFormat::Text => {

@@ -154,14 +154,20 @@ impl Checker<'_> {
                 if !self.arity(e, func, args, 1, 1) {
                     return None;
                 }
-                // As bpftrace: unsigned, of the argument's size.
-                match self.int_arg(&args[0], "argument of bswap()")? {
-                    Type::Int(int) => Some(Type::Int(IntType {
-                        size: int.size,
-                        signed: false,
-                    })),
-                    _ => None,
-                }
+                // As bpftrace: unsigned, of the argument's size (a
+                // variable's: that of its first value).
+                let Type::Int(int) = self.int_arg(&args[0], "argument of bswap()")? else {
+                    return None;
+                };
+                let var_size = self
+                    .out
+                    .var_refs
+                    .get(&args[0].id)
+                    .and_then(|&id| self.vars.info(id).int_size);
+                Some(Type::Int(IntType {
+                    size: var_size.unwrap_or(int.size),
+                    signed: false,
+                }))
             }
             Function::Override => {
                 if self.arity(e, func, args, 1, 1) {

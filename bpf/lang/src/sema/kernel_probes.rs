@@ -312,7 +312,8 @@ fn not_found(spec: &ProbeSpec, pattern: &str, known: &[String]) -> Diagnostic {
     let d = Diagnostic::error(
         spec.span,
         format!("no kernel function `{pattern}` to attach {name} to"),
-    );
+    )
+    .with_target_missing();
     match crate::suggest::closest(pattern, known.iter().map(String::as_str)) {
         Some(near) => d.with_help(format!("did you mean `{name}:{near}`?")),
         None => d.with_help(format!("list them with `scorch trace -l '{name}:*'`")),

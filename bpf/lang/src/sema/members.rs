@@ -315,20 +315,27 @@ impl Checker<'_> {
         )
     }
 
-    /// `*p`: what a typed pointer points to.
+    /// `*p`: what a typed pointer points to. An integer is read as the
+    /// address of one of its own type, as in bpftrace (loads.bt reads
+    /// `*kaddr("avenrun")`).
     pub(super) fn deref(&mut self, e: &Expr, operand: &Expr) -> Option<Type> {
         let ty = self.expr(operand)?;
-        let Type::Ptr {
-            to: Some(to),
-            space,
-            ..
-        } = ty
-        else {
-            self.error(Diagnostic::error(
-                e.span,
-                format!("cannot dereference {ty}: only pointers of a known C type can be read"),
-            ));
-            return None;
+        let (to, space) = match ty {
+            Type::Ptr {
+                to: Some(to),
+                space,
+                ..
+            } => (to, space),
+            Type::Int(int) => (self.types.int(int), self.integer_address_space(e)?),
+            ty => {
+                self.error(Diagnostic::error(
+                    e.span,
+                    format!(
+                        "cannot dereference {ty}: only pointers of a known C type and integers can be read"
+                    ),
+                ));
+                return None;
+            }
         };
         let ty = self.read_type(e, to, space, space)?;
         self.out.accesses.insert(

@@ -253,12 +253,15 @@ pub fn analyze(
     let mut probe_infos = Vec::new();
     for probe in program.probes() {
         let mut instances = Vec::new();
+        let mut missing = Vec::new();
         for spec in &probe.specs {
             match resolver.resolve(spec) {
                 Ok(found) => instances.extend(found),
+                Err(d) if d.target_missing => missing.push(d),
                 Err(d) => diags.push(d),
             }
         }
+        diags.extend(skip_missing(missing, !instances.is_empty()));
         probe_infos.push(ProbeInfo {
             instances,
             per_instance: false,
@@ -295,6 +298,21 @@ pub fn analyze(
     analysis.probes = probe_infos;
     analysis.config = config;
     Ok(analysis)
+}
+
+/// Attach points whose target does not exist: errors when the probe has
+/// no other, else warnings, and the probe runs without them — as in
+/// bpftrace, where tools list the names a function had across kernels
+/// (biolatency's `__blk_account_io_start`, dcsnoop's
+/// `lookup_fast.constprop.*`).
+fn skip_missing(missing: Vec<Diagnostic>, others_found: bool) -> Vec<Diagnostic> {
+    if !others_found {
+        return missing;
+    }
+    missing
+        .into_iter()
+        .map(|d| Diagnostic::warning(d.span, format!("{}: skipping this attach point", d.message)))
+        .collect()
 }
 
 /// Whether `program` may need the kernel's types: reading the kernel's

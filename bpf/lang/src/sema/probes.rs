@@ -254,7 +254,8 @@ impl<'k> Resolver<'k> {
             .collect();
         if matches.is_empty() {
             let wanted = format!("{category}:{name}");
-            let mut d = Diagnostic::error(spec.span, format!("tracepoint not found: {wanted}"));
+            let mut d = Diagnostic::error(spec.span, format!("tracepoint not found: {wanted}"))
+                .with_target_missing();
             let known: Vec<String> = all.iter().map(|(c, n)| format!("{c}:{n}")).collect();
             if let Some(near) = crate::suggest::closest(&wanted, known.iter().map(String::as_str)) {
                 d = d.with_help(format!("did you mean `tracepoint:{near}`?"));

@@ -24,6 +24,10 @@ pub struct VarInfo {
     pub name: String,
     /// Its type, once known: every assignment unified.
     pub ty: Option<Type>,
+    /// The size of the integer it was first assigned. It holds 64 bits,
+    /// but bpftrace's variable keeps that type: `bswap($port)` of a
+    /// `u16` swaps two bytes.
+    pub int_size: Option<u8>,
     /// Where it was declared (or first assigned).
     pub span: Span,
     /// Assigned a value that had an error, already reported: uses of it
@@ -74,6 +78,7 @@ impl Vars {
             self.infos.push(VarInfo {
                 name: name.to_string(),
                 ty: None,
+                int_size: None,
                 span,
                 failed: false,
             });
@@ -103,6 +108,9 @@ impl Vars {
     /// type it already has.
     pub(super) fn assign(&mut self, id: VarId, ty: &Type) -> Result<(), Type> {
         let info = &mut self.infos[id.0 as usize];
+        if let (None, Type::Int(int)) = (&info.ty, ty) {
+            info.int_size = Some(int.size);
+        }
         let ty = ty.widened();
         match &info.ty {
             None => {

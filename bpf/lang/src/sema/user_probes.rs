@@ -240,7 +240,7 @@ fn missing_function(
     function: &str,
     err: scorch_bpf::Error,
 ) -> Diagnostic {
-    let d = Diagnostic::error(spec.span, err.to_string());
+    let d = Diagnostic::error(spec.span, err.to_string()).with_target_missing();
     let names = elf_symbols::function_symbols(path, |_| true).unwrap_or_default();
     match crate::suggest::closest(function, names.iter().map(|s| s.name.as_str())) {
         Some(near) => d.with_help(format!("did you mean `{near}`?")),

@@ -67,6 +67,16 @@ pub fn trace_with(
     opts: RunOptions,
     workload: impl FnOnce() + Send + 'static,
 ) -> Outcome {
+    trace_source(|tid| SourceFile::inline(program(tid)), opts, workload)
+}
+
+/// Runs the source `program` makes from the workload's thread id; see
+/// [`trace_with`].
+pub fn trace_source(
+    program: impl FnOnce(i32) -> SourceFile,
+    opts: RunOptions,
+    workload: impl FnOnce() + Send + 'static,
+) -> Outcome {
     let (tid_tx, tid_rx) = mpsc::channel();
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let worker = std::thread::Builder::new()
@@ -80,7 +90,7 @@ pub fn trace_with(
         })
         .expect("worker thread");
     let tid = tid_rx.recv().expect("worker tid");
-    let source = SourceFile::inline(program(tid));
+    let source = program(tid);
     let text = Arc::new(Mutex::new(Vec::new()));
     let mut err = Stderr {
         text: text.clone(),
