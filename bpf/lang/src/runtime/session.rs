@@ -20,7 +20,7 @@ use super::{OutputFormat, RunError};
 use crate::codegen::{layout, Compiled, ProgKind, COUNTER_LOST, COUNTER_MAP_FULL};
 use crate::output::{json, text, MapData, RawEntries, Value};
 use crate::printf::Arg;
-use crate::sema::Attach;
+use crate::sema::{AggKind, Attach, Type};
 
 /// How long one wait for events lasts before signals are checked.
 const POLL: Duration = Duration::from_millis(100);
@@ -192,22 +192,36 @@ impl Session<'_> {
                 self.out.write_all(line.as_bytes()).map_err(io)?;
             }
             Event::PrintMap { map, top, div } => self.print_map(map, top, div)?,
+            // bpftrace 0.17 zeroes a `count()` map without keys rather than
+            // emptying it: it prints `@: 0` after `clear(@)` (pidpersec.bt).
+            Event::Clear(map) if self.is_keyless_count(map) => self.zero(map)?,
             Event::Clear(map) => {
                 if let Some(m) = self.loaded.maps.get(map) {
                     scorch_bpf::map::clear(m).map_err(|e| RunError::Bpf(e.to_string()))?;
                 }
             }
-            Event::Zero(map) => {
-                if let (Some(m), Some(info)) =
-                    (self.loaded.maps.get(map), self.compiled.user_maps.get(map))
-                {
-                    scorch_bpf::map::zero(m, layout::per_cpu(info), self.cpus)
-                        .map_err(|e| RunError::Bpf(e.to_string()))?;
-                }
-            }
+            Event::Zero(map) => self.zero(map)?,
         }
         self.out.flush().map_err(io)?;
         Ok(Flow::Continue)
+    }
+
+    /// Whether user map `map` is a `count()` without keys.
+    fn is_keyless_count(&self, map: usize) -> bool {
+        self.compiled
+            .user_maps
+            .get(map)
+            .is_some_and(|info| info.keys.is_empty() && info.value == Type::Agg(AggKind::Count))
+    }
+
+    /// Sets every value of user map `map` to zero, keeping its keys.
+    fn zero(&self, map: usize) -> Result<(), RunError> {
+        if let (Some(m), Some(info)) = (self.loaded.maps.get(map), self.compiled.user_maps.get(map))
+        {
+            scorch_bpf::map::zero(m, layout::per_cpu(info), self.cpus)
+                .map_err(|e| RunError::Bpf(e.to_string()))?;
+        }
+        Ok(())
     }
 
     /// Prints a formatted `printf` text, or runs the `system` or `cat`
