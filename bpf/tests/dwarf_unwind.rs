@@ -168,9 +168,10 @@ fn profile(
     pid: u32,
     unwind: UserUnwind,
 ) -> (Vec<(Vec<String>, u64)>, scorch_bpf::Counters) {
+    let with_tables = !matches!(unwind, UserUnwind::FramePointers);
     let mut sampler = Sampler::start_unwinding(&config(pid), unwind).expect("sampler starts");
     let loaded = sampler.load_target_tables().loaded.len();
-    assert_eq!(loaded, usize::from(unwind != UserUnwind::FramePointers));
+    assert_eq!(loaded, usize::from(with_tables));
     std::thread::sleep(Duration::from_secs(1));
     sampler.stop();
     let snapshot = sampler.drain().unwrap();

@@ -223,8 +223,9 @@ fn prepare_sampler(
     target: &Target,
 ) -> anyhow::Result<Sampler> {
     let unwind = user_unwind(arg, target);
+    let with_tables = !matches!(unwind, UserUnwind::FramePointers);
     match Sampler::prepare(config, unwind) {
-        Err(err) if arg == UnwindArg::Auto && unwind != UserUnwind::FramePointers => {
+        Err(err) if arg == UnwindArg::Auto && with_tables => {
             eprintln!("warning: {err}; walking user stacks with frame pointers");
             Ok(Sampler::prepare(config, UserUnwind::FramePointers)?)
         }

@@ -690,6 +690,44 @@ fn off_cpu_stores_the_time_a_sleeping_process_waits_apart_from_its_cpu_samples()
     assert!(log.contains("off_cpu=true"), "{log}");
 }
 
+/// Off CPU, user stacks walk the CPU sampler's unwind tables: a sleeper
+/// built without frame pointers, waiting in libc's `usleep` (no frame
+/// pointers either), is stored with its whole chain from `_start` once
+/// its tables are loaded (it is handed to the loader when first seen
+/// waiting). At -O2, `sleeper()` tail-calls `usleep`: no frame of its own.
+#[test]
+fn off_cpu_stacks_walk_the_unwind_tables_through_libc() {
+    require_root();
+    let dir = data_dir("off-cpu-dwarf");
+    let agent = Agent::start_with(&dir, "127.0.0.1", &["--off-cpu", "--unwind", "dwarf"]);
+    let sleeper = Workload::start(
+        &c_workload_without_frame_pointers("sleeper", "sleeper_nofp", &[]),
+        &["sleep"],
+    );
+    let pid = sleeper.pid();
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let (_, stacks) = measured(&agent.addr, "off-cpu", pid);
+        let whole_us = count_containing(&stacks, ";main;usleep;");
+        // A second of waits walked through libc to main.
+        if whole_us >= 1_000_000 {
+            let (whole, _) = stacks
+                .iter()
+                .find(|(s, _)| s.contains(";main;usleep;"))
+                .unwrap();
+            assert!(whole.starts_with("sleeper_nofp;_start;"), "{stacks:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no waits of the sleeper walked to main after 90 s: {stacks:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let (status, log) = agent.stop();
+    assert!(status.success(), "{log}");
+}
+
 #[test]
 fn bad_off_cpu_arguments_are_refused_before_anything_starts() {
     let dir = data_dir("off-cpu-bad");

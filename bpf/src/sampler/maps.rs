@@ -132,7 +132,10 @@ impl Maps {
     pub(super) fn create(config: &SamplerConfig, unwind: UserUnwind) -> Result<Self> {
         let tables = match unwind {
             UserUnwind::FramePointers => None,
-            UserUnwind::Tables { rows, processes } => Some(rows_and_processes(rows, processes)?),
+            UserUnwind::Tables { rows, processes } => Some(Unwind::with_tables(
+                UnwindTables::new(TableMaps::create(rows, processes)?),
+            )?),
+            UserUnwind::SharedTables(tables) => Some(Unwind::with_tables(tables)?),
         };
         let on = tables.is_some();
         let buffers = if config.double_buffered {
@@ -190,15 +193,16 @@ impl Maps {
     }
 }
 
-/// The unwinder's maps for `rows` rows and `processes` processes.
-fn rows_and_processes(rows: u32, processes: u32) -> Result<Unwind> {
-    let tables = TableMaps::create(rows, processes)?;
-    let (rows, procs) = tables.handles()?;
-    Ok(Unwind {
-        rows,
-        procs,
-        tables: UnwindTables::new(tables),
-        scratch: create(MapType::PercpuArray, "scorch_uscratch", 4, SCRATCH_SIZE, 1)?,
-        empty_proc: create(MapType::Array, "scorch_unoproc", 4, PROC_SIZE as u32, 1)?,
-    })
+impl Unwind {
+    /// The unwinder's maps over `tables`, and its own per-CPU state.
+    fn with_tables(tables: UnwindTables) -> Result<Self> {
+        let (rows, procs) = tables.handles()?;
+        Ok(Unwind {
+            rows,
+            procs,
+            tables,
+            scratch: create(MapType::PercpuArray, "scorch_uscratch", 4, SCRATCH_SIZE, 1)?,
+            empty_proc: create(MapType::Array, "scorch_unoproc", 4, PROC_SIZE as u32, 1)?,
+        })
+    }
 }

@@ -130,7 +130,7 @@ pub(crate) enum Counter {
 const COUNTERS: u32 = 9;
 
 /// How user stacks are walked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum UserUnwind {
     /// The kernel's frame-pointer walk (`bpf_get_stackid`).
     FramePointers,
@@ -142,6 +142,9 @@ pub enum UserUnwind {
         /// Processes whose mappings can be loaded.
         processes: u32,
     },
+    /// The in-kernel unwinder over another sampler's tables (the agent's
+    /// off-CPU sampler walks with the CPU sampler's).
+    SharedTables(UnwindTables),
 }
 
 /// The program's counters, summed over all CPUs since the start.

@@ -691,6 +691,11 @@ impl UnwindTables {
         Self(Arc::new(Mutex::new(tables)))
     }
 
+    /// Handles on the row map and the per-process map, for a program.
+    pub(super) fn handles(&self) -> Result<(MapHandle, MapHandle)> {
+        self.lock().handles()
+    }
+
     fn lock(&self) -> MutexGuard<'_, TableMaps> {
         self.0
             .lock()

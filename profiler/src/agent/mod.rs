@@ -166,10 +166,13 @@ fn sample_forever(
         off_cpu: None,
     };
     let mut sampler = start_sampler(&sampler_config, config)?;
+    // Off CPU, user stacks walk the CPU sampler's tables.
     let mut off_cpu = config
         .off_cpu
         .as_ref()
-        .map(|args| offcpu::OffCpuSampler::start(args, config.stack_storage_size))
+        .map(|args| {
+            offcpu::OffCpuSampler::start(args, config.stack_storage_size, sampler.unwind_tables())
+        })
         .transpose()?;
     let loader = sampler
         .unwind_tables()
@@ -181,7 +184,7 @@ fn sample_forever(
     let processes = Arc::new(Mutex::new(ProcessLabels::default()));
     let seen = sampler.seen_pids()?.context("the sampler tracks no pids")?;
     let pid_sender = loader.as_ref().map(|l| l.sender()).unwrap_or_default();
-    let capture = capture::Capture::start(seen, Arc::clone(&processes), pid_sender)
+    let capture = capture::Capture::start(seen, Arc::clone(&processes), pid_sender.clone())
         .context("starting the capture thread")?;
     let host = hostname();
     let mut window_start = SystemTime::now();
@@ -226,10 +229,14 @@ fn sample_forever(
         let cpu_windows = windows.len();
         if let Some(profile) = off_cpu_profile {
             // Threads that only wait are never sampled on CPU: read their
-            // labels now.
+            // labels now, and have their unwind tables loaded.
             for sample in &profile.samples {
                 labels.capture(sample.pid);
             }
+            let mut waited: Vec<u32> = profile.samples.iter().map(|s| s.pid).collect();
+            waited.sort_unstable();
+            waited.dedup();
+            pid_sender.send(&waited);
             windows.extend(split_windows(profile, span, &labels, &host, &config.labels));
         }
         labels.end_window();

@@ -10,7 +10,10 @@
 //! frame pointers (the unwind tables belong to the CPU sampler).
 
 use anyhow::{bail, Context};
-use scorch_bpf::{online_cpus, Event, OffCpu, Rate, Sampler, SamplerConfig, Target, ThreadKind};
+use scorch_bpf::{
+    online_cpus, Event, OffCpu, Rate, Sampler, SamplerConfig, Target, ThreadKind, UnwindTables,
+    UserUnwind,
+};
 use scorch_formats::{Measure, Meta, Profile};
 use scorch_symbolizer::Symbolizer;
 
@@ -63,8 +66,14 @@ pub struct OffCpuSampler {
 }
 
 impl OffCpuSampler {
-    /// Loads and attaches the off-CPU program for every thread on the host.
-    pub fn start(args: &OffCpuArgs, stack_storage_size: u32) -> anyhow::Result<Self> {
+    /// Loads and attaches the off-CPU program for every thread on the host;
+    /// user stacks walk `tables` when given (the CPU sampler's), else
+    /// frame pointers.
+    pub fn start(
+        args: &OffCpuArgs,
+        stack_storage_size: u32,
+        tables: Option<UnwindTables>,
+    ) -> anyhow::Result<Self> {
         let config = SamplerConfig {
             target: Target::All,
             rate: Rate::Frequency(1),
@@ -80,7 +89,9 @@ impl OffCpuSampler {
             track_pids: false,
             off_cpu: Some(args.settings()?),
         };
-        let sampler = Sampler::start(&config).context("starting the off-CPU sampler")?;
+        let unwind = tables.map_or(UserUnwind::FramePointers, UserUnwind::SharedTables);
+        let sampler =
+            Sampler::start_unwinding(&config, unwind).context("starting the off-CPU sampler")?;
         Ok(Self {
             sampler,
             lost_before: 0,
