@@ -325,7 +325,7 @@ fn dwarf_loads_the_tables_of_a_process_started_during_a_host_profile() {
         .into_iter()
         .filter(|(s, _)| s.starts_with("qsort_spin_late;"))
         .collect();
-    // Its first samples walk frame pointers (cut short in qsort) until its
+    // Its first samples walk frame pointers (cut short at compare) until its
     // tables are loaded, a tick after it is first sampled; then the rest.
     let total = count(&stacks, |_| true);
     let complete = count(&stacks, |s| {
