@@ -78,7 +78,8 @@ impl ElfResolver {
             blazesym: blazesym::symbolize::Symbolizer::builder()
                 .enable_code_info(true)
                 .enable_inlined_fns(true)
-                .enable_demangling(true)
+                // Our own, which leaves unmangled names alone.
+                .enable_demangling(false)
                 .build(),
             results: HashMap::new(),
             results_bytes: 0,
@@ -254,7 +255,7 @@ fn lines(symbolized: &Symbolized) -> Vec<Line> {
 
 fn line(function: &str, code_info: Option<&CodeInfo>) -> Line {
     Line {
-        function: function.to_owned(),
+        function: crate::demangle::demangle(function),
         file: code_info.map(|c| c.to_path().to_string_lossy().into_owned()),
         line: code_info.and_then(|c| c.line),
     }

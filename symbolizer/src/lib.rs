@@ -64,6 +64,7 @@
 //! thread that symbolizes.
 
 mod budget;
+mod demangle;
 mod elf;
 mod error;
 mod files;

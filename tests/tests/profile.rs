@@ -41,6 +41,22 @@ fn c_call_chain_in_folded_output() {
     expect_cpu_time(chain, 99, cpu);
 }
 
+/// C functions named like C++ type codes keep their names (a demangler
+/// applied to every name turned `a;b;c` into `signed char;bool;char`).
+#[test]
+fn one_letter_c_function_names_are_not_demangled() {
+    require_root();
+    let _cpu = cpu_lock();
+    let load = Workload::start(&c_workload("short_names"), &[]);
+    let pid = load.pid().to_string();
+    let out = run(&["profile", "-F", "99", "-U", "-p", &pid, "1", "-f"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    let total: u64 = stacks.iter().map(|(_, n)| n).sum();
+    let chain = count_containing(&stacks, ";main;a;b;c");
+    assert!(total > 0 && chain * 10 >= total * 9, "{stacks:?}");
+}
+
 #[test]
 fn rust_call_chain_in_folded_output() {
     require_root();
