@@ -715,3 +715,200 @@ fn bitesize_histograms_io_sizes_by_process() {
         assert!(n == 0 || !bucket.starts_with("[0]"), "{bucket}");
     }
 }
+
+/// The openssl processes of a TLS session: `req` made its certificate.
+struct TlsSession {
+    req: u32,
+    server: u32,
+    client: u32,
+}
+
+/// Makes a throwaway key and self-signed certificate in `dir`, then runs
+/// a TLS session between `openssl s_server` and `openssl s_client` on
+/// 127.0.0.1, the client sending `data`; returns once all have exited.
+fn openssl_session(dir: &Path, data: &'static [u8]) -> TlsSession {
+    let mut req = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes"])
+        .args(["-keyout", "k.pem", "-out", "c.pem"])
+        .args(["-subj", "/CN=scorch", "-days", "1"])
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl req");
+    let status = wait_bounded(&mut req, "openssl req");
+    assert!(status.success(), "openssl req: {status}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Its stdin stays open: s_server shuts down at end of file on it.
+    let mut server = Command::new("openssl")
+        .args(["s_server", "-accept", &format!("127.0.0.1:{port}")])
+        .args(["-key", "k.pem", "-cert", "c.pem", "-naccept", "1", "-quiet"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    wait_for_listener(port);
+    let mut client = Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_client");
+    // At end of file on its stdin, s_client closes the session.
+    client.stdin.take().unwrap().write_all(data).unwrap();
+    let client_status = wait_bounded(&mut client, "openssl s_client");
+    let server_status = wait_bounded(&mut server, "openssl s_server");
+    assert!(client_status.success(), "openssl s_client: {client_status}");
+    assert!(server_status.success(), "openssl s_server: {server_status}");
+    let received = std::io::read_to_string(server.stdout.take().unwrap()).unwrap();
+    assert_eq!(received.as_bytes(), data, "what s_server received");
+    TlsSession {
+        req: req.id(),
+        server: server.id(),
+        client: client.id(),
+    }
+}
+
+/// Waits until something listens on 127.0.0.1:`port` (read from
+/// /proc/net/tcp: connecting would use up s_server's one connection).
+fn wait_for_listener(port: u16) {
+    let local = format!("0100007F:{port:04X}");
+    for _ in 0..600 {
+        let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+        let listening = table.lines().skip(1).any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 3 && f[1] == local && f[3] == "0A"
+        });
+        if listening {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after 30 s");
+}
+
+/// Waits up to a minute for `child` to exit, killing it after that.
+fn wait_bounded(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("{what} still runs after a minute");
+}
+
+/// What the TLS tests' client sends.
+const TLS_DATA: &[u8] = b"hello-scorch\n";
+
+#[test]
+fn sslsnoop_shows_each_ssl_call_with_its_result() {
+    let Some(_serial) = serial() else { return };
+    let dir = scratch("sslsnoop");
+    let (tx, rx) = mpsc::channel();
+    let Some(o) = run_tool("sslsnoop", move || {
+        tx.send(openssl_session(&dir, TLS_DATA)).unwrap();
+    }) else {
+        return;
+    };
+    check_header("sslsnoop", &o, 2);
+    let session = rx.recv().unwrap();
+    // TIME(us) TID COMM LAT(us) RET FUNC: each openssl is one thread, so
+    // its tid is its pid. Calls as (FUNC, RET).
+    let calls = |pid: u32| -> Vec<(String, i64)> {
+        rows_of(&o.out, 1, pid, "openssl")
+            .into_iter()
+            .map(|r| {
+                assert_eq!(r.len(), 5, "{r:?}");
+                assert!(r[2].parse::<u64>().is_ok(), "{r:?}");
+                (r[4].clone(), r[3].parse().expect("RET"))
+            })
+            .collect()
+    };
+    let len = TLS_DATA.len() as i64;
+    // req signs its certificate with PKCS #1 v1.5, which succeeds.
+    assert_eq!(calls(session.req), [("RSA_sign".into(), 1)], "{}", o.out);
+    // The server accepts (SSL_accept, untraced, calls SSL_do_handshake),
+    // reads the data, then reads 0 at the client's close. SSL_read's -1
+    // is "try again"; it may come between.
+    let server = calls(session.server);
+    assert_eq!(server[0], ("SSL_do_handshake".into(), 1), "{}", o.out);
+    let reads: Vec<i64> = server[1..]
+        .iter()
+        .map(|(func, ret)| {
+            assert_eq!(func, "SSL_read", "{}", o.out);
+            *ret
+        })
+        .filter(|ret| *ret != -1)
+        .collect();
+    assert_eq!(reads, [len, 0], "{}", o.out);
+    // The client's first write runs the handshake and writes nothing, the
+    // next writes the data; reads of the server's session tickets may
+    // come between.
+    let writes: Vec<i64> = calls(session.client)
+        .into_iter()
+        .filter(|(func, ret)| {
+            assert!(func == "SSL_write" || func == "SSL_read", "{}", o.out);
+            assert!(*ret >= -1, "{}", o.out);
+            func == "SSL_write"
+        })
+        .map(|(_, ret)| ret)
+        .collect();
+    assert_eq!(writes, [0, len], "{}", o.out);
+}
+
+/// The `count` of stats map `map`, e.g. `@stat[SSL_read]`.
+fn stats_count(out: &str, map: &str) -> u64 {
+    let prefix = format!("{map}: count ");
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in:\n{out}"));
+    let (count, rest) = line.split_once(", average ").expect(line);
+    assert!(rest.contains(", total "), "{line}");
+    count.parse().expect(line)
+}
+
+#[test]
+fn ssllatency_histograms_ssl_call_latency_by_function() {
+    let Some(_serial) = serial() else { return };
+    let dir = scratch("ssllatency");
+    let Some(o) = run_tool("ssllatency", move || {
+        openssl_session(&dir, TLS_DATA);
+    }) else {
+        return;
+    };
+    check_header("ssllatency", &o, 1);
+    assert!(
+        o.out.contains("\nLatency distribution in microsecond:\n"),
+        "{}",
+        o.out
+    );
+    // Successful calls by function (other processes' TLS may add more):
+    // req's RSA_sign, the server's handshake and read, the client's write.
+    for func in ["RSA_sign", "SSL_do_handshake", "SSL_read", "SSL_write"] {
+        let map = format!("@hist[{func}]");
+        let rows = histogram(&o.out, &map);
+        assert!(total(&rows) >= 1, "{}", o.out);
+        for (bucket, _) in &rows {
+            let linear = (0..5).any(|i| *bucket == format!("[{}, {})", i * 200, i * 200 + 200));
+            assert!(linear || bucket == "[1000, ...)", "{bucket}");
+        }
+        let count = stats_count(&o.out, &format!("@stat[{func}]"));
+        assert_eq!(count, total(&rows), "{}", o.out);
+    }
+    // The failures: the client's handshaking write returned 0, the
+    // server's last read 0 at the close.
+    for func in ["SSL_read", "SSL_write"] {
+        let rows = histogram(&o.out, &format!("@histF[{func}]"));
+        let count = stats_count(&o.out, &format!("@statF[{func}]"));
+        assert!(count >= 1 && count == total(&rows), "{}", o.out);
+    }
+}
