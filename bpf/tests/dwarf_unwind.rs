@@ -4,6 +4,8 @@
 //! do not. Where a workload's stack is fixed, the in-kernel unwinder's
 //! stacks must equal the reference unwinder's on the same process.
 
+mod workloads;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -30,18 +32,9 @@ fn lost_rbp_workload() -> PathBuf {
     BUILT.get_or_init(|| build_c("lost_rbp")).clone()
 }
 
-/// Builds `tests/workloads/NAME.c` with `-O2 -fomit-frame-pointer` as `NAME_nofp`.
+/// Builds `tests/workloads/NAME.c` without frame pointers as `NAME_nofp`.
 fn build_c(name: &str) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../tests/workloads/{name}.c"));
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}_nofp"));
-    let status = Command::new("gcc")
-        .args(["-O2", "-fomit-frame-pointer", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc runs");
-    assert!(status.success(), "building {}", src.display());
-    out
+    workloads::c_without_frame_pointers(name, &format!("{name}_nofp"))
 }
 
 /// A running workload, killed when dropped.

@@ -2,6 +2,8 @@
 //! processes: an exited process's entry is freed, and a full row map
 //! evicts the least recently used file, never one used in the last two rounds.
 
+mod workloads;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -18,18 +20,7 @@ use scorch_unwind::{build, build_image, FileKey};
 fn qsort_spin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/workloads/qsort_spin.c");
-            let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qsort_spin_tables");
-            let status = Command::new("gcc")
-                .args(["-O2", "-fomit-frame-pointer", "-o"])
-                .arg(&out)
-                .arg(&src)
-                .status()
-                .expect("gcc runs");
-            assert!(status.success(), "building {}", src.display());
-            out
-        })
+        .get_or_init(|| workloads::c_without_frame_pointers("qsort_spin", "qsort_spin_tables"))
         .clone()
 }
 

@@ -518,16 +518,7 @@ fn log_level_hides_less_severe_lines() {
 /// `tests/workloads/qsort_spin.c` built with `-O2 -fomit-frame-pointer`:
 /// only unwind tables reach `main` through libc's qsort.
 fn qsort_nofp() -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("workloads/qsort_spin.c");
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qsort_nofp");
-    let status = Command::new("gcc")
-        .args(["-O2", "-fomit-frame-pointer", "-o"])
-        .arg(&out)
-        .arg(&src)
-        .status()
-        .expect("gcc runs");
-    assert!(status.success(), "building {}", src.display());
-    out
+    c_workload_without_frame_pointers("qsort_spin", "qsort_nofp", &[])
 }
 
 /// The value of `field=N` in the last log line with `message` in it.
