@@ -139,3 +139,48 @@ fn a_full_stack_map_is_counted() {
         "a one-entry stack map lost nothing: {counters:?}"
     );
 }
+
+#[test]
+fn kernel_stacks_are_stored_once_each_and_read_back_whole() {
+    let me = unsafe { libc::gettid() } as u32;
+    let mut sampler = Sampler::start(&config(Target::Tids(vec![me]))).expect("sampler starts");
+    // Time in the kernel: reading a proc file walks the VFS and seq_file.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(800) {
+        std::hint::black_box(std::fs::read("/proc/self/stat").unwrap());
+    }
+    sampler.stop();
+    let snapshot = sampler.drain().expect("drain");
+    let kernel_ids: std::collections::HashSet<u32> = snapshot
+        .counts
+        .iter()
+        .filter_map(|c| match c.kernel {
+            StackId::Id(id) => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        kernel_ids.len() >= 2,
+        "reading /proc for 800 ms gave {} kernel stacks: {:?}",
+        kernel_ids.len(),
+        snapshot.counts
+    );
+    let stacks: std::collections::HashSet<&[u64]> = kernel_ids
+        .iter()
+        .map(|&id| snapshot.stack(id).expect("every kernel id has its stack"))
+        .collect();
+    assert_eq!(
+        stacks.len(),
+        kernel_ids.len(),
+        "one kernel stack was stored under two ids"
+    );
+    for stack in &stacks {
+        assert!(!stack.is_empty() && stack.len() <= 127, "{stack:x?}");
+        assert!(
+            stack.iter().all(|&a| a >= 0xffff_8000_0000_0000),
+            "a kernel stack holds a user address: {stack:x?}"
+        );
+    }
+    let counters = sampler.counters().unwrap();
+    assert_eq!(counters.stack_map_full, 0, "{counters:?}");
+}

@@ -16,10 +16,11 @@ use libbpf_rs::MapHandle;
 use libbpf_sys as sys;
 
 use super::maps::{Buffer, Buffers, Maps};
+use super::stack_store::{self, StackKind};
 use super::unwinder::{self, UserRegs};
 use super::{Counter, SamplerConfig, Target};
 use crate::error::Result;
-use crate::insn::{Alu, Asm, Cond, Insn, Label, Size, R0, R1, R10, R2, R3, R4, R6, R7, R8, R9};
+use crate::insn::{Alu, Asm, Cond, Insn, Label, Size, R0, R1, R10, R2, R3, R4, R6, R7, R8};
 
 // Layout of the count key, shared by the program and the reader.
 pub(super) const KEY_SIZE: usize = 32;
@@ -194,54 +195,43 @@ pub(super) fn record_stacks(
     let stacks = [
         (
             config.user_stacks,
-            KEY_USTACK,
-            sys::BPF_F_USER_STACK as i32,
-            Counter::UserStackMapFull,
-            Counter::UserStackCollision,
+            StackKind {
+                slot: KEY_USTACK,
+                map_full: Counter::UserStackMapFull,
+                collision: Counter::UserStackCollision,
+            },
+            &buffer.user_stacks,
+            sys::BPF_F_USER_STACK,
         ),
         (
             config.kernel_stacks,
-            KEY_KSTACK,
+            StackKind {
+                slot: KEY_KSTACK,
+                map_full: Counter::KernelStackMapFull,
+                collision: Counter::KernelStackCollision,
+            },
+            &buffer.kernel_stacks,
             0,
-            Counter::KernelStackMapFull,
-            Counter::KernelStackCollision,
         ),
     ];
-    for (wanted, slot, flags, map_full, collision) in stacks {
-        if let (true, KEY_USTACK, Some(unwind)) = (wanted, slot, &maps.unwind) {
+    for (wanted, kind, map, flags) in stacks {
+        if !wanted {
+            asm.emit([Insn::store_imm(
+                Size::W,
+                R10,
+                key_field(kind.slot),
+                -libc::EFAULT,
+            )]);
+        } else if let (KEY_USTACK, Some(unwind)) = (kind.slot, &maps.unwind) {
             let regs = match config.off_cpu {
                 Some(_) => UserRegs::SavedAtKernelEntry,
                 None => UserRegs::Sample,
             };
             unwinder::emit(asm, maps, &unwind.maps(buffer), unwinding.callback, regs);
-            continue;
+        } else {
+            let scratch = &maps.stack_scratch;
+            stack_store::emit_get_stack(asm, &maps.counters, scratch, map, flags.into(), kind);
         }
-        if !wanted {
-            asm.emit([Insn::store_imm(
-                Size::W,
-                R10,
-                key_field(slot),
-                -libc::EFAULT,
-            )]);
-            continue;
-        }
-        asm.emit([Insn::mov64_reg(R1, R6)]);
-        asm.emit(Insn::ld_map_fd(R2, fd(&buffer.stacks)));
-        asm.emit([
-            Insn::mov64_imm(R3, flags),
-            Insn::call(sys::BPF_FUNC_get_stackid),
-            Insn::store_reg(Size::W, R10, key_field(slot), R0),
-            Insn::mov64_reg(R9, R0),
-        ]);
-        let done = asm.label();
-        let collided = asm.label();
-        asm.jump(Insn::jmp_imm(Cond::Sge, R9, 0, 0), done);
-        asm.jump(Insn::jmp_imm(Cond::Eq, R9, -libc::EFAULT, 0), done);
-        asm.jump(Insn::jmp_imm(Cond::Eq, R9, -libc::EEXIST, 0), collided);
-        bump(asm, &maps.counters, map_full, done);
-        asm.place(collided);
-        bump(asm, &maps.counters, collision, done);
-        asm.place(done);
     }
 }
 

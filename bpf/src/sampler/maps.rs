@@ -7,20 +7,23 @@
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
+use super::allocation::hash_map_flags;
 use super::codegen::KEY_SIZE;
 use super::offcpu::START_SIZE;
+use super::stack_store::STORED_STACK_SIZE;
 use super::tables::{TableMaps, UnwindTables, PROC_SIZE};
-use super::unwinder::{UnwindMaps, SCRATCH_SIZE, USER_STACK_SIZE};
-use super::{map_error, SamplerConfig, Target, UserUnwind, COUNTERS, MAX_DEPTH};
+use super::unwinder::{UnwindMaps, SCRATCH_SIZE};
+use super::{map_error, SamplerConfig, Target, UserUnwind, COUNTERS};
 use crate::error::{Error, Result};
 
-/// One stack map and the count map whose keys refer to it.
+/// The stack maps and the count map whose keys refer to them.
 #[derive(Debug)]
 pub(super) struct Buffer {
-    pub(super) stacks: MapHandle,
+    /// User stacks by hash ([`super::stack_store`]).
+    pub(super) user_stacks: MapHandle,
+    /// Kernel stacks by hash.
+    pub(super) kernel_stacks: MapHandle,
     pub(super) counts: MapHandle,
-    /// User stacks walked by the in-kernel unwinder, by hash, when it is used.
-    pub(super) user_stacks: Option<MapHandle>,
 }
 
 /// The maps of the in-kernel unwinder, shared by both buffers.
@@ -45,8 +48,7 @@ impl Unwind {
             scratch: &self.scratch,
             procs: &self.procs,
             empty_proc: &self.empty_proc,
-            // Buffers are created with a user-stack map whenever the unwinder is on.
-            stacks: buffer.user_stacks.as_ref().unwrap_or(&buffer.stacks),
+            stacks: &buffer.user_stacks,
         }
     }
 }
@@ -65,6 +67,8 @@ pub(super) enum Buffers {
 #[derive(Debug)]
 pub(super) struct Maps {
     pub(super) buffers: Buffers,
+    /// Per-CPU room for one stack while it is hashed.
+    pub(super) stack_scratch: MapHandle,
     /// Per-CPU counters, indexed by `Counter`.
     pub(super) counters: MapHandle,
     /// Ids to sample, when filtering.
@@ -82,8 +86,26 @@ pub(super) struct Maps {
 const SEEN_PIDS: u32 = 8192;
 
 fn create(ty: MapType, name: &str, key: u32, value: u32, entries: u32) -> Result<MapHandle> {
+    create_with_flags(ty, name, key, value, entries, 0)
+}
+
+/// A hash map whose entries are allocated as they are used where the
+/// kernel allows it ([`hash_map_flags`]), so its memory follows what it holds.
+fn create_hash(name: &str, key: u32, value: u32, entries: u32) -> Result<MapHandle> {
+    create_with_flags(MapType::Hash, name, key, value, entries, hash_map_flags())
+}
+
+fn create_with_flags(
+    ty: MapType,
+    name: &str,
+    key: u32,
+    value: u32,
+    entries: u32,
+    map_flags: u32,
+) -> Result<MapHandle> {
     let opts = libbpf_sys::bpf_map_create_opts {
         sz: std::mem::size_of::<libbpf_sys::bpf_map_create_opts>() as _,
+        map_flags,
         ..Default::default()
     };
     MapHandle::create(ty, Some(name), key, value, entries, &opts).map_err(|e| {
@@ -96,29 +118,19 @@ fn create(ty: MapType, name: &str, key: u32, value: u32, entries: u32) -> Result
 }
 
 impl Buffer {
-    fn create(config: &SamplerConfig, suffix: &str, unwind: bool) -> Result<Self> {
-        let user_stacks = if unwind {
-            Some(create(
-                MapType::Hash,
-                &format!("scorch_ustacks{suffix}"),
+    fn create(config: &SamplerConfig, suffix: &str) -> Result<Self> {
+        let stacks = |kind: &str| {
+            create_hash(
+                &format!("scorch_{kind}stacks{suffix}"),
                 4,
-                USER_STACK_SIZE,
+                STORED_STACK_SIZE,
                 config.stack_storage_size,
-            )?)
-        } else {
-            None
+            )
         };
         Ok(Self {
-            user_stacks,
-            stacks: create(
-                MapType::StackTrace,
-                &format!("scorch_stacks{suffix}"),
-                4,
-                (MAX_DEPTH * 8) as u32,
-                config.stack_storage_size,
-            )?,
-            counts: create(
-                MapType::Hash,
+            user_stacks: stacks("u")?,
+            kernel_stacks: stacks("k")?,
+            counts: create_hash(
                 &format!("scorch_counts{suffix}"),
                 KEY_SIZE as u32,
                 8,
@@ -137,18 +149,14 @@ impl Maps {
             )?),
             UserUnwind::SharedTables(tables) => Some(Unwind::with_tables(tables)?),
         };
-        let on = tables.is_some();
         let buffers = if config.double_buffered {
             let active = create(MapType::Array, "scorch_active", 4, 4, 1)?;
             Buffers::Double {
-                pair: [
-                    Buffer::create(config, "_a", on)?,
-                    Buffer::create(config, "_b", on)?,
-                ],
+                pair: [Buffer::create(config, "_a")?, Buffer::create(config, "_b")?],
                 active,
             }
         } else {
-            Buffers::Single(Buffer::create(config, "", on)?)
+            Buffers::Single(Buffer::create(config, "")?)
         };
         let filter = match &config.target {
             Target::All => None,
@@ -168,13 +176,12 @@ impl Maps {
             }
         };
         let seen_pids = if config.track_pids {
-            Some(create(MapType::Hash, "scorch_seen", 4, 8, SEEN_PIDS)?)
+            Some(create_hash("scorch_seen", 4, 8, SEEN_PIDS)?)
         } else {
             None
         };
         let starts = match &config.off_cpu {
-            Some(off_cpu) => Some(create(
-                MapType::Hash,
+            Some(off_cpu) => Some(create_hash(
                 "scorch_offcpu",
                 4,
                 START_SIZE,
@@ -185,6 +192,13 @@ impl Maps {
         Ok(Self {
             starts,
             buffers,
+            stack_scratch: create(
+                MapType::PercpuArray,
+                "scorch_sscratch",
+                4,
+                STORED_STACK_SIZE,
+                1,
+            )?,
             counters: create(MapType::PercpuArray, "scorch_counters", 4, 8, COUNTERS)?,
             filter,
             seen_pids,

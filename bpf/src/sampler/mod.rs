@@ -27,10 +27,12 @@
 //! in a hash map of its own, which [`Sampler::drain`] merges into the
 //! snapshot like any other stack.
 
+mod allocation;
 mod codegen;
 mod maps;
 mod offcpu;
 mod row_space;
+mod stack_store;
 mod tables;
 mod unwinder;
 
@@ -520,54 +522,40 @@ fn drain_buffer(buffer: &Buffer, starts: Option<&MapHandle>) -> Result<Snapshot>
             snapshot.counts.push(count);
         }
     }
-    // User stacks walked by the unwinder have ids of their own map; they
-    // are kept apart from the kernel's until read, then merged under fresh
-    // ids (above every kernel id) so the snapshot has one id space.
-    let user_map = buffer.user_stacks.as_ref().unwrap_or(&buffer.stacks);
-    let mut user_ids: HashMap<u32, u32> = HashMap::new();
-    let mut user_stacks: HashMap<u32, Vec<u64>> = HashMap::new();
-    for count in &snapshot.counts {
-        for (id, map, stacks) in [
-            (count.user, user_map, &mut user_stacks),
-            (count.kernel, &buffer.stacks, &mut snapshot.stacks),
+    // User and kernel stacks have ids (hashes) of their own maps: the
+    // snapshot numbers them afresh, in one id space.
+    let mut read = [HashMap::new(), HashMap::new()];
+    let [user_ids, kernel_ids] = &mut read;
+    for count in &mut snapshot.counts {
+        for (id, map, ids) in [
+            (&mut count.user, &buffer.user_stacks, &mut *user_ids),
+            (&mut count.kernel, &buffer.kernel_stacks, &mut *kernel_ids),
         ] {
-            if let StackId::Id(id) = id {
-                if let Entry::Vacant(slot) = stacks.entry(id) {
-                    if let Some(stack) = read_stack(map, id)? {
-                        slot.insert(stack);
-                    }
+            let StackId::Id(old) = *id else { continue };
+            let new = match ids.entry(old) {
+                Entry::Occupied(known) => *known.get(),
+                Entry::Vacant(slot) => {
+                    let new = read_stack(map, old)?.map(|stack| {
+                        let new = snapshot.stacks.len() as u32;
+                        snapshot.stacks.insert(new, stack);
+                        new
+                    });
+                    *slot.insert(new)
                 }
-            }
+            };
+            *id = new.map_or(StackId::Missed, StackId::Id);
         }
     }
     for key in &keys {
         let _ = buffer.counts.delete(key);
     }
     let (waiting_user, waiting_kernel) = starts.map(waiting_stacks).unwrap_or_default();
-    for id in snapshot
-        .stacks
-        .keys()
-        .filter(|id| !waiting_kernel.contains(id))
-    {
-        let _ = buffer.stacks.delete(&id.to_ne_bytes());
-    }
-    for id in user_stacks.keys().filter(|id| !waiting_user.contains(id)) {
-        let _ = user_map.delete(&id.to_ne_bytes());
-    }
-    if buffer.user_stacks.is_none() {
-        snapshot.stacks.extend(user_stacks);
-        return Ok(snapshot);
-    }
-    let first_free = snapshot.stacks.keys().max().map_or(0, |max| max + 1);
-    for (new, (old, stack)) in (first_free..).zip(user_stacks) {
-        user_ids.insert(old, new);
-        snapshot.stacks.insert(new, stack);
-    }
-    for count in &mut snapshot.counts {
-        if let StackId::Id(id) = count.user {
-            count.user = user_ids
-                .get(&id)
-                .map_or(StackId::Missed, |&n| StackId::Id(n));
+    for (ids, map, waiting) in [
+        (user_ids, &buffer.user_stacks, waiting_user),
+        (kernel_ids, &buffer.kernel_stacks, waiting_kernel),
+    ] {
+        for id in ids.keys().filter(|id| !waiting.contains(id)) {
+            let _ = map.delete(&id.to_ne_bytes());
         }
     }
     Ok(snapshot)
@@ -604,7 +592,7 @@ fn read_stack(stacks: &MapHandle, id: u32) -> Result<Option<Vec<u64>>> {
     Ok(value.map(|v| {
         v.chunks_exact(8)
             .map(|c| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8])))
-            // Unwound stacks carry their full hash after the frames.
+            // The stack's full hash follows the frames.
             .take(MAX_DEPTH)
             .take_while(|&a| a != 0)
             .collect()

@@ -28,6 +28,7 @@ use libbpf_sys as sys;
 
 use super::codegen::{bump, fd, key_field, FP_SCRATCH, KEY_PID, KEY_USTACK};
 use super::maps::Maps;
+use super::stack_store::{self, StackKind, FNV_OFFSET, FNV_PRIME, STACK_HASH, STORED_STACK_SIZE};
 use super::tables::{
     cfa_kind, rbp_kind, MAP_END, MAP_FIRST_ROW, MAP_ROW_COUNT, MAP_START, MAP_VADDR, MAX_MAPPINGS,
     ROW_CFA_KIND, ROW_CFA_OFFSET, ROW_PC, ROW_RBP_KIND, ROW_RBP_OFFSET, ROW_STEPS,
@@ -55,13 +56,8 @@ const S_REGS: i16 = 104;
 /// Bytes of `struct pt_regs` on x86_64.
 const PT_REGS_SIZE: i32 = 168;
 const S_FRAMES: i16 = S_REGS + PT_REGS_SIZE as i16;
-/// Bytes of a stored user stack: the frames, then the stack's 64-bit hash
-/// (the map key is 31 bits of it; the rest tells colliding stacks apart).
-pub(super) const USER_STACK_SIZE: u32 = 8 * (MAX_DEPTH as u32 + 1);
-/// Offset of the hash in a stored user stack.
-const STACK_HASH: i16 = 8 * MAX_DEPTH as i16;
 /// Bytes of the scratch value: state, then a stored user stack.
-pub(super) const SCRATCH_SIZE: u32 = S_FRAMES as u32 + USER_STACK_SIZE;
+pub(super) const SCRATCH_SIZE: u32 = S_FRAMES as u32 + STORED_STACK_SIZE;
 
 // Offsets in `struct pt_regs` (x86_64), which starts `bpf_perf_event_data`.
 const PT_RBP: i16 = 32;
@@ -249,61 +245,13 @@ pub(super) fn emit(
     ]);
     asm.place(terminated);
     asm.jump(Insn::jmp_imm(Cond::Eq, R7, 0, 0), absent);
-    asm.emit([
-        ld(R1, S_HASH),
-        st(S_FRAMES + STACK_HASH, R1),
-        Insn::mov64_reg(R2, R1),
-        Insn::alu64_imm(Alu::Rsh, R2, 32),
-        Insn::alu64_reg(Alu::Xor, R1, R2),
-        Insn::alu64_imm(Alu::And, R1, 0x7fff_ffff),
-        Insn::store_reg(Size::W, R10, key_field(KEY_USTACK), R1),
-    ]);
-    asm.emit(Insn::ld_map_fd(R1, fd(unwind.stacks)));
-    asm.emit([
-        Insn::mov64_reg(R2, R10),
-        Insn::alu64_imm(Alu::Add, R2, key_field(KEY_USTACK) as i32),
-        Insn::mov64_reg(R3, R9),
-        Insn::alu64_imm(Alu::Add, R3, S_FRAMES as i32),
-        Insn::mov64_imm(R4, sys::BPF_NOEXIST as i32),
-        Insn::call(sys::BPF_FUNC_map_update_elem),
-    ]);
-    // An existing entry is this very stack when its full hash matches.
-    let stored = asm.label();
-    let exists = asm.label();
-    let collided = asm.label();
-    asm.jump(Insn::jmp_imm(Cond::Eq, R0, 0, 0), stored);
-    // The inlined update returned an `int` before Linux 6.4: its error is
-    // zero-extended there, so only the low 32 bits are compared.
-    asm.jump(Insn::jmp32_imm(Cond::Eq, R0, -libc::EEXIST, 0), exists);
-    asm.emit([Insn::store_imm(
-        Size::W,
-        R10,
-        key_field(KEY_USTACK),
-        -libc::ENOMEM,
-    )]);
-    bump(asm, &maps.counters, Counter::UserStackMapFull, end);
-    asm.place(exists);
-    asm.emit(Insn::ld_map_fd(R1, fd(unwind.stacks)));
-    asm.emit([
-        Insn::mov64_reg(R2, R10),
-        Insn::alu64_imm(Alu::Add, R2, key_field(KEY_USTACK) as i32),
-        Insn::call(sys::BPF_FUNC_map_lookup_elem),
-    ]);
-    asm.jump(Insn::jmp_imm(Cond::Eq, R0, 0, 0), collided);
-    asm.emit([
-        Insn::load(Size::DW, R1, R0, STACK_HASH),
-        ld(R2, S_FRAMES + STACK_HASH),
-    ]);
-    asm.jump(Insn::jmp_reg(Cond::Eq, R1, R2, 0), stored);
-    asm.place(collided);
-    asm.emit([Insn::store_imm(
-        Size::W,
-        R10,
-        key_field(KEY_USTACK),
-        -libc::EEXIST,
-    )]);
-    bump(asm, &maps.counters, Counter::UserStackCollision, end);
-    asm.place(stored);
+    asm.emit([ld(R1, S_HASH), st(S_FRAMES + STACK_HASH, R1)]);
+    let kind = StackKind {
+        slot: KEY_USTACK,
+        map_full: Counter::UserStackMapFull,
+        collision: Counter::UserStackCollision,
+    };
+    stack_store::store(asm, &maps.counters, unwind.stacks, S_FRAMES, kind, end);
     let counted_fp = asm.label();
     asm.emit([
         ld(R1, S_FLAGS),
@@ -329,11 +277,6 @@ pub(super) fn emit(
     asm.place(end);
     asm.emit([Insn::load(Size::DW, R6, R10, FP_CTX)]);
 }
-
-/// FNV-1a 64-bit offset basis, the stack hash's seed.
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-/// FNV-1a 64-bit prime.
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// Emits the callback `bpf_loop` calls once per frame, at `callback`:
 /// its context is the caller's stack at `FP_LOOP_SCRATCH` (S, then the
