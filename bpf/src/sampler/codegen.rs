@@ -195,21 +195,13 @@ pub(super) fn record_stacks(
     let stacks = [
         (
             config.user_stacks,
-            StackKind {
-                slot: KEY_USTACK,
-                map_full: Counter::UserStackMapFull,
-                collision: Counter::UserStackCollision,
-            },
+            StackKind::USER,
             &buffer.user_stacks,
             sys::BPF_F_USER_STACK,
         ),
         (
             config.kernel_stacks,
-            StackKind {
-                slot: KEY_KSTACK,
-                map_full: Counter::KernelStackMapFull,
-                collision: Counter::KernelStackCollision,
-            },
+            StackKind::KERNEL,
             &buffer.kernel_stacks,
             0,
         ),

@@ -11,7 +11,7 @@
 use libbpf_rs::MapHandle;
 use libbpf_sys as sys;
 
-use super::codegen::{bump, fd, key_field, FP_SCRATCH};
+use super::codegen::{bump, fd, key_field, FP_SCRATCH, KEY_KSTACK, KEY_USTACK};
 use super::{Counter, MAX_DEPTH};
 use crate::insn::R10;
 use crate::insn::{Alu, Asm, Cond, Insn, Label, Size, R0, R1, R2, R3, R4, R6, R9};
@@ -32,6 +32,19 @@ pub(super) struct StackKind {
     pub(super) slot: usize,
     pub(super) map_full: Counter,
     pub(super) collision: Counter,
+}
+
+impl StackKind {
+    pub(super) const USER: StackKind = StackKind {
+        slot: KEY_USTACK,
+        map_full: Counter::UserStackMapFull,
+        collision: Counter::UserStackCollision,
+    };
+    pub(super) const KERNEL: StackKind = StackKind {
+        slot: KEY_KSTACK,
+        map_full: Counter::KernelStackMapFull,
+        collision: Counter::KernelStackCollision,
+    };
 }
 
 /// Stores the stack at `r9 + frames` (its hash in r1, already also at

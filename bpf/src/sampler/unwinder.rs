@@ -246,11 +246,7 @@ pub(super) fn emit(
     asm.place(terminated);
     asm.jump(Insn::jmp_imm(Cond::Eq, R7, 0, 0), absent);
     asm.emit([ld(R1, S_HASH), st(S_FRAMES + STACK_HASH, R1)]);
-    let kind = StackKind {
-        slot: KEY_USTACK,
-        map_full: Counter::UserStackMapFull,
-        collision: Counter::UserStackCollision,
-    };
+    let kind = StackKind::USER;
     stack_store::store(asm, &maps.counters, unwind.stacks, S_FRAMES, kind, end);
     let counted_fp = asm.label();
     asm.emit([
