@@ -108,8 +108,10 @@ struct UnwindRuns {
 }
 
 /// A shell function that starts a workload and waits until it prints
-/// `ready`: `start NAME EXE [ARG...]` sets `$pid`.
+/// `ready`: `start NAME EXE [ARG...]` sets `$pid`, or prints `RUN: NAME
+/// failed` (its runs are named `NAME-MODE`).
 const START: &str = r#"start() {
+  name=$1
   out=/tmp/$1.out
   shift
   "$@" > "$out" &
@@ -117,7 +119,7 @@ const START: &str = r#"start() {
   tries=0
   until grep -q ready "$out"; do
     tries=$((tries + 1))
-    [ $tries -le 600 ] || { echo "RUN: $*: no ready after 60 s"; return 1; }
+    [ $tries -le 600 ] || { echo "RUN: $name failed: $* printed no ready in 60 s"; return 1; }
     sleep 0.1
   done
 }
@@ -139,14 +141,34 @@ const PROFILE: &str = r#"profile() {
 }
 "#;
 
-/// Waits until the whole-host profile `$sp` samples (it has a perf event
-/// open, once the tables of the processes already running are loaded).
-const WAIT_SAMPLING: &str = r#"tries=0
+/// The whole-host profile of a process started while it runs: scorch
+/// (`$sp`) profiles until told to stop; once it samples (it has a perf event
+/// open, once the tables of the processes already running are loaded) the
+/// workload starts, and scorch stops when the workload has had two seconds
+/// of CPU (utime, 14th field of its stat, in 1/100 s), however slowly the
+/// emulated guest runs.
+const LATE: &str = r#"cp "$qsort_spin" /tmp/qsort_spin_late
+"$scorch" profile -F 99 -U -q -f --unwind dwarf 120 > /tmp/late.folded 2> /tmp/late.err &
+sp=$!
+tries=0
 until ls -l /proc/$sp/fd 2> /dev/null | grep -q 'perf_event'; do
   tries=$((tries + 1))
   [ $tries -le 1200 ] || { echo "RUN: late failed: no perf event after 60 s"; break; }
   sleep 0.05
 done
+if start late /tmp/qsort_spin_late; then
+  tries=0
+  until [ "$(cut -d ' ' -f 14 /proc/$pid/stat)" -ge 200 ]; do
+    tries=$((tries + 1))
+    [ $tries -le 600 ] || { echo "RUN: late failed: not 2 s of CPU in 60 s"; break; }
+    sleep 0.1
+  done
+fi
+kill $sp
+wait $sp || echo "RUN: late failed: exit $?"
+kill $pid
+sed 's/^/RUN: late: /' /tmp/late.folded
+sed 's/^/RUN: late stderr: /' /tmp/late.err
 "#;
 
 impl UnwindRuns {
@@ -179,44 +201,37 @@ impl UnwindRuns {
         // guest's CPUs to itself.
         let script = format!(
             "scorch={scorch_path}\n\
+             qsort_spin={qsort_spin_path}\n\
              {START}{PROFILE}\
              if start qsort {qsort_spin_path}; then\n\
-               profile qsort-dwarf --unwind dwarf -p $pid 2\n\
-               profile qsort-auto --unwind auto -p $pid 2\n\
-               profile qsort-fp --unwind fp -p $pid 2\n\
+               profile qsort-dwarf --unwind dwarf -p $pid 1\n\
+               profile qsort-auto --unwind auto -p $pid 1\n\
+               profile qsort-fp --unwind fp -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
              if start signal {qsort_spin_path} signal; then\n\
-               profile signal-dwarf --unwind dwarf -p $pid 2\n\
+               profile signal-dwarf --unwind dwarf -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
              if start deep {deep_path}; then\n\
-               profile deep-dwarf --unwind dwarf -p $pid 2\n\
+               profile deep-dwarf --unwind dwarf -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
-             if start once_new_spin {once_new_spin_path}; then\n\
-               profile cxx-dwarf --unwind dwarf -p $pid 2\n\
-               profile cxx-fp --unwind fp -p $pid 2\n\
+             if start cxx {once_new_spin_path}; then\n\
+               profile cxx-dwarf --unwind dwarf -p $pid 1\n\
+               profile cxx-fp --unwind fp -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
              if start mixed {mixed_path}; then\n\
-               profile mixed-dwarf --unwind dwarf -p $pid 2\n\
-               profile mixed-fp --unwind fp -p $pid 2\n\
+               profile mixed-dwarf --unwind dwarf -p $pid 1\n\
+               profile mixed-fp --unwind fp -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
-             if start burn_rs {burn_path}; then\n\
-               profile rust-dwarf --unwind dwarf -p $pid 2\n\
+             if start rust {burn_path}; then\n\
+               profile rust-dwarf --unwind dwarf -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
-             cp {qsort_spin_path} /tmp/qsort_spin_late\n\
-             \"$scorch\" profile -F 99 -U -q -f --unwind dwarf 4 > /tmp/late.folded 2> /tmp/late.err &\n\
-             sp=$!\n\
-             {WAIT_SAMPLING}\
-             start late /tmp/qsort_spin_late\n\
-             wait $sp || echo \"RUN: late failed: exit $?\"\n\
-             kill $pid\n\
-             sed 's/^/RUN: late: /' /tmp/late.folded\n\
-             sed 's/^/RUN: late stderr: /' /tmp/late.err\n",
+             {LATE}",
         );
         let files: [&Path; 6] = [&scorch, &qsort_spin, &deep, &once_new_spin, &mixed, &burn];
         UnwindRuns {
@@ -224,13 +239,14 @@ impl UnwindRuns {
         }
     }
 
-    /// Folded stacks of run `name`; panics if scorch failed in it.
+    /// Folded stacks of run `name`; panics if scorch or its workload failed.
     fn stacks(&self, name: &str) -> Vec<(String, u64)> {
+        let failures = [name, workload(name)].map(|n| format!("{n} failed"));
         assert!(
             !self
                 .lines
                 .iter()
-                .any(|l| l.starts_with(&format!("{name} failed"))),
+                .any(|l| failures.iter().any(|f| l.starts_with(f.as_str()))),
             "run {name} failed in the 6.1 guest:\n{}",
             self.describe(name)
         );
@@ -255,9 +271,13 @@ impl UnwindRuns {
             .join("\n")
     }
 
-    /// Every line of run `name`, for assertion messages.
+    /// Every line of run `name` and its workload, for assertion messages.
     fn describe(&self, name: &str) -> String {
-        let runs = [format!("{name}: "), format!("{name} ")];
+        let runs = [
+            format!("{name}: "),
+            format!("{name} "),
+            format!("{} failed", workload(name)),
+        ];
         self.lines
             .iter()
             .filter(|l| runs.iter().any(|r| l.starts_with(r.as_str())))
@@ -265,6 +285,11 @@ impl UnwindRuns {
             .collect::<Vec<_>>()
             .join("\n")
     }
+}
+
+/// The workload of run `name` (`WORKLOAD-MODE`).
+fn workload(name: &str) -> &str {
+    name.split('-').next().unwrap_or(name)
 }
 
 #[test]
@@ -398,7 +423,8 @@ fn dwarf_unwinding_reaches_start_in_a_rust_release_build_on_linux_6_1() {
 #[test]
 fn dwarf_unwinding_loads_the_tables_of_a_process_started_during_a_host_profile_on_linux_6_1() {
     let runs = UnwindRuns::get();
-    // Started once the whole-host profile samples: its first samples walk
+    // Started once the whole-host profile samples, and sampled for two
+    // seconds of its CPU time: its first samples walk
     // frame pointers (cut short at compare) until its tables are loaded, a
     // tick after it is first sampled; then the rest reach main.
     let stacks: Vec<(String, u64)> = runs
