@@ -12,7 +12,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use common::{
-    c_workload, chains, count, folded, guest, mixed_fp_nofp, once_new_spin_nofp, qsort_spin_nofp,
+    assert_one_warning_about_missing_tables, c_workload, chains, count, folded, guest,
+    mixed_fp_nofp, once_new_spin_nofp, qsort_spin_nocfi, qsort_spin_nofp,
     rust_workload_without_frame_pointers, scorch,
 };
 
@@ -191,49 +192,62 @@ impl UnwindRuns {
     fn boot() -> UnwindRuns {
         let scorch = scorch();
         let qsort_spin = qsort_spin_nofp();
+        let qsort_spin_nocfi = qsort_spin_nocfi();
         let deep = common::deep_nofp();
         let once_new_spin = once_new_spin_nofp();
         let mixed = mixed_fp_nofp();
         let burn = rust_workload_without_frame_pointers("burn_rs");
-        let [scorch_path, qsort_spin_path, deep_path, once_new_spin_path, mixed_path, burn_path] =
-            [&scorch, &qsort_spin, &deep, &once_new_spin, &mixed, &burn].map(|p| p.display());
+        let files: [&Path; 7] = [
+            &scorch,
+            &qsort_spin,
+            &qsort_spin_nocfi,
+            &deep,
+            &once_new_spin,
+            &mixed,
+            &burn,
+        ];
+        let [scorch_exe, qsort_exe, nocfi_exe, deep_exe, cxx_exe, mixed_exe, rust_exe] =
+            files.map(|p| p.display());
         // One workload at a time, killed after its profiles: each has the
         // guest's CPUs to itself.
         let script = format!(
-            "scorch={scorch_path}\n\
-             qsort_spin={qsort_spin_path}\n\
+            "scorch={scorch_exe}\n\
+             qsort_spin={qsort_exe}\n\
              {START}{PROFILE}\
-             if start qsort {qsort_spin_path}; then\n\
+             if start qsort {qsort_exe}; then\n\
                profile qsort-dwarf --unwind dwarf -p $pid 1\n\
                profile qsort-auto --unwind auto -p $pid 1\n\
                profile qsort-fp --unwind fp -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
-             if start signal {qsort_spin_path} signal; then\n\
+             if start nocfi {nocfi_exe}; then\n\
+               profile nocfi-dwarf --unwind dwarf -p $pid 1\n\
+               kill $pid; wait $pid\n\
+             fi\n\
+             if start signal {qsort_exe} signal; then\n\
                profile signal-dwarf --unwind dwarf -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
-             if start deep {deep_path}; then\n\
+             if start deep {deep_exe}; then\n\
                profile deep-dwarf --unwind dwarf -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
-             if start cxx {once_new_spin_path}; then\n\
+             if start cxx {cxx_exe}; then\n\
                profile cxx-dwarf --unwind dwarf -p $pid 1\n\
                profile cxx-fp --unwind fp -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
-             if start mixed {mixed_path}; then\n\
+             if start mixed {mixed_exe}; then\n\
                profile mixed-dwarf --unwind dwarf -p $pid 1\n\
                profile mixed-fp --unwind fp -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
-             if start rust {burn_path}; then\n\
+             if start rust {rust_exe}; then\n\
                profile rust-dwarf --unwind dwarf -p $pid 1\n\
                kill $pid; wait $pid\n\
              fi\n\
              {LATE}",
         );
-        let files: [&Path; 6] = [&scorch, &qsort_spin, &deep, &once_new_spin, &mixed, &burn];
         UnwindRuns {
             lines: guest(&script, &files, "RUN"),
         }
@@ -326,6 +340,19 @@ fn dwarf_unwinding_reaches_start_through_libc_and_fp_does_not_on_linux_6_1() {
         "frame pointers reached main on 6.1: the test proves nothing:\n{}",
         runs.describe("qsort-fp")
     );
+}
+
+#[test]
+fn code_without_unwind_tables_is_reported_on_linux_6_1() {
+    let runs = UnwindRuns::get();
+    // compare has no row: every stack falls back to frame pointers there.
+    let stacks = runs.stacks("nocfi-dwarf");
+    assert!(
+        count(&stacks, |_| true) >= 20,
+        "{}",
+        runs.describe("nocfi-dwarf")
+    );
+    assert_one_warning_about_missing_tables(&runs.stderr("nocfi-dwarf"));
 }
 
 #[test]

@@ -7,25 +7,14 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    c_workload_without_frame_pointers, chains, count, cpu_lock, deep_nofp, describe, folded,
-    mixed_fp_nofp, once_new_spin_nofp, qsort_spin_nofp, require_root, run,
+    assert_one_warning_about_missing_tables, chains, count, cpu_lock, deep_nofp, describe, folded,
+    mixed_fp_nofp, once_new_spin_nofp, qsort_spin_nocfi, qsort_spin_nofp, require_root, run,
     rust_workload_without_frame_pointers, Workload,
 };
-
-/// The same without call frame information for its own code: only crt's
-/// and libc's have tables.
-fn qsort_spin_without_cfi() -> PathBuf {
-    c_workload_without_frame_pointers(
-        "qsort_spin",
-        "qsort_spin_nocfi",
-        &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"],
-    )
-}
 
 /// Folded user stacks of a one-second profile of `pid` with `--unwind mode`.
 fn profile(pid: u32, mode: &str) -> Vec<(String, u64)> {
@@ -85,20 +74,11 @@ fn dwarf_reaches_main_through_libc_and_fp_does_not() {
 fn code_without_unwind_tables_is_reported() {
     require_root();
     let _cpu = cpu_lock();
-    let workload = Workload::start(&qsort_spin_without_cfi(), &[]);
+    let workload = Workload::start(&qsort_spin_nocfi(), &[]);
     let (stacks, stderr) = profile_with_stderr(workload.pid(), "dwarf");
     assert!(count(&stacks, |_| true) >= 50, "{stacks:?}");
     // compare has no row: every stack falls back to frame pointers there.
-    let warning: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("warning:") && l.contains("frame pointers"))
-        .collect();
-    assert_eq!(warning.len(), 1, "one warning line expected: {stderr}");
-    assert!(
-        warning[0].contains("call frame information")
-            && warning[0].contains("-fno-omit-frame-pointer"),
-        "the warning says neither why nor what to do: {stderr}"
-    );
+    assert_one_warning_about_missing_tables(&stderr);
 }
 
 #[test]

@@ -121,6 +121,16 @@ pub fn qsort_spin_nofp() -> PathBuf {
     c_workload_without_frame_pointers("qsort_spin", "qsort_spin_nofp", &["-g"])
 }
 
+/// qsort_spin without call frame information for its own code either: only
+/// crt's and libc's have tables.
+pub fn qsort_spin_nocfi() -> PathBuf {
+    c_workload_without_frame_pointers(
+        "qsort_spin",
+        "qsort_spin_nocfi",
+        &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"],
+    )
+}
+
 /// `tests/workloads/deep.c` without frame pointers: main -> descend x 200 -> spin.
 pub fn deep_nofp() -> PathBuf {
     c_workload_without_frame_pointers("deep", "deep_nofp", &[])
@@ -227,6 +237,21 @@ pub mod chains {
     pub fn reaches_main(s: &str) -> bool {
         s.contains(";main;")
     }
+}
+
+/// Panics unless `stderr` holds one warning line about code without
+/// tables walked with frame pointers, saying why and what to do.
+pub fn assert_one_warning_about_missing_tables(stderr: &str) {
+    let warning: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:") && l.contains("frame pointers"))
+        .collect();
+    assert_eq!(warning.len(), 1, "one warning line expected: {stderr}");
+    assert!(
+        warning[0].contains("call frame information")
+            && warning[0].contains("-fno-omit-frame-pointer"),
+        "the warning says neither why nor what to do: {stderr}"
+    );
 }
 
 /// Samples whose stack satisfies `pred`.
