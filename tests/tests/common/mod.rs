@@ -184,6 +184,11 @@ pub mod chains {
             && s.ends_with(";compare")
     }
 
+    /// qsort_spin's comparator, wherever the stack starts.
+    pub fn qsort_leaf(s: &str) -> bool {
+        s.ends_with(";compare")
+    }
+
     /// qsort_spin's signal handler, through the signal frame and libc's
     /// raise and qsort, down to `_start`.
     pub fn signal_complete(s: &str) -> bool {
