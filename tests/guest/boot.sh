@@ -4,7 +4,8 @@
 # Our development kernel lacks kprobes and fentry; users' kernels have them.
 # This boots the kernel Debian ships for cloud machines (unpacked, never
 # installed on the host) with an initramfs that holds busybox, the script and
-# the given files (each at the same path, with every library `ldd` lists),
+# the given files (each at the same path, with every library `ldd` lists
+# and the separate debug files the host has for them),
 # mounts proc, sysfs, devtmpfs, tracefs and bpffs, runs the script as root, and exits
 # with the script's status. The guest's console goes to stdout.
 #
@@ -69,12 +70,24 @@ cp "$(command -v busybox)" "$root/bin/busybox"
 mknod "$root/dev/console" c 5 1
 
 copy() { mkdir -p "$root$(dirname "$1")" && cp -L "$1" "$root$1"; }
+# An ELF file's separate debug file by build-id (Debian's -dbg packages, e.g.
+# libc6-dbg, whose symbol tables name libc's local functions), if the host
+# has one: the guest's scorch then names what the host's does.
+copy_debug_file() {
+  command -v readelf >/dev/null || return 0
+  local id debug
+  id=$(readelf -n "$1" 2>/dev/null | awk '/Build ID:/ { print $3; exit }' || true)
+  [ -n "$id" ] || return 0
+  debug=/usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug
+  if [ -e "$debug" ] && [ ! -e "$root$debug" ]; then copy "$debug"; fi
+}
 for file in "$@"; do
   copy "$(realpath "$file")"
+  copy_debug_file "$file"
   # Libraries as `ldd` lists them: `name => /path (addr)` or `/path (addr)`;
   # none for a script or a data file.
   { ldd "$file" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | while read -r lib; do
-    [ -e "$root$lib" ] || copy "$lib"
+    [ -e "$root$lib" ] || { copy "$lib" && copy_debug_file "$lib"; }
   done
 done
 cp "$script" "$root/test.sh"

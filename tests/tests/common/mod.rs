@@ -114,6 +114,156 @@ pub fn rust_workload_without_frame_pointers(name: &str) -> PathBuf {
     })
 }
 
+/// `tests/workloads/qsort_spin.c` without frame pointers, with `-g`:
+/// main -> sort_all -> qsort (libc) -> ... -> compare, which spins (or,
+/// given `signal`, raises SIGUSR1 and its handler spins).
+pub fn qsort_spin_nofp() -> PathBuf {
+    c_workload_without_frame_pointers("qsort_spin", "qsort_spin_nofp", &["-g"])
+}
+
+/// qsort_spin without call frame information for its own code either: only
+/// crt's and libc's have tables.
+pub fn qsort_spin_nocfi() -> PathBuf {
+    c_workload_without_frame_pointers(
+        "qsort_spin",
+        "qsort_spin_nocfi",
+        &["-fno-asynchronous-unwind-tables", "-fno-unwind-tables"],
+    )
+}
+
+/// `tests/workloads/deep.c` without frame pointers: main -> descend x 200 -> spin.
+pub fn deep_nofp() -> PathBuf {
+    c_workload_without_frame_pointers("deep", "deep_nofp", &[])
+}
+
+/// `tests/workloads/once_new_spin.cpp` built with `g++ -O2
+/// -fomit-frame-pointer`: a chain through libstdc++ and libc.
+pub fn once_new_spin_nofp() -> PathBuf {
+    build_once("once_new_spin_nofp", |out| {
+        Command::new("g++")
+            .args(["-O2", "-fomit-frame-pointer", "-o"])
+            .arg(out)
+            .arg(workloads_src().join("once_new_spin.cpp"))
+            .status()
+    })
+}
+
+/// `tests/workloads/mixed_*.c`: one call chain main -> first_nofp ->
+/// second_fp -> spin_nofp, main and second_fp built with frame pointers,
+/// the others without.
+pub fn mixed_fp_nofp() -> PathBuf {
+    let object = |src: &str, frame_pointer: &str| {
+        build_once(&format!("{src}.o"), |out| {
+            Command::new("gcc")
+                .args(["-O2", frame_pointer, "-c", "-o"])
+                .arg(out)
+                .arg(workloads_src().join(format!("{src}.c")))
+                .status()
+        })
+    };
+    let with = object("mixed_fp", "-fno-omit-frame-pointer");
+    let without = object("mixed_nofp", "-fomit-frame-pointer");
+    build_once("mixed", |out| {
+        Command::new("gcc")
+            .arg("-o")
+            .arg(out)
+            .arg(with)
+            .arg(without)
+            .status()
+    })
+}
+
+/// Complete stacks of the unwinding workloads, one predicate per chain: the
+/// host's tests (unwind.rs) and the 6.1 guest's (guest.rs) assert the same.
+pub mod chains {
+    /// qsort_spin's spinning comparator, through libc's qsort, down to `_start`.
+    pub fn qsort_complete(s: &str) -> bool {
+        s.contains(";_start;")
+            && s.contains("qsort_r;")
+            && s.contains(";main;sort_all")
+            && s.ends_with(";compare")
+    }
+
+    /// qsort_spin's comparator, wherever the stack starts.
+    pub fn qsort_leaf(s: &str) -> bool {
+        s.ends_with(";compare")
+    }
+
+    /// qsort_spin's signal handler, through the signal frame and libc's
+    /// raise and qsort, down to `_start`.
+    pub fn signal_complete(s: &str) -> bool {
+        s.contains(";_start;")
+            && s.contains(";main;sort_all")
+            && s.contains(";compare;")
+            && s.ends_with(";handler")
+    }
+
+    /// deep's innermost 127 frames (the kernel's default depth): spin and
+    /// 126 of descend.
+    pub fn deep_127_frames(s: &str) -> bool {
+        s.ends_with(";descend;spin") && s.matches(";descend").count() == 126
+    }
+
+    /// burn_rs::main -> outer -> inner under std's lang_start and libc's
+    /// `__libc_start_main`, down to `_start`.
+    pub fn rust_complete(s: &str) -> bool {
+        s.contains(";_start;") && s.contains(";burn_rs::main;") && s.ends_with(";burn_rs::inner")
+    }
+
+    /// main -> std::call_once (inlined; pthread_once in libc) -> the once
+    /// lambda -> allocate_everything -> operator new (libstdc++) -> spin,
+    /// the new handler; demangled, with their parameters.
+    pub fn once_new_complete(s: &str) -> bool {
+        s.contains(";_start;")
+            && s.contains(";main;__pthread_once_slow;")
+            && s.contains("std::call_once<")
+            && s.ends_with(";work::allocate_everything();operator new(unsigned long);work::spin()")
+    }
+
+    /// once_new_spin's new handler, wherever the stack starts.
+    pub fn once_new_leaf(s: &str) -> bool {
+        s.ends_with(";work::spin()")
+    }
+
+    /// mixed's whole chain down to `_start`.
+    pub fn mixed_complete(s: &str) -> bool {
+        s.contains(";_start;") && s.ends_with(";main;first_nofp;second_fp;spin_nofp")
+    }
+
+    /// What frame pointers make of mixed's chain: spin_nofp keeps
+    /// second_fp's frame pointer, whose frame holds the return into
+    /// first_nofp, so second_fp is skipped; first_nofp keeps main's, so main
+    /// is skipped as well.
+    pub fn mixed_fp_skipping(s: &str) -> bool {
+        s.ends_with(";first_nofp;spin_nofp") && !s.contains(";main;")
+    }
+
+    /// Stacks that reach `main`, which frame pointers alone must not through libraries.
+    pub fn reaches_main(s: &str) -> bool {
+        s.contains(";main;")
+    }
+}
+
+/// Panics unless `stderr` holds one warning line about code without
+/// tables walked with frame pointers, saying why and what to do.
+pub fn assert_one_warning_about_missing_tables(stderr: &str) {
+    let warning: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:") && l.contains("frame pointers"))
+        .collect();
+    assert_eq!(warning.len(), 1, "one warning line expected: {stderr}");
+    assert!(
+        warning[0].contains("call frame information")
+            && warning[0].contains("-fno-omit-frame-pointer"),
+        "the warning says neither why nor what to do: {stderr}"
+    );
+}
+
+/// Samples whose stack satisfies `pred`.
+pub fn count(stacks: &[(String, u64)], pred: impl Fn(&str) -> bool) -> u64 {
+    stacks.iter().filter(|(s, _)| pred(s)).map(|(_, c)| c).sum()
+}
+
 fn build_once(
     name: &str,
     build: impl FnOnce(&Path) -> std::io::Result<std::process::ExitStatus>,
