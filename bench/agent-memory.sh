@@ -6,7 +6,9 @@
 # anything else running on the machine counts too (say what was).
 #
 # Prints, after D seconds: the agent's RSS (anonymous and file pages) and
-# peak RSS, the BPF maps' memory (memlock in /proc/PID/fdinfo, each map
+# peak RSS, its PSS (file pages shared with the processes that map the same
+# binaries count a share each: what the agent adds to the host), the BPF
+# maps' memory (memlock in /proc/PID/fdinfo, each map
 # once: for maps that allocate as they are used it is what they hold), and
 # the agent's total against the 64 MiB aim.
 #
@@ -47,6 +49,7 @@ map_bytes() {
   done | sort -u | awk '{s += $2} END {print s + 0}'
 }
 rss=$(kib VmRSS); hwm=$(kib VmHWM); anon=$(kib RssAnon); file=$(kib RssFile)
+pss=$(awk '$1 == "Pss:" {print $2}' "/proc/$agent/smaps_rollup")
 maps=$(map_bytes)
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 echo "scorch agent, default flags, whole host, $D s on $(nproc) CPUs; load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -54,7 +57,9 @@ echo "| | MiB |"
 echo "|---|---:|"
 echo "| RSS (anonymous + file pages) | $(mib $((rss * 1024))) ($(mib $((anon * 1024))) + $(mib $((file * 1024)))) |"
 echo "| peak RSS | $(mib $((hwm * 1024))) |"
+echo "| PSS | $(mib $((pss * 1024))) |"
 echo "| BPF maps | $(mib "$maps") |"
 echo "| total: peak RSS + maps (aim: under 64) | $(mib $((hwm * 1024 + maps))) |"
+echo "| total: PSS + maps | $(mib $((pss * 1024 + maps))) |"
 grep 'unwind tables' "$work/agent.log" | tail -1 | grep -o 'rows_used=[0-9]*' || true
 grep 'window written' "$work/agent.log" | tail -1 | grep -o 'symbol_cache_bytes=[0-9]*' || true
