@@ -51,8 +51,6 @@ mod debuglink;
 mod elf;
 mod error;
 mod fdes;
-#[doc(hidden)]
-pub mod old;
 mod row;
 mod rows;
 mod table;
