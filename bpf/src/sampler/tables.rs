@@ -319,13 +319,13 @@ fn select_mappings(mut mappings: Vec<ProcMapping>) -> (Vec<ProcMapping>, Vec<Pro
 /// their rows streamed into the map as they are walked: user space keeps
 /// only where each file's rows are, found by inode (one `stat`) and by
 /// content identity (build id), so a library mapped by every process is
-/// built and written once. When the row map is full, the file least recently used goes first
-/// (those no loaded process uses before any other); a process whose file
-/// is evicted loses its entry and walks frame pointers until it is loaded
-/// again. Files used in the current or the last round ([`Self::next_round`])
-/// are never evicted, so processes that run together do not evict each
-/// other in turn; a process left short of room is loaded again in a later
-/// round.
+/// built and written once. When the row map is full, the file least
+/// recently used goes first (those no loaded process uses before any
+/// other); a process whose file is evicted loses its entry and walks frame
+/// pointers until it is loaded again. Files used in the current or the
+/// last round ([`Self::next_round`]) are never evicted, so processes that
+/// run together do not evict each other in turn; a process left short of
+/// room is loaded again in a later round.
 #[derive(Debug)]
 pub(super) struct TableMaps {
     rows: MapHandle,
