@@ -89,22 +89,21 @@ impl TableSource {
     /// Opens the ELF file at `path` (and the separate debug file its debug
     /// link names, for `.debug_frame`).
     pub fn open(path: &Path) -> Result<Self> {
-        let info = ElfInfo::read(path)?;
-        let debug_frame = match &info.debug_frame {
-            Some(section) => Some(section.clone()),
-            // A separate debug file that cannot be read is as good as none.
-            None => debuglink::find(path, &info)
+        let mut info = ElfInfo::read(path)?;
+        // A separate debug file that cannot be read is as good as none.
+        let debug_frame = info.debug_frame.take().or_else(|| {
+            debuglink::find(path, &info)
                 .and_then(|debug| ElfInfo::read(&debug).ok())
-                .and_then(|debug| debug.debug_frame),
-        };
+                .and_then(|debug| debug.debug_frame)
+        });
         Self::from_parts(info, debug_frame, path)
     }
 
     /// Opens an ELF image in memory (a process's vDSO), named `name` in
     /// errors; it must have a build id, its identity.
     pub fn image(bytes: &[u8], name: &Path) -> Result<Self> {
-        let info = ElfInfo::parse_image(bytes, name)?;
-        let debug_frame = info.debug_frame.clone();
+        let mut info = ElfInfo::parse_image(bytes, name)?;
+        let debug_frame = info.debug_frame.take();
         Self::from_parts(info, debug_frame, name)
     }
 
