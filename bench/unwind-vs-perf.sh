@@ -25,7 +25,9 @@
 #              workload maps (what the unwinder reads), and the memlock of all
 #              its BPF maps (allocated, mostly preallocated capacity).
 #   tables     time to build the tables of libc, of a large library
-#              (libLLVM if installed) and of the scorch binary.
+#              (libLLVM if installed) and of the scorch binary as the sampler
+#              does (count, then stream), the counting walk's share, and the
+#              peak of heap bytes the build held (bpf/unwind/examples/table_build.rs).
 #
 # Usage: bench/unwind-vs-perf.sh            (as root)
 #   D=5 F=499 SCORCH=target/release/scorch bench/unwind-vs-perf.sh
@@ -203,10 +205,11 @@ for workload, rows in summary.items():
     ratio = lambda a, b: f"{a / b:.3f}" if b else "-"
     print(f"| {workload} | {ratio(share(s), share(p))} | {ratio(s[2], p[2])} | {ratio(s[4], p[4])} | {ratio(s[5], p[4])} |")
 
-print("\nTable build (scorch-unwind, one thread):\n")
-print("| file | rows | bytes | ms |")
-print("|---|---|---|---|")
+print("\nTable build as the sampler does it (scorch-unwind, one thread: a walk")
+print("counting the rows, a second streaming them out in batches of 4096):\n")
+print("| file | rows | bytes in the row map | ms | of which counting | peak heap |")
+print("|---|---|---|---|---|---|")
 for line in open(f"{work}/build.tables"):
-    path, rows, size, ms = line.rstrip("\n").split("\t")
-    print(f"| {os.path.basename(path)} | {rows} | {int(size) / 1e6:.2f} MB | {ms} |")
+    path, rows, size, ms, count_ms, peak = line.rstrip("\n").split("\t")
+    print(f"| {os.path.basename(path)} | {rows} | {int(size) / 1e6:.2f} MB | {ms} | {count_ms} | {int(peak) / 2**20:.1f} MiB |")
 PY

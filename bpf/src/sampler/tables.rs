@@ -2,8 +2,9 @@
 //!
 //! Two maps, filled by user space before and while sampling:
 //! - `rows`: one array of 16-byte rows shared by every file. A file's
-//!   table (from `scorch-unwind`) is copied once, to a contiguous range,
-//!   however many processes map the file.
+//!   table (from `scorch-unwind`) is written once, to a contiguous range,
+//!   however many processes map the file: counted first, then streamed in
+//!   batches into the range taken, never held whole in user space.
 //! - `procs`: process id → its executable mappings, sorted by address:
 //!   `(start, end, ELF address of start, first row, row count)`. A mapping
 //!   whose file has no table has a count of 0: the program walks frame
@@ -18,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 use scorch_unwind::unwind::{executables, Image};
-use scorch_unwind::{build, build_image, Cfa, FileKey, Rbp, Row, Table};
+use scorch_unwind::{Cfa, CountedTable, FileKey, Rbp, Row, Table, TableSource};
 
 use super::map_error;
 use super::row_space::RowSpace;
@@ -315,16 +316,16 @@ fn select_mappings(mut mappings: Vec<ProcMapping>) -> (Vec<ProcMapping>, Vec<Pro
 /// The unwind-table maps and what user space placed in them.
 ///
 /// Tables are built one at a time, one FDE at a time (`scorch-unwind`),
-/// and dropped once copied into the map: user space keeps only where each
-/// file's rows are, found by inode (one `stat`) and by content identity
-/// (build id), so a library mapped by every process is built and copied
-/// once. When the row map is full, the file least recently used goes first
-/// (those no loaded process uses before any other); a process whose file
-/// is evicted loses its entry and walks frame pointers until it is loaded
-/// again. Files used in the current or the last round ([`Self::next_round`])
-/// are never evicted, so processes that run together do not evict each
-/// other in turn; a process left short of room is loaded again in a later
-/// round.
+/// their rows streamed into the map as they are walked: user space keeps
+/// only where each file's rows are, found by inode (one `stat`) and by
+/// content identity (build id), so a library mapped by every process is
+/// built and written once. When the row map is full, the file least
+/// recently used goes first (those no loaded process uses before any
+/// other); a process whose file is evicted loses its entry and walks frame
+/// pointers until it is loaded again. Files used in the current or the
+/// last round ([`Self::next_round`]) are never evicted, so processes that
+/// run together do not evict each other in turn; a process left short of
+/// room is loaded again in a later round.
 #[derive(Debug)]
 pub(super) struct TableMaps {
     rows: MapHandle,
@@ -448,8 +449,8 @@ impl TableMaps {
         for e in &executables {
             let placed = match &e.image {
                 Image::File(path) => Some(self.place_file(path, &pinned)?),
-                Image::Memory(bytes) => Some(match build_image(bytes, Path::new(&e.path)) {
-                    Ok(table) => self.place(table, &pinned)?,
+                Image::Memory(bytes) => Some(match TableSource::image(bytes, Path::new(&e.path)) {
+                    Ok(source) => self.place(source, &pinned)?,
                     Err(err) => Err(NoTable::Unbuilt(err.to_string())),
                 }),
                 Image::None => None,
@@ -552,8 +553,8 @@ impl TableMaps {
             }
             _ => {}
         }
-        let placed = match build(path) {
-            Ok(table) => self.place(table, pinned)?,
+        let placed = match TableSource::open(path) {
+            Ok(source) => self.place(source, pinned)?,
             Err(err) => Err(NoTable::Unbuilt(err.to_string())),
         };
         if self.by_inode.len() >= MAX_INODES {
@@ -587,34 +588,40 @@ impl TableMaps {
         rows as u64 <= free + evictable
     }
 
-    /// Copies `table`'s rows in unless a table of the same content is
-    /// there, evicting the least recently used files (not `pinned`) for room.
-    fn place(&mut self, mut table: Table, pinned: &[FileKey]) -> Result<Placement> {
-        if let Some(file) = self.files.get(table.key()) {
+    /// Writes the rows of `source`'s table in unless a table of the same
+    /// content is there, evicting the least recently used files (not
+    /// `pinned`) for room. The rows are counted first (a walk that stores
+    /// nothing), then walked again straight into the room taken for them.
+    fn place(&mut self, source: TableSource, pinned: &[FileKey]) -> Result<Placement> {
+        if let Some(file) = self.files.get(source.key()) {
             return Ok(Ok(file.placed.clone()));
         }
-        let rows = table.take_rows();
-        if let Err(why) = room_for(rows.len(), self.space.capacity()) {
+        let table = match source.count() {
+            Ok(table) => table,
+            Err(err) => return Ok(Err(NoTable::Unbuilt(err.to_string()))),
+        };
+        let rows = table.rows();
+        if let Err(why) = room_for(rows, self.space.capacity()) {
             return Ok(Err(why));
         }
-        let count = rows.len() as u32;
+        let count = rows as u32;
         let first = loop {
             if let Some(first) = self.space.take(count) {
                 break first;
             }
             match self.victim(pinned) {
                 Some(key) => self.evict(&key),
-                None => return Ok(Err(NoTable::RowMapFull { rows: rows.len() })),
+                None => return Ok(Err(NoTable::RowMapFull { rows })),
             }
         };
-        if let Err(err) = self.write_rows(first, &rows) {
+        if let Err(err) = self.write_rows(first, &table) {
             self.space.free(first);
             return Err(err);
         }
         let placed = Placed {
             first,
             count,
-            layout: Arc::new(table),
+            layout: Arc::new(table.into_layout()),
         };
         self.files.insert(
             placed.layout.key().clone(),
@@ -627,17 +634,20 @@ impl TableMaps {
         Ok(Ok(placed))
     }
 
-    /// Writes `rows` from row `first` on.
-    fn write_rows(&self, first: u32, rows: &[Row]) -> Result<()> {
+    /// Writes `table`'s rows from row `first` on, as they are walked.
+    fn write_rows(&self, first: u32, table: &CountedTable) -> Result<()> {
         // In batches: one system call per row would cost more than building the table.
-        for (n, chunk) in rows.chunks(ROWS_PER_BATCH).enumerate() {
-            let start = first + (n * ROWS_PER_BATCH) as u32;
-            let mut keys = Vec::with_capacity(chunk.len() * 4);
-            let mut values = Vec::with_capacity(chunk.len() * ROW_SIZE);
-            for (index, row) in (start..).zip(chunk) {
+        let mut next = first;
+        let mut keys = Vec::with_capacity(ROWS_PER_BATCH * 4);
+        let mut values = Vec::with_capacity(ROWS_PER_BATCH * ROW_SIZE);
+        table.write(ROWS_PER_BATCH, |chunk| {
+            keys.clear();
+            values.clear();
+            for (index, row) in (next..).zip(chunk) {
                 keys.extend_from_slice(&index.to_ne_bytes());
                 values.extend_from_slice(&encode_row(row));
             }
+            next += chunk.len() as u32;
             self.rows
                 .update_batch(
                     &keys,
@@ -646,9 +656,8 @@ impl TableMaps {
                     MapFlags::ANY,
                     MapFlags::ANY,
                 )
-                .map_err(|e| map_error("filling the unwind row map", e))?;
-        }
-        Ok(())
+                .map_err(|e| map_error("filling the unwind row map", e))
+        })
     }
 
     /// The file to evict next: unused before used, then least recently
@@ -856,6 +865,41 @@ mod tests {
         if let Some(kthreadd) = ExecIdentity::of(2) {
             assert_eq!(kthreadd.exe, None);
         }
+    }
+
+    #[test]
+    fn streamed_rows_in_the_map_are_the_built_tables() {
+        // Real maps (needs root): every file this test process maps is
+        // streamed in, then read back row by row and compared with the
+        // table `scorch_unwind::build` holds in memory, encoded.
+        let mut maps = TableMaps::create(1 << 20, 16).expect("unwind maps (run as root)");
+        let pid = std::process::id();
+        let loaded = maps.load_process(pid).expect("our own tables");
+        assert!(loaded.with_table >= 2, "libc and this binary: {loaded:?}");
+        let mut compared = 0;
+        for e in executables(pid).expect("our mappings") {
+            let Image::File(path) = &e.image else {
+                continue;
+            };
+            let table = scorch_unwind::build(path).expect("a table");
+            let placed = &maps.files[table.key()].placed;
+            assert_eq!(placed.count as usize, table.rows().len(), "{path:?}");
+            for (i, row) in table.rows().iter().enumerate() {
+                let index = placed.first + i as u32;
+                let bytes = maps
+                    .rows
+                    .lookup(&index.to_ne_bytes(), MapFlags::ANY)
+                    .expect("a row lookup")
+                    .expect("a row");
+                assert_eq!(bytes, encode_row(row), "{path:?} row {i}");
+            }
+            compared += 1;
+        }
+        assert!(compared >= 2, "{compared} files compared");
+        assert_eq!(
+            maps.stats().rows_used,
+            maps.files.values().map(|f| u64::from(f.placed.count)).sum()
+        );
     }
 
     #[test]

@@ -3,13 +3,18 @@
 //! The file is read through `object`'s on-demand cache: headers, then only
 //! the sections asked for (`.eh_frame`, `.eh_frame_hdr`, `.debug_frame`,
 //! decompressed when needed), the build id, the debug link and the
-//! loadable segments. Nothing else of a large binary is read.
+//! loadable segments. Nothing else of a large binary is read. Sections
+//! stored uncompressed are read straight into their own buffer, past the
+//! cache (which keeps what it reads until dropped): each is held once.
 
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use object::read::ReadCache;
-use object::{Architecture, Object, ObjectSection, ObjectSegment, ReadRef, SectionKind};
+use object::{
+    Architecture, CompressionFormat, Object, ObjectSection, ObjectSegment, ReadRef, SectionKind,
+};
 
 use crate::error::{Error, Result};
 use crate::table::FileKey;
@@ -77,17 +82,29 @@ impl ElfInfo {
             source,
         })?;
         let inode = FileKey::of_metadata(&meta);
-        let cache = ReadCache::new(file);
-        Self::parse(&cache, path, Some(inode))
+        let cache = ReadCache::new(&file);
+        let read = |offset: u64, size: usize| {
+            let mut bytes = vec![0; size];
+            file.read_exact_at(&mut bytes, offset).ok()?;
+            Some(bytes)
+        };
+        Self::parse(&cache, &read, path, Some(inode))
     }
 
     /// The parts of an ELF image held in memory (a vDSO), named `name` in errors.
     pub(crate) fn parse_image(bytes: &[u8], name: &Path) -> Result<Self> {
-        Self::parse(bytes, name, None)
+        let read = |offset: u64, size: usize| {
+            let start = usize::try_from(offset).ok()?;
+            Some(bytes.get(start..start.checked_add(size)?)?.to_vec())
+        };
+        Self::parse(bytes, &read, name, None)
     }
 
+    /// Parses the parts from `data`; `read(offset, size)` reads a range of
+    /// it into a buffer of its own (`None` past the end).
     fn parse<'data, R: ReadRef<'data>>(
         data: R,
+        read: &dyn Fn(u64, usize) -> Option<Vec<u8>>,
         path: &Path,
         inode: Option<FileKey>,
     ) -> Result<Self> {
@@ -114,12 +131,28 @@ impl ElfInfo {
             if section.kind() == SectionKind::UninitializedData {
                 return Ok(None);
             }
-            let data = section
-                .uncompressed_data()
-                .map_err(|e| not_elf(format!("reading section {name}: {e}")))?;
+            let unreadable = |e: String| not_elf(format!("reading section {name}: {e}"));
+            let range = section
+                .compressed_file_range()
+                .map_err(|e| unreadable(e.to_string()))?;
+            let data = if range.format == CompressionFormat::None {
+                // Bounded by the file's size: a bogus size fails the read.
+                let size = usize::try_from(range.uncompressed_size)
+                    .map_err(|e| unreadable(e.to_string()))?;
+                if size > data.len().unwrap_or(0) as usize {
+                    return Err(unreadable("larger than the file".to_owned()));
+                }
+                read(range.offset, size)
+                    .ok_or_else(|| unreadable("it extends past the end of the file".to_owned()))?
+            } else {
+                section
+                    .uncompressed_data()
+                    .map_err(|e| unreadable(e.to_string()))?
+                    .into_owned()
+            };
             Ok(Some(Section {
                 address: section.address(),
-                data: data.into_owned(),
+                data,
             }))
         };
         let address = |name: &str| elf.section_by_name(name).map_or(0, |s| s.address());

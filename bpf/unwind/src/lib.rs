@@ -15,9 +15,13 @@
 //!   [`FileKey`] (build id, else device + inode + size + mtime), so every
 //!   process mapping libc shares one ([`TableCache`]).
 //! - **Small and streamed**: FDEs are walked one at a time in address order
-//!   and equal neighbouring rows merged, so building a large binary's table
-//!   holds an index of FDE offsets and the merged rows, never every FDE's
-//!   full table.
+//!   (`.eh_frame_hdr`'s sorted search table, read in place) and equal
+//!   neighbouring rows merged; the rows leave in chunks of a fixed size. A
+//!   loader writing them elsewhere (the sampler's BPF row map) counts them
+//!   in one walk and writes them in a second ([`TableSource`],
+//!   [`CountedTable`]), so building even libLLVM holds the call frame
+//!   sections, one FDE's rows and one chunk, never the file's rows. Only
+//!   [`build`], for the user-space reference unwinder, keeps them all.
 //! - **Honest about what it cannot express**: a DWARF expression other than
 //!   the two x86_64 idioms we know (PLT entries, the signal trampoline) is
 //!   [`Cfa::Unsupported`]; an address no FDE covers is [`Cfa::Missing`]; the
@@ -31,8 +35,9 @@
 //! `address - 1`, inside the call instruction. [`unwind()`] does all of it
 //! in user space from registers and a stack snapshot: the reference that
 //! the in-kernel unwinder (`scorch-bpf`'s sampler) mirrors rule for rule.
-//! Files are read by path ([`build`]); the vDSO, which has none, from a
-//! copy of its memory ([`build_image`]).
+//! Files are read by path ([`build`], [`TableSource::open`]); the vDSO,
+//! which has none, from a copy of its memory ([`build_image`],
+//! [`TableSource::image`]).
 //!
 //! # Non-goals
 //! Architectures other than x86_64; recovering registers other than RIP,
@@ -45,12 +50,13 @@ mod cfi;
 mod debuglink;
 mod elf;
 mod error;
+mod fdes;
 mod row;
 mod rows;
 mod table;
 pub mod unwind;
 
-pub use builder::{build, build_image};
+pub use builder::{build, build_image, CountedTable, TableSource};
 pub use cache::TableCache;
 pub use elf::Segment;
 pub use error::{Error, Result};

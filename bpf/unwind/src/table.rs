@@ -49,15 +49,11 @@ impl Table {
         &self.key
     }
 
-    /// Every row, sorted by `pc`, no two neighbours with the same rules.
+    /// Every row, sorted by `pc`, no two neighbours with the same rules
+    /// (none for a table whose rows were streamed elsewhere:
+    /// [`crate::CountedTable::into_layout`]).
     pub fn rows(&self) -> &[Row] {
         &self.rows
-    }
-
-    /// Moves the rows out (once copied elsewhere, e.g. into a BPF map),
-    /// keeping the key and segments to map addresses.
-    pub fn take_rows(&mut self) -> Vec<Row> {
-        std::mem::take(&mut self.rows)
     }
 
     /// FDEs left out because they could not be read: their code has no rows.

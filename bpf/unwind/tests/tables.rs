@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{c_workload, oracle, run, rust_release_workload, symbols, LIBC};
-use scorch_unwind::{build, Cfa, Error, FileKey, Rbp, TableCache};
+use scorch_unwind::{build, Cfa, Error, FileKey, Rbp, TableCache, TableSource};
 
 #[test]
 fn libc_matches_readelf() {
@@ -226,6 +226,9 @@ fn bad_input_is_a_clear_error() {
     let err = build(&corrupt).unwrap_err();
     assert!(matches!(err, Error::Cfi { .. }), "{err}");
     assert!(err.to_string().contains("corrupt-eh-frame"), "{err}");
+    // The row map's loader learns it when counting, before taking room.
+    let counted = TableSource::open(&corrupt).and_then(TableSource::count);
+    assert!(matches!(counted, Err(Error::Cfi { .. })), "{counted:?}");
 
     // A truncated file.
     let truncated = dir.join("truncated-elf");
@@ -334,6 +337,18 @@ fn eh_frame_without_a_usable_header_is_scanned() {
     let bad_hdr = dir.join("qsort-spin-bad-eh-frame-hdr");
     std::fs::write(&bad_hdr, &bytes).unwrap();
     assert_eq!(build(&bad_hdr).expect("table").rows(), with_hdr.rows());
+
+    // A header whose search table is out of order (its first two entries,
+    // 8 bytes each after a 12-byte header, swapped): not read in place but
+    // indexed and sorted.
+    let mut bytes = std::fs::read(&exe).unwrap();
+    let table = offset + 12;
+    let first: Vec<u8> = bytes[table..table + 8].to_vec();
+    bytes.copy_within(table + 8..table + 16, table);
+    bytes[table + 8..table + 16].copy_from_slice(&first);
+    let unsorted = dir.join("qsort-spin-unsorted-eh-frame-hdr");
+    std::fs::write(&unsorted, &bytes).unwrap();
+    assert_eq!(build(&unsorted).expect("table").rows(), with_hdr.rows());
 }
 
 /// File offset and size of section `name` of `path`, from `readelf -SW`.
