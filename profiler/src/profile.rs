@@ -201,6 +201,10 @@ fn off_cpu(args: &ProfileArgs) -> anyhow::Result<Option<OffCpu>> {
 /// preallocated; libc has 28k) and processes (allocated as loaded).
 const UNWIND_ROWS: u32 = 1 << 19;
 const UNWIND_PROCESSES: u32 = 1024;
+/// How often the tables of exited processes are freed, and files no
+/// process was sampled in since the round before become evictable, so a
+/// process started during a whole-host profile finds room for its own.
+const TABLE_ROUND: Duration = Duration::from_secs(1);
 
 /// How the sampler walks user stacks for `--unwind` on `target`.
 fn user_unwind(arg: UnwindArg, target: &Target) -> UserUnwind {
@@ -307,6 +311,7 @@ fn sample(
     let mut status = StatusLine::new(quiet, unit);
     let started = Instant::now();
     let mut captured: HashSet<u32> = HashSet::new();
+    let mut round = Instant::now();
     let end = loop {
         std::thread::sleep(TICK);
         let elapsed = started.elapsed();
@@ -332,6 +337,13 @@ fn sample(
             // Its later samples unwind with tables (when --unwind uses them),
             // loaded again after an exec or for a new process under an old pid.
             tables.add(pid, sampler.refresh_tables(pid));
+        }
+        if round.elapsed() >= TABLE_ROUND {
+            round = Instant::now();
+            if let Some(tables) = sampler.unwind_tables() {
+                tables.forget_exited();
+                tables.next_round();
+            }
         }
         if status.enabled() {
             let counters = sampler.counters().unwrap_or_default();
