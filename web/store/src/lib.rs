@@ -116,6 +116,7 @@
 //! `schema` (tables, version, checks), `codec` (byte layouts), `dict`
 //! (interning and lookup), `write`, `query` (selection), `merge` (summing
 //! window blobs, in parallel), `materialise` (ids back to a profile),
+//! `flame` (ids straight to the page's flame tree),
 //! `retention`, `open` and `salvage`
 //! (opening and corruption), `reserve` (space for a full disk), `pool`
 //! (read connections), `cache`, `lock`, `error`, `options`.
@@ -124,6 +125,7 @@ mod cache;
 mod codec;
 mod dict;
 mod error;
+mod flame;
 mod lock;
 mod materialise;
 mod merge;
@@ -142,6 +144,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use scorch_formats::flame::FlameTree;
 use scorch_formats::Profile;
 
 pub use error::Error;
@@ -322,6 +325,19 @@ impl Store {
     pub fn query_with_window_set(&self, query: &Query) -> Result<(Profile, WindowSet), Error> {
         self.readers
             .with(|conn| query::merged_profile(conn, &self.dict, &self.damaged, query))
+            .map_err(|e| e.in_store(&self.db))
+    }
+
+    /// The page's flame tree of [`Store::query`]'s profile, covering the
+    /// query's range: the tree [`FlameTree::from_profile`] builds from that
+    /// profile, built straight from the dictionaries (without the profile),
+    /// with the [`WindowSet`] it was merged from.
+    pub fn flame_tree_with_window_set(
+        &self,
+        query: &Query,
+    ) -> Result<(FlameTree, WindowSet), Error> {
+        self.readers
+            .with(|conn| query::merged_flame_tree(conn, &self.dict, &self.damaged, query))
             .map_err(|e| e.in_store(&self.db))
     }
 
