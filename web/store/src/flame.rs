@@ -3,14 +3,22 @@
 //! [`FlameTree::from_profile`] over a materialised [`Profile`] gives the
 //! same tree, but goes through a string per frame name and a location per
 //! frame of every sample first. Here each dictionary level is resolved once
-//! (as `materialise` does) and the tree is built from the ids: a location's
-//! frames are named once, by string id, and a name is copied out of the
-//! dictionary only once for the whole tree. What the tree does not show
-//! (source files, build ids, pids) is not read at all.
+//! (as `materialise` does) and the tree is built from the ids. What the
+//! tree does not show (source files, build ids, pids) is not read at all.
+//!
+//! Three steps. Every sample's path (its command, then its frames root
+//! first) is written with names still pending: a string id, or the
+//! location of an unsymbolized address; meanwhile the query's thread reads
+//! the strings from the dictionary, as the two need nothing of each other.
+//! Then the pending names are interned by content in first-use order, and
+//! the paths renamed. Last, the paths are sorted, so paths sharing a prefix
+//! are neighbours, and the tree is made by walking them in that order: a
+//! path's nodes are those of the path before it up to where the two differ,
+//! then new ones, so no node is looked up by (parent, name) at all.
 //!
 //! The result is byte for byte the tree `from_profile` builds: names are
-//! interned by content in first-use order, samples come in trace id order,
-//! and children are ordered the same way (see `finish`).
+//! numbered in first-use order, samples come in trace id order, and
+//! siblings are ordered the same way (see [`Tree::pre_order`]).
 //!
 //! [`Profile`]: scorch_formats::Profile
 
@@ -40,13 +48,28 @@ pub(crate) fn tree(
     (from, until): (u64, u64),
 ) -> Result<FlameTree, Error> {
     let entries = Entries::resolve(tx, cache, traces)?;
-    let mut builder = Builder::new(&entries);
-    for &(id, count) in traces {
-        if let Some(trace) = entries.traces.get(&id) {
-            builder.add(trace, count);
+    let string_ids = entries.string_ids();
+    let write_paths = || Paths::of(&entries, traces);
+    let resolve_strings =
+        |strings| dict::resolve(tx, Kind::String, strings, string_ids, dict::decode_string);
+    let (paths, strings) = std::thread::scope(|scope| {
+        let writer = std::thread::Builder::new()
+            .name("scorch-paths".into())
+            .spawn_scoped(scope, write_paths);
+        match writer {
+            Ok(writer) => {
+                let strings = resolve_strings(&mut cache.strings);
+                let paths = writer
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (paths, strings)
+            }
+            // No thread to be had (a process at its limit): one after the other.
+            Err(_) => (write_paths(), resolve_strings(&mut cache.strings)),
         }
-    }
-    let (names, nodes) = builder.finish();
+    });
+    let strings = strings?;
+    let (names, nodes) = paths.into_tree(&entries, &strings);
     Ok(FlameTree {
         meta: FlameMeta {
             from,
@@ -61,14 +84,13 @@ pub(crate) fn tree(
 }
 
 /// The dictionary entries a tree names: traces, their stacks, the
-/// locations of those, the mappings of unsymbolized locations, and the
-/// strings of commands, functions and those mappings' files.
+/// locations of those, and the mappings of unsymbolized locations (the
+/// strings are read apart, see [`Entries::string_ids`]).
 struct Entries {
     traces: IdMap<TraceEntry>,
     stacks: IdMap<Arc<[i64]>>,
     locations: IdMap<Arc<LocationEntry>>,
     mappings: IdMap<MappingEntry>,
-    strings: IdMap<Arc<str>>,
 }
 
 impl Entries {
@@ -119,61 +141,27 @@ impl Entries {
             mapping_ids,
             MappingEntry::decode,
         )?;
-        let string_ids: Vec<i64> = traces
-            .values()
-            .map(|t| t.comm)
-            .chain(
-                locations
-                    .values()
-                    .flat_map(|l| l.lines.iter().map(|line| line.function)),
-            )
-            .chain(mappings.values().map(|m| m.file))
-            .collect();
-        let strings = dict::resolve(
-            tx,
-            Kind::String,
-            &mut cache.strings,
-            string_ids,
-            dict::decode_string,
-        )?;
         Ok(Entries {
             traces,
             stacks,
             locations,
             mappings,
-            strings,
         })
     }
 
-    /// The string of `id` (resolved above; `[unknown]` keeps this free of
-    /// panics).
-    fn string(&self, id: i64) -> &str {
-        self.strings.get(&id).map_or(UNKNOWN, |s| s)
-    }
-
-    /// How an unsymbolized location is named: `module+0xoffset` in its
-    /// mapping, else `[unknown]` (as `Profile::location_name` names it).
-    fn offset_name(&self, location: &LocationEntry) -> String {
-        let Some(id) = location.mapping else {
-            return UNKNOWN.to_string();
-        };
-        let mapping = match self.mappings.get(&id) {
-            Some(m) => Mapping {
-                start: m.start,
-                limit: m.limit,
-                offset: m.offset,
-                file: self.string(m.file).to_string(),
-                build_id: None,
-            },
-            None => Mapping {
-                start: 0,
-                limit: 0,
-                offset: 0,
-                file: UNKNOWN.to_string(),
-                build_id: None,
-            },
-        };
-        mapping.offset_name(location.address)
+    /// The strings the tree names: commands, functions, and the files of
+    /// the mappings of unsymbolized locations.
+    fn string_ids(&self) -> Vec<i64> {
+        self.traces
+            .values()
+            .map(|t| t.comm)
+            .chain(
+                self.locations
+                    .values()
+                    .flat_map(|l| l.lines.iter().map(|line| line.function)),
+            )
+            .chain(self.mappings.values().map(|m| m.file))
+            .collect()
     }
 }
 
@@ -198,20 +186,22 @@ fn kind_of(frame: Frame) -> NodeKind {
     }
 }
 
-/// Builds the tree in two passes. The first, in trace order, names each
-/// location's frames on first use (so names are numbered in first-use
-/// order) and writes every trace's path: its command, then its frames root
-/// first. The second sorts the paths, so paths sharing a prefix are
-/// neighbours, and makes the tree by walking them in that order: a path's
-/// nodes are those of the path before it up to where the two differ, then
-/// new ones. No node is looked up by (parent, name) at all.
-struct Builder<'a> {
-    entries: &'a Entries,
-    names: Vec<Cow<'a, str>>,
-    /// Name index by content: what makes two ids of one name one node.
-    name_index: HashMap<Cow<'a, str>, u32, FastBuild>,
-    /// Name index by string id, in front of `name_index`.
-    string_names: IdMap<u32>,
+/// A name before the strings are read.
+enum Pending {
+    /// A literal name (the root's, `[unknown]`).
+    Literal(&'static str),
+    /// A dictionary string.
+    String(i64),
+    /// The `module+0xoffset` name of an unsymbolized location.
+    Offset(Arc<LocationEntry>),
+}
+
+/// Every sample's path, named with [`Pending`] indices.
+struct Paths {
+    /// Pending names, in first-use order; 0 is the root's.
+    pending: Vec<Pending>,
+    /// Each string id's index in `pending`.
+    string_pending: IdMap<u32>,
     /// Each named location's slot in `location_frames`, by id.
     location_slot: Numbering,
     /// Where each named location's frames are in `frames`, root-most first:
@@ -224,60 +214,57 @@ struct Builder<'a> {
     paths: Vec<(usize, u64)>,
 }
 
-impl<'a> Builder<'a> {
-    fn new(entries: &'a Entries) -> Self {
-        // Sized for the usual case, where most locations are one frame with
-        // a name of its own.
+impl Paths {
+    /// The paths of `traces`, in trace order, so pending names come in
+    /// first-use order.
+    fn of(entries: &Entries, traces: &[(i64, u64)]) -> Self {
         let locations = entries.locations.len();
-        let mut builder = Builder {
-            entries,
-            names: Vec::with_capacity(locations + 1),
-            name_index: HashMap::with_capacity_and_hasher(locations + 1, FastBuild::default()),
-            string_names: IdMap::with_capacity_and_hasher(locations + 1, FastBuild::default()),
+        let mut paths = Paths {
+            pending: Vec::with_capacity(locations + 1),
+            string_pending: IdMap::with_capacity_and_hasher(locations + 1, FastBuild::default()),
             location_slot: Numbering::for_ids(entries.locations.keys().copied()),
             location_frames: Vec::with_capacity(locations),
             frames: Vec::with_capacity(locations),
             path_frames: Vec::new(),
-            paths: Vec::with_capacity(entries.traces.len() + 1),
+            paths: Vec::with_capacity(traces.len()),
         };
-        builder.intern(Cow::Borrowed("all"));
-        builder
+        paths.pending.push(Pending::Literal("all"));
+        for &(id, count) in traces {
+            if let Some(trace) = entries.traces.get(&id) {
+                paths.add(entries, trace, count);
+            }
+        }
+        paths
     }
 
-    fn intern(&mut self, name: Cow<'a, str>) -> u32 {
-        if let Some(&i) = self.name_index.get(name.as_ref()) {
-            return i;
+    /// The pending name of string `id`.
+    fn string(&mut self, id: i64) -> u32 {
+        let next = self.pending.len() as u32;
+        let index = *self.string_pending.entry(id).or_insert(next);
+        if index == next {
+            self.pending.push(Pending::String(id));
         }
-        let i = self.names.len() as u32;
-        self.names.push(name.clone());
-        self.name_index.insert(name, i);
-        i
+        index
     }
 
-    /// The name index of string `id`.
-    fn intern_string(&mut self, id: i64) -> u32 {
-        if let Some(&i) = self.string_names.get(&id) {
-            return i;
-        }
-        let entries = self.entries;
-        let i = self.intern(Cow::Borrowed(entries.string(id)));
-        self.string_names.insert(id, i);
-        i
+    /// A pending name of its own.
+    fn other(&mut self, name: Pending) -> u32 {
+        self.pending.push(name);
+        self.pending.len() as u32 - 1
     }
 
     /// Adds one trace's path: command, user frames, kernel frames.
-    fn add(&mut self, trace: &TraceEntry, count: u64) {
+    fn add(&mut self, entries: &Entries, trace: &TraceEntry, count: u64) {
         self.paths.push((self.path_frames.len(), count));
-        let comm = self.intern_string(trace.comm);
+        let comm = self.string(trace.comm);
         self.path_frames.push(frame(comm, NodeKind::Process));
         for stack in [trace.user, trace.kernel] {
             let StackRef::Frames(id) = stack else {
                 continue;
             };
-            let entries = self.entries;
             let locations = entries.stacks.get(&id).map_or(&[][..], |s| s);
             for &location in locations.iter().rev() {
-                let (start, len) = self.frames_of(location);
+                let (start, len) = self.frames_of(entries, location);
                 self.path_frames
                     .extend_from_slice(&self.frames[start..start + len]);
             }
@@ -286,28 +273,27 @@ impl<'a> Builder<'a> {
 
     /// Where the frames of location `id` are in `frames`, named on first
     /// use; a location not resolved is `[unknown]`.
-    fn frames_of(&mut self, id: i64) -> (usize, usize) {
+    fn frames_of(&mut self, entries: &Entries, id: i64) -> (usize, usize) {
         if let Some(slot) = self.location_slot.get(id) {
             let (start, len) = self.location_frames[slot];
             return (start as usize, len as usize);
         }
         let start = self.frames.len();
-        let entries = self.entries;
         match entries.locations.get(&id) {
             Some(location) if !location.lines.is_empty() => {
                 let kind = location.kind.into();
                 // Outermost first: the caller, then what was inlined into it.
                 for line in location.lines.iter().rev() {
-                    let name = self.intern_string(line.function);
+                    let name = self.string(line.function);
                     self.frames.push(frame(name, kind));
                 }
             }
             Some(location) => {
-                let name = self.intern(Cow::Owned(entries.offset_name(location)));
+                let name = self.other(Pending::Offset(Arc::clone(location)));
                 self.frames.push(frame(name, location.kind.into()));
             }
             None => {
-                let name = self.intern(Cow::Borrowed(UNKNOWN));
+                let name = self.other(Pending::Literal(UNKNOWN));
                 self.frames.push(frame(name, NodeKind::User));
             }
         }
@@ -327,9 +313,13 @@ impl<'a> Builder<'a> {
         &self.path_frames[start..end]
     }
 
-    /// The names and the nodes in pre-order, children by descending total
-    /// (then by first appearance of their name, then by kind).
-    fn finish(self) -> (Vec<String>, Nodes) {
+    /// The names and the nodes in pre-order: pending names interned by
+    /// content, paths renamed, sorted and walked (see the module docs).
+    fn into_tree(mut self, entries: &Entries, strings: &IdMap<Arc<str>>) -> (Vec<String>, Nodes) {
+        let names = Names::of(&self.pending, entries, strings);
+        for f in &mut self.path_frames {
+            *f = frame(names.index[name_of(*f) as usize], kind_of(*f));
+        }
         let mut order: Vec<usize> = (0..self.paths.len()).collect();
         order.sort_unstable_by(|&a, &b| self.path(a).cmp(self.path(b)));
         let mut tree = Tree::new(self.path_frames.len() + 1);
@@ -356,9 +346,70 @@ impl<'a> Builder<'a> {
             tree.self_count[at.last().copied().unwrap_or(0) as usize] += count;
             previous = path;
         }
-        let names = self.names.into_iter().map(Cow::into_owned).collect();
-        (names, tree.pre_order())
+        (names.names, tree.pre_order())
     }
+}
+
+/// The names of a tree, each once, in first-use order.
+struct Names {
+    names: Vec<String>,
+    /// Each pending name's index in `names`.
+    index: Vec<u32>,
+}
+
+impl Names {
+    fn of(pending: &[Pending], entries: &Entries, strings: &IdMap<Arc<str>>) -> Self {
+        let string = |id: i64| -> &str { strings.get(&id).map_or(UNKNOWN, |s| s) };
+        let mut by_content: HashMap<Cow<'_, str>, u32, FastBuild> =
+            HashMap::with_capacity_and_hasher(pending.len(), FastBuild::default());
+        let mut names = Vec::with_capacity(pending.len());
+        let mut index = Vec::with_capacity(pending.len());
+        for name in pending {
+            let content = match name {
+                Pending::Literal(s) => Cow::Borrowed(*s),
+                Pending::String(id) => Cow::Borrowed(string(*id)),
+                Pending::Offset(location) => {
+                    Cow::Owned(offset_name(location, &entries.mappings, string))
+                }
+            };
+            let next = names.len() as u32;
+            let i = *by_content.entry(content.clone()).or_insert(next);
+            if i == next {
+                names.push(content.into_owned());
+            }
+            index.push(i);
+        }
+        Names { names, index }
+    }
+}
+
+/// How an unsymbolized location is named: `module+0xoffset` in its
+/// mapping, else `[unknown]` (as `Profile::location_name` names it).
+fn offset_name<'s>(
+    location: &LocationEntry,
+    mappings: &IdMap<MappingEntry>,
+    string: impl Fn(i64) -> &'s str,
+) -> String {
+    let Some(id) = location.mapping else {
+        return UNKNOWN.to_string();
+    };
+    let mapping = match mappings.get(&id) {
+        Some(m) => Mapping {
+            start: m.start,
+            limit: m.limit,
+            offset: m.offset,
+            file: string(m.file).to_string(),
+            build_id: None,
+        },
+        None => Mapping {
+            start: 0,
+            limit: 0,
+            offset: 0,
+            file: UNKNOWN.to_string(),
+            build_id: None,
+        },
+    };
+    mapping.offset_name(location.address)
 }
 
 /// The nodes as made, in flat arrays; 0 is the root.
