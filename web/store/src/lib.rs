@@ -99,7 +99,11 @@
 //! - Querying: trace ids are dense, so the merge sums into an array indexed
 //!   by id (at most 8 MiB; a hash map beyond), blobs of a long range are
 //!   decompressed and summed on a few worker threads; the timeline reads only the
-//!   per-window totals; a cold dictionary cache is filled by range scans.
+//!   per-window totals; a cold dictionary cache is filled by range scans,
+//!   each id looked up once. The page's flame tree
+//!   ([`Store::flame_tree_with_window_set`]) is built from dictionary ids
+//!   with no profile of strings in between, its paths written on a second
+//!   thread while the strings are read.
 //! - Memory: the writer's and the readers' caches hold at most
 //!   [`StoreOptions::cache_entries`] entries per dictionary table each;
 //!   every SQLite connection keeps at most 8 MiB of pages.
