@@ -10,7 +10,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderName};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use scorch_formats::flame::FlameTree;
 use scorch_formats::{Format, TextOptions};
 use scorch_store::{Query, Store};
 use serde_json::json;
@@ -138,8 +137,8 @@ async fn flame_json(
             ..AnswerKey::new(params.from, params.until, &params.labels, windows)
         };
         let (tree, source) = answers.answer(&key, || {
-            let (profile, windows) = s.query_with_window_set(&query)?;
-            let tree = Arc::new(FlameTree::from_profile(&profile, params.from, params.until));
+            let (tree, windows) = s.flame_tree_with_window_set(&query)?;
+            let tree = Arc::new(tree);
             let key = AnswerKey {
                 measure,
                 ..AnswerKey::new(params.from, params.until, &params.labels, windows)

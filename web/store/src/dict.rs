@@ -226,6 +226,43 @@ pub(crate) fn decode_stack(data: &[u8]) -> Result<Arc<[i64]>, DecodeError> {
     codec::decode_stack(data).map(Arc::from)
 }
 
+/// Id ranges up to this size are deduplicated in a bitmap (4 MiB).
+const MAX_BITMAP: i64 = 1 << 25;
+
+/// `ids` sorted, each once. A query names each entry many times over (a
+/// location once per stack it is in), so this runs before any lookup: in a
+/// bitmap over the range of the ids when they are compact (the usual case:
+/// ids are handed out in order), else by sorting.
+fn distinct(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
+    let mut ids: Vec<i64> = ids.into_iter().collect();
+    let (Some(&first), Some(&last)) = (ids.iter().min(), ids.iter().max()) else {
+        return ids;
+    };
+    let span = match last.checked_sub(first) {
+        Some(d) if d < MAX_BITMAP && d < (ids.len() as i64).saturating_mul(8) => d + 1,
+        _ => {
+            ids.sort_unstable();
+            ids.dedup();
+            return ids;
+        }
+    };
+    let mut seen = vec![0u64; (span as usize).div_ceil(64)];
+    for &id in &ids {
+        let bit = (id - first) as usize;
+        seen[bit / 64] |= 1 << (bit % 64);
+    }
+    ids.clear();
+    for (word, &bits) in seen.iter().enumerate() {
+        let mut bits = bits;
+        while bits != 0 {
+            let bit = bits.trailing_zeros() as usize;
+            ids.push(first + (word * 64 + bit) as i64);
+            bits &= bits - 1;
+        }
+    }
+    ids
+}
+
 /// Resolves ids of one table: from the cache, else from the database. A
 /// missing or undecodable entry is corruption.
 pub(crate) fn resolve<V: Clone>(
@@ -235,12 +272,11 @@ pub(crate) fn resolve<V: Clone>(
     ids: impl IntoIterator<Item = i64>,
     decode: fn(&[u8]) -> Result<V, DecodeError>,
 ) -> Result<IdMap<V>, Error> {
-    let mut out = IdMap::default();
+    let ids = distinct(ids);
+    let mut out = IdMap::with_capacity_and_hasher(ids.len(), Default::default());
+    // Sorted and distinct, as `ids` are.
     let mut missing = Vec::new();
     for id in ids {
-        if out.contains_key(&id) {
-            continue;
-        }
         match cache.get(&id) {
             Some(v) => {
                 out.insert(id, v);
@@ -248,8 +284,6 @@ pub(crate) fn resolve<V: Clone>(
             None => missing.push(id),
         }
     }
-    missing.sort_unstable();
-    missing.dedup();
     let (Some(&first), Some(&last)) = (missing.first(), missing.last()) else {
         return Ok(out);
     };
@@ -312,4 +346,22 @@ pub(crate) fn resolve<V: Clone>(
         )));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct;
+
+    #[test]
+    fn distinct_ids_come_sorted_once_each_compact_or_not() {
+        let compact = [9, 3, 9, 4, 3, 70, 5, 4, 128, 3];
+        assert_eq!(distinct(compact), vec![3, 4, 5, 9, 70, 128]);
+        let spread = [i64::MAX, 5, -2, 5, i64::MAX, 1 << 40];
+        assert_eq!(distinct(spread), vec![-2, 5, 1 << 40, i64::MAX]);
+        assert_eq!(distinct([]), Vec::<i64>::new());
+        assert_eq!(distinct([7]), vec![7]);
+        let mut many: Vec<i64> = (0..5000).map(|i| (i * 7919) % 1000 + 64).collect();
+        many.extend(many.clone());
+        assert_eq!(distinct(many), (64..1064).collect::<Vec<i64>>());
+    }
 }

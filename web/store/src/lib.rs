@@ -99,7 +99,11 @@
 //! - Querying: trace ids are dense, so the merge sums into an array indexed
 //!   by id (at most 8 MiB; a hash map beyond), blobs of a long range are
 //!   decompressed and summed on a few worker threads; the timeline reads only the
-//!   per-window totals; a cold dictionary cache is filled by range scans.
+//!   per-window totals; a cold dictionary cache is filled by range scans,
+//!   each id looked up once. The page's flame tree
+//!   ([`Store::flame_tree_with_window_set`]) is built from dictionary ids
+//!   with no profile of strings in between, its paths written on a second
+//!   thread while the strings are read.
 //! - Memory: the writer's and the readers' caches hold at most
 //!   [`StoreOptions::cache_entries`] entries per dictionary table each;
 //!   every SQLite connection keeps at most 8 MiB of pages.
@@ -116,6 +120,7 @@
 //! `schema` (tables, version, checks), `codec` (byte layouts), `dict`
 //! (interning and lookup), `write`, `query` (selection), `merge` (summing
 //! window blobs, in parallel), `materialise` (ids back to a profile),
+//! `flame` (ids straight to the page's flame tree),
 //! `retention`, `open` and `salvage`
 //! (opening and corruption), `reserve` (space for a full disk), `pool`
 //! (read connections), `cache`, `lock`, `error`, `options`.
@@ -124,6 +129,7 @@ mod cache;
 mod codec;
 mod dict;
 mod error;
+mod flame;
 mod lock;
 mod materialise;
 mod merge;
@@ -142,6 +148,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use scorch_formats::flame::FlameTree;
 use scorch_formats::Profile;
 
 pub use error::Error;
@@ -322,6 +329,19 @@ impl Store {
     pub fn query_with_window_set(&self, query: &Query) -> Result<(Profile, WindowSet), Error> {
         self.readers
             .with(|conn| query::merged_profile(conn, &self.dict, &self.damaged, query))
+            .map_err(|e| e.in_store(&self.db))
+    }
+
+    /// The page's flame tree of [`Store::query`]'s profile, covering the
+    /// query's range: the tree [`FlameTree::from_profile`] builds from that
+    /// profile, built straight from the dictionaries (without the profile),
+    /// with the [`WindowSet`] it was merged from.
+    pub fn flame_tree_with_window_set(
+        &self,
+        query: &Query,
+    ) -> Result<(FlameTree, WindowSet), Error> {
+        self.readers
+            .with(|conn| query::merged_flame_tree(conn, &self.dict, &self.damaged, query))
             .map_err(|e| e.in_store(&self.db))
     }
 

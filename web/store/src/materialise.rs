@@ -142,7 +142,7 @@ const MAX_DENSE: i64 = 1 << 22;
 /// The index given to each dictionary id, looked up once per frame of
 /// every stack: in an array indexed by id when the ids are a compact range
 /// (the usual case: ids are handed out in order), else in a hash map.
-enum Numbering {
+pub(crate) enum Numbering {
     Dense { first: i64, index: Vec<u32> },
     Sparse(IdMap<usize>),
 }
@@ -152,7 +152,7 @@ const UNNUMBERED: u32 = u32::MAX;
 
 impl Numbering {
     /// A numbering for (at most) the ids of `ids`.
-    fn for_ids(ids: impl Iterator<Item = i64>) -> Self {
+    pub(crate) fn for_ids(ids: impl Iterator<Item = i64>) -> Self {
         let (mut first, mut last, mut count) = (i64::MAX, i64::MIN, 0i64);
         for id in ids {
             first = first.min(id);
@@ -169,7 +169,7 @@ impl Numbering {
     }
 
     #[inline]
-    fn get(&self, id: i64) -> Option<usize> {
+    pub(crate) fn get(&self, id: i64) -> Option<usize> {
         match self {
             Numbering::Dense { first, index } => usize::try_from(id - first)
                 .ok()
@@ -180,7 +180,7 @@ impl Numbering {
         }
     }
 
-    fn insert(&mut self, id: i64, n: usize) {
+    pub(crate) fn insert(&mut self, id: i64, n: usize) {
         if let Numbering::Dense { first, index } = self {
             let slot = usize::try_from(id - *first)
                 .ok()

@@ -18,11 +18,13 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction};
+use scorch_formats::flame::FlameTree;
 use scorch_formats::{Measure, Meta, Profile};
 
 use crate::dict::DictCache;
 use crate::error::{Error, SqlContext};
+use crate::flame;
 use crate::materialise;
 use crate::merge::{self, TraceIds};
 use crate::schema;
@@ -307,6 +309,36 @@ pub(crate) fn merged_profile(
     damaged: &Mutex<BTreeSet<i64>>,
     query: &Query,
 ) -> Result<(Profile, WindowSet), Error> {
+    merged(conn, cache, damaged, query, |tx, cache, traces, meta| {
+        materialise::profile(tx, cache, traces, meta)
+    })
+}
+
+/// Runs a query: merge, then build the flame tree of the merged traces
+/// straight from the dictionaries (see [`flame`]). Also returns the
+/// [`WindowSet`] it read, from the same transaction.
+pub(crate) fn merged_flame_tree(
+    conn: &mut Connection,
+    cache: &Mutex<DictCache>,
+    damaged: &Mutex<BTreeSet<i64>>,
+    query: &Query,
+) -> Result<(FlameTree, WindowSet), Error> {
+    let range = (query.from_unix_ns, query.until_unix_ns);
+    merged(conn, cache, damaged, query, |tx, cache, traces, meta| {
+        flame::tree(tx, cache, traces, &meta, range)
+    })
+}
+
+/// Merges the query's windows into `(trace id, count)` pairs sorted by id,
+/// and hands them with their [`Meta`] to `finish`, in the same read
+/// transaction as the returned [`WindowSet`].
+fn merged<T>(
+    conn: &mut Connection,
+    cache: &Mutex<DictCache>,
+    damaged: &Mutex<BTreeSet<i64>>,
+    query: &Query,
+    finish: impl FnOnce(&Transaction<'_>, &mut DictCache, &[(i64, u64)], Meta) -> Result<T, Error>,
+) -> Result<(T, WindowSet), Error> {
     let bounds = query.bounds()?;
     let tx = conn.transaction().ctx("starting a read")?;
     let series = matching_series(&tx, &query.label_filters, query.measure)?;
@@ -361,7 +393,7 @@ pub(crate) fn merged_profile(
     };
     let traces = merged.sums.into_sorted();
     let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
-    Ok((materialise::profile(&tx, &mut cache, &traces, meta)?, set))
+    Ok((finish(&tx, &mut cache, &traces, meta)?, set))
 }
 
 /// What the profile's `target` says: the filters, or all series.

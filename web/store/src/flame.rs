@@ -1,0 +1,493 @@
+//! The page's flame tree, built straight from the dictionaries.
+//!
+//! [`FlameTree::from_profile`] over a materialised [`Profile`] gives the
+//! same tree, but goes through a string per frame name and a location per
+//! frame of every sample first. Here each dictionary level is resolved once
+//! (as `materialise` does) and the tree is built from the ids. What the
+//! tree does not show (source files, build ids, pids) is not read at all.
+//!
+//! Three steps. Every sample's path (its command, then its frames root
+//! first) is written with names still pending: a string id, or the
+//! location of an unsymbolized address; meanwhile the query's thread reads
+//! the strings from the dictionary, as the two need nothing of each other.
+//! Then the pending names are interned by content in first-use order, and
+//! the paths renamed. Last, the paths are sorted, so paths sharing a prefix
+//! are neighbours, and the tree is made by walking them in that order: a
+//! path's nodes are those of the path before it up to where the two differ,
+//! then new ones, so no node is looked up by (parent, name) at all.
+//!
+//! The result is byte for byte the tree `from_profile` builds: names are
+//! numbered in first-use order, samples come in trace id order, and
+//! siblings are ordered the same way (see [`Tree::pre_order`]).
+//!
+//! [`Profile`]: scorch_formats::Profile
+
+use std::borrow::Cow;
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rusqlite::Transaction;
+use scorch_formats::flame::{FlameMeta, FlameTree, NodeKind, Nodes};
+use scorch_formats::model::UNKNOWN;
+use scorch_formats::{Mapping, Meta};
+
+use crate::cache::{FastBuild, IdMap};
+use crate::codec::{LocationEntry, MappingEntry, StackRef, TraceEntry};
+use crate::dict::{self, DictCache, Kind};
+use crate::error::Error;
+use crate::materialise::Numbering;
+
+/// The flame tree of `(trace id, count)` pairs (sorted by id), covering
+/// `from..until`.
+pub(crate) fn tree(
+    tx: &Transaction<'_>,
+    cache: &mut DictCache,
+    traces: &[(i64, u64)],
+    meta: &Meta,
+    (from, until): (u64, u64),
+) -> Result<FlameTree, Error> {
+    let entries = Entries::resolve(tx, cache, traces)?;
+    let string_ids = entries.string_ids();
+    let write_paths = || Paths::of(&entries, traces);
+    let resolve_strings =
+        |strings| dict::resolve(tx, Kind::String, strings, string_ids, dict::decode_string);
+    let (paths, strings) = std::thread::scope(|scope| {
+        let writer = std::thread::Builder::new()
+            .name("scorch-paths".into())
+            .spawn_scoped(scope, write_paths);
+        match writer {
+            Ok(writer) => {
+                let strings = resolve_strings(&mut cache.strings);
+                let paths = writer
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (paths, strings)
+            }
+            // No thread to be had (a process at its limit): one after the other.
+            Err(_) => (write_paths(), resolve_strings(&mut cache.strings)),
+        }
+    });
+    let strings = strings?;
+    let (names, nodes) = paths.into_tree(&entries, &strings);
+    Ok(FlameTree {
+        meta: FlameMeta {
+            from,
+            until,
+            samples: nodes.total.first().copied().unwrap_or(0),
+            period_ns: meta.period_ns(),
+            pruned: 0,
+        },
+        names,
+        nodes,
+    })
+}
+
+/// The dictionary entries a tree names: traces, their stacks, the
+/// locations of those, and the mappings of unsymbolized locations (the
+/// strings are read apart, see [`Entries::string_ids`]).
+struct Entries {
+    traces: IdMap<TraceEntry>,
+    stacks: IdMap<Arc<[i64]>>,
+    locations: IdMap<Arc<LocationEntry>>,
+    mappings: IdMap<MappingEntry>,
+}
+
+impl Entries {
+    fn resolve(
+        tx: &Transaction<'_>,
+        cache: &mut DictCache,
+        traces: &[(i64, u64)],
+    ) -> Result<Self, Error> {
+        let traces: IdMap<TraceEntry> = dict::resolve(
+            tx,
+            Kind::Trace,
+            &mut cache.traces,
+            traces.iter().map(|&(id, _)| id),
+            TraceEntry::decode,
+        )?;
+        let stack_ids: Vec<i64> = traces
+            .values()
+            .flat_map(|t| [t.user, t.kernel])
+            .filter_map(|s| match s {
+                StackRef::Frames(id) => Some(id),
+                _ => None,
+            })
+            .collect();
+        let stacks = dict::resolve(
+            tx,
+            Kind::Stack,
+            &mut cache.stacks,
+            stack_ids,
+            dict::decode_stack,
+        )?;
+        let location_ids: Vec<i64> = stacks.values().flat_map(|s| s.iter().copied()).collect();
+        let locations = dict::resolve(
+            tx,
+            Kind::Location,
+            &mut cache.locations,
+            location_ids,
+            dict::decode_location,
+        )?;
+        let mapping_ids: Vec<i64> = locations
+            .values()
+            .filter(|l| l.lines.is_empty())
+            .filter_map(|l| l.mapping)
+            .collect();
+        let mappings = dict::resolve(
+            tx,
+            Kind::Mapping,
+            &mut cache.mappings,
+            mapping_ids,
+            MappingEntry::decode,
+        )?;
+        Ok(Entries {
+            traces,
+            stacks,
+            locations,
+            mappings,
+        })
+    }
+
+    /// The strings the tree names: commands, functions, and the files of
+    /// the mappings of unsymbolized locations.
+    fn string_ids(&self) -> Vec<i64> {
+        self.traces
+            .values()
+            .map(|t| t.comm)
+            .chain(
+                self.locations
+                    .values()
+                    .flat_map(|l| l.lines.iter().map(|line| line.function)),
+            )
+            .chain(self.mappings.values().map(|m| m.file))
+            .collect()
+    }
+}
+
+/// A frame of a path as one sortable word: name index, then kind.
+type Frame = u64;
+
+fn frame(name: u32, kind: NodeKind) -> Frame {
+    (u64::from(name) << 8) | kind as u64
+}
+
+fn name_of(frame: Frame) -> u32 {
+    (frame >> 8) as u32
+}
+
+fn kind_of(frame: Frame) -> NodeKind {
+    match frame & 0xff {
+        1 => NodeKind::Kernel,
+        2 => NodeKind::Jit,
+        3 => NodeKind::Process,
+        4 => NodeKind::Pruned,
+        _ => NodeKind::User,
+    }
+}
+
+/// A name before the strings are read.
+enum Pending {
+    /// A literal name (the root's, `[unknown]`).
+    Literal(&'static str),
+    /// A dictionary string.
+    String(i64),
+    /// The `module+0xoffset` name of an unsymbolized location.
+    Offset(Arc<LocationEntry>),
+}
+
+/// Every sample's path, named with [`Pending`] indices.
+struct Paths {
+    /// Pending names, in first-use order; 0 is the root's.
+    pending: Vec<Pending>,
+    /// Each string id's index in `pending`.
+    string_pending: IdMap<u32>,
+    /// Each named location's slot in `location_frames`, by id.
+    location_slot: Numbering,
+    /// Where each named location's frames are in `frames`, root-most first:
+    /// (start, length).
+    location_frames: Vec<(u32, u32)>,
+    frames: Vec<Frame>,
+    /// Every path's frames, one after the other.
+    path_frames: Vec<Frame>,
+    /// Each path: where its frames start in `path_frames`, and its count.
+    paths: Vec<(usize, u64)>,
+}
+
+impl Paths {
+    /// The paths of `traces`, in trace order, so pending names come in
+    /// first-use order.
+    fn of(entries: &Entries, traces: &[(i64, u64)]) -> Self {
+        let locations = entries.locations.len();
+        let mut paths = Paths {
+            pending: Vec::with_capacity(locations + 1),
+            string_pending: IdMap::with_capacity_and_hasher(locations + 1, FastBuild::default()),
+            location_slot: Numbering::for_ids(entries.locations.keys().copied()),
+            location_frames: Vec::with_capacity(locations),
+            frames: Vec::with_capacity(locations),
+            path_frames: Vec::new(),
+            paths: Vec::with_capacity(traces.len()),
+        };
+        paths.pending.push(Pending::Literal("all"));
+        for &(id, count) in traces {
+            if let Some(trace) = entries.traces.get(&id) {
+                paths.add(entries, trace, count);
+            }
+        }
+        paths
+    }
+
+    /// The pending name of string `id`.
+    fn string(&mut self, id: i64) -> u32 {
+        let next = self.pending.len() as u32;
+        let index = *self.string_pending.entry(id).or_insert(next);
+        if index == next {
+            self.pending.push(Pending::String(id));
+        }
+        index
+    }
+
+    /// A pending name of its own.
+    fn other(&mut self, name: Pending) -> u32 {
+        self.pending.push(name);
+        self.pending.len() as u32 - 1
+    }
+
+    /// Adds one trace's path: command, user frames, kernel frames.
+    fn add(&mut self, entries: &Entries, trace: &TraceEntry, count: u64) {
+        self.paths.push((self.path_frames.len(), count));
+        let comm = self.string(trace.comm);
+        self.path_frames.push(frame(comm, NodeKind::Process));
+        for stack in [trace.user, trace.kernel] {
+            let StackRef::Frames(id) = stack else {
+                continue;
+            };
+            let locations = entries.stacks.get(&id).map_or(&[][..], |s| s);
+            for &location in locations.iter().rev() {
+                let (start, len) = self.frames_of(entries, location);
+                self.path_frames
+                    .extend_from_slice(&self.frames[start..start + len]);
+            }
+        }
+    }
+
+    /// Where the frames of location `id` are in `frames`, named on first
+    /// use; a location not resolved is `[unknown]`.
+    fn frames_of(&mut self, entries: &Entries, id: i64) -> (usize, usize) {
+        if let Some(slot) = self.location_slot.get(id) {
+            let (start, len) = self.location_frames[slot];
+            return (start as usize, len as usize);
+        }
+        let start = self.frames.len();
+        match entries.locations.get(&id) {
+            Some(location) if !location.lines.is_empty() => {
+                let kind = location.kind.into();
+                // Outermost first: the caller, then what was inlined into it.
+                for line in location.lines.iter().rev() {
+                    let name = self.string(line.function);
+                    self.frames.push(frame(name, kind));
+                }
+            }
+            Some(location) => {
+                let name = self.other(Pending::Offset(Arc::clone(location)));
+                self.frames.push(frame(name, location.kind.into()));
+            }
+            None => {
+                let name = self.other(Pending::Literal(UNKNOWN));
+                self.frames.push(frame(name, NodeKind::User));
+            }
+        }
+        let len = self.frames.len() - start;
+        self.location_slot.insert(id, self.location_frames.len());
+        self.location_frames.push((start as u32, len as u32));
+        (start, len)
+    }
+
+    /// The frames of path `i`.
+    fn path(&self, i: usize) -> &[Frame] {
+        let start = self.paths[i].0;
+        let end = self
+            .paths
+            .get(i + 1)
+            .map_or(self.path_frames.len(), |p| p.0);
+        &self.path_frames[start..end]
+    }
+
+    /// The names and the nodes in pre-order: pending names interned by
+    /// content, paths renamed, sorted and walked (see the module docs).
+    fn into_tree(mut self, entries: &Entries, strings: &IdMap<Arc<str>>) -> (Vec<String>, Nodes) {
+        let names = Names::of(&self.pending, entries, strings);
+        for f in &mut self.path_frames {
+            *f = frame(names.index[name_of(*f) as usize], kind_of(*f));
+        }
+        let mut order: Vec<usize> = (0..self.paths.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.path(a).cmp(self.path(b)));
+        let mut tree = Tree::new(self.path_frames.len() + 1);
+        // The nodes of the previous path, below the root.
+        let mut at: Vec<u32> = Vec::new();
+        let mut previous: &[Frame] = &[];
+        for i in order {
+            let path = self.path(i);
+            let count = self.paths[i].1;
+            let shared = previous
+                .iter()
+                .zip(path)
+                .take_while(|(a, b)| a == b)
+                .count();
+            at.truncate(shared);
+            for &f in &path[shared..] {
+                let parent = at.last().copied().unwrap_or(0);
+                at.push(tree.node(parent, f));
+            }
+            tree.total[0] += count;
+            for &node in &at {
+                tree.total[node as usize] += count;
+            }
+            tree.self_count[at.last().copied().unwrap_or(0) as usize] += count;
+            previous = path;
+        }
+        (names.names, tree.pre_order())
+    }
+}
+
+/// The names of a tree, each once, in first-use order.
+struct Names {
+    names: Vec<String>,
+    /// Each pending name's index in `names`.
+    index: Vec<u32>,
+}
+
+impl Names {
+    fn of(pending: &[Pending], entries: &Entries, strings: &IdMap<Arc<str>>) -> Self {
+        let string = |id: i64| -> &str { strings.get(&id).map_or(UNKNOWN, |s| s) };
+        let mut by_content: HashMap<Cow<'_, str>, u32, FastBuild> =
+            HashMap::with_capacity_and_hasher(pending.len(), FastBuild::default());
+        let mut names = Vec::with_capacity(pending.len());
+        let mut index = Vec::with_capacity(pending.len());
+        for name in pending {
+            let content = match name {
+                Pending::Literal(s) => Cow::Borrowed(*s),
+                Pending::String(id) => Cow::Borrowed(string(*id)),
+                Pending::Offset(location) => {
+                    Cow::Owned(offset_name(location, &entries.mappings, string))
+                }
+            };
+            let next = names.len() as u32;
+            let i = *by_content.entry(content.clone()).or_insert(next);
+            if i == next {
+                names.push(content.into_owned());
+            }
+            index.push(i);
+        }
+        Names { names, index }
+    }
+}
+
+/// How an unsymbolized location is named: `module+0xoffset` in its
+/// mapping, else `[unknown]` (as `Profile::location_name` names it).
+fn offset_name<'s>(
+    location: &LocationEntry,
+    mappings: &IdMap<MappingEntry>,
+    string: impl Fn(i64) -> &'s str,
+) -> String {
+    let Some(id) = location.mapping else {
+        return UNKNOWN.to_string();
+    };
+    let mapping = match mappings.get(&id) {
+        Some(m) => Mapping {
+            start: m.start,
+            limit: m.limit,
+            offset: m.offset,
+            file: string(m.file).to_string(),
+            build_id: None,
+        },
+        None => Mapping {
+            start: 0,
+            limit: 0,
+            offset: 0,
+            file: UNKNOWN.to_string(),
+            build_id: None,
+        },
+    };
+    mapping.offset_name(location.address)
+}
+
+/// The nodes as made, in flat arrays; 0 is the root.
+struct Tree {
+    frame: Vec<Frame>,
+    parent: Vec<u32>,
+    self_count: Vec<u64>,
+    total: Vec<u64>,
+}
+
+impl Tree {
+    fn new(capacity: usize) -> Self {
+        let mut tree = Tree {
+            frame: Vec::with_capacity(capacity),
+            parent: Vec::with_capacity(capacity),
+            self_count: Vec::with_capacity(capacity),
+            total: Vec::with_capacity(capacity),
+        };
+        tree.node(0, frame(0, NodeKind::Process));
+        tree
+    }
+
+    /// A new node under `parent`.
+    fn node(&mut self, parent: u32, frame: Frame) -> u32 {
+        self.frame.push(frame);
+        self.parent.push(parent);
+        self.self_count.push(0);
+        self.total.push(0);
+        self.frame.len() as u32 - 1
+    }
+
+    /// The nodes in pre-order, children by descending total, then by first
+    /// appearance of their name, then by kind (siblings differ in one or
+    /// the other, so the order is the same however the nodes were made).
+    fn pre_order(self) -> Nodes {
+        let n = self.frame.len();
+        // Children lists as one array: kids[first[p]..first[p + 1]].
+        let mut first = vec![0usize; n + 1];
+        for &p in &self.parent[1..] {
+            first[p as usize + 1] += 1;
+        }
+        for i in 0..n {
+            first[i + 1] += first[i];
+        }
+        let mut fill = first.clone();
+        let mut kids = vec![0u32; n.saturating_sub(1)];
+        for (child, &p) in self.parent.iter().enumerate().skip(1) {
+            kids[fill[p as usize]] = child as u32;
+            fill[p as usize] += 1;
+        }
+        let mut out = Nodes {
+            name: Vec::with_capacity(n),
+            parent: Vec::with_capacity(n),
+            self_count: Vec::with_capacity(n),
+            total: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+        };
+        let mut todo: Vec<(u32, i64)> = vec![(0, -1)];
+        while let Some((at, parent)) = todo.pop() {
+            let at = at as usize;
+            let index = out.name.len() as i64;
+            out.name.push(name_of(self.frame[at]));
+            out.parent.push(parent);
+            out.self_count.push(self.self_count[at]);
+            out.total.push(self.total[at]);
+            out.kind.push(kind_of(self.frame[at]) as u8);
+            let children = &mut kids[first[at]..first[at + 1]];
+            // Popped from the end: push the smallest first so the largest comes next.
+            children.sort_unstable_by_key(|&c| {
+                let c = c as usize;
+                (
+                    self.total[c],
+                    Reverse(name_of(self.frame[c])),
+                    Reverse(kind_of(self.frame[c]) as u8),
+                )
+            });
+            todo.extend(children.iter().map(|&c| (c, index)));
+        }
+        out
+    }
+}

@@ -1,0 +1,129 @@
+//! The flame tree built straight from the dictionaries is the tree
+//! `FlameTree::from_profile` builds from the merged profile, whatever the
+//! frames: inlined functions, unsymbolized addresses with and without a
+//! mapping, kernel and JIT frames, missed stacks, names shared by different
+//! locations, kinds and commands, and names equal to an address's name.
+
+mod common;
+
+use common::*;
+use scorch_formats::flame::FlameTree;
+use scorch_formats::{
+    FrameKind, Line, Location, Mapping, Measure, Meta, Profile, ProfileBuilder, Sample, Stack,
+};
+use scorch_store::{Query, Store, StoreOptions};
+
+/// A window whose frames collide by name in every way the tree cares about.
+fn tricky(seed: u64) -> Profile {
+    let mut rng = Rng::new(seed);
+    let mut b = ProfileBuilder::new(Meta {
+        frequency_hz: Some(99),
+        ..Meta::default()
+    });
+    let app = b.mapping(Mapping {
+        start: 0x1000,
+        limit: 0x9000,
+        offset: 0x200,
+        file: "/usr/bin/app".into(),
+        build_id: Some("b1d".into()),
+    });
+    let line = |f: &str| Line {
+        function: f.to_string(),
+        file: Some("src/x.c".into()),
+        line: Some(7),
+    };
+    let locations: Vec<usize> = [
+        // Unsymbolized in a mapping: named `app+0x…`.
+        (0x1010, Some(app), FrameKind::User, vec![]),
+        (0x1020, Some(app), FrameKind::User, vec![]),
+        // Unsymbolized without a mapping: `[unknown]`.
+        (0x77, None, FrameKind::User, vec![]),
+        (0x78, None, FrameKind::Jit, vec![]),
+        // A function named as an unsymbolized address is.
+        (0x2000, Some(app), FrameKind::User, vec![line("app+0x210")]),
+        // The same name at two locations, and in two kinds.
+        (0x2010, Some(app), FrameKind::User, vec![line("parse")]),
+        (0x2020, Some(app), FrameKind::User, vec![line("parse")]),
+        (0x2030, None, FrameKind::Kernel, vec![line("parse")]),
+        (0x2040, None, FrameKind::Jit, vec![line("[unknown]")]),
+        // Inlined functions, one named as the command.
+        (
+            0x2050,
+            Some(app),
+            FrameKind::User,
+            vec![line("inner"), line("web"), line("outer")],
+        ),
+        (0x2060, Some(app), FrameKind::User, vec![line("main")]),
+        (0x3000, None, FrameKind::Kernel, vec![line("schedule")]),
+    ]
+    .into_iter()
+    .map(|(address, mapping, kind, lines)| {
+        b.location(Location {
+            address,
+            mapping,
+            kind,
+            lines,
+        })
+    })
+    .collect();
+    for _ in 0..60 {
+        let depth = 1 + rng.below(6) as usize;
+        let mut user = vec![locations[10]];
+        user.extend((0..depth).map(|_| locations[rng.below(10) as usize]));
+        let kernel = match rng.below(4) {
+            0 => Stack::Absent,
+            1 => Stack::Missed,
+            _ => Stack::Frames(vec![locations[11], locations[7]]),
+        };
+        b.sample(Sample {
+            pid: 1 + rng.below(2) as u32,
+            tid: None,
+            comm: ["web", "parse", "app+0x210"][rng.below(3) as usize].into(),
+            user: Stack::Frames(user),
+            kernel,
+            count: 1 + rng.below(9),
+        });
+    }
+    b.build()
+}
+
+fn assert_same_tree(store: &Store, query: &Query) {
+    let profile = store.query(query).unwrap();
+    let expected = FlameTree::from_profile(&profile, query.from_unix_ns, query.until_unix_ns);
+    let (tree, windows) = store.flame_tree_with_window_set(query).unwrap();
+    assert_eq!(windows, store.window_set(query).unwrap());
+    assert!(expected.nodes.name.len() > 1, "an empty tree proves little");
+    // Equal trees are equal JSON: serialising is a function of the tree.
+    assert_eq!(tree, expected);
+}
+
+#[test]
+fn the_tree_from_the_dictionaries_is_the_tree_of_the_merged_profile() {
+    let dir = TempDir::new("flame");
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let mut windows = Vec::new();
+    for i in 0..8 {
+        windows.push(window(i, labels(&[("comm", "tricky")]), tricky(i)));
+        windows.push(window(i, labels(&[("comm", "worker")]), profile(i, 200)));
+    }
+    store.write_windows(&windows).unwrap();
+    let all = Query::range(T0, T0 + 8 * TEN_S);
+    // Cold dictionary cache, then warm.
+    assert_same_tree(&store, &all);
+    assert_same_tree(&store, &all);
+    assert_same_tree(&store, &all.clone().label("comm", "tricky"));
+    assert_same_tree(&store, &Query::range(T0 + TEN_S, T0 + 3 * TEN_S));
+    // Nothing in the range: the empty tree, as from an empty profile.
+    let empty = Query::range(T0 + 100 * TEN_S, T0 + 101 * TEN_S);
+    let (tree, _) = store.flame_tree_with_window_set(&empty).unwrap();
+    let expected = FlameTree::from_profile(
+        &store.query(&empty).unwrap(),
+        empty.from_unix_ns,
+        empty.until_unix_ns,
+    );
+    assert_eq!(tree, expected);
+    // Another measure: its own period.
+    let off = Query::range(T0, T0 + 8 * TEN_S).measure(Measure::OffCpuNanoseconds);
+    let (tree, _) = store.flame_tree_with_window_set(&off).unwrap();
+    assert_eq!(tree.meta.period_ns, 1);
+}
