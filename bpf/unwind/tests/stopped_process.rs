@@ -194,6 +194,46 @@ fn without_tables(space: &AddressSpace) -> AddressSpace {
     )
 }
 
+/// One stop of a traced workload, unwound and named.
+struct UnwoundStop {
+    regs: Registers,
+    stack: StackSnapshot,
+    unwound: Unwound,
+    named: Vec<Named>,
+}
+
+/// `wanted` stops whose innermost function is `leaf`, 20 ms apart. On a
+/// loaded machine a stop can still land in the `printf` of "ready", which
+/// the workload's first call of its spinning function makes: such stops
+/// are skipped (at most 50 are taken in all).
+fn stops_in(traced: &Traced, space: &AddressSpace, leaf: &str, wanted: usize) -> Vec<UnwoundStop> {
+    let mut stops = Vec::new();
+    let mut last = Vec::new();
+    for _ in 0..50 {
+        let (regs, stack) = traced.capture();
+        let unwound = unwind(regs, space, &stack, 127);
+        let named = name(&unwound.frames, space);
+        if named.first().is_some_and(|n| n.function == leaf) {
+            stops.push(UnwoundStop {
+                regs,
+                stack,
+                unwound,
+                named,
+            });
+            if stops.len() == wanted {
+                return stops;
+            }
+        } else {
+            last = named;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!(
+        "only {} of 50 stops were in {leaf}; the last other: {last:#?}",
+        stops.len()
+    );
+}
+
 /// Index of the first frame at or after `from` whose function starts with `prefix`.
 fn position(named: &[Named], from: usize, prefix: &str) -> Option<usize> {
     named[from..]
@@ -243,21 +283,16 @@ fn unwinds_a_comparator_through_libc_to_main() {
         "libc has no table: {:?}",
         space.mappings()
     );
-    for _ in 0..5 {
-        let (regs, stack) = traced.capture();
-        let unwound = unwind(regs, &space, &stack, 127);
-        let named = name(&unwound.frames, &space);
-        assert_eq!(named[0].function, "compare", "{named:#?}");
-        check_chain_from_compare(&named, &unwound, 0);
+    for stop in stops_in(&traced, &space, "compare", 5) {
+        check_chain_from_compare(&stop.named, &stop.unwound, 0);
 
         // Frame pointers alone lose the chain in code built without them.
-        let fp = unwind(regs, &without_tables(&space), &stack, 127);
+        let fp = unwind(stop.regs, &without_tables(&space), &stop.stack, 127);
         let fp_named = name(&fp.frames, &space);
         assert!(
             !fp_named.iter().any(|n| n.function == "main"),
             "frame pointers reached main: the test proves nothing: {fp_named:#?}"
         );
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -267,26 +302,22 @@ fn unwinds_through_a_signal_frame() {
     let traced = Traced::start(&exe, &["signal"]);
     let mut cache = TableCache::new();
     let space = AddressSpace::of_process(traced.pid() as u32, &mut cache).unwrap();
-    for _ in 0..3 {
-        let (regs, stack) = traced.capture();
-        let unwound = unwind(regs, &space, &stack, 127);
-        let named = name(&unwound.frames, &space);
-        assert_eq!(named[0].function, "handler", "{named:#?}");
+    for stop in stops_in(&traced, &space, "handler", 3) {
+        let named = &stop.named;
         let signal = named
             .iter()
             .position(|n| n.method == Method::Signal)
             .unwrap_or_else(|| panic!("no signal frame: {named:#?}"));
         // handler returns into __restore_rt, which is libc's.
         assert_eq!(named[signal - 1].file, "libc.so.6", "{named:#?}");
-        let compare = position(&named, signal, "compare")
+        let compare = position(named, signal, "compare")
             .unwrap_or_else(|| panic!("compare not found past the signal frame: {named:#?}"));
         // raise and what it calls are libc's.
         assert!(
             named[signal..compare].iter().all(|n| n.file == "libc.so.6"),
             "{named:#?}"
         );
-        check_chain_from_compare(&named, &unwound, compare);
-        std::thread::sleep(Duration::from_millis(20));
+        check_chain_from_compare(named, &stop.unwound, compare);
     }
 }
 
