@@ -77,6 +77,65 @@ pub struct Nodes {
     pub kind: Vec<u8>,
 }
 
+impl Nodes {
+    /// The nodes of a tree given by parent links (node 0 is the root), in
+    /// pre-order: children by descending total, then by first appearance of
+    /// their name (a smaller name id first), then by kind, so the order is
+    /// the same however the tree was built.
+    pub fn in_pre_order(
+        parent: &[u32],
+        self_count: &[u64],
+        total: &[u64],
+        name: impl Fn(usize) -> u32,
+        kind: impl Fn(usize) -> u8,
+    ) -> Nodes {
+        let n = parent.len();
+        // Children lists as one array: kids[first[p]..first[p + 1]].
+        let mut first = vec![0usize; n + 1];
+        for &p in parent.iter().skip(1) {
+            first[p as usize + 1] += 1;
+        }
+        for i in 0..n {
+            first[i + 1] += first[i];
+        }
+        let mut fill = first.clone();
+        let mut kids = vec![0u32; n.saturating_sub(1)];
+        for (child, &p) in parent.iter().enumerate().skip(1) {
+            kids[fill[p as usize]] = child as u32;
+            fill[p as usize] += 1;
+        }
+        let mut out = Nodes {
+            name: Vec::with_capacity(n),
+            parent: Vec::with_capacity(n),
+            self_count: Vec::with_capacity(n),
+            total: Vec::with_capacity(n),
+            kind: Vec::with_capacity(n),
+        };
+        let mut todo: Vec<(u32, i64)> = if n == 0 { Vec::new() } else { vec![(0, -1)] };
+        while let Some((at, up)) = todo.pop() {
+            let at = at as usize;
+            let index = out.name.len() as i64;
+            out.name.push(name(at));
+            out.parent.push(up);
+            out.self_count.push(self_count[at]);
+            out.total.push(total[at]);
+            out.kind.push(kind(at));
+            let children = &mut kids[first[at]..first[at + 1]];
+            // Popped from the end: push the smallest first so the largest comes next.
+            children.sort_unstable_by_key(|&c| {
+                let c = c as usize;
+                (
+                    total[c],
+                    std::cmp::Reverse(name(c)),
+                    std::cmp::Reverse(kind(c)),
+                )
+            });
+            todo.extend(children.iter().map(|&c| (c, index)));
+        }
+        out
+    }
+}
+
 /// The flame-graph tree as the page's API serves it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlameTree {

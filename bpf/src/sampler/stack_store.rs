@@ -11,7 +11,7 @@
 use libbpf_rs::MapHandle;
 use libbpf_sys as sys;
 
-use super::codegen::{bump, fd, key_field, FP_SCRATCH, KEY_KSTACK, KEY_USTACK};
+use super::codegen::{bump, fd, key_field, lookup_scratch, FP_SCRATCH, KEY_KSTACK, KEY_USTACK};
 use super::{Counter, MAX_DEPTH};
 use crate::insn::R10;
 use crate::insn::{Alu, Asm, Cond, Insn, Label, Size, R0, R1, R2, R3, R4, R6, R9};
@@ -128,12 +128,7 @@ pub(super) fn emit_get_stack(
     let absent = asm.label();
     let end = asm.label();
     asm.emit([Insn::store_imm(Size::W, R10, FP_SCRATCH, 0)]);
-    asm.emit(Insn::ld_map_fd(R1, fd(scratch)));
-    asm.emit([
-        Insn::mov64_reg(R2, R10),
-        Insn::alu64_imm(Alu::Add, R2, FP_SCRATCH as i32),
-        Insn::call(sys::BPF_FUNC_map_lookup_elem),
-    ]);
+    lookup_scratch(asm, scratch);
     asm.jump(Insn::jmp_imm(Cond::Eq, R0, 0, 0), absent);
     asm.emit([
         Insn::mov64_reg(R9, R0),

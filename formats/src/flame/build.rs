@@ -1,7 +1,6 @@
 //! Building the tree from a profile's samples.
 
 use std::borrow::Cow;
-use std::cmp::Reverse;
 use std::collections::HashMap;
 
 use crate::fast_hash::FastBuild;
@@ -151,49 +150,13 @@ impl<'a> Builder<'a> {
     /// The names and the nodes in pre-order, children by descending total
     /// (then by first appearance of their name, then by kind).
     fn finish(self) -> (Vec<String>, Nodes) {
-        let n = self.name.len();
-        // Children lists as one array: kids[first[p]..first[p + 1]].
-        let mut first = vec![0usize; n + 1];
-        for &p in &self.parent[1..] {
-            first[p as usize + 1] += 1;
-        }
-        for i in 0..n {
-            first[i + 1] += first[i];
-        }
-        let mut fill = first.clone();
-        let mut kids = vec![0u32; n.saturating_sub(1)];
-        for (child, &p) in self.parent.iter().enumerate().skip(1) {
-            kids[fill[p as usize]] = child as u32;
-            fill[p as usize] += 1;
-        }
-        let mut out = Nodes {
-            name: Vec::with_capacity(n),
-            parent: Vec::with_capacity(n),
-            self_count: Vec::with_capacity(n),
-            total: Vec::with_capacity(n),
-            kind: Vec::with_capacity(n),
-        };
-        let mut todo: Vec<(u32, i64)> = vec![(0, -1)];
-        while let Some((at, parent)) = todo.pop() {
-            let at = at as usize;
-            let index = out.name.len() as i64;
-            out.name.push(self.name[at]);
-            out.parent.push(parent);
-            out.self_count.push(self.self_count[at]);
-            out.total.push(self.total[at]);
-            out.kind.push(self.kind[at] as u8);
-            let children = &mut kids[first[at]..first[at + 1]];
-            // Popped from the end: push the smallest first so the largest comes next.
-            children.sort_unstable_by_key(|&c| {
-                let c = c as usize;
-                (
-                    self.total[c],
-                    Reverse(self.name[c]),
-                    Reverse(self.kind[c] as u8),
-                )
-            });
-            todo.extend(children.iter().map(|&c| (c, index)));
-        }
+        let out = Nodes::in_pre_order(
+            &self.parent,
+            &self.self_count,
+            &self.total,
+            |at| self.name[at],
+            |at| self.kind[at] as u8,
+        );
         let names = self.names.into_iter().map(Cow::into_owned).collect();
         (names, out)
     }
