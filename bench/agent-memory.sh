@@ -8,8 +8,8 @@
 # Prints, after D seconds: the agent's RSS (anonymous and file pages) and
 # peak RSS, its PSS (file pages shared with the processes that map the same
 # binaries count a share each: what the agent adds to the host), the BPF
-# maps' memory (memlock in /proc/PID/fdinfo, each map
-# once: for maps that allocate as they are used it is what they hold), and
+# maps' memory (memlock in /proc/PID/fdinfo, each map once: from Linux 6.4,
+# for maps that allocate as they are used it is what they hold), and
 # the agent's total against the 64 MiB aim.
 #
 #   bench/agent-memory.sh            # D=60

@@ -181,6 +181,57 @@ fn kernel_stacks_are_stored_once_each_and_read_back_whole() {
             "a kernel stack holds a user address: {stack:x?}"
         );
     }
+    // Repeated stacks were found stored already, not taken for collisions.
+    let with_kernel: u64 = snapshot
+        .counts
+        .iter()
+        .filter(|c| matches!(c.kernel, StackId::Id(_)))
+        .map(|c| c.count)
+        .sum();
+    assert!(
+        with_kernel > kernel_ids.len() as u64,
+        "no kernel stack was sampled twice: {:?}",
+        snapshot.counts
+    );
     let counters = sampler.counters().unwrap();
-    assert_eq!(counters.stack_map_full, 0, "{counters:?}");
+    assert_eq!(
+        (counters.stack_map_full, counters.stack_collisions),
+        (0, 0),
+        "{counters:?}"
+    );
+}
+
+#[test]
+fn stacks_no_count_refers_to_are_freed_by_the_second_drain() {
+    // A one-key count map: samples after the first find it full, so the
+    // stacks they stored are referred to by no count.
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        tid_tx.send(unsafe { libc::gettid() } as u32).unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(1500) {
+            std::hint::black_box(std::fs::read("/proc/self/stat").unwrap());
+        }
+    });
+    let mut cfg = config(Target::Tids(vec![tid_rx.recv().unwrap()]));
+    cfg.rate = Rate::Frequency(999);
+    cfg.max_keys = 1;
+    let mut sampler = Sampler::start(&cfg).expect("sampler starts");
+    worker.join().unwrap();
+    sampler.stop();
+    let counters = sampler.counters().unwrap();
+    assert!(counters.count_map_full > 0, "{counters:?}");
+    let first = sampler.drain().unwrap();
+    assert_eq!(first.counts.len(), 1, "{first:?}");
+    let orphans = sampler.held_stacks();
+    assert!(
+        orphans > 0,
+        "no stack outlived its lost count: {counters:?}"
+    );
+    sampler.drain().unwrap();
+    assert_eq!(
+        sampler.held_stacks(),
+        0,
+        "{orphans} stacks no count refers to are still held after two drains"
+    );
 }

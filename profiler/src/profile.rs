@@ -380,8 +380,8 @@ fn report_losses(sampler: &Sampler) -> anyhow::Result<Counters> {
     let losses = sampler.counters()?;
     let missing = losses.stack_map_full + losses.stack_collisions;
     if missing > 0 {
-        // bcc advises only on a full map, but a larger map also makes hash
-        // collisions rarer, so the advice holds for both.
+        // As bcc, which advises only on a full map (collisions of the
+        // 31-bit stack keys are very rare).
         eprintln!(
             "WARNING: {missing} stack traces could not be displayed. Consider increasing --stack-storage-size."
         );

@@ -5,6 +5,8 @@
 //! an `active` switch: the program writes into the active one while user
 //! space drains and clears the other, so no sample falls between windows.
 
+use std::collections::HashSet;
+
 use libbpf_rs::{MapCore, MapFlags, MapHandle, MapType};
 
 use super::allocation::hash_map_flags;
@@ -24,6 +26,8 @@ pub(super) struct Buffer {
     /// Kernel stacks by hash.
     pub(super) kernel_stacks: MapHandle,
     pub(super) counts: MapHandle,
+    /// User and kernel stack ids no count referred to at the last drain.
+    pub(super) unreferenced: [HashSet<u32>; 2],
 }
 
 /// The maps of the in-kernel unwinder, shared by both buffers.
@@ -58,7 +62,7 @@ impl Unwind {
 pub(super) enum Buffers {
     Single(Buffer),
     Double {
-        pair: [Buffer; 2],
+        pair: Box<[Buffer; 2]>,
         active: MapHandle,
     },
 }
@@ -130,6 +134,7 @@ impl Buffer {
         Ok(Self {
             user_stacks: stacks("u")?,
             kernel_stacks: stacks("k")?,
+            unreferenced: Default::default(),
             counts: create_hash(
                 &format!("scorch_counts{suffix}"),
                 KEY_SIZE as u32,
@@ -152,7 +157,7 @@ impl Maps {
         let buffers = if config.double_buffered {
             let active = create(MapType::Array, "scorch_active", 4, 4, 1)?;
             Buffers::Double {
-                pair: [Buffer::create(config, "_a")?, Buffer::create(config, "_b")?],
+                pair: Box::new([Buffer::create(config, "_a")?, Buffer::create(config, "_b")?]),
                 active,
             }
         } else {
@@ -181,7 +186,10 @@ impl Maps {
             None
         };
         let starts = match &config.off_cpu {
-            Some(off_cpu) => Some(create_hash(
+            // Preallocated: an entry is added at every switch-out and freed
+            // at the switch-in, often on another CPU.
+            Some(off_cpu) => Some(create(
+                MapType::Hash,
                 "scorch_offcpu",
                 4,
                 START_SIZE,

@@ -1,9 +1,9 @@
 //! The sampling profiler's BPF side.
 //!
 //! One program runs on every cpu-clock sample on every CPU. It drops samples
-//! outside the target (idle, other processes or threads) and records the
-//! kernel and user stacks of the rest with `bpf_get_stackid` into a
-//! `STACK_TRACE` map, counting each distinct
+//! outside the target (idle, other processes or threads) and stores the
+//! kernel and user stacks of the rest in hash maps under a hash of their
+//! addresses (`stack_store`), counting each distinct
 //! `(pid, tid, user stack, kernel stack, comm)` in a hash. Failures (stack
 //! map full, hash collisions, count map full) are counted per CPU so the
 //! user hears about every lost stack.
@@ -21,11 +21,10 @@
 //! reads a snapshot works unchanged.
 //!
 //! User stacks are walked either by the kernel's frame-pointer walk
-//! (`bpf_get_stackid`) or, with [`UserUnwind::Tables`], by an unwinder of
+//! (`bpf_get_stack`) or, with [`UserUnwind::Tables`], by an unwinder of
 //! our own (`unwinder`) over `.eh_frame` tables that user space loads
-//! into maps per file and per process (`tables`); it stores each stack
-//! in a hash map of its own, which [`Sampler::drain`] merges into the
-//! snapshot like any other stack.
+//! into maps per file and per process (`tables`); both store the stack the
+//! same way.
 
 mod allocation;
 mod codegen;
@@ -134,7 +133,7 @@ const COUNTERS: u32 = 9;
 /// How user stacks are walked.
 #[derive(Debug, Clone)]
 pub enum UserUnwind {
-    /// The kernel's frame-pointer walk (`bpf_get_stackid`).
+    /// The kernel's frame-pointer walk (`bpf_get_stack`).
     FramePointers,
     /// The in-kernel unwinder over tables built from `.eh_frame`, falling
     /// back to frame pointers (counted) where a mapping has none.
@@ -178,7 +177,7 @@ impl Counters {
 /// A stack id as the BPF program recorded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StackId {
-    /// Index into the stack map.
+    /// Key of [`Snapshot::stacks`] (numbered by each drain).
     Id(u32),
     /// No such stack (or not collected): `-EFAULT` from the helper.
     Absent,
@@ -379,7 +378,7 @@ impl Sampler {
     /// keeps sampling; single-buffered, call it after [`Self::stop`] (or
     /// accept that samples counted while draining may be lost).
     pub fn drain(&mut self) -> Result<Snapshot> {
-        let buffer = match &self.maps.buffers {
+        let buffer = match &mut self.maps.buffers {
             Buffers::Single(only) => only,
             Buffers::Double { pair, active } => {
                 let next = 1 - self.active;
@@ -389,10 +388,23 @@ impl Sampler {
                 let drained = self.active as usize;
                 self.active = next;
                 std::thread::sleep(SWITCH_GRACE);
-                &pair[drained]
+                &mut pair[drained]
             }
         };
         drain_buffer(buffer, self.maps.starts.as_ref())
+    }
+
+    /// Stacks the maps hold now, of both kinds in every buffer: those the
+    /// counts of the next drains refer to, and any no count refers to yet.
+    pub fn held_stacks(&self) -> usize {
+        let buffers: Vec<&Buffer> = match &self.maps.buffers {
+            Buffers::Single(only) => vec![only],
+            Buffers::Double { pair, .. } => pair.iter().collect(),
+        };
+        buffers
+            .iter()
+            .map(|b| b.user_stacks.keys().count() + b.kernel_stacks.keys().count())
+            .sum()
     }
 
     /// Pids sampled since the last call (requires `track_pids`).
@@ -510,7 +522,7 @@ fn load_off_cpu_program(
 /// Off CPU, a thread that left the CPU holds its stack ids in the start
 /// map until it comes back, and its wait is counted only then: those
 /// stacks stay in the stack maps for the drain that will see that count.
-fn drain_buffer(buffer: &Buffer, starts: Option<&MapHandle>) -> Result<Snapshot> {
+fn drain_buffer(buffer: &mut Buffer, starts: Option<&MapHandle>) -> Result<Snapshot> {
     let keys: Vec<Vec<u8>> = buffer.counts.keys().collect();
     let mut snapshot = Snapshot::default();
     for key in &keys {
@@ -550,15 +562,49 @@ fn drain_buffer(buffer: &Buffer, starts: Option<&MapHandle>) -> Result<Snapshot>
         let _ = buffer.counts.delete(key);
     }
     let (waiting_user, waiting_kernel) = starts.map(waiting_stacks).unwrap_or_default();
-    for (ids, map, waiting) in [
-        (user_ids, &buffer.user_stacks, waiting_user),
-        (kernel_ids, &buffer.kernel_stacks, waiting_kernel),
+    let [user_left, kernel_left] = &mut buffer.unreferenced;
+    for (ids, map, waiting, left) in [
+        (user_ids, &buffer.user_stacks, waiting_user, user_left),
+        (
+            kernel_ids,
+            &buffer.kernel_stacks,
+            waiting_kernel,
+            kernel_left,
+        ),
     ] {
         for id in ids.keys().filter(|id| !waiting.contains(id)) {
             let _ = map.delete(&id.to_ne_bytes());
         }
+        *left = sweep(map, ids, &waiting, left);
     }
     Ok(snapshot)
+}
+
+/// Deletes the stacks of `map` that no count has referred to since the
+/// drain before (`before`) and no waiting thread holds: stored for a
+/// sample whose count found its map full, or at the switch-out of a wait
+/// shorter than the minimum. Returns those found unreferenced for the
+/// first time, kept a drain longer (a count may be on its way).
+fn sweep(
+    map: &MapHandle,
+    referenced: &HashMap<u32, Option<u32>>,
+    waiting: &HashSet<u32>,
+    before: &HashSet<u32>,
+) -> HashSet<u32> {
+    let unreferenced: Vec<u32> = map
+        .keys()
+        .filter_map(|key| Some(u32::from_ne_bytes(key.as_slice().try_into().ok()?)))
+        .filter(|id| !referenced.contains_key(id) && !waiting.contains(id))
+        .collect();
+    let mut kept = HashSet::new();
+    for id in unreferenced {
+        if before.contains(&id) {
+            let _ = map.delete(&id.to_ne_bytes());
+        } else {
+            kept.insert(id);
+        }
+    }
+    kept
 }
 
 /// The user and kernel stack ids that threads off CPU hold in the start

@@ -3,10 +3,11 @@
 //! Every stack, kernel or user, from `bpf_get_stack` or the unwinder, goes
 //! into a hash map keyed by 31 bits of its 64-bit FNV-1a hash; the value is
 //! the addresses (zero after the last) and then the whole hash, which tells
-//! two stacks whose keys collide apart. Unlike the kernel's stack-trace
-//! maps, these maps can allocate entries as they are used
+//! two stacks whose keys collide apart (the second is then counted as a
+//! collision, as rare as two equal 31-bit keys). Unlike the kernel's
+//! stack-trace maps, these maps can allocate entries as they are used
 //! ([`super::allocation`]), so memory follows the stacks seen, not the
-//! capacity, and a stack never loses a hash bucket to another.
+//! capacity.
 
 use libbpf_rs::MapHandle;
 use libbpf_sys as sys;

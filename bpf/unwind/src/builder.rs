@@ -366,6 +366,10 @@ impl CountedTable {
                 sink(chunk)
             }
         })?;
+        debug_assert_eq!(
+            left, 0,
+            "the writing walk gave fewer rows than were counted"
+        );
         Ok(())
     }
 

@@ -203,9 +203,9 @@ struct UnwoundStop {
 }
 
 /// `wanted` stops whose innermost function is `leaf`, 20 ms apart. On a
-/// loaded machine a stop can still land in the `printf` of "ready", which
-/// the workload's first call of its spinning function makes: such stops
-/// are skipped (at most 50 are taken in all).
+/// loaded machine a stop can still land in libc, in the `printf` of
+/// "ready" that `leaf` makes before it spins: such stops are skipped (at
+/// most 50 are taken in all); a stop anywhere else fails.
 fn stops_in(traced: &Traced, space: &AddressSpace, leaf: &str, wanted: usize) -> Vec<UnwoundStop> {
     let mut stops = Vec::new();
     let mut last = Vec::new();
@@ -213,7 +213,14 @@ fn stops_in(traced: &Traced, space: &AddressSpace, leaf: &str, wanted: usize) ->
         let (regs, stack) = traced.capture();
         let unwound = unwind(regs, space, &stack, 127);
         let named = name(&unwound.frames, space);
-        if named.first().is_some_and(|n| n.function == leaf) {
+        let in_leaf = named.iter().position(|n| n.function == leaf);
+        let in_libc_called_by_leaf =
+            in_leaf.is_some_and(|at| named[..at].iter().all(|n| n.file == "libc.so.6"));
+        assert!(
+            in_libc_called_by_leaf,
+            "stopped outside {leaf} and the libc calls it makes: {named:#?}"
+        );
+        if in_leaf == Some(0) {
             stops.push(UnwoundStop {
                 regs,
                 stack,
