@@ -75,9 +75,14 @@ pub fn run(args: &ProfileArgs) -> anyhow::Result<()> {
     signals::install();
     let start_wall = SystemTime::now();
     let mut sampler = prepare_sampler(&config, args.unwind, &target)?;
-    // Tables go in before the first sample, so every stack is complete.
+    // The targets' tables go in before the first sample, so every stack is
+    // complete. The whole host's are loaded as each process is first
+    // sampled (its first samples walk frame pointers, counted), so
+    // sampling starts at once.
     let mut tables = TableReport::default();
-    tables.add_targets(sampler.load_target_tables());
+    if target != Target::All {
+        tables.add_targets(sampler.load_target_tables());
+    }
     sampler.attach(&config)?;
     let text_to_stdout = outputs
         .iter()
@@ -197,9 +202,12 @@ fn off_cpu(args: &ProfileArgs) -> anyhow::Result<Option<OffCpu>> {
     }))
 }
 
-/// Unwind table capacity of a `profile` run: rows (16 bytes each, 8 MiB
-/// preallocated; libc has 28k) and processes (allocated as loaded).
+/// Unwind table capacity of a `profile` run: rows (16 bytes each,
+/// preallocated; libc has 28k), 8 MiB for chosen processes and 16 MiB (as
+/// the agent's default) for the whole host, and processes (allocated as
+/// loaded).
 const UNWIND_ROWS: u32 = 1 << 19;
+const UNWIND_ROWS_WHOLE_HOST: u32 = 1 << 20;
 const UNWIND_PROCESSES: u32 = 1024;
 /// How often the tables of exited processes are freed, and files no
 /// process was sampled in since the round before become evictable, so a
@@ -208,13 +216,15 @@ const TABLE_ROUND: Duration = Duration::from_secs(1);
 
 /// How the sampler walks user stacks for `--unwind` on `target`.
 fn user_unwind(arg: UnwindArg, target: &Target) -> UserUnwind {
-    let tables = UserUnwind::Tables {
-        rows: UNWIND_ROWS,
-        processes: UNWIND_PROCESSES,
-    };
-    match (arg, target) {
-        (UnwindArg::Fp, _) | (UnwindArg::Auto, Target::All) => UserUnwind::FramePointers,
-        (UnwindArg::Dwarf, _) | (UnwindArg::Auto, _) => tables,
+    match arg {
+        UnwindArg::Fp => UserUnwind::FramePointers,
+        UnwindArg::Dwarf | UnwindArg::Auto => UserUnwind::Tables {
+            rows: match target {
+                Target::All => UNWIND_ROWS_WHOLE_HOST,
+                Target::Pids(_) | Target::Tids(_) => UNWIND_ROWS,
+            },
+            processes: UNWIND_PROCESSES,
+        },
     }
 }
 
@@ -485,6 +495,10 @@ impl TableReport {
                 self.skipped.len(),
                 named.join("; ")
             )
+        } else if counters.user_without_tables * 2 >= fell_back {
+            return Some(format!(
+                "warning: {what}: most were sampled before their process's tables were loaded, which happens when it is first sampled; short-lived processes and short profiles see more of these (profile a process with -p to load its tables before sampling starts)"
+            ));
         } else {
             "the sampled code has no call frame information (JIT code, or built with -fno-asynchronous-unwind-tables)".to_string()
         };

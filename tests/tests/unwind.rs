@@ -3,7 +3,8 @@
 //! either). With `--unwind dwarf` the folded stacks reach `main`; with
 //! `--unwind fp` they stop in libc. Code without tables is reported. C++
 //! through libstdc++, a chain mixing code with and without frame pointers,
-//! and a process started while the whole host is profiled unwind too.
+//! and a process started while the whole host is profiled unwind too, as
+//! the whole host does by default.
 
 mod common;
 
@@ -176,7 +177,7 @@ fn dwarf_walks_a_chain_mixing_frame_pointers_and_tables() {
 }
 
 /// Whether process `pid` has a perf event open: scorch opens its sampling
-/// events once the tables of the processes already running are loaded.
+/// events once its maps and program are ready.
 fn sampling(pid: u32) -> bool {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return false;
@@ -221,6 +222,32 @@ fn dwarf_loads_the_tables_of_a_process_started_during_a_host_profile() {
         .collect();
     // Its first samples walk frame pointers (cut short at compare) until its
     // tables are loaded, a tick after it is first sampled; then the rest.
+    let total = count(&stacks, |_| true);
+    let complete = count(&stacks, chains::qsort_complete);
+    assert!(
+        total >= 100 && complete * 4 >= total * 3,
+        "{complete} of {total} stacks reach main: {stacks:?}\n{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn a_whole_host_profile_unwinds_with_tables_by_default() {
+    require_root();
+    let _cpu = cpu_lock();
+    // A copy under a name of its own: every process on the host is sampled.
+    let exe = qsort_spin_nofp().with_file_name("qsort_spin_host");
+    std::fs::copy(qsort_spin_nofp(), &exe).expect("copy of qsort_spin_nofp");
+    let workload = Workload::start(&exe, &[]);
+    let out = run(&["profile", "-F", "199", "-U", "-f", "2"]);
+    drop(workload);
+    assert!(out.status.success(), "{}", describe(&out));
+    let stacks: Vec<(String, u64)> = folded(&String::from_utf8_lossy(&out.stdout))
+        .into_iter()
+        .filter(|(s, _)| s.starts_with("qsort_spin_host;"))
+        .collect();
+    // Its tables are loaded when it is first sampled; the samples of that
+    // first tick walk frame pointers and stop at compare.
     let total = count(&stacks, |_| true);
     let complete = count(&stacks, chains::qsort_complete);
     assert!(
