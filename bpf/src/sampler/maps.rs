@@ -93,10 +93,10 @@ fn create(ty: MapType, name: &str, key: u32, value: u32, entries: u32) -> Result
     create_with_flags(ty, name, key, value, entries, 0)
 }
 
-/// A hash map whose entries are allocated as they are used where the
-/// kernel allows it ([`hash_map_flags`]), so its memory follows what it holds.
-fn create_hash(name: &str, key: u32, value: u32, entries: u32) -> Result<MapHandle> {
-    create_with_flags(MapType::Hash, name, key, value, entries, hash_map_flags())
+/// A hash map created with `flags`: [`hash_map_flags`] allocates its
+/// entries as they are used where the kernel allows it.
+fn create_hash(name: &str, key: u32, value: u32, entries: u32, flags: u32) -> Result<MapHandle> {
+    create_with_flags(MapType::Hash, name, key, value, entries, flags)
 }
 
 fn create_with_flags(
@@ -122,13 +122,14 @@ fn create_with_flags(
 }
 
 impl Buffer {
-    fn create(config: &SamplerConfig, suffix: &str) -> Result<Self> {
+    fn create(config: &SamplerConfig, suffix: &str, hash_flags: u32) -> Result<Self> {
         let stacks = |kind: &str| {
             create_hash(
                 &format!("scorch_{kind}stacks{suffix}"),
                 4,
                 STORED_STACK_SIZE,
                 config.stack_storage_size,
+                hash_flags,
             )
         };
         Ok(Self {
@@ -140,6 +141,7 @@ impl Buffer {
                 KEY_SIZE as u32,
                 8,
                 config.max_keys,
+                hash_flags,
             )?,
         })
     }
@@ -147,6 +149,16 @@ impl Buffer {
 
 impl Maps {
     pub(super) fn create(config: &SamplerConfig, unwind: UserUnwind) -> Result<Self> {
+        Self::create_with(config, unwind, hash_map_flags())
+    }
+
+    /// [`Self::create`] with the stack, count and seen-pids hash maps
+    /// created with `hash_flags`.
+    pub(super) fn create_with(
+        config: &SamplerConfig,
+        unwind: UserUnwind,
+        hash_flags: u32,
+    ) -> Result<Self> {
         let tables = match unwind {
             UserUnwind::FramePointers => None,
             UserUnwind::Tables { rows, processes } => Some(Unwind::with_tables(
@@ -157,11 +169,14 @@ impl Maps {
         let buffers = if config.double_buffered {
             let active = create(MapType::Array, "scorch_active", 4, 4, 1)?;
             Buffers::Double {
-                pair: Box::new([Buffer::create(config, "_a")?, Buffer::create(config, "_b")?]),
+                pair: Box::new([
+                    Buffer::create(config, "_a", hash_flags)?,
+                    Buffer::create(config, "_b", hash_flags)?,
+                ]),
                 active,
             }
         } else {
-            Buffers::Single(Buffer::create(config, "")?)
+            Buffers::Single(Buffer::create(config, "", hash_flags)?)
         };
         let filter = match &config.target {
             Target::All => None,
@@ -181,7 +196,7 @@ impl Maps {
             }
         };
         let seen_pids = if config.track_pids {
-            Some(create_hash("scorch_seen", 4, 8, SEEN_PIDS)?)
+            Some(create_hash("scorch_seen", 4, 8, SEEN_PIDS, hash_flags)?)
         } else {
             None
         };

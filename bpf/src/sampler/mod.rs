@@ -757,6 +757,40 @@ mod tests {
         }
     }
 
+    /// The sampler loads over preallocated hash maps too, as kernels
+    /// before 6.1 require them (root: it loads BPF).
+    #[test]
+    fn the_sampler_loads_over_preallocated_maps() {
+        let config = SamplerConfig {
+            target: Target::All,
+            rate: Rate::Frequency(99),
+            event: Event::CpuClock,
+            cpus: vec![0],
+            user_stacks: true,
+            kernel_stacks: true,
+            include_idle: false,
+            per_thread: false,
+            stack_storage_size: 64,
+            max_keys: 64,
+            double_buffered: true,
+            track_pids: true,
+            off_cpu: None,
+        };
+        for unwind in [
+            UserUnwind::FramePointers,
+            UserUnwind::Tables {
+                rows: 1024,
+                processes: 4,
+            },
+        ] {
+            let maps = Maps::create_with(&config, unwind, 0).expect("maps");
+            let generated = codegen::program(&config, &maps).expect("program");
+            if let Err(e) = load_generated(ProgramType::PerfEvent, "scorch_sample", &generated) {
+                panic!("the sampler does not load over preallocated maps: {e}");
+            }
+        }
+    }
+
     /// The off-CPU program loads both ways (root): as tp_btf, and as the
     /// plain raw tracepoint used where tp_btf does not load.
     #[test]
