@@ -12,8 +12,8 @@ use std::path::Path;
 use std::sync::OnceLock;
 
 use common::{
-    assert_one_warning_about_missing_tables, c_workload, chains, count, folded, guest,
-    mixed_fp_nofp, once_new_spin_nofp, qsort_spin_nocfi, qsort_spin_nofp,
+    assert_one_warning_about_missing_tables, assert_qsort_mostly_complete, c_workload, chains,
+    count, folded, guest, mixed_fp_nofp, once_new_spin_nofp, qsort_spin_nocfi, qsort_spin_nofp,
     rust_workload_without_frame_pointers, scorch,
 };
 
@@ -454,16 +454,6 @@ fn dwarf_unwinding_loads_the_tables_of_a_process_started_during_a_host_profile_o
     // seconds of its CPU time: its first samples walk
     // frame pointers (cut short at compare) until its tables are loaded, a
     // tick after it is first sampled; then the rest reach main.
-    let stacks: Vec<(String, u64)> = runs
-        .stacks("late")
-        .into_iter()
-        .filter(|(s, _)| s.starts_with("qsort_spin_late;"))
-        .collect();
-    let total = count(&stacks, |_| true);
-    let complete = count(&stacks, chains::qsort_complete);
-    assert!(
-        total >= 100 && complete * 4 >= total * 3,
-        "{complete} of {total} stacks reach main on 6.1:\n{}",
-        runs.describe("late")
-    );
+    let context = format!("on 6.1:\n{}", runs.describe("late"));
+    assert_qsort_mostly_complete(&runs.stacks("late"), "qsort_spin_late", &context);
 }

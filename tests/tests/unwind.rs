@@ -12,9 +12,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_one_warning_about_missing_tables, chains, count, cpu_lock, deep_nofp, describe, folded,
-    mixed_fp_nofp, once_new_spin_nofp, qsort_spin_nocfi, qsort_spin_nofp, require_root, run,
-    rust_workload_without_frame_pointers, Workload,
+    assert_one_warning_about_missing_tables, assert_qsort_mostly_complete, chains, count, cpu_lock,
+    deep_nofp, describe, folded, mixed_fp_nofp, once_new_spin_nofp, qsort_spin_nocfi,
+    qsort_spin_nofp, require_root, run, rust_workload_without_frame_pointers, Workload,
 };
 
 /// Folded user stacks of a one-second profile of `pid` with `--unwind mode`.
@@ -216,19 +216,8 @@ fn dwarf_loads_the_tables_of_a_process_started_during_a_host_profile() {
     let out = profiler.wait_with_output().expect("scorch output");
     drop(workload);
     assert!(out.status.success(), "{}", describe(&out));
-    let stacks: Vec<(String, u64)> = folded(&String::from_utf8_lossy(&out.stdout))
-        .into_iter()
-        .filter(|(s, _)| s.starts_with("qsort_spin_late;"))
-        .collect();
-    // Its first samples walk frame pointers (cut short at compare) until its
-    // tables are loaded, a tick after it is first sampled; then the rest.
-    let total = count(&stacks, |_| true);
-    let complete = count(&stacks, chains::qsort_complete);
-    assert!(
-        total >= 100 && complete * 4 >= total * 3,
-        "{complete} of {total} stacks reach main: {stacks:?}\n{}",
-        describe(&out)
-    );
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert_qsort_mostly_complete(&stacks, "qsort_spin_late", &describe(&out));
 }
 
 #[test]
@@ -242,17 +231,6 @@ fn a_whole_host_profile_unwinds_with_tables_by_default() {
     let out = run(&["profile", "-F", "199", "-U", "-f", "2"]);
     drop(workload);
     assert!(out.status.success(), "{}", describe(&out));
-    let stacks: Vec<(String, u64)> = folded(&String::from_utf8_lossy(&out.stdout))
-        .into_iter()
-        .filter(|(s, _)| s.starts_with("qsort_spin_host;"))
-        .collect();
-    // Its tables are loaded when it is first sampled; the samples of that
-    // first tick walk frame pointers and stop at compare.
-    let total = count(&stacks, |_| true);
-    let complete = count(&stacks, chains::qsort_complete);
-    assert!(
-        total >= 100 && complete * 4 >= total * 3,
-        "{complete} of {total} stacks reach main: {stacks:?}\n{}",
-        describe(&out)
-    );
+    let stacks = folded(&String::from_utf8_lossy(&out.stdout));
+    assert_qsort_mostly_complete(&stacks, "qsort_spin_host", &describe(&out));
 }

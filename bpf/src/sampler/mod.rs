@@ -722,11 +722,9 @@ fn decode_count(key: &[u8], value: &[u8]) -> Option<Count> {
 mod tests {
     use super::*;
 
-    /// The sampler with the unwinder and its `bpf_loop` callback loads on
-    /// this kernel (root: it loads BPF).
-    #[test]
-    fn the_sampler_with_the_unwinder_loads() {
-        let config = SamplerConfig {
+    /// A double-buffered CPU sampler of this process with small maps.
+    fn small_config() -> SamplerConfig {
+        SamplerConfig {
             target: Target::Pids(vec![std::process::id()]),
             rate: Rate::Frequency(99),
             event: Event::CpuClock,
@@ -738,9 +736,16 @@ mod tests {
             stack_storage_size: 64,
             max_keys: 64,
             double_buffered: true,
-            track_pids: false,
+            track_pids: true,
             off_cpu: None,
-        };
+        }
+    }
+
+    /// The sampler with the unwinder and its `bpf_loop` callback loads on
+    /// this kernel (root: it loads BPF).
+    #[test]
+    fn the_sampler_with_the_unwinder_loads() {
+        let config = small_config();
         let unwind = UserUnwind::Tables {
             rows: 1024,
             processes: 4,
@@ -761,21 +766,7 @@ mod tests {
     /// before 6.1 require them (root: it loads BPF).
     #[test]
     fn the_sampler_loads_over_preallocated_maps() {
-        let config = SamplerConfig {
-            target: Target::All,
-            rate: Rate::Frequency(99),
-            event: Event::CpuClock,
-            cpus: vec![0],
-            user_stacks: true,
-            kernel_stacks: true,
-            include_idle: false,
-            per_thread: false,
-            stack_storage_size: 64,
-            max_keys: 64,
-            double_buffered: true,
-            track_pids: true,
-            off_cpu: None,
-        };
+        let config = small_config();
         for unwind in [
             UserUnwind::FramePointers,
             UserUnwind::Tables {

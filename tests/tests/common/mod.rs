@@ -260,6 +260,25 @@ pub fn assert_one_warning_about_missing_tables(stderr: &str) {
 }
 
 /// Samples whose stack satisfies `pred`.
+/// Asserts that `comm`'s folded stacks among `stacks` are at least 100
+/// samples, three quarters of them through libc's qsort down to `_start`:
+/// a process whose tables load when it is first sampled, its samples of
+/// that first tick walking frame pointers (cut short at compare).
+pub fn assert_qsort_mostly_complete(stacks: &[(String, u64)], comm: &str, context: &str) {
+    let prefix = format!("{comm};");
+    let own: Vec<(String, u64)> = stacks
+        .iter()
+        .filter(|(s, _)| s.starts_with(&prefix))
+        .cloned()
+        .collect();
+    let total = count(&own, |_| true);
+    let complete = count(&own, chains::qsort_complete);
+    assert!(
+        total >= 100 && complete * 4 >= total * 3,
+        "{complete} of {total} stacks of {comm} reach main: {own:?}\n{context}"
+    );
+}
+
 pub fn count(stacks: &[(String, u64)], pred: impl Fn(&str) -> bool) -> u64 {
     stacks.iter().filter(|(s, _)| pred(s)).map(|(_, c)| c).sum()
 }
