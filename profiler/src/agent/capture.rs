@@ -2,7 +2,7 @@
 //!
 //! The sampling thread spends part of every window symbolizing; a process
 //! that starts and exits meanwhile must still be captured while it lives.
-//! So this thread reads the pids the sampler saw every tick, reads the
+//! So this thread reads the pids the sampler saw every [`CAPTURE_TICK`], reads the
 //! labels of new ones, takes a symbolizer snapshot of each new run of a
 //! process, and queues the snapshots for the sampling thread to adopt. It
 //! hands the same pids to the unwind-table loader ([`super::unwind`]).
@@ -17,7 +17,11 @@ use scorch_symbolizer::{ProcessSnapshot, SnapshotTaker, Symbolizer};
 
 use super::labels::ProcessLabels;
 use super::unwind::PidSender;
-use super::TICK;
+
+/// How often new pids are read: a process is captured within about this
+/// long of its first sample, so one that lives a few hundred milliseconds
+/// is still there (an empty read costs one syscall).
+const CAPTURE_TICK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Snapshots waiting for the sampling thread; when full, the capture
 /// thread waits (the symbolizer captures on demand what it missed).
@@ -46,7 +50,7 @@ impl Capture {
             .spawn(move || {
                 let mut taker = SnapshotTaker::default();
                 while !stopped.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
+                    std::thread::sleep(CAPTURE_TICK);
                     let pids = seen.take();
                     tables.send(&pids);
                     for pid in pids {

@@ -67,6 +67,9 @@ pub struct PidSender(Option<SyncSender<Vec<u32>>>);
 impl PidSender {
     /// Queues `pids` unless the loader is [`QUEUE`] batches behind.
     pub fn send(&self, pids: &[u32]) {
+        if pids.is_empty() {
+            return;
+        }
         if let Some(sender) = &self.0 {
             // Full or stopped: they come again at their next sample.
             let _ = sender.try_send(pids.to_vec());
