@@ -33,6 +33,6 @@ pub mod watchpoint;
 pub use error::{Error, Result};
 pub use perf_event::{online_cpus, Event, Rate};
 pub use sampler::{
-    Count, Counters, LoadedProcess, OffCpu, Sampler, SamplerConfig, SeenPids, Snapshot, StackId,
-    TableStats, Target, ThreadKind, UnwindTables, UserUnwind,
+    count_keys_for, Count, Counters, LoadedProcess, OffCpu, Sampler, SamplerConfig, SeenPids,
+    Snapshot, StackId, TableStats, Target, ThreadKind, UnwindTables, UserUnwind,
 };

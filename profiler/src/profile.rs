@@ -165,7 +165,7 @@ fn sampler_config(
         per_thread,
         stack_storage_size: args.stack_storage_size,
         // Distinct (pid, tid, stacks, comm) outnumber distinct stacks.
-        max_keys: args.stack_storage_size.saturating_mul(2).max(10240),
+        max_keys: scorch_bpf::count_keys_for(args.stack_storage_size),
         double_buffered: false,
         track_pids: true,
         off_cpu,

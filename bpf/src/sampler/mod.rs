@@ -61,6 +61,12 @@ pub const MAX_DEPTH: usize = 127;
 /// running on other CPUs to finish writing it (a run takes microseconds).
 const SWITCH_GRACE: Duration = Duration::from_millis(10);
 
+/// The count keys to allow for `stack_storage_size` stacks of each kind:
+/// two per stack, at least 10240.
+pub fn count_keys_for(stack_storage_size: u32) -> u32 {
+    stack_storage_size.saturating_mul(2).max(10240)
+}
+
 /// Which processes or threads to sample.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

@@ -248,20 +248,17 @@ pub(super) fn emit(
     asm.emit([ld(R1, S_HASH), st(S_FRAMES + STACK_HASH, R1)]);
     let kind = StackKind::USER;
     stack_store::store(asm, &maps.counters, unwind.stacks, S_FRAMES, kind, end);
-    let counted_fp = asm.label();
-    asm.emit([
-        ld(R1, S_FLAGS),
-        Insn::alu64_imm(Alu::And, R1, FLAG_FRAME_POINTER),
-    ]);
-    asm.jump(Insn::jmp_imm(Cond::Eq, R1, 0, 0), counted_fp);
-    bump(asm, &maps.counters, Counter::UserFramePointer, counted_fp);
-    asm.place(counted_fp);
-    asm.emit([
-        ld(R1, S_FLAGS),
-        Insn::alu64_imm(Alu::And, R1, FLAG_NO_TABLES),
-    ]);
-    asm.jump(Insn::jmp_imm(Cond::Eq, R1, 0, 0), end);
-    bump(asm, &maps.counters, Counter::UserWithoutTables, end);
+    for (flag, counter) in [
+        (FLAG_FRAME_POINTER, Counter::UserFramePointer),
+        (FLAG_NO_TABLES, Counter::UserWithoutTables),
+    ] {
+        let counted = asm.label();
+        asm.emit([ld(R1, S_FLAGS), Insn::alu64_imm(Alu::And, R1, flag)]);
+        asm.jump(Insn::jmp_imm(Cond::Eq, R1, 0, 0), counted);
+        bump(asm, &maps.counters, counter, counted);
+        asm.place(counted);
+    }
+    asm.goto(end);
 
     asm.place(absent);
     asm.emit([Insn::store_imm(

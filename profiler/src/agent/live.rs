@@ -34,7 +34,7 @@ impl LiveProfiler for LiveSampler {
             include_idle: false,
             per_thread: true,
             stack_storage_size: self.stack_storage_size,
-            max_keys: self.stack_storage_size.saturating_mul(2).max(10240),
+            max_keys: scorch_bpf::count_keys_for(self.stack_storage_size),
             double_buffered: false,
             track_pids: true,
             off_cpu: None,

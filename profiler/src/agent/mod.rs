@@ -85,8 +85,7 @@ pub struct AgentConfig {
 }
 
 /// The stack storage a window needs when `--stack-storage-size` is not
-/// given: 8 slots per sample it can take (a stack map hashes stacks into as
-/// many buckets as it has slots, and a stack whose bucket is taken is lost),
+/// given: room for 8 distinct stacks of each kind per sample it can take,
 /// a power of two from 4096 to 16384.
 pub fn default_stack_storage(frequency_hz: u64, window: Duration, cpus: usize) -> u32 {
     let samples = frequency_hz
@@ -160,7 +159,7 @@ fn sample_forever(
         include_idle: false,
         per_thread: false,
         stack_storage_size: config.stack_storage_size,
-        max_keys: config.stack_storage_size.saturating_mul(2).max(10240),
+        max_keys: scorch_bpf::count_keys_for(config.stack_storage_size),
         double_buffered: true,
         track_pids: true,
         off_cpu: None,

@@ -84,7 +84,7 @@ impl OffCpuSampler {
             include_idle: false,
             per_thread: false,
             stack_storage_size,
-            max_keys: stack_storage_size.saturating_mul(2).max(10240),
+            max_keys: scorch_bpf::count_keys_for(stack_storage_size),
             double_buffered: false,
             track_pids: false,
             off_cpu: Some(args.settings()?),
