@@ -92,6 +92,13 @@ impl<K: Hash + Eq, V> TwoGen<K, V> {
         self.young.insert(key, value);
     }
 
+    /// Makes room for `additional` inserts without growing the young map
+    /// step by step (as many as fit before it ages).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        let room = self.half.saturating_sub(self.young.len());
+        self.young.reserve(additional.min(room));
+    }
+
     /// Forgets everything.
     pub(crate) fn clear(&mut self) {
         self.young.clear();

@@ -23,11 +23,12 @@
 
 use std::sync::Arc;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::Connection;
 
-use crate::cache::{stable_hash, FingerprintKeys, IdMap, TwoGen};
+use crate::cache::{stable_hash, FingerprintKeys, TwoGen};
 use crate::codec::{self, DecodeError, LocationEntry, MappingEntry, TraceEntry};
 use crate::error::{Error, SqlContext};
+use crate::resolved::Resolved;
 
 /// A dictionary table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,28 +272,31 @@ pub(crate) fn resolve<V: Clone>(
     cache: &mut TwoGen<i64, V>,
     ids: impl IntoIterator<Item = i64>,
     decode: fn(&[u8]) -> Result<V, DecodeError>,
-) -> Result<IdMap<V>, Error> {
+) -> Result<Resolved<V>, Error> {
     let ids = distinct(ids);
-    let mut out = IdMap::with_capacity_and_hasher(ids.len(), Default::default());
-    // Sorted and distinct, as `ids` are.
-    let mut missing = Vec::new();
-    for id in ids {
-        match cache.get(&id) {
-            Some(v) => {
-                out.insert(id, v);
-            }
-            None => missing.push(id),
-        }
-    }
+    let mut values: Vec<Option<V>> = ids.iter().map(|id| cache.get(id)).collect();
+    // Positions of the ids the cache lacks, in id order as `ids` are.
+    let missing: Vec<usize> = (0..ids.len()).filter(|&at| values[at].is_none()).collect();
     let (Some(&first), Some(&last)) = (missing.first(), missing.last()) else {
-        return Ok(out);
+        return Ok(Resolved::new(ids, values.into_iter().flatten().collect()));
     };
+    let (first, last) = (ids[first], ids[last]);
+    cache.reserve(missing.len());
     let action = "reading the dictionary";
-    let undecodable = |id: i64, e: DecodeError| {
-        Error::corrupt(format!(
-            "{} entry {id} cannot be decoded: {e}",
-            kind.table()
-        ))
+    let mut found = |at: usize, data: Option<&[u8]>| -> Result<(), Error> {
+        let id = ids[at];
+        let value = data
+            .map(decode)
+            .ok_or_else(|| Error::corrupt(format!("{} entry {id} is not a blob", kind.table())))?
+            .map_err(|e| {
+                Error::corrupt(format!(
+                    "{} entry {id} cannot be decoded: {e}",
+                    kind.table()
+                ))
+            })?;
+        cache.insert(id, value.clone());
+        values[at] = Some(value);
+        Ok(())
     };
     // Dense ids (a cold cache wanting most of a table) are read in one
     // range scan, in file order; sparse ones by point lookups.
@@ -303,49 +307,29 @@ pub(crate) fn resolve<V: Clone>(
         let mut wanted = missing.iter().peekable();
         while let Some(row) = rows.next().ctx(action)? {
             let id: i64 = row.get(0).ctx(action)?;
-            while wanted.next_if(|&&w| w < id).is_some() {}
-            if wanted.next_if_eq(&&id).is_none() {
-                continue;
+            while wanted.next_if(|&&at| ids[at] < id).is_some() {}
+            if let Some(&at) = wanted.next_if(|&&at| ids[at] == id) {
+                found(at, row.get_ref(1).ctx(action)?.as_blob().ok())?;
             }
-            let data = row.get_ref(1).ctx(action)?.as_blob().ok();
-            let value = data
-                .map(decode)
-                .ok_or_else(|| {
-                    Error::corrupt(format!("{} entry {id} is not a blob", kind.table()))
-                })?
-                .map_err(|e| undecodable(id, e))?;
-            cache.insert(id, value.clone());
-            out.insert(id, value);
         }
     } else {
         let mut stmt = conn.prepare_cached(GET[kind as usize]).ctx(action)?;
-        for &id in &missing {
-            let value = stmt
-                .query_row([id], |row| Ok(row.get_ref(0)?.as_blob().ok().map(decode)))
-                .optional()
-                .ctx(action)?;
-            let value = match value {
-                Some(Some(Ok(v))) => v,
-                Some(Some(Err(e))) => return Err(undecodable(id, e)),
-                Some(None) => {
-                    return Err(Error::corrupt(format!(
-                        "{} entry {id} is not a blob",
-                        kind.table()
-                    )))
-                }
+        for &at in &missing {
+            let mut rows = stmt.query([ids[at]]).ctx(action)?;
+            match rows.next().ctx(action)? {
+                Some(row) => found(at, row.get_ref(0).ctx(action)?.as_blob().ok())?,
                 None => break,
-            };
-            cache.insert(id, value.clone());
-            out.insert(id, value);
+            }
         }
     }
-    if let Some(id) = missing.iter().find(|id| !out.contains_key(id)) {
+    if let Some(at) = missing.iter().find(|&&at| values[at].is_none()) {
         return Err(Error::corrupt(format!(
-            "{} entry {id} is used by a stored window but missing",
-            kind.table()
+            "{} entry {} is used by a stored window but missing",
+            kind.table(),
+            ids[*at]
         )));
     }
-    Ok(out)
+    Ok(Resolved::new(ids, values.into_iter().flatten().collect()))
 }
 
 #[cfg(test)]

@@ -3,8 +3,9 @@
 //! [`FlameTree::from_profile`] over a materialised [`Profile`] gives the
 //! same tree, but goes through a string per frame name and a location per
 //! frame of every sample first. Here each dictionary level is resolved once
-//! (as `materialise` does) and the tree is built from the ids. What the
-//! tree does not show (source files, build ids, pids) is not read at all.
+//! ([`Chain`], as for `materialise`) and the tree is built from the ids.
+//! What the tree does not show (source files, build ids, pids) is not read
+//! at all.
 //!
 //! Three steps. Every sample's path (its command, then its frames root
 //! first) is written with names still pending: a string id, or the
@@ -35,7 +36,7 @@ use crate::cache::{FastBuild, IdMap};
 use crate::codec::{LocationEntry, MappingEntry, StackRef, TraceEntry};
 use crate::dict::{self, DictCache, Kind};
 use crate::error::Error;
-use crate::materialise::Numbering;
+use crate::resolved::{Chain, MappingsOf, Resolved};
 
 /// The flame tree of `(trace id, count)` pairs (sorted by id), covering
 /// `from..until`.
@@ -46,9 +47,9 @@ pub(crate) fn tree(
     meta: &Meta,
     (from, until): (u64, u64),
 ) -> Result<FlameTree, Error> {
-    let entries = Entries::resolve(tx, cache, traces)?;
-    let string_ids = entries.string_ids();
-    let write_paths = || Paths::of(&entries, traces);
+    let chain = Chain::resolve(tx, cache, traces, MappingsOf::Unsymbolized)?;
+    let string_ids = string_ids(&chain);
+    let write_paths = || Paths::of(&chain, traces);
     let resolve_strings =
         |strings| dict::resolve(tx, Kind::String, strings, string_ids, dict::decode_string);
     let (paths, strings) = std::thread::scope(|scope| {
@@ -68,7 +69,7 @@ pub(crate) fn tree(
         }
     });
     let strings = strings?;
-    let (names, nodes) = paths.into_tree(&entries, &strings);
+    let (names, nodes) = paths.into_tree(&chain, &strings);
     Ok(FlameTree {
         meta: FlameMeta {
             from,
@@ -82,87 +83,26 @@ pub(crate) fn tree(
     })
 }
 
-/// The dictionary entries a tree names: traces, their stacks, the
-/// locations of those, and the mappings of unsymbolized locations (the
-/// strings are read apart, see [`Entries::string_ids`]).
-struct Entries {
-    traces: IdMap<TraceEntry>,
-    stacks: IdMap<Arc<[i64]>>,
-    locations: IdMap<Arc<LocationEntry>>,
-    mappings: IdMap<MappingEntry>,
+/// The strings a tree names: commands, functions, and the files of the
+/// mappings of unsymbolized locations.
+fn string_ids(chain: &Chain) -> impl Iterator<Item = i64> + '_ {
+    chain
+        .traces
+        .values()
+        .iter()
+        .map(|t| t.comm)
+        .chain(
+            chain
+                .locations
+                .values()
+                .iter()
+                .flat_map(|l| l.lines.iter().map(|line| line.function)),
+        )
+        .chain(chain.mappings.values().iter().map(|m| m.file))
 }
 
-impl Entries {
-    fn resolve(
-        tx: &Transaction<'_>,
-        cache: &mut DictCache,
-        traces: &[(i64, u64)],
-    ) -> Result<Self, Error> {
-        let traces: IdMap<TraceEntry> = dict::resolve(
-            tx,
-            Kind::Trace,
-            &mut cache.traces,
-            traces.iter().map(|&(id, _)| id),
-            TraceEntry::decode,
-        )?;
-        let stack_ids: Vec<i64> = traces
-            .values()
-            .flat_map(|t| [t.user, t.kernel])
-            .filter_map(|s| match s {
-                StackRef::Frames(id) => Some(id),
-                _ => None,
-            })
-            .collect();
-        let stacks = dict::resolve(
-            tx,
-            Kind::Stack,
-            &mut cache.stacks,
-            stack_ids,
-            dict::decode_stack,
-        )?;
-        let location_ids: Vec<i64> = stacks.values().flat_map(|s| s.iter().copied()).collect();
-        let locations = dict::resolve(
-            tx,
-            Kind::Location,
-            &mut cache.locations,
-            location_ids,
-            dict::decode_location,
-        )?;
-        let mapping_ids: Vec<i64> = locations
-            .values()
-            .filter(|l| l.lines.is_empty())
-            .filter_map(|l| l.mapping)
-            .collect();
-        let mappings = dict::resolve(
-            tx,
-            Kind::Mapping,
-            &mut cache.mappings,
-            mapping_ids,
-            MappingEntry::decode,
-        )?;
-        Ok(Entries {
-            traces,
-            stacks,
-            locations,
-            mappings,
-        })
-    }
-
-    /// The strings the tree names: commands, functions, and the files of
-    /// the mappings of unsymbolized locations.
-    fn string_ids(&self) -> Vec<i64> {
-        self.traces
-            .values()
-            .map(|t| t.comm)
-            .chain(
-                self.locations
-                    .values()
-                    .flat_map(|l| l.lines.iter().map(|line| line.function)),
-            )
-            .chain(self.mappings.values().map(|m| m.file))
-            .collect()
-    }
-}
+/// A location not named yet, in [`Paths::location_frames`].
+const UNNAMED: (u32, u32) = (u32::MAX, 0);
 
 /// A frame of a path as one sortable word: name index, then kind.
 type Frame = u64;
@@ -191,8 +131,9 @@ enum Pending {
     Literal(&'static str),
     /// A dictionary string.
     String(i64),
-    /// The `module+0xoffset` name of an unsymbolized location.
-    Offset(Arc<LocationEntry>),
+    /// The `module+0xoffset` name of an unsymbolized location, by its
+    /// position in the chain's locations.
+    Offset(usize),
 }
 
 /// Every sample's path, named with [`Pending`] indices.
@@ -201,10 +142,9 @@ struct Paths {
     pending: Vec<Pending>,
     /// Each string id's index in `pending`.
     string_pending: IdMap<u32>,
-    /// Each named location's slot in `location_frames`, by id.
-    location_slot: Numbering,
-    /// Where each named location's frames are in `frames`, root-most first:
-    /// (start, length).
+    /// Where each location's frames are in `frames`, root-most first, by
+    /// the location's position in the chain: (start, length); [`UNNAMED`]
+    /// until its first use.
     location_frames: Vec<(u32, u32)>,
     frames: Vec<Frame>,
     /// Every path's frames, one after the other.
@@ -216,21 +156,20 @@ struct Paths {
 impl Paths {
     /// The paths of `traces`, in trace order, so pending names come in
     /// first-use order.
-    fn of(entries: &Entries, traces: &[(i64, u64)]) -> Self {
-        let locations = entries.locations.len();
+    fn of(chain: &Chain, traces: &[(i64, u64)]) -> Self {
+        let locations = chain.locations.len();
         let mut paths = Paths {
             pending: Vec::with_capacity(locations + 1),
             string_pending: IdMap::with_capacity_and_hasher(locations + 1, FastBuild::default()),
-            location_slot: Numbering::for_ids(entries.locations.keys().copied()),
-            location_frames: Vec::with_capacity(locations),
+            location_frames: vec![UNNAMED; locations],
             frames: Vec::with_capacity(locations),
             path_frames: Vec::new(),
             paths: Vec::with_capacity(traces.len()),
         };
         paths.pending.push(Pending::Literal("all"));
         for &(id, count) in traces {
-            if let Some(trace) = entries.traces.get(&id) {
-                paths.add(entries, trace, count);
+            if let Some(trace) = chain.traces.get(id) {
+                paths.add(chain, trace, count);
             }
         }
         paths
@@ -253,7 +192,7 @@ impl Paths {
     }
 
     /// Adds one trace's path: command, user frames, kernel frames.
-    fn add(&mut self, entries: &Entries, trace: &TraceEntry, count: u64) {
+    fn add(&mut self, chain: &Chain, trace: &TraceEntry, count: u64) {
         self.paths.push((self.path_frames.len(), count));
         let comm = self.string(trace.comm);
         self.path_frames.push(frame(comm, NodeKind::Process));
@@ -261,9 +200,9 @@ impl Paths {
             let StackRef::Frames(id) = stack else {
                 continue;
             };
-            let locations = entries.stacks.get(&id).map_or(&[][..], |s| s);
+            let locations = chain.stacks.get(id).map_or(&[][..], |s| s);
             for &location in locations.iter().rev() {
-                let (start, len) = self.frames_of(entries, location);
+                let (start, len) = self.frames_of(chain, location);
                 self.path_frames
                     .extend_from_slice(&self.frames[start..start + len]);
             }
@@ -271,34 +210,32 @@ impl Paths {
     }
 
     /// Where the frames of location `id` are in `frames`, named on first
-    /// use; a location not resolved is `[unknown]`.
-    fn frames_of(&mut self, entries: &Entries, id: i64) -> (usize, usize) {
-        if let Some(slot) = self.location_slot.get(id) {
-            let (start, len) = self.location_frames[slot];
+    /// use; a location not resolved (which `Chain::resolve` rules out) is
+    /// `[unknown]`.
+    fn frames_of(&mut self, chain: &Chain, id: i64) -> (usize, usize) {
+        let Some(at) = chain.locations.position(id) else {
+            let name = self.other(Pending::Literal(UNKNOWN));
+            self.frames.push(frame(name, NodeKind::User));
+            return (self.frames.len() - 1, 1);
+        };
+        if self.location_frames[at] != UNNAMED {
+            let (start, len) = self.location_frames[at];
             return (start as usize, len as usize);
         }
         let start = self.frames.len();
-        match entries.locations.get(&id) {
-            Some(location) if !location.lines.is_empty() => {
-                let kind = location.kind.into();
-                // Outermost first: the caller, then what was inlined into it.
-                for line in location.lines.iter().rev() {
-                    let name = self.string(line.function);
-                    self.frames.push(frame(name, kind));
-                }
-            }
-            Some(location) => {
-                let name = self.other(Pending::Offset(Arc::clone(location)));
-                self.frames.push(frame(name, location.kind.into()));
-            }
-            None => {
-                let name = self.other(Pending::Literal(UNKNOWN));
-                self.frames.push(frame(name, NodeKind::User));
-            }
+        let location = chain.locations.at(at);
+        let kind = location.kind.into();
+        if location.lines.is_empty() {
+            let name = self.other(Pending::Offset(at));
+            self.frames.push(frame(name, kind));
+        }
+        // Outermost first: the caller, then what was inlined into it.
+        for line in location.lines.iter().rev() {
+            let name = self.string(line.function);
+            self.frames.push(frame(name, kind));
         }
         let len = self.frames.len() - start;
-        self.location_slot.insert(id, self.location_frames.len());
-        self.location_frames.push((start as u32, len as u32));
+        self.location_frames[at] = (start as u32, len as u32);
         (start, len)
     }
 
@@ -314,8 +251,8 @@ impl Paths {
 
     /// The names and the nodes in pre-order: pending names interned by
     /// content, paths renamed, sorted and walked (see the module docs).
-    fn into_tree(mut self, entries: &Entries, strings: &IdMap<Arc<str>>) -> (Vec<String>, Nodes) {
-        let names = Names::of(&self.pending, entries, strings);
+    fn into_tree(mut self, chain: &Chain, strings: &Resolved<Arc<str>>) -> (Vec<String>, Nodes) {
+        let names = Names::of(&self.pending, chain, strings);
         for f in &mut self.path_frames {
             *f = frame(names.index[name_of(*f) as usize], kind_of(*f));
         }
@@ -357,8 +294,8 @@ struct Names {
 }
 
 impl Names {
-    fn of(pending: &[Pending], entries: &Entries, strings: &IdMap<Arc<str>>) -> Self {
-        let string = |id: i64| -> &str { strings.get(&id).map_or(UNKNOWN, |s| s) };
+    fn of(pending: &[Pending], chain: &Chain, strings: &Resolved<Arc<str>>) -> Self {
+        let string = |id: i64| -> &str { strings.get(id).map_or(UNKNOWN, |s| s) };
         let mut by_content: HashMap<Cow<'_, str>, u32, FastBuild> =
             HashMap::with_capacity_and_hasher(pending.len(), FastBuild::default());
         let mut names = Vec::with_capacity(pending.len());
@@ -367,9 +304,11 @@ impl Names {
             let content = match name {
                 Pending::Literal(s) => Cow::Borrowed(*s),
                 Pending::String(id) => Cow::Borrowed(string(*id)),
-                Pending::Offset(location) => {
-                    Cow::Owned(offset_name(location, &entries.mappings, string))
-                }
+                Pending::Offset(at) => Cow::Owned(offset_name(
+                    chain.locations.at(*at),
+                    &chain.mappings,
+                    string,
+                )),
             };
             let next = names.len() as u32;
             let i = *by_content.entry(content.clone()).or_insert(next);
@@ -386,13 +325,13 @@ impl Names {
 /// mapping, else `[unknown]` (as `Profile::location_name` names it).
 fn offset_name<'s>(
     location: &LocationEntry,
-    mappings: &IdMap<MappingEntry>,
+    mappings: &Resolved<MappingEntry>,
     string: impl Fn(i64) -> &'s str,
 ) -> String {
     let Some(id) = location.mapping else {
         return UNKNOWN.to_string();
     };
-    let mapping = match mappings.get(&id) {
+    let mapping = match mappings.get(id) {
         Some(m) => Mapping {
             start: m.start,
             limit: m.limit,

@@ -138,6 +138,7 @@ mod options;
 mod pool;
 mod query;
 mod reserve;
+mod resolved;
 mod retention;
 mod salvage;
 mod schema;

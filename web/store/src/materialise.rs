@@ -13,10 +13,10 @@ use std::sync::Arc;
 use rusqlite::Transaction;
 use scorch_formats::{Line, Location, Mapping, Meta, Profile, Sample, Stack};
 
-use crate::cache::IdMap;
-use crate::codec::{LocationEntry, MappingEntry, StackRef, TraceEntry};
+use crate::codec::StackRef;
 use crate::dict::{self, DictCache, Kind};
 use crate::error::Error;
+use crate::resolved::{Chain, MappingsOf, Resolved};
 
 /// Turns `(trace id, count)` pairs into a profile: traces, then their stacks,
 /// locations, mappings and strings, each resolved once.
@@ -26,52 +26,17 @@ pub(crate) fn profile(
     traces: &[(i64, u64)],
     meta: Meta,
 ) -> Result<Profile, Error> {
-    let trace_entries: IdMap<TraceEntry> = dict::resolve(
-        tx,
-        Kind::Trace,
-        &mut cache.traces,
-        traces.iter().map(|&(id, _)| id),
-        TraceEntry::decode,
-    )?;
-    let stack_ids = trace_entries.values().flat_map(|t| {
-        [t.user, t.kernel].into_iter().filter_map(|s| match s {
-            StackRef::Frames(id) => Some(id),
-            _ => None,
-        })
-    });
-    let stacks: IdMap<Arc<[i64]>> = dict::resolve(
-        tx,
-        Kind::Stack,
-        &mut cache.stacks,
-        stack_ids.collect::<Vec<_>>(),
-        dict::decode_stack,
-    )?;
-    let locations: IdMap<Arc<LocationEntry>> = dict::resolve(
-        tx,
-        Kind::Location,
-        &mut cache.locations,
-        stacks
-            .values()
-            .flat_map(|s| s.iter().copied())
-            .collect::<Vec<_>>(),
-        dict::decode_location,
-    )?;
-    let mappings: IdMap<MappingEntry> = dict::resolve(
-        tx,
-        Kind::Mapping,
-        &mut cache.mappings,
-        locations
-            .values()
-            .filter_map(|l| l.mapping)
-            .collect::<Vec<_>>(),
-        MappingEntry::decode,
-    )?;
-    let string_ids: Vec<i64> = trace_entries
+    let chain = Chain::resolve(tx, cache, traces, MappingsOf::All)?;
+    let string_ids = chain
+        .traces
         .values()
+        .iter()
         .map(|t| t.comm)
         .chain(
-            locations
+            chain
+                .locations
                 .values()
+                .iter()
                 .flat_map(|l| {
                     l.lines
                         .iter()
@@ -80,13 +45,14 @@ pub(crate) fn profile(
                 .flatten(),
         )
         .chain(
-            mappings
+            chain
+                .mappings
                 .values()
+                .iter()
                 .flat_map(|m| [Some(m.file), m.build_id])
                 .flatten(),
-        )
-        .collect();
-    let strings: IdMap<Arc<str>> = dict::resolve(
+        );
+    let strings = dict::resolve(
         tx,
         Kind::String,
         &mut cache.strings,
@@ -97,18 +63,16 @@ pub(crate) fn profile(
         profile: Profile {
             meta,
             samples: Vec::with_capacity(traces.len()),
-            locations: Vec::with_capacity(locations.len()),
-            mappings: Vec::with_capacity(mappings.len()),
+            locations: Vec::with_capacity(chain.locations.len()),
+            mappings: Vec::with_capacity(chain.mappings.len()),
         },
-        stacks: &stacks,
-        locations: &locations,
-        mappings: &mappings,
+        location_index: vec![UNNUMBERED; chain.locations.len()],
+        mapping_index: vec![UNNUMBERED; chain.mappings.len()],
+        chain: &chain,
         strings: &strings,
-        location_index: Numbering::for_ids(locations.keys().copied()),
-        mapping_index: IdMap::default(),
     };
     for &(id, count) in traces {
-        let Some(trace) = trace_entries.get(&id) else {
+        let Some(trace) = chain.traces.get(id) else {
             continue;
         };
         let sample = Sample {
@@ -128,97 +92,23 @@ pub(crate) fn profile(
 /// mappings in first-use order.
 struct Assembler<'a> {
     profile: Profile,
-    stacks: &'a IdMap<Arc<[i64]>>,
-    locations: &'a IdMap<Arc<LocationEntry>>,
-    mappings: &'a IdMap<MappingEntry>,
-    strings: &'a IdMap<Arc<str>>,
-    location_index: Numbering,
-    mapping_index: IdMap<usize>,
+    chain: &'a Chain,
+    strings: &'a Resolved<Arc<str>>,
+    /// Each location's index in the profile, by its position in the chain;
+    /// [`UNNUMBERED`] until first used.
+    location_index: Vec<usize>,
+    /// Each mapping's index in the profile, the same way.
+    mapping_index: Vec<usize>,
 }
 
-/// Id ranges up to this size are numbered in a dense array (16 MiB).
-const MAX_DENSE: i64 = 1 << 22;
-
-/// The index given to each dictionary id, looked up once per frame of
-/// every stack: in an array indexed by id when the ids are a compact range
-/// (the usual case: ids are handed out in order), else in a hash map.
-pub(crate) enum Numbering {
-    Dense { first: i64, index: Vec<u32> },
-    Sparse(IdMap<usize>),
-}
-
-/// An id not numbered yet, in [`Numbering::Dense`].
-const UNNUMBERED: u32 = u32::MAX;
-
-impl Numbering {
-    /// A numbering for (at most) the ids of `ids`.
-    pub(crate) fn for_ids(ids: impl Iterator<Item = i64>) -> Self {
-        let (mut first, mut last, mut count) = (i64::MAX, i64::MIN, 0i64);
-        for id in ids {
-            first = first.min(id);
-            last = last.max(id);
-            count += 1;
-        }
-        match last.checked_sub(first) {
-            Some(span) if span < MAX_DENSE && span < count.saturating_mul(8) => Numbering::Dense {
-                first,
-                index: vec![UNNUMBERED; (span + 1) as usize],
-            },
-            _ => Numbering::Sparse(IdMap::default()),
-        }
-    }
-
-    #[inline]
-    pub(crate) fn get(&self, id: i64) -> Option<usize> {
-        match self {
-            Numbering::Dense { first, index } => usize::try_from(id - first)
-                .ok()
-                .and_then(|i| index.get(i))
-                .filter(|&&n| n != UNNUMBERED)
-                .map(|&n| n as usize),
-            Numbering::Sparse(map) => map.get(&id).copied(),
-        }
-    }
-
-    pub(crate) fn insert(&mut self, id: i64, n: usize) {
-        if let Numbering::Dense { first, index } = self {
-            let slot = usize::try_from(id - *first)
-                .ok()
-                .and_then(|i| index.get_mut(i));
-            match (slot, u32::try_from(n)) {
-                (Some(slot), Ok(n)) if n != UNNUMBERED => {
-                    *slot = n;
-                    return;
-                }
-                // Outside the range (an id that was not resolved) or too
-                // many entries: number everything in a map from now on.
-                _ => *self = Numbering::Sparse(self.entries()),
-            }
-        }
-        if let Numbering::Sparse(map) = self {
-            map.insert(id, n);
-        }
-    }
-
-    /// Every id numbered so far, with its number.
-    fn entries(&self) -> IdMap<usize> {
-        match self {
-            Numbering::Dense { first, index } => index
-                .iter()
-                .zip(*first..)
-                .filter(|(&n, _)| n != UNNUMBERED)
-                .map(|(&n, id)| (id, n as usize))
-                .collect(),
-            Numbering::Sparse(map) => map.clone(),
-        }
-    }
-}
+/// An entry the profile does not hold yet.
+const UNNUMBERED: usize = usize::MAX;
 
 impl Assembler<'_> {
     // Every id below was resolved by `materialise`, which fails on a missing
     // entry; the fallbacks only keep this code free of panics.
     fn string(&self, id: i64) -> String {
-        self.strings.get(&id).map_or_else(
+        self.strings.get(id).map_or_else(
             || scorch_formats::model::UNKNOWN.to_string(),
             |s| s.to_string(),
         )
@@ -229,22 +119,22 @@ impl Assembler<'_> {
             StackRef::Absent => Stack::Absent,
             StackRef::Missed => Stack::Missed,
             StackRef::Frames(id) => {
-                let frames = self
-                    .stacks
-                    .get(&id)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::from([]));
+                let chain = self.chain;
+                let frames = chain.stacks.get(id).map_or(&[][..], |s| s);
                 Stack::Frames(frames.iter().map(|&l| self.location(l)).collect())
             }
         }
     }
 
     fn location(&mut self, id: i64) -> usize {
-        if let Some(index) = self.location_index.get(id) {
-            return index;
+        let at = self.chain.locations.position(id);
+        if let Some(&index) = at.and_then(|at| self.location_index.get(at)) {
+            if index != UNNUMBERED {
+                return index;
+            }
         }
         let index = self.profile.locations.len();
-        let location = match self.locations.get(&id) {
+        let location = match at.map(|at| self.chain.locations.at(at)) {
             Some(entry) => Location {
                 address: entry.address,
                 mapping: entry.mapping.map(|m| self.mapping(m)),
@@ -267,16 +157,21 @@ impl Assembler<'_> {
             },
         };
         self.profile.locations.push(location);
-        self.location_index.insert(id, index);
+        if let Some(at) = at {
+            self.location_index[at] = index;
+        }
         index
     }
 
     fn mapping(&mut self, id: i64) -> usize {
-        if let Some(&index) = self.mapping_index.get(&id) {
-            return index;
+        let at = self.chain.mappings.position(id);
+        if let Some(&index) = at.and_then(|at| self.mapping_index.get(at)) {
+            if index != UNNUMBERED {
+                return index;
+            }
         }
         let index = self.profile.mappings.len();
-        let mapping = match self.mappings.get(&id) {
+        let mapping = match at.map(|at| self.chain.mappings.at(at)) {
             Some(m) => Mapping {
                 start: m.start,
                 limit: m.limit,
@@ -293,7 +188,9 @@ impl Assembler<'_> {
             },
         };
         self.profile.mappings.push(mapping);
-        self.mapping_index.insert(id, index);
+        if let Some(at) = at {
+            self.mapping_index[at] = index;
+        }
         index
     }
 }
