@@ -11,6 +11,7 @@ mod build;
 pub mod prune;
 
 use std::io::Write;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -141,8 +142,9 @@ impl Nodes {
 pub struct FlameTree {
     /// Range and totals.
     pub meta: FlameMeta,
-    /// Distinct names.
-    pub names: Vec<String>,
+    /// Distinct names (shared: the store hands out its dictionary's
+    /// strings rather than copies).
+    pub names: Vec<Arc<str>>,
     /// The tree.
     pub nodes: Nodes,
 }

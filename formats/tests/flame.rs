@@ -43,7 +43,7 @@ fn stacks_merge_into_a_preorder_tree() {
         .nodes
         .name
         .iter()
-        .map(|&i| tree.names[i as usize].as_str())
+        .map(|&i| &*tree.names[i as usize])
         .collect();
     assert_eq!(names, ["all", "app", "main", "work", "read", "ksys_read"]);
     assert_eq!(tree.nodes.parent, [-1, 0, 1, 2, 2, 4]);
@@ -153,7 +153,7 @@ fn inlined_frames_and_unknown_locations_are_frames() {
         .nodes
         .name
         .iter()
-        .map(|&i| tree.names[i as usize].as_str())
+        .map(|&i| &*tree.names[i as usize])
         .collect();
     assert_eq!(
         names,
@@ -191,7 +191,7 @@ fn pruning_keeps_totals_and_says_what_it_left_out() {
         .nodes
         .name
         .iter()
-        .map(|&i| pruned.names[i as usize].as_str())
+        .map(|&i| &*pruned.names[i as usize])
         .collect();
     let other = scorch_formats::flame::prune::PRUNED_NAME;
     assert_eq!(names, ["all", "app", "main", "big", other, "mid", other]);

@@ -266,7 +266,7 @@ pub fn tree_bytes(tree: &FlameTree) -> u64 {
     let names: usize = tree
         .names
         .iter()
-        .map(|n| n.capacity() + std::mem::size_of::<String>())
+        .map(|n| n.len() + std::mem::size_of::<Arc<str>>() + 2 * std::mem::size_of::<usize>())
         .sum();
     let nodes = &tree.nodes;
     let arrays = nodes.name.capacity() * 4
@@ -287,7 +287,9 @@ mod tests {
 
     fn tree(names: usize) -> Arc<FlameTree> {
         Arc::new(FlameTree {
-            names: (0..names).map(|i| format!("function_{i:06}")).collect(),
+            names: (0..names)
+                .map(|i| Arc::from(format!("function_{i:06}")))
+                .collect(),
             nodes: Nodes {
                 name: vec![0; names],
                 parent: vec![-1; names],

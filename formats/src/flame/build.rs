@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use crate::fast_hash::FastBuild;
 
@@ -9,7 +10,7 @@ use super::{NodeKind, Nodes};
 use crate::model::{Profile, Sample, Stack};
 
 /// The names and the nodes, in pre-order, of the profile's merged stacks.
-pub(super) fn tree(profile: &Profile) -> (Vec<String>, Nodes) {
+pub(super) fn tree(profile: &Profile) -> (Vec<Arc<str>>, Nodes) {
     let mut builder = Builder::new(profile);
     for sample in &profile.samples {
         builder.add(sample);
@@ -149,7 +150,7 @@ impl<'a> Builder<'a> {
 
     /// The names and the nodes in pre-order, children by descending total
     /// (then by first appearance of their name, then by kind).
-    fn finish(self) -> (Vec<String>, Nodes) {
+    fn finish(self) -> (Vec<Arc<str>>, Nodes) {
         let out = Nodes::in_pre_order(
             &self.parent,
             &self.self_count,
@@ -157,7 +158,7 @@ impl<'a> Builder<'a> {
             |at| self.name[at],
             |at| self.kind[at] as u8,
         );
-        let names = self.names.into_iter().map(Cow::into_owned).collect();
+        let names = self.names.iter().map(|n| Arc::from(&**n)).collect();
         (names, out)
     }
 }

@@ -9,6 +9,8 @@
 //! nodes left out, so a reader knows the tree is partial and can ask for
 //! the whole one. Names no kept node uses are left out too.
 
+use std::sync::Arc;
+
 use super::{FlameMeta, FlameTree, NodeKind, Nodes};
 use crate::model::UNKNOWN;
 
@@ -41,11 +43,15 @@ pub fn pruned(tree: &FlameTree, min_share: f64) -> FlameTree {
     // Old name index → new one (u32::MAX: not used yet); one more slot
     // for a name index pointing nowhere, shown as `[unknown]`.
     let mut name_map = vec![u32::MAX; tree.names.len() + 1];
-    let mut rename = |old: u32, names: &mut Vec<String>| -> u32 {
+    let mut rename = |old: u32, names: &mut Vec<Arc<str>>| -> u32 {
         let old = (old as usize).min(tree.names.len());
         if name_map[old] == u32::MAX {
             name_map[old] = names.len() as u32;
-            names.push(tree.names.get(old).map_or(UNKNOWN, |s| s).to_string());
+            names.push(
+                tree.names
+                    .get(old)
+                    .map_or_else(|| Arc::from(UNKNOWN), Arc::clone),
+            );
         }
         name_map[old]
     };
@@ -82,7 +88,7 @@ pub fn pruned(tree: &FlameTree, min_share: f64) -> FlameTree {
         let at = match pruned_child[p] {
             -1 => {
                 let name = *pruned_name.get_or_insert_with(|| {
-                    names.push(PRUNED_NAME.to_string());
+                    names.push(Arc::from(PRUNED_NAME));
                     names.len() as u32 - 1
                 });
                 pruned_child[p] = out.name.len() as i64;

@@ -15,6 +15,8 @@
 //! Decoders never panic and never trust a length: every malformed input is a
 //! [`DecodeError`].
 
+use std::sync::Arc;
+
 use scorch_formats::FrameKind;
 
 use crate::error::Error;
@@ -204,20 +206,21 @@ impl MappingEntry {
 }
 
 /// One source-level frame of a location; strings by id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct LineEntry {
     pub(crate) function: i64,
     pub(crate) file: Option<i64>,
     pub(crate) line: Option<u32>,
 }
 
-/// An address with its mapping (by id) and functions.
+/// An address with its mapping (by id) and functions. Cheap to clone: the
+/// lines are shared.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LocationEntry {
     pub(crate) address: u64,
     pub(crate) mapping: Option<i64>,
     pub(crate) kind: FrameKind,
-    pub(crate) lines: Vec<LineEntry>,
+    pub(crate) lines: Arc<[LineEntry]>,
 }
 
 impl LocationEntry {
@@ -233,7 +236,7 @@ impl LocationEntry {
             },
         );
         put_uvarint(buf, self.lines.len() as u64);
-        for line in &self.lines {
+        for line in self.lines.iter() {
             put_id(buf, line.function);
             put_opt(buf, line.file.map(|id| id as u64));
             put_opt(buf, line.line.map(u64::from));
@@ -251,14 +254,13 @@ impl LocationEntry {
             _ => return Err(DecodeError("unknown frame kind")),
         };
         let n = r.len()?;
-        let mut lines = Vec::with_capacity(n);
-        for _ in 0..n {
-            lines.push(LineEntry {
+        let lines = shared_slice::<_, 8>(n, || {
+            Ok(LineEntry {
                 function: r.id()?,
                 file: r.opt_id()?,
                 line: r.opt_u32()?,
-            });
-        }
+            })
+        })?;
         r.finish()?;
         Ok(Self {
             address,
@@ -278,15 +280,29 @@ pub(crate) fn encode_stack(locations: &[i64], buf: &mut Vec<u8>) {
 }
 
 /// Decodes a stack into location ids, leaf first.
-pub(crate) fn decode_stack(data: &[u8]) -> Result<Vec<i64>, DecodeError> {
+pub(crate) fn decode_stack(data: &[u8]) -> Result<Arc<[i64]>, DecodeError> {
     let mut r = Reader::new(data);
     let n = r.len()?;
-    let mut ids = Vec::with_capacity(n);
-    for _ in 0..n {
-        ids.push(r.id()?);
-    }
+    let ids = shared_slice::<_, 128>(n, || r.id())?;
     r.finish()?;
     Ok(ids)
+}
+
+/// `n` items read by `item`, in one allocation when `n <= N` (the usual
+/// case: this runs for every entry a cold query reads).
+fn shared_slice<T: Copy + Default, const N: usize>(
+    n: usize,
+    mut item: impl FnMut() -> Result<T, DecodeError>,
+) -> Result<Arc<[T]>, DecodeError> {
+    if n <= N {
+        let mut items = [T::default(); N];
+        for slot in &mut items[..n] {
+            *slot = item()?;
+        }
+        Ok(Arc::from(&items[..n]))
+    } else {
+        (0..n).map(|_| item()).collect()
+    }
 }
 
 /// One half of a sample's stack, as a trace refers to it.
@@ -541,7 +557,7 @@ mod tests {
             address: 0xffff_ffff_8100_0000,
             mapping: Some(3),
             kind: FrameKind::Jit,
-            lines: vec![
+            lines: Arc::from([
                 LineEntry {
                     function: 1,
                     file: Some(2),
@@ -552,7 +568,7 @@ mod tests {
                     file: None,
                     line: None,
                 },
-            ],
+            ]),
         };
         let mut buf = Vec::new();
         location.encode(&mut buf);
@@ -582,7 +598,12 @@ mod tests {
 
         buf.clear();
         encode_stack(&[5, 1, 5], &mut buf);
-        assert_eq!(decode_stack(&buf), Ok(vec![5, 1, 5]));
+        assert_eq!(decode_stack(&buf).as_deref(), Ok(&[5, 1, 5][..]));
+        // Longer than what is decoded on the stack.
+        let deep: Vec<i64> = (1..=300).collect();
+        buf.clear();
+        encode_stack(&deep, &mut buf);
+        assert_eq!(decode_stack(&buf).as_deref(), Ok(&deep[..]));
 
         buf.clear();
         encode_labels([("host", "a"), ("pid", "")].into_iter(), &mut buf);
@@ -625,11 +646,11 @@ mod tests {
             address: 1 << 60,
             mapping: Some(1 << 40),
             kind: FrameKind::User,
-            lines: vec![LineEntry {
+            lines: Arc::from([LineEntry {
                 function: 1,
                 file: Some(2),
                 line: Some(3),
-            }],
+            }]),
         }
         .encode(&mut location);
         for cut in 0..location.len() {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use rusqlite::Connection;
 
 use crate::cache::{stable_hash, FingerprintKeys, TwoGen};
-use crate::codec::{self, DecodeError, LocationEntry, MappingEntry, TraceEntry};
+use crate::codec::{DecodeError, LocationEntry, MappingEntry, TraceEntry};
 use crate::error::{Error, SqlContext};
 use crate::resolved::Resolved;
 
@@ -192,7 +192,7 @@ fn touch(conn: &Connection, kind: Kind, entry: &mut Interned, gen: i64) -> Resul
 pub(crate) struct DictCache {
     pub(crate) strings: TwoGen<i64, Arc<str>>,
     pub(crate) mappings: TwoGen<i64, MappingEntry>,
-    pub(crate) locations: TwoGen<i64, Arc<LocationEntry>>,
+    pub(crate) locations: TwoGen<i64, LocationEntry>,
     pub(crate) stacks: TwoGen<i64, Arc<[i64]>>,
     pub(crate) traces: TwoGen<i64, TraceEntry>,
 }
@@ -215,16 +215,6 @@ pub(crate) fn decode_string(data: &[u8]) -> Result<Arc<str>, DecodeError> {
     std::str::from_utf8(data)
         .map(Arc::from)
         .map_err(|_| DecodeError("string is not UTF-8"))
-}
-
-/// Decodes a location entry.
-pub(crate) fn decode_location(data: &[u8]) -> Result<Arc<LocationEntry>, DecodeError> {
-    LocationEntry::decode(data).map(Arc::new)
-}
-
-/// Decodes a stack entry.
-pub(crate) fn decode_stack(data: &[u8]) -> Result<Arc<[i64]>, DecodeError> {
-    codec::decode_stack(data).map(Arc::from)
 }
 
 /// Id ranges up to this size are deduplicated in a bitmap (4 MiB).

@@ -23,7 +23,6 @@
 //!
 //! [`Profile`]: scorch_formats::Profile
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -251,7 +250,7 @@ impl Paths {
 
     /// The names and the nodes in pre-order: pending names interned by
     /// content, paths renamed, sorted and walked (see the module docs).
-    fn into_tree(mut self, chain: &Chain, strings: &Resolved<Arc<str>>) -> (Vec<String>, Nodes) {
+    fn into_tree(mut self, chain: &Chain, strings: &Resolved<Arc<str>>) -> (Vec<Arc<str>>, Nodes) {
         let names = Names::of(&self.pending, chain, strings);
         for f in &mut self.path_frames {
             *f = frame(names.index[name_of(*f) as usize], kind_of(*f));
@@ -288,7 +287,7 @@ impl Paths {
 
 /// The names of a tree, each once, in first-use order.
 struct Names {
-    names: Vec<String>,
+    names: Vec<Arc<str>>,
     /// Each pending name's index in `names`.
     index: Vec<u32>,
 }
@@ -296,24 +295,26 @@ struct Names {
 impl Names {
     fn of(pending: &[Pending], chain: &Chain, strings: &Resolved<Arc<str>>) -> Self {
         let string = |id: i64| -> &str { strings.get(id).map_or(UNKNOWN, |s| s) };
-        let mut by_content: HashMap<Cow<'_, str>, u32, FastBuild> =
+        let mut by_content: HashMap<Arc<str>, u32, FastBuild> =
             HashMap::with_capacity_and_hasher(pending.len(), FastBuild::default());
         let mut names = Vec::with_capacity(pending.len());
         let mut index = Vec::with_capacity(pending.len());
         for name in pending {
-            let content = match name {
-                Pending::Literal(s) => Cow::Borrowed(*s),
-                Pending::String(id) => Cow::Borrowed(string(*id)),
-                Pending::Offset(at) => Cow::Owned(offset_name(
+            let content: Arc<str> = match name {
+                Pending::Literal(s) => Arc::from(*s),
+                Pending::String(id) => strings
+                    .get(*id)
+                    .map_or_else(|| Arc::from(UNKNOWN), Arc::clone),
+                Pending::Offset(at) => Arc::from(offset_name(
                     chain.locations.at(*at),
                     &chain.mappings,
                     string,
                 )),
             };
             let next = names.len() as u32;
-            let i = *by_content.entry(content.clone()).or_insert(next);
+            let i = *by_content.entry(Arc::clone(&content)).or_insert(next);
             if i == next {
-                names.push(content.into_owned());
+                names.push(content);
             }
             index.push(i);
         }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use rusqlite::Transaction;
 
-use crate::codec::{LocationEntry, MappingEntry, StackRef, TraceEntry};
+use crate::codec::{self, LocationEntry, MappingEntry, StackRef, TraceEntry};
 use crate::dict::{self, DictCache, Kind};
 use crate::error::Error;
 
@@ -116,7 +116,7 @@ pub(crate) enum MappingsOf {
 pub(crate) struct Chain {
     pub(crate) traces: Resolved<TraceEntry>,
     pub(crate) stacks: Resolved<Arc<[i64]>>,
-    pub(crate) locations: Resolved<Arc<LocationEntry>>,
+    pub(crate) locations: Resolved<LocationEntry>,
     pub(crate) mappings: Resolved<MappingEntry>,
 }
 
@@ -149,7 +149,7 @@ impl Chain {
             Kind::Stack,
             &mut cache.stacks,
             stack_ids,
-            dict::decode_stack,
+            codec::decode_stack,
         )?;
         let location_ids = stacks.values().iter().flat_map(|s| s.iter().copied());
         let locations = dict::resolve(
@@ -157,7 +157,7 @@ impl Chain {
             Kind::Location,
             &mut cache.locations,
             location_ids,
-            dict::decode_location,
+            LocationEntry::decode,
         )?;
         let mapping_ids = locations
             .values()

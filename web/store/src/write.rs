@@ -444,7 +444,7 @@ impl WindowWriter<'_> {
             address: location.address,
             mapping,
             kind: location.kind,
-            lines,
+            lines: lines.into(),
         }
         .encode(&mut self.buf);
         self.dict
