@@ -37,6 +37,9 @@ pub struct AnswerKey {
     /// What the tree's counts measure (on-CPU unless set): trees of
     /// different measures never answer for each other.
     pub measure: Measure,
+    /// For a pruned tree, the bits of its `min_share`; `None` for the
+    /// whole tree.
+    pub pruned_to: Option<u64>,
 }
 
 impl AnswerKey {
@@ -51,6 +54,15 @@ impl AnswerKey {
             labels,
             windows,
             measure: Measure::OnCpuSamples,
+            pruned_to: None,
+        }
+    }
+
+    /// The key of this tree pruned to `min_share`.
+    pub fn pruned(&self, min_share: f64) -> Self {
+        Self {
+            pruned_to: Some(min_share.to_bits()),
+            ..self.clone()
         }
     }
 }
@@ -160,8 +172,7 @@ impl AnswerCache {
     }
 
     /// The tree for `key`, if held; marks it recently used.
-    #[cfg(test)]
-    fn get(&self, key: &AnswerKey) -> Option<Arc<FlameTree>> {
+    pub fn get(&self, key: &AnswerKey) -> Option<Arc<FlameTree>> {
         self.lock().get(key)
     }
 

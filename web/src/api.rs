@@ -121,7 +121,8 @@ fn parse_share(text: &str) -> Result<f64, ApiError> {
 
 /// The flame tree of a query as JSON, from the answer cache when it holds
 /// the tree of the same windows, built once for concurrent requests; the
-/// `x-scorch-cache` header says where it came from.
+/// `x-scorch-cache` header says where it came from. A pruned tree is cached
+/// apart from the whole one, which the page asks for next.
 async fn flame_json(
     profiles: Profiles,
     params: Params,
@@ -130,26 +131,27 @@ async fn flame_json(
 ) -> Result<Response, ApiError> {
     let Profiles { store, answers } = profiles;
     let (body, source) = blocking(&store, move |s| {
-        let windows = s.window_set(&query)?;
-        let measure = query.measure;
-        let key = AnswerKey {
-            measure,
+        let key_of = |windows| AnswerKey {
+            measure: query.measure,
             ..AnswerKey::new(params.from, params.until, &params.labels, windows)
         };
-        let (tree, source) = answers.answer(&key, || {
-            let (tree, windows) = s.flame_tree_with_window_set(&query)?;
-            let tree = Arc::new(tree);
-            let key = AnswerKey {
-                measure,
-                ..AnswerKey::new(params.from, params.until, &params.labels, windows)
-            };
-            Ok((key, tree))
-        })?;
-        let body = match min_share {
-            Some(share) => serde_json::to_vec(&tree.pruned(share)),
-            None => serde_json::to_vec(&*tree),
+        let key = key_of(s.window_set(&query)?);
+        let (tree, source) = match min_share {
+            // Pruned from the whole tree when that is held; else built
+            // pruned, reading only the names of the nodes that stay.
+            Some(share) => match answers.get(&key) {
+                Some(whole) => (Arc::new(whole.pruned(share)), Source::Hit),
+                None => answers.answer(&key.pruned(share), || {
+                    let (tree, windows) = s.pruned_flame_tree_with_window_set(&query, share)?;
+                    Ok((key_of(windows).pruned(share), Arc::new(tree)))
+                })?,
+            },
+            None => answers.answer(&key, || {
+                let (tree, windows) = s.flame_tree_with_window_set(&query)?;
+                Ok((key_of(windows), Arc::new(tree)))
+            })?,
         };
-        Ok((body, source))
+        Ok((serde_json::to_vec(&*tree), source))
     })
     .await?;
     let body = body.map_err(|e| ApiError::internal(format!("encoding the profile: {e}")))?;

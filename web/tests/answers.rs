@@ -159,6 +159,33 @@ async fn repeated_requests_are_answered_from_the_cache() {
     assert_eq!(folded.cache, None);
 }
 
+#[tokio::test]
+async fn a_first_paint_is_built_pruned_and_matches_the_pruned_whole_tree() {
+    let store = store();
+    let app = router(&store, scorch_web::DEFAULT_ANSWER_CACHE_BYTES);
+    let url = format!("/api/profile?{}&format=json", range());
+    // Nothing cached: built pruned, and kept under its share.
+    let first = get(&app, &format!("{url}&min_share=0.2")).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.cache.as_deref(), Some("miss"));
+    let again = get(&app, &format!("{url}&min_share=0.2")).await;
+    assert_eq!(again.cache.as_deref(), Some("hit"));
+    assert_eq!(again.body, first.body);
+    let other = get(&app, &format!("{url}&min_share=0.3")).await;
+    assert_eq!(other.cache.as_deref(), Some("miss"), "another share");
+    // The whole tree is an answer of its own; pruned, it gives the same.
+    let whole = get(&app, &url).await;
+    assert_eq!(whole.cache.as_deref(), Some("miss"));
+    assert_eq!(whole.json()["meta"]["pruned"], 0);
+    assert_eq!(whole.samples(), first.samples());
+    for (share, built) in [("0.2", &first), ("0.3", &other)] {
+        let from_whole = get(&app, &format!("{url}&min_share={share}")).await;
+        assert_eq!(from_whole.cache.as_deref(), Some("hit"));
+        assert_eq!(from_whole.body, built.body, "min_share={share}");
+    }
+    assert!(first.json()["meta"]["pruned"].as_u64().unwrap() > 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_requests_for_one_answer_build_it_once() {
     let store = store();

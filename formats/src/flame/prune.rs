@@ -20,7 +20,52 @@ pub const PRUNED_NAME: &str = "[smaller frames]";
 /// `tree` without nodes below `min_share` of its samples (see the module
 /// docs). A share of 0 or less (or NaN) keeps everything.
 pub fn pruned(tree: &FlameTree, min_share: f64) -> FlameTree {
-    let nodes = &tree.nodes;
+    let kept = pruned_nodes(&tree.nodes, tree.names.len(), min_share);
+    let names = kept
+        .names
+        .iter()
+        .map(|name| match *name {
+            KeptName::Name(old) => tree
+                .names
+                .get(old as usize)
+                .map_or_else(|| Arc::from(UNKNOWN), Arc::clone),
+            KeptName::Pruned => Arc::from(PRUNED_NAME),
+        })
+        .collect();
+    FlameTree {
+        meta: FlameMeta {
+            pruned: tree.meta.pruned + kept.left_out,
+            ..tree.meta.clone()
+        },
+        names,
+        nodes: kept.nodes,
+    }
+}
+
+/// The nodes [`pruned`] keeps, for a caller that names them itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrunedNodes {
+    /// The nodes, their names numbered anew (see `names`).
+    pub nodes: Nodes,
+    /// What each new name index stands for.
+    pub names: Vec<KeptName>,
+    /// Nodes left out.
+    pub left_out: u64,
+}
+
+/// A name of the pruned tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeptName {
+    /// The name with this index in the tree that was pruned (an index
+    /// past its names stands for `[unknown]`).
+    Name(u32),
+    /// [`PRUNED_NAME`].
+    Pruned,
+}
+
+/// The pruning of [`pruned`], on nodes whose names (`names` of them) are
+/// numbered but not needed: the kept nodes and the names they use.
+pub fn pruned_nodes(nodes: &Nodes, names: usize, min_share: f64) -> PrunedNodes {
     // Arrays of unequal lengths (only a hand-made tree has them): the common part.
     let n = [
         nodes.name.len(),
@@ -39,21 +84,17 @@ pub fn pruned(tree: &FlameTree, min_share: f64) -> FlameTree {
         0
     };
     let mut out = Nodes::default();
-    let mut names = Vec::new();
+    let mut kept_names = Vec::new();
     // Old name index → new one (u32::MAX: not used yet); one more slot
     // for a name index pointing nowhere, shown as `[unknown]`.
-    let mut name_map = vec![u32::MAX; tree.names.len() + 1];
-    let mut rename = |old: u32, names: &mut Vec<Arc<str>>| -> u32 {
-        let old = (old as usize).min(tree.names.len());
-        if name_map[old] == u32::MAX {
-            name_map[old] = names.len() as u32;
-            names.push(
-                tree.names
-                    .get(old)
-                    .map_or_else(|| Arc::from(UNKNOWN), Arc::clone),
-            );
+    let mut name_map = vec![u32::MAX; names + 1];
+    let mut rename = |old: u32, kept_names: &mut Vec<KeptName>| -> u32 {
+        let slot = (old as usize).min(names);
+        if name_map[slot] == u32::MAX {
+            name_map[slot] = kept_names.len() as u32;
+            kept_names.push(KeptName::Name(slot as u32));
         }
-        name_map[old]
+        name_map[slot]
     };
     let mut pruned_name = None;
     // Old node index → new one, or -1 when left out.
@@ -74,7 +115,7 @@ pub fn pruned(tree: &FlameTree, min_share: f64) -> FlameTree {
         }
         if i == 0 || nodes.total[i] >= min_total {
             new_index[i] = out.name.len() as i64;
-            out.name.push(rename(nodes.name[i], &mut names));
+            out.name.push(rename(nodes.name[i], &mut kept_names));
             out.parent.push(new_parent);
             out.self_count.push(nodes.self_count[i]);
             out.total.push(nodes.total[i]);
@@ -88,8 +129,8 @@ pub fn pruned(tree: &FlameTree, min_share: f64) -> FlameTree {
         let at = match pruned_child[p] {
             -1 => {
                 let name = *pruned_name.get_or_insert_with(|| {
-                    names.push(Arc::from(PRUNED_NAME));
-                    names.len() as u32 - 1
+                    kept_names.push(KeptName::Pruned);
+                    kept_names.len() as u32 - 1
                 });
                 pruned_child[p] = out.name.len() as i64;
                 out.name.push(name);
@@ -104,12 +145,9 @@ pub fn pruned(tree: &FlameTree, min_share: f64) -> FlameTree {
         out.self_count[at] += nodes.total[i];
         out.total[at] += nodes.total[i];
     }
-    FlameTree {
-        meta: FlameMeta {
-            pruned: tree.meta.pruned + left_out,
-            ..tree.meta.clone()
-        },
-        names,
+    PrunedNodes {
         nodes: out,
+        names: kept_names,
+        left_out,
     }
 }

@@ -125,31 +125,7 @@ impl DictWriter {
             return Ok(entry.id);
         }
         let hash = stable_hash(data);
-        let found = {
-            let mut stmt = conn
-                .prepare_cached(FIND[kind as usize])
-                .ctx("looking up a dictionary entry")?;
-            let mut rows = stmt.query([hash]).ctx("looking up a dictionary entry")?;
-            let mut found = None;
-            while let Some(row) = rows.next().ctx("looking up a dictionary entry")? {
-                let same = row
-                    .get_ref(2)
-                    .ctx("looking up a dictionary entry")?
-                    .as_blob()
-                    .is_ok_and(|stored| stored == data);
-                if same {
-                    let id: i64 = row.get(0).ctx("looking up a dictionary entry")?;
-                    let stored_gen: i64 = row.get(1).ctx("looking up a dictionary entry")?;
-                    found = Some(Interned {
-                        id,
-                        gen: stored_gen,
-                    });
-                    break;
-                }
-            }
-            found
-        };
-        let entry = match found {
+        let entry = match find(conn, kind, hash, data)? {
             Some(mut entry) => {
                 touch(conn, kind, &mut entry, gen)?;
                 entry
@@ -175,6 +151,34 @@ impl DictWriter {
             cache.clear();
         }
     }
+}
+
+/// The entry with bytes `data` (whose [`stable_hash`] is `hash`), if the
+/// table holds it: found through the index on `hash`.
+fn find(conn: &Connection, kind: Kind, hash: i64, data: &[u8]) -> Result<Option<Interned>, Error> {
+    let action = "looking up a dictionary entry";
+    let mut stmt = conn.prepare_cached(FIND[kind as usize]).ctx(action)?;
+    let mut rows = stmt.query([hash]).ctx(action)?;
+    while let Some(row) = rows.next().ctx(action)? {
+        let same = row
+            .get_ref(2)
+            .ctx(action)?
+            .as_blob()
+            .is_ok_and(|stored| stored == data);
+        if same {
+            return Ok(Some(Interned {
+                id: row.get(0).ctx(action)?,
+                gen: row.get(1).ctx(action)?,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The id of the dictionary string `text`, if there is one.
+pub(crate) fn find_string(conn: &Connection, text: &str) -> Result<Option<i64>, Error> {
+    let data = text.as_bytes();
+    Ok(find(conn, Kind::String, stable_hash(data), data)?.map(|entry| entry.id))
 }
 
 /// Raises an entry's `gen` to `gen` if it is older.

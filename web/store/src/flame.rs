@@ -24,6 +24,7 @@
 //! [`Profile`]: scorch_formats::Profile
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::sync::Arc;
 
 use rusqlite::Transaction;
@@ -36,6 +37,10 @@ use crate::codec::{LocationEntry, MappingEntry, StackRef, TraceEntry};
 use crate::dict::{self, DictCache, Kind};
 use crate::error::Error;
 use crate::resolved::{Chain, MappingsOf, Resolved};
+
+mod pruned;
+
+pub(crate) use pruned::pruned_tree;
 
 /// The flame tree of `(trace id, count)` pairs (sorted by id), covering
 /// `from..until`.
@@ -68,18 +73,25 @@ pub(crate) fn tree(
         }
     });
     let strings = strings?;
-    let (names, nodes) = paths.into_tree(&chain, &strings);
+    let names = Names::of(&paths.pending, &chain, &strings);
+    let nodes = paths.into_nodes(&names.index);
     Ok(FlameTree {
-        meta: FlameMeta {
-            from,
-            until,
-            samples: nodes.total.first().copied().unwrap_or(0),
-            period_ns: meta.period_ns(),
-            pruned: 0,
-        },
-        names,
+        meta: flame_meta(&nodes, meta, (from, until), 0),
+        names: names.names,
         nodes,
     })
+}
+
+/// The tree's meta: its range, samples (the root's total), sampling period
+/// and the nodes left out of it.
+fn flame_meta(nodes: &Nodes, meta: &Meta, (from, until): (u64, u64), pruned: u64) -> FlameMeta {
+    FlameMeta {
+        from,
+        until,
+        samples: nodes.total.first().copied().unwrap_or(0),
+        period_ns: meta.period_ns(),
+        pruned,
+    }
 }
 
 /// The strings a tree names: commands, functions, and the files of the
@@ -248,12 +260,11 @@ impl Paths {
         &self.path_frames[start..end]
     }
 
-    /// The names and the nodes in pre-order: pending names interned by
-    /// content, paths renamed, sorted and walked (see the module docs).
-    fn into_tree(mut self, chain: &Chain, strings: &Resolved<Arc<str>>) -> (Vec<Arc<str>>, Nodes) {
-        let names = Names::of(&self.pending, chain, strings);
+    /// The nodes in pre-order, each pending name `i` renamed `index[i]`:
+    /// paths renamed, sorted and walked (see the module docs).
+    fn into_nodes(mut self, index: &[u32]) -> Nodes {
         for f in &mut self.path_frames {
-            *f = frame(names.index[name_of(*f) as usize], kind_of(*f));
+            *f = frame(index[name_of(*f) as usize], kind_of(*f));
         }
         let mut order: Vec<usize> = (0..self.paths.len()).collect();
         order.sort_unstable_by(|&a, &b| self.path(a).cmp(self.path(b)));
@@ -281,7 +292,7 @@ impl Paths {
             tree.self_count[at.last().copied().unwrap_or(0) as usize] += count;
             previous = path;
         }
-        (names.names, tree.pre_order())
+        tree.pre_order()
     }
 }
 
@@ -293,14 +304,12 @@ struct Names {
 }
 
 impl Names {
+    /// The pending names interned by content.
     fn of(pending: &[Pending], chain: &Chain, strings: &Resolved<Arc<str>>) -> Self {
         let string = |id: i64| -> &str { strings.get(id).map_or(UNKNOWN, |s| s) };
-        let mut by_content: HashMap<Arc<str>, u32, FastBuild> =
-            HashMap::with_capacity_and_hasher(pending.len(), FastBuild::default());
-        let mut names = Vec::with_capacity(pending.len());
-        let mut index = Vec::with_capacity(pending.len());
-        for name in pending {
-            let content: Arc<str> = match name {
+        let contents: Vec<Arc<str>> = pending
+            .iter()
+            .map(|name| match name {
                 Pending::Literal(s) => Arc::from(*s),
                 Pending::String(id) => strings
                     .get(*id)
@@ -310,16 +319,33 @@ impl Names {
                     &chain.mappings,
                     string,
                 )),
-            };
-            let next = names.len() as u32;
-            let i = *by_content.entry(Arc::clone(&content)).or_insert(next);
-            if i == next {
-                names.push(content);
-            }
-            index.push(i);
-        }
+            })
+            .collect();
+        let (index, firsts) = numbered(contents.iter());
+        let names = firsts
+            .into_iter()
+            .map(|at| Arc::clone(&contents[at]))
+            .collect();
         Names { names, index }
     }
+}
+
+/// Numbers `keys` in first-use order, equal keys alike: each key's number,
+/// and where each number was first used.
+fn numbered<K: Hash + Eq>(keys: impl ExactSizeIterator<Item = K>) -> (Vec<u32>, Vec<usize>) {
+    let mut numbers: HashMap<K, u32, FastBuild> =
+        HashMap::with_capacity_and_hasher(keys.len(), FastBuild::default());
+    let mut index = Vec::with_capacity(keys.len());
+    let mut firsts = Vec::new();
+    for (at, key) in keys.enumerate() {
+        let next = firsts.len() as u32;
+        let number = *numbers.entry(key).or_insert(next);
+        if number == next {
+            firsts.push(at);
+        }
+        index.push(number);
+    }
+    (index, firsts)
 }
 
 /// How an unsymbolized location is named: `module+0xoffset` in its

@@ -346,6 +346,21 @@ impl Store {
             .map_err(|e| e.in_store(&self.db))
     }
 
+    /// [`Store::flame_tree_with_window_set`]'s tree pruned to `min_share` of
+    /// its samples ([`FlameTree::pruned`]), built without reading the names
+    /// of the nodes left out: what the page draws first.
+    pub fn pruned_flame_tree_with_window_set(
+        &self,
+        query: &Query,
+        min_share: f64,
+    ) -> Result<(FlameTree, WindowSet), Error> {
+        self.readers
+            .with(|conn| {
+                query::merged_pruned_flame_tree(conn, &self.dict, &self.damaged, query, min_share)
+            })
+            .map_err(|e| e.in_store(&self.db))
+    }
+
     /// The windows `query` selects, as a value that changes whenever they
     /// do (see [`WindowSet`]); no blob is read.
     pub fn window_set(&self, query: &Query) -> Result<WindowSet, Error> {

@@ -329,6 +329,23 @@ pub(crate) fn merged_flame_tree(
     })
 }
 
+/// Runs a query: merge, then build the flame tree of the merged traces
+/// pruned to `min_share` of its samples, reading only the names of the
+/// nodes that stay (see [`flame::pruned_tree`]). Also returns the
+/// [`WindowSet`] it read, from the same transaction.
+pub(crate) fn merged_pruned_flame_tree(
+    conn: &mut Connection,
+    cache: &Mutex<DictCache>,
+    damaged: &Mutex<BTreeSet<i64>>,
+    query: &Query,
+    min_share: f64,
+) -> Result<(FlameTree, WindowSet), Error> {
+    let range = (query.from_unix_ns, query.until_unix_ns);
+    merged(conn, cache, damaged, query, |tx, cache, traces, meta| {
+        flame::pruned_tree(tx, cache, traces, &meta, range, min_share)
+    })
+}
+
 /// Merges the query's windows into `(trace id, count)` pairs sorted by id,
 /// and hands them with their [`Meta`] to `finish`, in the same read
 /// transaction as the returned [`WindowSet`].

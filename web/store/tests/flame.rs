@@ -3,6 +3,8 @@
 //! frames: inlined functions, unsymbolized addresses with and without a
 //! mapping, kernel and JIT frames, missed stacks, names shared by different
 //! locations, kinds and commands, and names equal to an address's name.
+//! So is the first paint's tree, pruned before its names are read, to the
+//! pruned whole tree.
 
 mod common;
 
@@ -53,6 +55,8 @@ fn tricky(seed: u64) -> Profile {
             FrameKind::User,
             vec![line("inner"), line("web"), line("outer")],
         ),
+        // A function named as the root is.
+        (0x2070, Some(app), FrameKind::User, vec![line("all")]),
         (0x2060, Some(app), FrameKind::User, vec![line("main")]),
         (0x3000, None, FrameKind::Kernel, vec![line("schedule")]),
     ]
@@ -68,12 +72,12 @@ fn tricky(seed: u64) -> Profile {
     .collect();
     for _ in 0..60 {
         let depth = 1 + rng.below(6) as usize;
-        let mut user = vec![locations[10]];
-        user.extend((0..depth).map(|_| locations[rng.below(10) as usize]));
+        let mut user = vec![locations[11]];
+        user.extend((0..depth).map(|_| locations[rng.below(11) as usize]));
         let kernel = match rng.below(4) {
             0 => Stack::Absent,
             1 => Stack::Missed,
-            _ => Stack::Frames(vec![locations[11], locations[7]]),
+            _ => Stack::Frames(vec![locations[12], locations[7]]),
         };
         b.sample(Sample {
             pid: 1 + rng.below(2) as u32,
@@ -95,6 +99,14 @@ fn assert_same_tree(store: &Store, query: &Query) {
     assert!(expected.nodes.name.len() > 1, "an empty tree proves little");
     // Equal trees are equal JSON: serialising is a function of the tree.
     assert_eq!(tree, expected);
+    // The first paint's tree, named after pruning, is the pruned whole tree.
+    for share in [1e-9, 0.0001, 0.02, 0.1, 0.5, 1.0] {
+        let (pruned, windows) = store
+            .pruned_flame_tree_with_window_set(query, share)
+            .unwrap();
+        assert_eq!(windows, store.window_set(query).unwrap());
+        assert_eq!(pruned, expected.pruned(share), "min_share {share}");
+    }
 }
 
 #[test]
@@ -112,6 +124,7 @@ fn the_tree_from_the_dictionaries_is_the_tree_of_the_merged_profile() {
     assert_same_tree(&store, &all);
     assert_same_tree(&store, &all);
     assert_same_tree(&store, &all.clone().label("comm", "tricky"));
+    assert_same_tree(&store, &all.clone().label("comm", "worker"));
     assert_same_tree(&store, &Query::range(T0 + TEN_S, T0 + 3 * TEN_S));
     // Nothing in the range: the empty tree, as from an empty profile.
     let empty = Query::range(T0 + 100 * TEN_S, T0 + 101 * TEN_S);
