@@ -147,12 +147,69 @@ enum Pending {
     Offset(usize),
 }
 
+/// Each string id's index in [`Paths::pending`]: in an array over the span
+/// of the string ids a chain names when they are compact (the usual case:
+/// ids are handed out in order), else in a map.
+enum StringSlots {
+    Dense { first: i64, index: Vec<u32> },
+    Sparse(IdMap<u32>),
+}
+
+/// A string not named yet, in [`StringSlots::Dense`].
+const NO_SLOT: u32 = u32::MAX;
+
+impl StringSlots {
+    /// Slots for the strings a tree of `chain` names: commands, functions.
+    fn for_chain(chain: &Chain) -> Self {
+        let (mut first, mut last, mut count) = (i64::MAX, i64::MIN, 0i64);
+        let comms = chain.traces.values().iter().map(|t| t.comm);
+        let functions = chain
+            .locations
+            .values()
+            .iter()
+            .flat_map(|l| l.lines.iter().map(|line| line.function));
+        for id in comms.chain(functions) {
+            (first, last, count) = (first.min(id), last.max(id), count + 1);
+        }
+        match last.checked_sub(first) {
+            Some(span) if span < 1 << 24 && span < count.saturating_mul(8) => StringSlots::Dense {
+                first,
+                index: vec![NO_SLOT; span as usize + 1],
+            },
+            _ => StringSlots::Sparse(IdMap::default()),
+        }
+    }
+
+    /// The index of string `id`, which becomes `next` if it has none yet.
+    fn get_or_insert(&mut self, id: i64, next: u32) -> u32 {
+        let slot = match self {
+            StringSlots::Dense { first, index } => {
+                match usize::try_from(id.wrapping_sub(*first))
+                    .ok()
+                    .and_then(|at| index.get_mut(at))
+                {
+                    Some(slot) => slot,
+                    // Outside the span (no string the chain names): a name
+                    // of its own, merged with its equals when names are
+                    // numbered.
+                    None => return next,
+                }
+            }
+            StringSlots::Sparse(map) => map.entry(id).or_insert(next),
+        };
+        if *slot == NO_SLOT {
+            *slot = next;
+        }
+        *slot
+    }
+}
+
 /// Every sample's path, named with [`Pending`] indices.
 struct Paths {
     /// Pending names, in first-use order; 0 is the root's.
     pending: Vec<Pending>,
     /// Each string id's index in `pending`.
-    string_pending: IdMap<u32>,
+    string_pending: StringSlots,
     /// Where each location's frames are in `frames`, root-most first, by
     /// the location's position in the chain: (start, length); [`UNNAMED`]
     /// until its first use.
@@ -171,7 +228,7 @@ impl Paths {
         let locations = chain.locations.len();
         let mut paths = Paths {
             pending: Vec::with_capacity(locations + 1),
-            string_pending: IdMap::with_capacity_and_hasher(locations + 1, FastBuild::default()),
+            string_pending: StringSlots::for_chain(chain),
             location_frames: vec![UNNAMED; locations],
             frames: Vec::with_capacity(locations),
             path_frames: Vec::new(),
@@ -189,7 +246,7 @@ impl Paths {
     /// The pending name of string `id`.
     fn string(&mut self, id: i64) -> u32 {
         let next = self.pending.len() as u32;
-        let index = *self.string_pending.entry(id).or_insert(next);
+        let index = self.string_pending.get_or_insert(id, next);
         if index == next {
             self.pending.push(Pending::String(id));
         }

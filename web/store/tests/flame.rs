@@ -91,6 +91,38 @@ fn tricky(seed: u64) -> Profile {
     b.build()
 }
 
+/// One sample per stack, each stack the `functions` named, root first.
+fn stacks(comm: &str, stacks: &[&[&str]]) -> Profile {
+    let mut b = ProfileBuilder::new(Meta::default());
+    for (i, functions) in stacks.iter().enumerate() {
+        let frames = functions
+            .iter()
+            .rev()
+            .map(|f| {
+                b.location(Location {
+                    address: 0,
+                    mapping: None,
+                    kind: FrameKind::User,
+                    lines: vec![Line {
+                        function: f.to_string(),
+                        file: None,
+                        line: None,
+                    }],
+                })
+            })
+            .collect();
+        b.sample(Sample {
+            pid: 1,
+            tid: None,
+            comm: comm.into(),
+            user: Stack::Frames(frames),
+            kernel: Stack::Absent,
+            count: 1 + i as u64,
+        });
+    }
+    b.build()
+}
+
 fn assert_same_tree(store: &Store, query: &Query) {
     let profile = store.query(query).unwrap();
     let expected = FlameTree::from_profile(&profile, query.from_unix_ns, query.until_unix_ns);
@@ -126,6 +158,30 @@ fn the_tree_from_the_dictionaries_is_the_tree_of_the_merged_profile() {
     assert_same_tree(&store, &all.clone().label("comm", "tricky"));
     assert_same_tree(&store, &all.clone().label("comm", "worker"));
     assert_same_tree(&store, &Query::range(T0 + TEN_S, T0 + 3 * TEN_S));
+    // Strings far apart in the dictionary: an old command and function,
+    // new functions after hundreds of others.
+    let filler: Vec<String> = (0..600).map(|i| format!("filler_{i}")).collect();
+    let filler: Vec<&str> = filler.iter().map(String::as_str).collect();
+    store
+        .write_window(&window(
+            8,
+            labels(&[("comm", "filler")]),
+            stacks("filler", &[&filler]),
+        ))
+        .unwrap();
+    let late: [&[&str]; 3] = [
+        &["main", "late_a"],
+        &["main", "late_b"],
+        &["late_a", "main"],
+    ];
+    store
+        .write_window(&window(
+            9,
+            labels(&[("comm", "late")]),
+            stacks("web", &late),
+        ))
+        .unwrap();
+    assert_same_tree(&store, &Query::range(T0 + 9 * TEN_S, T0 + 10 * TEN_S));
     // Nothing in the range: the empty tree, as from an empty profile.
     let empty = Query::range(T0 + 100 * TEN_S, T0 + 101 * TEN_S);
     let (tree, _) = store.flame_tree_with_window_set(&empty).unwrap();
