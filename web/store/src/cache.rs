@@ -13,7 +13,7 @@
 
 use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher, RandomState};
 
 pub(crate) use scorch_formats::fast_hash::FastBuild;
 
@@ -29,6 +29,37 @@ pub(crate) fn stable_hash(bytes: &[u8]) -> i64 {
 
 /// A map from dictionary ids.
 pub(crate) type IdMap<V> = HashMap<i64, V, FastBuild>;
+
+/// Hashes dictionary ids for the readers' caches, which take runs of
+/// consecutive ids at a time (ids are handed out in order): the low four
+/// bits of an id stay the low bits of its hash, so sixteen neighbours share
+/// one group of slots and a run fills memory in order; the rest of the id
+/// is mixed, so no pattern of ids piles up in one place.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+/// Builds [`IdHasher`]s.
+pub(crate) type IdBuild = BuildHasherDefault<IdHasher>;
+
+impl Hasher for IdHasher {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used for ids; any key still hashes, only without the locality.
+        self.0 = FastBuild::default().hash_one(bytes);
+    }
+
+    #[inline]
+    fn write_i64(&mut self, id: i64) {
+        let id = id as u64;
+        let block = FastBuild::default().hash_one(id >> 4);
+        self.0 = (block << 4) | (id & 15);
+    }
+}
 
 /// 128-bit fingerprints of content: two SipHash-1-3 with independent random
 /// keys. The writer's caches are keyed by fingerprint rather than by the
@@ -53,13 +84,13 @@ impl FingerprintKeys {
 }
 
 /// A bounded cache that keeps recently used entries (see the module docs).
-pub(crate) struct TwoGen<K, V> {
-    young: HashMap<K, V, FastBuild>,
-    old: HashMap<K, V, FastBuild>,
+pub(crate) struct TwoGen<K, V, S = FastBuild> {
+    young: HashMap<K, V, S>,
+    old: HashMap<K, V, S>,
     half: usize,
 }
 
-impl<K: Hash + Eq, V> TwoGen<K, V> {
+impl<K: Hash + Eq, V, S: BuildHasher + Default> TwoGen<K, V, S> {
     /// A cache holding at most `capacity` entries (at least 2).
     pub(crate) fn new(capacity: usize) -> Self {
         Self {
@@ -123,6 +154,26 @@ mod tests {
         assert!(cache.get(&1).is_none());
         cache.clear();
         assert!(cache.get(&0).is_none());
+    }
+
+    #[test]
+    fn id_hashes_keep_neighbours_together_and_spread_strides() {
+        let hash = |id: i64| IdBuild::default().hash_one(id);
+        // Sixteen neighbours: one block, in order.
+        let block = hash(4096) >> 4;
+        for id in 4096..4112 {
+            assert_eq!((hash(id) >> 4, hash(id) & 15), (block, id as u64 & 15));
+        }
+        // Ids a power of two apart still land in every group of sixteen
+        // slots of a table, with varied tags (the top seven bits).
+        for stride in [16i64, 1024, 1 << 20] {
+            let groups: std::collections::HashSet<u64> =
+                (0..1024).map(|i| (hash(i * stride) >> 4) & 63).collect();
+            let tags: std::collections::HashSet<u64> =
+                (0..1024).map(|i| hash(i * stride) >> 57).collect();
+            assert_eq!(groups.len(), 64, "stride {stride}");
+            assert!(tags.len() > 100, "stride {stride}: {} tags", tags.len());
+        }
     }
 
     #[test]

@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use rusqlite::Connection;
 
-use crate::cache::{stable_hash, FingerprintKeys, TwoGen};
+use crate::cache::{stable_hash, FingerprintKeys, IdBuild, TwoGen};
 use crate::codec::{DecodeError, LocationEntry, MappingEntry, TraceEntry};
 use crate::error::{Error, SqlContext};
 use crate::resolved::Resolved;
@@ -194,11 +194,11 @@ fn touch(conn: &Connection, kind: Kind, entry: &mut Interned, gen: i64) -> Resul
 
 /// The readers' side: id → decoded entry, per table, shared by all queries.
 pub(crate) struct DictCache {
-    pub(crate) strings: TwoGen<i64, Arc<str>>,
-    pub(crate) mappings: TwoGen<i64, MappingEntry>,
-    pub(crate) locations: TwoGen<i64, LocationEntry>,
-    pub(crate) stacks: TwoGen<i64, Arc<[i64]>>,
-    pub(crate) traces: TwoGen<i64, TraceEntry>,
+    pub(crate) strings: TwoGen<i64, Arc<str>, IdBuild>,
+    pub(crate) mappings: TwoGen<i64, MappingEntry, IdBuild>,
+    pub(crate) locations: TwoGen<i64, LocationEntry, IdBuild>,
+    pub(crate) stacks: TwoGen<i64, Arc<[i64]>, IdBuild>,
+    pub(crate) traces: TwoGen<i64, TraceEntry, IdBuild>,
 }
 
 impl DictCache {
@@ -263,7 +263,7 @@ fn distinct(ids: impl IntoIterator<Item = i64>) -> Vec<i64> {
 pub(crate) fn resolve<V: Clone>(
     conn: &Connection,
     kind: Kind,
-    cache: &mut TwoGen<i64, V>,
+    cache: &mut TwoGen<i64, V, IdBuild>,
     ids: impl IntoIterator<Item = i64>,
     decode: fn(&[u8]) -> Result<V, DecodeError>,
 ) -> Result<Resolved<V>, Error> {
