@@ -215,7 +215,7 @@ impl DictCache {
 }
 
 /// Decodes a string entry.
-pub(crate) fn decode_string(data: &[u8]) -> Result<Arc<str>, DecodeError> {
+fn decode_string(data: &[u8]) -> Result<Arc<str>, DecodeError> {
     std::str::from_utf8(data)
         .map(Arc::from)
         .map_err(|_| DecodeError("string is not UTF-8"))
@@ -324,6 +324,15 @@ pub(crate) fn resolve<V: Clone>(
         )));
     }
     Ok(Resolved::new(ids, values.into_iter().flatten().collect()))
+}
+
+/// Resolves string ids ([`resolve`] of the string table).
+pub(crate) fn resolve_strings(
+    conn: &Connection,
+    cache: &mut TwoGen<i64, Arc<str>, IdBuild>,
+    ids: impl IntoIterator<Item = i64>,
+) -> Result<Resolved<Arc<str>>, Error> {
+    resolve(conn, Kind::String, cache, ids, decode_string)
 }
 
 #[cfg(test)]

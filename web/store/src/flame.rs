@@ -34,9 +34,9 @@ use scorch_formats::{Mapping, Meta};
 
 use crate::cache::{FastBuild, IdMap};
 use crate::codec::{LocationEntry, MappingEntry, StackRef, TraceEntry};
-use crate::dict::{self, DictCache, Kind};
+use crate::dict::{self, DictCache};
 use crate::error::Error;
-use crate::resolved::{Chain, MappingsOf, Resolved};
+use crate::resolved::{Chain, Detail, Resolved};
 
 mod pruned;
 
@@ -51,11 +51,9 @@ pub(crate) fn tree(
     meta: &Meta,
     (from, until): (u64, u64),
 ) -> Result<FlameTree, Error> {
-    let chain = Chain::resolve(tx, cache, traces, MappingsOf::Unsymbolized)?;
-    let string_ids = string_ids(&chain);
+    let chain = Chain::resolve(tx, cache, traces, Detail::Names)?;
     let write_paths = || Paths::of(&chain, traces);
-    let resolve_strings =
-        |strings| dict::resolve(tx, Kind::String, strings, string_ids, dict::decode_string);
+    let resolve_strings = |strings| dict::resolve_strings(tx, strings, chain.string_ids());
     let (paths, strings) = std::thread::scope(|scope| {
         let writer = std::thread::Builder::new()
             .name("scorch-paths".into())
@@ -92,24 +90,6 @@ fn flame_meta(nodes: &Nodes, meta: &Meta, (from, until): (u64, u64), pruned: u64
         period_ns: meta.period_ns(),
         pruned,
     }
-}
-
-/// The strings a tree names: commands, functions, and the files of the
-/// mappings of unsymbolized locations.
-fn string_ids(chain: &Chain) -> impl Iterator<Item = i64> + '_ {
-    chain
-        .traces
-        .values()
-        .iter()
-        .map(|t| t.comm)
-        .chain(
-            chain
-                .locations
-                .values()
-                .iter()
-                .flat_map(|l| l.lines.iter().map(|line| line.function)),
-        )
-        .chain(chain.mappings.values().iter().map(|m| m.file))
 }
 
 /// A location not named yet, in [`Paths::location_frames`].

@@ -14,9 +14,9 @@ use rusqlite::Transaction;
 use scorch_formats::{Line, Location, Mapping, Meta, Profile, Sample, Stack};
 
 use crate::codec::StackRef;
-use crate::dict::{self, DictCache, Kind};
+use crate::dict::{self, DictCache};
 use crate::error::Error;
-use crate::resolved::{Chain, MappingsOf, Resolved};
+use crate::resolved::{Chain, Detail, Resolved};
 
 /// Turns `(trace id, count)` pairs into a profile: traces, then their stacks,
 /// locations, mappings and strings, each resolved once.
@@ -26,39 +26,8 @@ pub(crate) fn profile(
     traces: &[(i64, u64)],
     meta: Meta,
 ) -> Result<Profile, Error> {
-    let chain = Chain::resolve(tx, cache, traces, MappingsOf::All)?;
-    let string_ids = chain
-        .traces
-        .values()
-        .iter()
-        .map(|t| t.comm)
-        .chain(
-            chain
-                .locations
-                .values()
-                .iter()
-                .flat_map(|l| {
-                    l.lines
-                        .iter()
-                        .flat_map(|line| [Some(line.function), line.file])
-                })
-                .flatten(),
-        )
-        .chain(
-            chain
-                .mappings
-                .values()
-                .iter()
-                .flat_map(|m| [Some(m.file), m.build_id])
-                .flatten(),
-        );
-    let strings = dict::resolve(
-        tx,
-        Kind::String,
-        &mut cache.strings,
-        string_ids,
-        dict::decode_string,
-    )?;
+    let chain = Chain::resolve(tx, cache, traces, Detail::Everything)?;
+    let strings = dict::resolve_strings(tx, &mut cache.strings, chain.string_ids())?;
     let mut builder = Assembler {
         profile: Profile {
             meta,

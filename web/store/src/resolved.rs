@@ -102,14 +102,15 @@ impl<V> Resolved<V> {
     }
 }
 
-/// Which locations' mappings a [`Chain`] reads.
+/// What a [`Chain`] is read for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum MappingsOf {
-    /// Every location's.
-    All,
-    /// Only those of locations without lines, which are named after their
-    /// mapping (`module+0xoffset`).
-    Unsymbolized,
+pub(crate) enum Detail {
+    /// Everything: a whole profile.
+    Everything,
+    /// The names of frames and commands only (a flame tree): mappings
+    /// only of locations without lines, which are named after them
+    /// (`module+0xoffset`); no source files or build ids.
+    Names,
 }
 
 /// The entries merged traces refer to, except strings.
@@ -118,6 +119,7 @@ pub(crate) struct Chain {
     pub(crate) stacks: Resolved<Arc<[i64]>>,
     pub(crate) locations: Resolved<LocationEntry>,
     pub(crate) mappings: Resolved<MappingEntry>,
+    detail: Detail,
 }
 
 impl Chain {
@@ -127,7 +129,7 @@ impl Chain {
         tx: &Transaction<'_>,
         cache: &mut DictCache,
         traces: &[(i64, u64)],
-        mappings_of: MappingsOf,
+        detail: Detail,
     ) -> Result<Self, Error> {
         let traces = dict::resolve(
             tx,
@@ -162,7 +164,7 @@ impl Chain {
         let mapping_ids = locations
             .values()
             .iter()
-            .filter(|l| mappings_of == MappingsOf::All || l.lines.is_empty())
+            .filter(|l| detail == Detail::Everything || l.lines.is_empty())
             .filter_map(|l| l.mapping);
         let mappings = dict::resolve(
             tx,
@@ -176,7 +178,25 @@ impl Chain {
             stacks,
             locations,
             mappings,
+            detail,
         })
+    }
+
+    /// The strings the chain's entries name, as far as its [`Detail`]
+    /// goes: commands, functions and mapped files; and with everything,
+    /// source files and build ids.
+    pub(crate) fn string_ids(&self) -> impl Iterator<Item = i64> + '_ {
+        let everything = self.detail == Detail::Everything;
+        let comms = self.traces.values().iter().map(|t| t.comm);
+        let lines = self.locations.values().iter().flat_map(|l| l.lines.iter());
+        let functions =
+            lines.flat_map(move |line| [Some(line.function), line.file.filter(|_| everything)]);
+        let files = self
+            .mappings
+            .values()
+            .iter()
+            .flat_map(move |m| [Some(m.file), m.build_id.filter(|_| everything)]);
+        comms.chain(functions.chain(files).flatten())
     }
 }
 

@@ -25,9 +25,9 @@ use scorch_formats::Meta;
 
 use super::{flame_meta, numbered, offset_name, Paths, Pending};
 use crate::cache::FastBuild;
-use crate::dict::{self, DictCache, Kind};
+use crate::dict::{self, DictCache};
 use crate::error::Error;
-use crate::resolved::{Chain, MappingsOf};
+use crate::resolved::{Chain, Detail};
 
 /// What a frame's name is known by before it is read.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -46,7 +46,7 @@ pub(crate) fn pruned_tree(
     range: (u64, u64),
     min_share: f64,
 ) -> Result<FlameTree, Error> {
-    let chain = Chain::resolve(tx, cache, traces, MappingsOf::Unsymbolized)?;
+    let chain = Chain::resolve(tx, cache, traces, Detail::Names)?;
     let paths = Paths::of(&chain, traces);
     let keys = keys(tx, cache, &chain, &paths.pending)?;
     let (index, firsts) = numbered(keys.iter());
@@ -60,13 +60,7 @@ pub(crate) fn pruned_tree(
         Some(Key::String(id)) => Some(*id),
         _ => None,
     });
-    let strings = dict::resolve(
-        tx,
-        Kind::String,
-        &mut cache.strings,
-        string_ids,
-        dict::decode_string,
-    )?;
+    let strings = dict::resolve_strings(tx, &mut cache.strings, string_ids)?;
     let names = kept
         .names
         .iter()
@@ -94,13 +88,8 @@ fn keys(
     pending: &[Pending],
 ) -> Result<Vec<Key>, Error> {
     // The files of the mappings of unsymbolized locations, which name them.
-    let files = dict::resolve(
-        tx,
-        Kind::String,
-        &mut cache.strings,
-        chain.mappings.values().iter().map(|m| m.file),
-        dict::decode_string,
-    )?;
+    let file_ids = chain.mappings.values().iter().map(|m| m.file);
+    let files = dict::resolve_strings(tx, &mut cache.strings, file_ids)?;
     let file = |id: i64| -> &str { files.get(id).map_or(UNKNOWN, |s| s) };
     // Each text looked up in the dictionary once.
     let mut by_text: HashMap<Arc<str>, Key, FastBuild> = HashMap::default();
