@@ -21,6 +21,10 @@
 //! numbered in first-use order, samples come in trace id order, and
 //! siblings are ordered the same way (see [`Tree::pre_order`]).
 //!
+//! The first paint's pruned tree ([`pruned_tree`]) writes the same paths,
+//! but keys their names instead of reading them, and reads only the names
+//! of the nodes that stay.
+//!
 //! [`Profile`]: scorch_formats::Profile
 
 use std::collections::HashMap;

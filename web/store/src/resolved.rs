@@ -10,8 +10,8 @@
 //!
 //! [`Chain`] resolves traces, their stacks, the locations of those and the
 //! mappings of those locations, one table after the other (each level's
-//! ids come from the level before); strings are left to the caller, who
-//! knows which it needs.
+//! ids come from the level before). Strings are left to the caller, who
+//! may need only some of those [`Chain::string_ids`] lists.
 
 use std::sync::Arc;
 
