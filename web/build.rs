@@ -10,7 +10,10 @@ use std::path::Path;
 const ENTRY: &str = "app.js";
 
 fn main() {
-    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("page");
+    // Read when the script runs, not when it is compiled: a build script
+    // compiled for one checkout may be run for another of the same source.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let page = Path::new(&manifest).join("page");
     println!("cargo:rerun-if-changed={}", page.display());
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let mut read = |name: &str| {

@@ -1,10 +1,12 @@
 //! The answer cache: flame trees already built, kept for the next request
 //! that asks for the same windows.
 //!
-//! A tree is keyed by its query (range and label filters) and by the
-//! [`WindowSet`] it was merged from, so a window written into (or deleted
-//! from) the range makes the entry unreachable: the next request sees a
-//! different window set, builds anew and the stale entry ages out. Memory
+//! A tree is keyed by its query (range, label filters, measure), by the
+//! share it was pruned to (a pruned first paint is kept apart from the
+//! whole tree) and by the [`WindowSet`] it was merged from, so a window
+//! written into (or deleted from) the range makes the entry unreachable:
+//! the next request sees a different window set, builds anew and the stale
+//! entry ages out. Memory
 //! is bounded by the estimated size of the trees held; the least recently
 //! used go first. A tree larger than the whole budget is not kept.
 //!

@@ -179,11 +179,34 @@ async fn a_first_paint_is_built_pruned_and_matches_the_pruned_whole_tree() {
     assert_eq!(whole.json()["meta"]["pruned"], 0);
     assert_eq!(whole.samples(), first.samples());
     for (share, built) in [("0.2", &first), ("0.3", &other)] {
-        let from_whole = get(&app, &format!("{url}&min_share={share}")).await;
-        assert_eq!(from_whole.cache.as_deref(), Some("hit"));
-        assert_eq!(from_whole.body, built.body, "min_share={share}");
+        let again = get(&app, &format!("{url}&min_share={share}")).await;
+        assert_eq!(again.cache.as_deref(), Some("hit"));
+        assert_eq!(again.body, built.body, "min_share={share}");
     }
     assert!(first.json()["meta"]["pruned"].as_u64().unwrap() > 0);
+    // A share never asked for, with the whole tree held: pruned from it,
+    // the same bytes as the store's pruned build.
+    let query = Query::range(T0, T0 + 60 * SEC);
+    for share in [0.25, 0.0] {
+        let from_whole = get(&app, &format!("{url}&min_share={share}")).await;
+        assert_eq!(from_whole.cache.as_deref(), Some("hit"));
+        let (built, _) = store
+            .pruned_flame_tree_with_window_set(&query, share)
+            .unwrap();
+        assert_eq!(
+            from_whole.body,
+            serde_json::to_vec(&built).unwrap(),
+            "min_share={share}"
+        );
+    }
+    // Nothing in the range: an empty pruned tree.
+    let empty = format!(
+        "/api/profile?from={}&until={}",
+        T0 + 3600 * SEC,
+        T0 + 3660 * SEC
+    );
+    let none = get(&app, &format!("{empty}&min_share=0.01")).await;
+    assert_eq!((none.status, none.samples()), (StatusCode::OK, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

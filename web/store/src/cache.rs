@@ -49,15 +49,15 @@ impl Hasher for IdHasher {
 
     #[inline]
     fn write(&mut self, bytes: &[u8]) {
-        // Not used for ids; any key still hashes, only without the locality.
-        self.0 = FastBuild::default().hash_one(bytes);
+        // Not used for ids; other keys still hash, without the locality.
+        self.0 = self.0.rotate_left(5) ^ FastBuild::default().hash_one(bytes);
     }
 
     #[inline]
     fn write_i64(&mut self, id: i64) {
         let id = id as u64;
         let block = FastBuild::default().hash_one(id >> 4);
-        self.0 = (block << 4) | (id & 15);
+        self.0 = self.0.rotate_left(5) ^ ((block << 4) | (id & 15));
     }
 }
 

@@ -145,18 +145,17 @@ const NO_SLOT: u32 = u32::MAX;
 impl StringSlots {
     /// Slots for the strings a tree of `chain` names: commands, functions.
     fn for_chain(chain: &Chain) -> Self {
-        let (mut first, mut last, mut count) = (i64::MAX, i64::MIN, 0i64);
-        let comms = chain.traces.values().iter().map(|t| t.comm);
-        let functions = chain
-            .locations
-            .values()
-            .iter()
-            .flat_map(|l| l.lines.iter().map(|line| line.function));
-        for id in comms.chain(functions) {
-            (first, last, count) = (first.min(id), last.max(id), count + 1);
+        let (mut first, mut last, mut lines) = (i64::MAX, i64::MIN, 1i64);
+        for trace in chain.traces.values() {
+            (first, last) = (first.min(trace.comm), last.max(trace.comm));
         }
+        for line in chain.locations.values().iter().flat_map(|l| l.lines.iter()) {
+            let id = line.function;
+            (first, last, lines) = (first.min(id), last.max(id), lines + 1);
+        }
+        // Up to 16 MiB, and eight slots per line (commands are few).
         match last.checked_sub(first) {
-            Some(span) if span < 1 << 24 && span < count.saturating_mul(8) => StringSlots::Dense {
+            Some(span) if span < 1 << 22 && span < lines.saturating_mul(8) => StringSlots::Dense {
                 first,
                 index: vec![NO_SLOT; span as usize + 1],
             },

@@ -347,8 +347,10 @@ impl Store {
     }
 
     /// [`Store::flame_tree_with_window_set`]'s tree pruned to `min_share` of
-    /// its samples ([`FlameTree::pruned`]), built without reading the names
-    /// of the nodes left out: what the page draws first.
+    /// its samples ([`FlameTree::pruned`]): what the page draws first. Of
+    /// the function and command names it reads only those of the nodes that
+    /// stay (see `flame::pruned`), so a name missing from the dictionary is
+    /// reported only by a tree that shows it.
     pub fn pruned_flame_tree_with_window_set(
         &self,
         query: &Query,

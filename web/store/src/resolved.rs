@@ -11,7 +11,7 @@
 //! [`Chain`] resolves traces, their stacks, the locations of those and the
 //! mappings of those locations, one table after the other (each level's
 //! ids come from the level before). Strings are left to the caller, who
-//! may need only some of those [`Chain::string_ids`] lists.
+//! may need them all ([`Chain::string_ids`]) or only some.
 
 use std::sync::Arc;
 

@@ -177,8 +177,55 @@ fn a_missing_dictionary_entry_is_reported_as_corruption() {
         )
         .unwrap();
     }
-    let e = store.query(&Query::range(0, u64::MAX)).unwrap_err();
+    let all = Query::range(0, u64::MAX);
+    let errors = [
+        store.query(&all).unwrap_err(),
+        store.flame_tree_with_window_set(&all).unwrap_err(),
+        store
+            .pruned_flame_tree_with_window_set(&all, 0.01)
+            .unwrap_err(),
+    ];
+    for e in errors {
+        assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("dict_location entry"), "{e}");
+        assert!(e.to_string().contains("missing"), "{e}");
+    }
+}
+
+/// The first paint's pruned tree reads only the names it shows: a name
+/// gone missing from a frame it leaves out is reported by the whole tree,
+/// which the page asks for right after, not by the pruned one.
+#[test]
+fn a_missing_name_is_reported_by_the_tree_that_shows_it() {
+    let dir = TempDir::new("missing-name");
+    let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+    let profile = stacks(
+        "app",
+        &[(&["main", "wide"], 1000), (&["main", "narrow"], 1)],
+    );
+    store
+        .write_window(&window(0, labels(&[("host", "h")]), profile))
+        .unwrap();
+    {
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        let deleted = conn
+            .execute(
+                "DELETE FROM dict_string WHERE data = CAST('narrow' AS BLOB)",
+                [],
+            )
+            .unwrap();
+        assert_eq!(deleted, 1);
+    }
+    let all = Query::range(0, u64::MAX);
+    let (pruned, _) = store.pruned_flame_tree_with_window_set(&all, 0.01).unwrap();
+    let names: Vec<&str> = pruned.names.iter().map(|n| &**n).collect();
+    assert_eq!(names, ["all", "app", "main", "wide", "[smaller frames]"]);
+    let e = store.flame_tree_with_window_set(&all).unwrap_err();
     assert!(matches!(e, Error::Corrupt { .. }), "{e}");
-    assert!(e.to_string().contains("dict_location entry"), "{e}");
-    assert!(e.to_string().contains("missing"), "{e}");
+    assert!(e.to_string().contains("dict_string entry"), "{e}");
+    // Shown, it is reported by the pruned tree too.
+    let e = store
+        .pruned_flame_tree_with_window_set(&all, 0.0)
+        .unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
 }

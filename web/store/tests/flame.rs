@@ -91,38 +91,6 @@ fn tricky(seed: u64) -> Profile {
     b.build()
 }
 
-/// One sample per stack, each stack the `functions` named, root first.
-fn stacks(comm: &str, stacks: &[&[&str]]) -> Profile {
-    let mut b = ProfileBuilder::new(Meta::default());
-    for (i, functions) in stacks.iter().enumerate() {
-        let frames = functions
-            .iter()
-            .rev()
-            .map(|f| {
-                b.location(Location {
-                    address: 0,
-                    mapping: None,
-                    kind: FrameKind::User,
-                    lines: vec![Line {
-                        function: f.to_string(),
-                        file: None,
-                        line: None,
-                    }],
-                })
-            })
-            .collect();
-        b.sample(Sample {
-            pid: 1,
-            tid: None,
-            comm: comm.into(),
-            user: Stack::Frames(frames),
-            kernel: Stack::Absent,
-            count: 1 + i as u64,
-        });
-    }
-    b.build()
-}
-
 fn assert_same_tree(store: &Store, query: &Query) {
     let profile = store.query(query).unwrap();
     let expected = FlameTree::from_profile(&profile, query.from_unix_ns, query.until_unix_ns);
@@ -166,13 +134,13 @@ fn the_tree_from_the_dictionaries_is_the_tree_of_the_merged_profile() {
         .write_window(&window(
             8,
             labels(&[("comm", "filler")]),
-            stacks("filler", &[&filler]),
+            stacks("filler", &[(&filler, 1)]),
         ))
         .unwrap();
-    let late: [&[&str]; 3] = [
-        &["main", "late_a"],
-        &["main", "late_b"],
-        &["late_a", "main"],
+    let late: [(&[&str], u64); 3] = [
+        (&["main", "late_a"], 1),
+        (&["main", "late_b"], 2),
+        (&["late_a", "main"], 3),
     ];
     store
         .write_window(&window(

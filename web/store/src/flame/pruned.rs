@@ -6,9 +6,12 @@
 //! dictionary string by its id; any other name (the root's, an
 //! unsymbolized address's `module+0xoffset`) by its text, or by the id of
 //! the dictionary string with that text when there is one (found through
-//! the index on content hashes). The tree is built and pruned on the keys,
-//! and then only the strings of the nodes that stay are read: about a tenth
-//! of them for a big profile.
+//! the index on content hashes: one lookup per distinct such text, so a
+//! profile of many unsymbolized addresses pays for them). The tree is built
+//! and pruned on the keys, and then only the strings of the nodes that stay
+//! are read: about a tenth of them for a big profile. A string missing from
+//! the dictionary is therefore reported only when its node stays (the
+//! whole tree, which the page asks for next, reports it).
 //!
 //! The result is [`FlameTree::pruned`] of the whole tree, byte for byte,
 //! because two keys are equal exactly when their names are: the writer

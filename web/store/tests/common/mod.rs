@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use scorch_formats::{FrameKind, Line, Location, Mapping, Meta, Profile, Sample, Stack};
+use scorch_formats::{
+    FrameKind, Line, Location, Mapping, Meta, Profile, ProfileBuilder, Sample, Stack,
+};
 use scorch_store::Window;
 
 /// Ten seconds in nanoseconds.
@@ -216,4 +218,37 @@ pub fn merged<'a>(profiles: impl IntoIterator<Item = &'a Profile>) -> BTreeMap<S
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// A profile of one sample per stack: `(functions, count)`, functions
+/// named root first, user frames without a mapping, all of command `comm`.
+pub fn stacks(comm: &str, stacks: &[(&[&str], u64)]) -> Profile {
+    let mut b = ProfileBuilder::new(Meta::default());
+    for &(functions, count) in stacks {
+        let frames = functions
+            .iter()
+            .rev()
+            .map(|f| {
+                b.location(Location {
+                    address: 0,
+                    mapping: None,
+                    kind: FrameKind::User,
+                    lines: vec![Line {
+                        function: f.to_string(),
+                        file: None,
+                        line: None,
+                    }],
+                })
+            })
+            .collect();
+        b.sample(Sample {
+            pid: 1,
+            tid: None,
+            comm: comm.into(),
+            user: Stack::Frames(frames),
+            kernel: Stack::Absent,
+            count,
+        });
+    }
+    b.build()
 }
