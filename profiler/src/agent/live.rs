@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use scorch_bpf::{online_cpus, Event, Rate, Sampler, SamplerConfig, Target};
+use scorch_bpf::{Rate, Sampler, SamplerConfig, Target};
 use scorch_formats::{Measure, Meta, Profile};
 use scorch_symbolizer::Symbolizer;
 use scorch_web::LiveProfiler;
@@ -24,20 +24,12 @@ pub struct LiveSampler {
 impl LiveProfiler for LiveSampler {
     fn profile(&self, duration: Duration, pid: Option<u32>) -> Result<Profile, String> {
         let target = pid.map_or(Target::All, |p| Target::Pids(vec![p]));
+        let shared =
+            super::sampler_config(target.clone(), Rate::Frequency(HZ), self.stack_storage_size);
         let config = SamplerConfig {
-            target: target.clone(),
-            rate: Rate::Frequency(HZ),
-            event: Event::CpuClock,
-            cpus: online_cpus().map_err(|e| e.to_string())?,
-            user_stacks: true,
-            kernel_stacks: true,
-            include_idle: false,
             per_thread: true,
-            stack_storage_size: self.stack_storage_size,
-            max_keys: scorch_bpf::count_keys_for(self.stack_storage_size),
-            double_buffered: false,
             track_pids: true,
-            off_cpu: None,
+            ..shared.map_err(|e| e.to_string())?
         };
         let mut symbolizer = Symbolizer::one_shot();
         let start = SystemTime::now();

@@ -129,6 +129,31 @@ pub fn run(config: &AgentConfig) -> anyhow::Result<()> {
     result
 }
 
+/// What the agent's samplers share: `target` on every CPU at `rate`, user
+/// and kernel stacks, room for `stack_storage_size` distinct stacks; one
+/// buffer, no thread ids, no list of pids, on-CPU.
+fn sampler_config(
+    target: Target,
+    rate: Rate,
+    stack_storage_size: u32,
+) -> scorch_bpf::Result<SamplerConfig> {
+    Ok(SamplerConfig {
+        target,
+        rate,
+        event: Event::CpuClock,
+        cpus: online_cpus()?,
+        user_stacks: true,
+        kernel_stacks: true,
+        include_idle: false,
+        per_thread: false,
+        stack_storage_size,
+        max_keys: scorch_bpf::count_keys_for(stack_storage_size),
+        double_buffered: false,
+        track_pids: false,
+        off_cpu: None,
+    })
+}
+
 fn open_store(config: &AgentConfig) -> anyhow::Result<Arc<Store>> {
     let options = StoreOptions::new(config.retention, config.max_disk_bytes);
     let store = Store::open(&config.data_dir, options)
@@ -150,19 +175,13 @@ fn sample_forever(
     uploader: Option<&scorch_upload::Uploader>,
 ) -> anyhow::Result<()> {
     let sampler_config = SamplerConfig {
-        target: Target::All,
-        rate: Rate::Frequency(config.frequency_hz),
-        event: Event::CpuClock,
-        cpus: online_cpus()?,
-        user_stacks: true,
-        kernel_stacks: true,
-        include_idle: false,
-        per_thread: false,
-        stack_storage_size: config.stack_storage_size,
-        max_keys: scorch_bpf::count_keys_for(config.stack_storage_size),
         double_buffered: true,
         track_pids: true,
-        off_cpu: None,
+        ..sampler_config(
+            Target::All,
+            Rate::Frequency(config.frequency_hz),
+            config.stack_storage_size,
+        )?
     };
     let mut sampler = start_sampler(&sampler_config, config)?;
     // Off CPU, user stacks walk the CPU sampler's tables.

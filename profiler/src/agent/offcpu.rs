@@ -11,8 +11,7 @@
 
 use anyhow::{bail, Context};
 use scorch_bpf::{
-    online_cpus, Event, OffCpu, Rate, Sampler, SamplerConfig, Target, ThreadKind, UnwindTables,
-    UserUnwind,
+    OffCpu, Rate, Sampler, SamplerConfig, Target, ThreadKind, UnwindTables, UserUnwind,
 };
 use scorch_formats::{Measure, Meta, Profile};
 use scorch_symbolizer::Symbolizer;
@@ -75,19 +74,8 @@ impl OffCpuSampler {
         tables: Option<UnwindTables>,
     ) -> anyhow::Result<Self> {
         let config = SamplerConfig {
-            target: Target::All,
-            rate: Rate::Frequency(1),
-            event: Event::CpuClock,
-            cpus: online_cpus()?,
-            user_stacks: true,
-            kernel_stacks: true,
-            include_idle: false,
-            per_thread: false,
-            stack_storage_size,
-            max_keys: scorch_bpf::count_keys_for(stack_storage_size),
-            double_buffered: false,
-            track_pids: false,
             off_cpu: Some(args.settings()?),
+            ..super::sampler_config(Target::All, Rate::Frequency(1), stack_storage_size)?
         };
         let unwind = tables.map_or(UserUnwind::FramePointers, UserUnwind::SharedTables);
         let sampler =
