@@ -91,6 +91,47 @@ fn tricky(seed: u64) -> Profile {
     b.build()
 }
 
+/// A stripped program: `addresses` distinct unsymbolized addresses under
+/// `main`, one of them named as a function of `tricky` is.
+fn stripped(addresses: u64) -> Profile {
+    let mut b = ProfileBuilder::new(Meta::default());
+    let app = b.mapping(Mapping {
+        start: 0x1000,
+        limit: 0x100_0000,
+        offset: 0x200,
+        file: "/usr/bin/app".into(),
+        build_id: None,
+    });
+    let main = b.location(Location {
+        address: 0x10,
+        mapping: None,
+        kind: FrameKind::User,
+        lines: vec![Line {
+            function: "main".into(),
+            file: None,
+            line: None,
+        }],
+    });
+    // 0x1010 is `app+0x210`, the name of a function in `tricky`.
+    for i in 0..addresses {
+        let leaf = b.location(Location {
+            address: 0x1010 + i * 16,
+            mapping: Some(app),
+            kind: FrameKind::User,
+            lines: vec![],
+        });
+        b.sample(Sample {
+            pid: 7,
+            tid: None,
+            comm: "stripped".into(),
+            user: Stack::Frames(vec![leaf, main]),
+            kernel: Stack::Absent,
+            count: 1 + i % 50,
+        });
+    }
+    b.build()
+}
+
 fn assert_same_tree(store: &Store, query: &Query) {
     let profile = store.query(query).unwrap();
     let expected = FlameTree::from_profile(&profile, query.from_unix_ns, query.until_unix_ns);
@@ -150,6 +191,12 @@ fn the_tree_from_the_dictionaries_is_the_tree_of_the_merged_profile() {
         ))
         .unwrap();
     assert_same_tree(&store, &Query::range(T0 + 9 * TEN_S, T0 + 10 * TEN_S));
+    // More unsymbolized names than the pruned build looks up one by one.
+    store
+        .write_window(&window(10, labels(&[("comm", "stripped")]), stripped(5000)))
+        .unwrap();
+    assert_same_tree(&store, &Query::range(T0 + 10 * TEN_S, T0 + 11 * TEN_S));
+    assert_same_tree(&store, &Query::range(T0, T0 + 11 * TEN_S));
     // Nothing in the range: the empty tree, as from an empty profile.
     let empty = Query::range(T0 + 100 * TEN_S, T0 + 101 * TEN_S);
     let (tree, _) = store.flame_tree_with_window_set(&empty).unwrap();

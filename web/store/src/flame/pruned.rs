@@ -6,8 +6,8 @@
 //! dictionary string by its id; any other name (the root's, an
 //! unsymbolized address's `module+0xoffset`) by its text, or by the id of
 //! the dictionary string with that text when there is one (found through
-//! the index on content hashes: one lookup per distinct such text, so a
-//! profile of many unsymbolized addresses pays for them). The tree is built
+//! the index on content hashes: one lookup per distinct such text; past
+//! [`MAX_TEXTS`] of them the whole tree is built and pruned instead). The tree is built
 //! and pruned on the keys, and then only the strings of the nodes that stay
 //! are read: about a tenth of them for a big profile. A string missing from
 //! the dictionary is therefore reported only when its node stays (the
@@ -51,7 +51,11 @@ pub(crate) fn pruned_tree(
 ) -> Result<FlameTree, Error> {
     let chain = Chain::resolve(tx, cache, traces, Detail::Names)?;
     let paths = Paths::of(&chain, traces);
-    let keys = keys(tx, cache, &chain, &paths.pending)?;
+    let Some(keys) = keys(tx, cache, &chain, &paths.pending)? else {
+        // Too many names to look up one by one: the whole tree reads every
+        // string in one scan (its entries are cached by now).
+        return Ok(super::tree(tx, cache, traces, meta, range)?.pruned(min_share));
+    };
     let (index, firsts) = numbered(keys.iter());
     let whole = paths.into_nodes(&index);
     let kept = pruned_nodes(&whole, firsts.len(), min_share);
@@ -83,38 +87,57 @@ pub(crate) fn pruned_tree(
     })
 }
 
-/// Each pending name's key (see the module docs).
+/// Distinct names that are not dictionary strings, each looked up by its
+/// text, beyond which reading every string (as the whole tree does) costs
+/// less: a few milliseconds' worth of index lookups.
+const MAX_TEXTS: usize = 4096;
+
+/// Each pending name's key (see the module docs); `None` when more than
+/// [`MAX_TEXTS`] names would have to be looked up by text.
 fn keys(
     tx: &Transaction<'_>,
     cache: &mut DictCache,
     chain: &Chain,
     pending: &[Pending],
-) -> Result<Vec<Key>, Error> {
+) -> Result<Option<Vec<Key>>, Error> {
     // The files of the mappings of unsymbolized locations, which name them.
     let file_ids = chain.mappings.values().iter().map(|m| m.file);
     let files = dict::resolve_strings(tx, &mut cache.strings, file_ids)?;
     let file = |id: i64| -> &str { files.get(id).map_or(UNKNOWN, |s| s) };
-    // Each text looked up in the dictionary once.
-    let mut by_text: HashMap<Arc<str>, Key, FastBuild> = HashMap::default();
-    pending
+    let mut keys: Vec<Key> = pending
         .iter()
-        .map(|name| {
-            let text: Arc<str> = match name {
-                Pending::String(id) => return Ok(Key::String(*id)),
-                Pending::Literal(text) => Arc::from(*text),
-                Pending::Offset(at) => {
-                    Arc::from(offset_name(chain.locations.at(*at), &chain.mappings, file))
-                }
-            };
-            if let Some(key) = by_text.get(&text) {
-                return Ok(key.clone());
-            }
-            let key = match dict::find_string(tx, &text)? {
-                Some(id) => Key::String(id),
-                None => Key::Text(Arc::clone(&text)),
-            };
-            by_text.insert(text, key.clone());
-            Ok(key)
+        .map(|name| match name {
+            Pending::String(id) => Key::String(*id),
+            Pending::Literal(text) => Key::Text(Arc::from(*text)),
+            Pending::Offset(at) => Key::Text(Arc::from(offset_name(
+                chain.locations.at(*at),
+                &chain.mappings,
+                file,
+            ))),
         })
-        .collect()
+        .collect();
+    // Each distinct text looked up once: the dictionary string with that
+    // text, if there is one, stands for it.
+    let mut found: HashMap<Arc<str>, Option<i64>, FastBuild> = HashMap::default();
+    for key in &keys {
+        if let Key::Text(text) = key {
+            found.entry(Arc::clone(text)).or_insert(None);
+        }
+    }
+    if found.len() > MAX_TEXTS {
+        return Ok(None);
+    }
+    for (text, id) in found.iter_mut() {
+        *id = dict::find_string(tx, text)?;
+    }
+    for key in &mut keys {
+        let id = match key {
+            Key::Text(text) => found.get(text).copied().flatten(),
+            Key::String(_) => None,
+        };
+        if let Some(id) = id {
+            *key = Key::String(id);
+        }
+    }
+    Ok(Some(keys))
 }
