@@ -187,13 +187,19 @@ fn sampling(pid: u32) -> bool {
     })
 }
 
+/// `qsort_spin_nofp` copied under `name`, so that its stacks stand apart
+/// when every process on the host is sampled.
+fn qsort_spin_named(name: &str) -> std::path::PathBuf {
+    let exe = qsort_spin_nofp().with_file_name(name);
+    std::fs::copy(qsort_spin_nofp(), &exe).expect("copy of qsort_spin_nofp");
+    exe
+}
+
 #[test]
 fn dwarf_loads_the_tables_of_a_process_started_during_a_host_profile() {
     require_root();
     let _cpu = cpu_lock();
-    // A copy under a name of its own: every process on the host is sampled.
-    let late = qsort_spin_nofp().with_file_name("qsort_spin_late");
-    std::fs::copy(qsort_spin_nofp(), &late).expect("copy of qsort_spin_nofp");
+    let late = qsort_spin_named("qsort_spin_late");
     let mut profiler = Command::new(common::scorch())
         .args([
             "profile", "-F", "199", "-U", "-q", "-f", "--unwind", "dwarf", "6",
@@ -224,9 +230,7 @@ fn dwarf_loads_the_tables_of_a_process_started_during_a_host_profile() {
 fn a_whole_host_profile_unwinds_with_tables_by_default() {
     require_root();
     let _cpu = cpu_lock();
-    // A copy under a name of its own: every process on the host is sampled.
-    let exe = qsort_spin_nofp().with_file_name("qsort_spin_host");
-    std::fs::copy(qsort_spin_nofp(), &exe).expect("copy of qsort_spin_nofp");
+    let exe = qsort_spin_named("qsort_spin_host");
     let workload = Workload::start(&exe, &[]);
     let out = run(&["profile", "-F", "199", "-U", "-f", "2"]);
     drop(workload);

@@ -259,7 +259,6 @@ pub fn assert_one_warning_about_missing_tables(stderr: &str) {
     );
 }
 
-/// Samples whose stack satisfies `pred`.
 /// Asserts that `comm`'s folded stacks among `stacks` are at least 100
 /// samples, three quarters of them through libc's qsort down to `_start`:
 /// a process whose tables load when it is first sampled, its samples of
@@ -279,6 +278,7 @@ pub fn assert_qsort_mostly_complete(stacks: &[(String, u64)], comm: &str, contex
     );
 }
 
+/// Samples whose stack satisfies `pred`.
 pub fn count(stacks: &[(String, u64)], pred: impl Fn(&str) -> bool) -> u64 {
     stacks.iter().filter(|(s, _)| pred(s)).map(|(_, c)| c).sum()
 }
